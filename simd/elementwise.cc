@@ -1,0 +1,139 @@
+// thaw/simd/elementwise.cc — dispatch and threading for simd/elementwise.h.
+//
+// This file is compiled once per Highway target (foreach_target re-includes
+// it); everything outside HWY_NAMESPACE and HWY_ONCE must stay declarations.
+#include "simd/elementwise.h"
+
+#include <cstddef>
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "simd/elementwise.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep (must precede highway.h)
+#include "hwy/highway.h"
+#include "simd/elementwise-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace thaw {
+namespace HWY_NAMESPACE {
+
+// One exported entry point per operation over one chunk. `static`: these
+// names live in thaw::N_<TARGET>, which core/ code may share.
+static void AddImpl(const float* a, const float* b, float* out, size_t n) {
+  AddChunk(a, b, out, n);
+}
+static void SubImpl(const float* a, const float* b, float* out, size_t n) {
+  SubChunk(a, b, out, n);
+}
+static void MulImpl(const float* a, const float* b, float* out, size_t n) {
+  MulChunk(a, b, out, n);
+}
+static void AddScalarImpl(const float* x, float c, float* out, size_t n) {
+  AddScalarChunk(x, c, out, n);
+}
+static void ScaleImpl(const float* x, float alpha, float* out, size_t n) {
+  ScaleChunk(x, alpha, out, n);
+}
+static void AxpyImpl(float alpha, const float* x, float* y, size_t n) {
+  AxpyChunk(alpha, x, y, n);
+}
+static void MulAccImpl(const float* a, const float* b, float* out, size_t n) {
+  MulAccChunk(a, b, out, n);
+}
+static void ReluForwardImpl(const float* x, float* y, size_t n) {
+  ReluForwardChunk(x, y, n);
+}
+static void ReluBackwardImpl(const float* x, const float* dy, float* dx,
+                             size_t n) {
+  ReluBackwardChunk(x, dy, dx, n);
+}
+
+// NOLINTNEXTLINE(google-readability-namespace-comments)
+}  // namespace HWY_NAMESPACE
+}  // namespace thaw
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include "simd/parallel_chunks.h"
+
+namespace thaw {
+
+HWY_EXPORT(AddImpl);
+HWY_EXPORT(SubImpl);
+HWY_EXPORT(MulImpl);
+HWY_EXPORT(AddScalarImpl);
+HWY_EXPORT(ScaleImpl);
+HWY_EXPORT(AxpyImpl);
+HWY_EXPORT(MulAccImpl);
+HWY_EXPORT(ReluForwardImpl);
+HWY_EXPORT(ReluBackwardImpl);
+
+namespace simd {
+
+// Each wrapper cuts [0, n) into kElementwiseChunk pieces (one piece, on the
+// caller, when n is small) and dispatches once per piece: ~4 ns against ~2 us
+// of work per 16K-float chunk.
+
+void Add(const float* a, const float* b, float* out, size_t n,
+         ThreadPool& pool) {
+  internal::ForEachChunk(n, kElementwiseChunk, pool, [&](size_t i, size_t len) {
+    HWY_DYNAMIC_DISPATCH(AddImpl)(a + i, b + i, out + i, len);
+  });
+}
+
+void Sub(const float* a, const float* b, float* out, size_t n,
+         ThreadPool& pool) {
+  internal::ForEachChunk(n, kElementwiseChunk, pool, [&](size_t i, size_t len) {
+    HWY_DYNAMIC_DISPATCH(SubImpl)(a + i, b + i, out + i, len);
+  });
+}
+
+void Mul(const float* a, const float* b, float* out, size_t n,
+         ThreadPool& pool) {
+  internal::ForEachChunk(n, kElementwiseChunk, pool, [&](size_t i, size_t len) {
+    HWY_DYNAMIC_DISPATCH(MulImpl)(a + i, b + i, out + i, len);
+  });
+}
+
+void AddScalar(const float* x, float c, float* out, size_t n,
+               ThreadPool& pool) {
+  internal::ForEachChunk(n, kElementwiseChunk, pool, [&](size_t i, size_t len) {
+    HWY_DYNAMIC_DISPATCH(AddScalarImpl)(x + i, c, out + i, len);
+  });
+}
+
+void Scale(const float* x, float alpha, float* out, size_t n,
+           ThreadPool& pool) {
+  internal::ForEachChunk(n, kElementwiseChunk, pool, [&](size_t i, size_t len) {
+    HWY_DYNAMIC_DISPATCH(ScaleImpl)(x + i, alpha, out + i, len);
+  });
+}
+
+void Axpy(float alpha, const float* x, float* y, size_t n, ThreadPool& pool) {
+  internal::ForEachChunk(n, kElementwiseChunk, pool, [&](size_t i, size_t len) {
+    HWY_DYNAMIC_DISPATCH(AxpyImpl)(alpha, x + i, y + i, len);
+  });
+}
+
+void MulAcc(const float* a, const float* b, float* out, size_t n,
+            ThreadPool& pool) {
+  internal::ForEachChunk(n, kElementwiseChunk, pool, [&](size_t i, size_t len) {
+    HWY_DYNAMIC_DISPATCH(MulAccImpl)(a + i, b + i, out + i, len);
+  });
+}
+
+void ReluForward(const float* x, float* y, size_t n, ThreadPool& pool) {
+  internal::ForEachChunk(n, kElementwiseChunk, pool, [&](size_t i, size_t len) {
+    HWY_DYNAMIC_DISPATCH(ReluForwardImpl)(x + i, y + i, len);
+  });
+}
+
+void ReluBackward(const float* x, const float* dy, float* dx, size_t n,
+                  ThreadPool& pool) {
+  internal::ForEachChunk(n, kElementwiseChunk, pool, [&](size_t i, size_t len) {
+    HWY_DYNAMIC_DISPATCH(ReluBackwardImpl)(x + i, dy + i, dx + i, len);
+  });
+}
+
+}  // namespace simd
+}  // namespace thaw
+#endif  // HWY_ONCE

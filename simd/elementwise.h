@@ -1,0 +1,48 @@
+// thaw/simd/elementwise.h — elementwise kernels on raw float arrays.
+//
+//   thaw::simd::Axpy(-0.1f, grad, weight, n, pool);   // weight -= 0.1 * grad
+//
+// Contract for every kernel here: arrays hold n floats, need no alignment, and
+// an output may be the very same array as an input (in place) but must not
+// partially overlap one. Work is split into fixed chunks of kElementwiseChunk
+// floats, so results are the same bits for any thread count. Each kernel has a
+// plain reference Scalar<Op> in simd/scalar.h.
+#ifndef THAW_SIMD_ELEMENTWISE_H_
+#define THAW_SIMD_ELEMENTWISE_H_
+
+#include <cstddef>
+
+#include "platform/threads.h"
+
+namespace thaw {
+namespace simd {
+
+// Below this many floats a kernel runs on the calling thread: 16K floats is
+// 64 KB, about 2 us of work, where a task hand-off costs ~1 us.
+inline constexpr size_t kElementwiseChunk = 16384;
+
+// out = a + b
+void Add(const float* a, const float* b, float* out, size_t n, ThreadPool& pool);
+// out = a - b
+void Sub(const float* a, const float* b, float* out, size_t n, ThreadPool& pool);
+// out = a * b
+void Mul(const float* a, const float* b, float* out, size_t n, ThreadPool& pool);
+// out = x + c
+void AddScalar(const float* x, float c, float* out, size_t n, ThreadPool& pool);
+// out = alpha * x
+void Scale(const float* x, float alpha, float* out, size_t n, ThreadPool& pool);
+// y += alpha * x
+void Axpy(float alpha, const float* x, float* y, size_t n, ThreadPool& pool);
+// out += a * b
+void MulAcc(const float* a, const float* b, float* out, size_t n,
+            ThreadPool& pool);
+// y = x > 0 ? x : 0. NaN maps to 0.
+void ReluForward(const float* x, float* y, size_t n, ThreadPool& pool);
+// dx = x > 0 ? dy : 0, where x is the forward input (or output: same sign test).
+void ReluBackward(const float* x, const float* dy, float* dx, size_t n,
+                  ThreadPool& pool);
+
+}  // namespace simd
+}  // namespace thaw
+
+#endif  // THAW_SIMD_ELEMENTWISE_H_

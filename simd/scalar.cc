@@ -1,0 +1,125 @@
+// thaw/simd/scalar.cc — the plain references of simd/scalar.h.
+//
+// Deliberately simple loops. Floating-point expressions are written in the
+// order the kernels document (the build uses -ffp-contract=off, so a * b + c
+// is a multiply then an add here); sums, dots and GEMM accumulate in double.
+#include "simd/scalar.h"
+
+#include <cmath>
+#include <cstddef>
+
+namespace thaw {
+namespace simd {
+
+void ScalarAdd(const float* a, const float* b, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+}
+
+void ScalarSub(const float* a, const float* b, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = a[i] - b[i];
+}
+
+void ScalarMul(const float* a, const float* b, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = a[i] * b[i];
+}
+
+void ScalarAddScalar(const float* x, float c, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = x[i] + c;
+}
+
+void ScalarScale(const float* x, float alpha, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = alpha * x[i];
+}
+
+void ScalarAxpy(float alpha, const float* x, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] = alpha * x[i] + y[i];
+}
+
+void ScalarMulAcc(const float* a, const float* b, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = a[i] * b[i] + out[i];
+}
+
+void ScalarReluForward(const float* x, float* y, size_t n) {
+  // `x > 0` is false for NaN, so NaN maps to 0.
+  for (size_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void ScalarReluBackward(const float* x, const float* dy, float* dx, size_t n) {
+  for (size_t i = 0; i < n; ++i) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+double ScalarSum(const float* x, size_t n) {
+  double sum = 0.0;
+  for (size_t i = 0; i < n; ++i) sum += x[i];
+  return sum;
+}
+
+double ScalarDot(const float* a, const float* b, size_t n) {
+  double sum = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    sum += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+  }
+  return sum;
+}
+
+void ScalarSgdStep(const float* grad, float* weight, float* velocity, size_t n,
+                   const SgdParams& params) {
+  for (size_t i = 0; i < n; ++i) {
+    float d = grad[i];
+    if (params.weight_decay != 0.0f) d = d + params.weight_decay * weight[i];
+    if (params.momentum != 0.0f) {
+      velocity[i] = params.momentum * velocity[i] + d;
+      d = params.nesterov ? d + params.momentum * velocity[i] : velocity[i];
+    }
+    weight[i] = weight[i] - params.learning_rate * d;
+  }
+}
+
+void ScalarAdamStep(const float* grad, float* weight, float* m, float* v,
+                    size_t n, const AdamParams& params) {
+  // Formed in double and rounded once, like PyTorch's Python-float factors.
+  const float decay =
+      static_cast<float>(1.0 - static_cast<double>(params.learning_rate) *
+                                   static_cast<double>(params.weight_decay));
+  const float one_minus_beta1 =
+      static_cast<float>(1.0 - static_cast<double>(params.beta1));
+  const float one_minus_beta2 =
+      static_cast<float>(1.0 - static_cast<double>(params.beta2));
+  for (size_t i = 0; i < n; ++i) {
+    float g = grad[i];
+    float w = weight[i];
+    if (params.weight_decay != 0.0f) {
+      if (params.decoupled_weight_decay) {
+        w = w * decay;
+      } else {
+        g = g + params.weight_decay * w;
+      }
+    }
+    m[i] = m[i] + one_minus_beta1 * (g - m[i]);
+    v[i] = params.beta2 * v[i] + one_minus_beta2 * g * g;
+    const float denom =
+        std::sqrt(v[i]) / params.bias_correction2_sqrt + params.epsilon;
+    weight[i] = w - params.step_size * m[i] / denom;
+  }
+}
+
+void ScalarGemm(const float* a, size_t lda, bool trans_a, const float* b,
+                size_t ldb, bool trans_b, float* c, size_t ldc, size_t m,
+                size_t n, size_t k, bool accumulate) {
+  for (size_t i = 0; i < m; ++i) {
+    for (size_t j = 0; j < n; ++j) {
+      double sum = 0.0;
+      for (size_t p = 0; p < k; ++p) {
+        const float a_ip = trans_a ? a[p * lda + i] : a[i * lda + p];
+        const float b_pj = trans_b ? b[j * ldb + p] : b[p * ldb + j];
+        sum += static_cast<double>(a_ip) * static_cast<double>(b_pj);
+      }
+      float& out = c[i * ldc + j];
+      out = accumulate ? static_cast<float>(static_cast<double>(out) + sum)
+                       : static_cast<float>(sum);
+    }
+  }
+}
+
+}  // namespace simd
+}  // namespace thaw

@@ -1,0 +1,39 @@
+// thaw/simd/scalar.h — plain scalar references for every SIMD kernel.
+//
+// Readable loops with the same contract as the kernels they mirror; the tests
+// compare each kernel with its reference on every compiled SIMD target. Sums
+// and dots accumulate in double, so they are the "true" value a kernel's float
+// result is measured against.
+#ifndef THAW_SIMD_SCALAR_H_
+#define THAW_SIMD_SCALAR_H_
+
+#include <cstddef>
+
+#include "simd/optimizer.h"
+
+namespace thaw {
+namespace simd {
+
+void ScalarAdd(const float* a, const float* b, float* out, size_t n);
+void ScalarSub(const float* a, const float* b, float* out, size_t n);
+void ScalarMul(const float* a, const float* b, float* out, size_t n);
+void ScalarAddScalar(const float* x, float c, float* out, size_t n);
+void ScalarScale(const float* x, float alpha, float* out, size_t n);
+void ScalarAxpy(float alpha, const float* x, float* y, size_t n);
+void ScalarMulAcc(const float* a, const float* b, float* out, size_t n);
+void ScalarReluForward(const float* x, float* y, size_t n);
+void ScalarReluBackward(const float* x, const float* dy, float* dx, size_t n);
+double ScalarSum(const float* x, size_t n);
+double ScalarDot(const float* a, const float* b, size_t n);
+void ScalarSgdStep(const float* grad, float* weight, float* velocity, size_t n,
+                   const SgdParams& params);
+void ScalarAdamStep(const float* grad, float* weight, float* m, float* v,
+                    size_t n, const AdamParams& params);
+void ScalarGemm(const float* a, size_t lda, bool trans_a, const float* b,
+                size_t ldb, bool trans_b, float* c, size_t ldc, size_t m,
+                size_t n, size_t k, bool accumulate);
+
+}  // namespace simd
+}  // namespace thaw
+
+#endif  // THAW_SIMD_SCALAR_H_

@@ -1,0 +1,353 @@
+// Elementwise kernels against their scalar references, on every compiled and
+// supported Highway target (test names end in the target, e.g. /AVX2).
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "hwy/aligned_allocator.h"
+#include "hwy/targets.h"
+#include "hwy/tests/hwy_gtest.h"
+#include "platform/threads.h"
+#include "simd/elementwise.h"
+#include "simd/scalar.h"
+#include "simd/targets.h"
+
+namespace thaw {
+namespace simd {
+namespace {
+
+// Written around every output; a kernel that writes past n changes it.
+constexpr float kGuard = -1234.5f;
+constexpr size_t kGuardFloats = 16;
+
+// Every n up to 70 covers 1, N-1, N, N+1, 3N and 8N+2 for N = 1, 4 and 8
+// lanes (SCALAR, SSE4, AVX2); 130 = 8*16+2 and the 16k±1 sizes cover AVX3.
+// The largest sizes split into several kElementwiseChunk chunks.
+std::vector<size_t> TestSizes() {
+  std::vector<size_t> sizes;
+  for (size_t n = 0; n <= 70; ++n) sizes.push_back(n);
+  for (size_t n : {127, 128, 129, 130, 255, 256, 257, 1000}) sizes.push_back(n);
+  sizes.push_back(kElementwiseChunk - 1);
+  sizes.push_back(kElementwiseChunk);
+  sizes.push_back(kElementwiseChunk + 1);
+  sizes.push_back(3 * kElementwiseChunk + 5);
+  return sizes;
+}
+
+ThreadPool& Pool() {
+  static ThreadPool* pool = new ThreadPool(2);
+  return *pool;
+}
+
+// n floats starting `offset` floats past a 64-byte boundary (offset 1 makes
+// them misaligned for every vector width), framed by guard floats.
+class Array {
+ public:
+  Array(size_t n, size_t offset)
+      : n_(n),
+        offset_(offset),
+        mem_(hwy::AllocateAligned<float>(2 * kGuardFloats + offset + n)) {
+    for (size_t i = 0; i < 2 * kGuardFloats + offset + n; ++i) {
+      mem_[i] = kGuard;
+    }
+  }
+  float* data() { return mem_.get() + kGuardFloats + offset_; }
+  const float* data() const { return mem_.get() + kGuardFloats + offset_; }
+  size_t size() const { return n_; }
+
+  void FillRandom(std::mt19937& rng, float lo, float hi) {
+    std::uniform_real_distribution<float> dist(lo, hi);
+    for (size_t i = 0; i < n_; ++i) data()[i] = dist(rng);
+  }
+  std::vector<float> Copy() const {
+    return std::vector<float>(data(), data() + n_);
+  }
+  bool GuardsIntact() const {
+    const float* mem = mem_.get();
+    const size_t end = kGuardFloats + offset_ + n_;
+    for (size_t i = 0; i < kGuardFloats + offset_; ++i) {
+      if (!SameBits(mem[i], kGuard)) return false;
+    }
+    for (size_t i = end; i < end + kGuardFloats; ++i) {
+      if (!SameBits(mem[i], kGuard)) return false;
+    }
+    return true;
+  }
+
+  static bool SameBits(float a, float b) {
+    uint32_t ua, ub;
+    std::memcpy(&ua, &a, 4);
+    std::memcpy(&ub, &b, 4);
+    return ua == ub;
+  }
+
+ private:
+  size_t n_;
+  size_t offset_;
+  hwy::AlignedFreeUniquePtr<float[]> mem_;
+};
+
+std::string Where(const char* what, size_t n, size_t offset) {
+  std::ostringstream os;
+  os << what << " n=" << n << " offset=" << offset;
+  return os.str();
+}
+
+// Bit-exact equality (also distinguishes -0 from +0, and requires NaN where
+// the reference has NaN).
+::testing::AssertionResult SameBits(const std::vector<float>& expected,
+                                    const float* actual) {
+  for (size_t i = 0; i < expected.size(); ++i) {
+    if (!Array::SameBits(expected[i], actual[i])) {
+      return ::testing::AssertionFailure()
+             << "at " << i << ": expected " << expected[i] << ", got "
+             << actual[i];
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// |actual - expected| <= tolerance[i] element by element.
+::testing::AssertionResult Close(const std::vector<float>& expected,
+                                 const float* actual,
+                                 const std::vector<float>& tolerance) {
+  for (size_t i = 0; i < expected.size(); ++i) {
+    if (!(std::fabs(actual[i] - expected[i]) <= tolerance[i])) {
+      return ::testing::AssertionFailure()
+             << "at " << i << ": expected " << expected[i] << ", got "
+             << actual[i] << " (tolerance " << tolerance[i] << ")";
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+using BinaryKernel = void (*)(const float*, const float*, float*, size_t,
+                              ThreadPool&);
+using BinaryReference = void (*)(const float*, const float*, float*, size_t);
+
+// Out of place, and in place on each input; aligned and misaligned.
+void CheckBinaryExact(BinaryKernel kernel, BinaryReference reference) {
+  std::mt19937 rng(12345);
+  for (size_t n : TestSizes()) {
+    for (size_t offset : {0, 1}) {
+      for (int in_place = 0; in_place < 3; ++in_place) {
+        SCOPED_TRACE(Where("binary", n, offset) +
+                     " in_place=" + std::to_string(in_place));
+        Array a(n, offset), b(n, offset), out(n, offset);
+        a.FillRandom(rng, -2.0f, 2.0f);
+        b.FillRandom(rng, -2.0f, 2.0f);
+        std::vector<float> expected(n);
+        reference(a.data(), b.data(), expected.data(), n);
+        Array& dest = in_place == 0 ? out : (in_place == 1 ? a : b);
+        kernel(a.data(), b.data(), dest.data(), n, Pool());
+        EXPECT_TRUE(SameBits(expected, dest.data()));
+        EXPECT_TRUE(dest.GuardsIntact());
+      }
+    }
+  }
+}
+
+using ScalarArgKernel = void (*)(const float*, float, float*, size_t,
+                                 ThreadPool&);
+using ScalarArgReference = void (*)(const float*, float, float*, size_t);
+
+void CheckScalarArgExact(ScalarArgKernel kernel, ScalarArgReference reference) {
+  std::mt19937 rng(777);
+  for (size_t n : TestSizes()) {
+    for (size_t offset : {0, 1}) {
+      for (bool in_place : {false, true}) {
+        SCOPED_TRACE(Where("scalar-arg", n, offset) +
+                     (in_place ? " in place" : ""));
+        Array x(n, offset), out(n, offset);
+        x.FillRandom(rng, -3.0f, 3.0f);
+        const float c = -0.3f + 0.01f * static_cast<float>(n % 17);
+        std::vector<float> expected(n);
+        reference(x.data(), c, expected.data(), n);
+        Array& dest = in_place ? x : out;
+        kernel(x.data(), c, dest.data(), n, Pool());
+        EXPECT_TRUE(SameBits(expected, dest.data()));
+        EXPECT_TRUE(dest.GuardsIntact());
+      }
+    }
+  }
+}
+
+HWY_BEFORE_TEST(ElementwiseTest);
+
+// Guard: the mocked target is the one the kernels really dispatch to. If the
+// library lacked a target, dispatch would silently fall back to SCALAR and
+// every other test here would pass for the wrong reason.
+TEST_P(ElementwiseTest, DispatchesToParamTarget) {
+  EXPECT_EQ(GetParam(), DispatchedTarget());
+  EXPECT_STREQ(hwy::TargetName(GetParam()), DispatchedTargetName());
+  std::istringstream names(CompiledTargetNames());
+  std::vector<std::string> compiled;
+  for (std::string name; names >> name;) compiled.push_back(name);
+  EXPECT_NE(
+      std::find(compiled.begin(), compiled.end(), hwy::TargetName(GetParam())),
+      compiled.end())
+      << CompiledTargetNames();
+}
+
+TEST_P(ElementwiseTest, Add) { CheckBinaryExact(Add, ScalarAdd); }
+TEST_P(ElementwiseTest, Sub) { CheckBinaryExact(Sub, ScalarSub); }
+TEST_P(ElementwiseTest, Mul) { CheckBinaryExact(Mul, ScalarMul); }
+TEST_P(ElementwiseTest, AddScalar) {
+  CheckScalarArgExact(AddScalar, ScalarAddScalar);
+}
+TEST_P(ElementwiseTest, Scale) { CheckScalarArgExact(Scale, ScalarScale); }
+
+// Axpy may be fused on FMA targets (one rounding instead of two), so it
+// differs from the unfused reference by at most about one rounding of each
+// term: 2 * FLT_EPSILON * (|alpha * x| + |y|) is tight but safe.
+TEST_P(ElementwiseTest, Axpy) {
+  std::mt19937 rng(4242);
+  for (size_t n : TestSizes()) {
+    for (size_t offset : {0, 1}) {
+      SCOPED_TRACE(Where("Axpy", n, offset));
+      Array x(n, offset), y(n, offset);
+      x.FillRandom(rng, -2.0f, 2.0f);
+      y.FillRandom(rng, -2.0f, 2.0f);
+      const float alpha = -0.37f;
+      std::vector<float> expected = y.Copy();
+      ScalarAxpy(alpha, x.data(), expected.data(), n);
+      std::vector<float> tolerance(n);
+      for (size_t i = 0; i < n; ++i) {
+        tolerance[i] =
+            2 * FLT_EPSILON *
+            (std::fabs(alpha * x.data()[i]) + std::fabs(y.data()[i]));
+      }
+      Axpy(alpha, x.data(), y.data(), n, Pool());
+      EXPECT_TRUE(Close(expected, y.data(), tolerance));
+      EXPECT_TRUE(y.GuardsIntact());
+    }
+  }
+}
+
+// out += a * b, out of place and with out == a (exact aliasing is allowed).
+TEST_P(ElementwiseTest, MulAcc) {
+  std::mt19937 rng(99);
+  for (size_t n : TestSizes()) {
+    for (size_t offset : {0, 1}) {
+      for (bool in_place : {false, true}) {
+        SCOPED_TRACE(Where("MulAcc", n, offset) + (in_place ? " out==a" : ""));
+        Array a(n, offset), b(n, offset), out(n, offset);
+        a.FillRandom(rng, -2.0f, 2.0f);
+        b.FillRandom(rng, -2.0f, 2.0f);
+        out.FillRandom(rng, -2.0f, 2.0f);
+        Array& dest = in_place ? a : out;
+        std::vector<float> expected = dest.Copy();
+        std::vector<float> a_copy = a.Copy();
+        ScalarMulAcc(a_copy.data(), b.data(), expected.data(), n);
+        std::vector<float> tolerance(n);
+        for (size_t i = 0; i < n; ++i) {
+          tolerance[i] = 2 * FLT_EPSILON *
+                         (std::fabs(a.data()[i] * b.data()[i]) +
+                          std::fabs(dest.data()[i]));
+        }
+        MulAcc(a.data(), b.data(), dest.data(), n, Pool());
+        EXPECT_TRUE(Close(expected, dest.data(), tolerance));
+        EXPECT_TRUE(dest.GuardsIntact());
+      }
+    }
+  }
+}
+
+TEST_P(ElementwiseTest, ReluForward) {
+  std::mt19937 rng(5);
+  for (size_t n : TestSizes()) {
+    for (size_t offset : {0, 1}) {
+      for (bool in_place : {false, true}) {
+        SCOPED_TRACE(Where("ReluForward", n, offset) +
+                     (in_place ? " in place" : ""));
+        Array x(n, offset), y(n, offset);
+        x.FillRandom(rng, -1.0f, 1.0f);
+        std::vector<float> expected(n);
+        ScalarReluForward(x.data(), expected.data(), n);
+        Array& dest = in_place ? x : y;
+        ReluForward(x.data(), dest.data(), n, Pool());
+        EXPECT_TRUE(SameBits(expected, dest.data()));
+        EXPECT_TRUE(dest.GuardsIntact());
+      }
+    }
+  }
+}
+
+// dx may be the same array as dy (in place) or as x.
+TEST_P(ElementwiseTest, ReluBackward) {
+  std::mt19937 rng(6);
+  for (size_t n : TestSizes()) {
+    for (size_t offset : {0, 1}) {
+      for (int in_place = 0; in_place < 3; ++in_place) {
+        SCOPED_TRACE(Where("ReluBackward", n, offset) +
+                     " in_place=" + std::to_string(in_place));
+        Array x(n, offset), dy(n, offset), dx(n, offset);
+        x.FillRandom(rng, -1.0f, 1.0f);
+        dy.FillRandom(rng, -5.0f, 5.0f);
+        std::vector<float> expected(n);
+        ScalarReluBackward(x.data(), dy.data(), expected.data(), n);
+        Array& dest = in_place == 0 ? dx : (in_place == 1 ? dy : x);
+        ReluBackward(x.data(), dy.data(), dest.data(), n, Pool());
+        EXPECT_TRUE(SameBits(expected, dest.data()));
+        EXPECT_TRUE(dest.GuardsIntact());
+      }
+    }
+  }
+}
+
+// NaN (either sign), infinities, signed zeros and denormals, placed both in
+// the vector body and in the tail: ReLU maps NaN and -0 to +0 everywhere.
+TEST_P(ElementwiseTest, ReluSpecialValues) {
+  const float kNaN = std::numeric_limits<float>::quiet_NaN();
+  const float kInf = std::numeric_limits<float>::infinity();
+  const float kDenorm = std::numeric_limits<float>::denorm_min();
+  const float specials[] = {kNaN,  -kNaN,   kInf,     -kInf, 0.0f,
+                            -0.0f, kDenorm, -kDenorm, 1.0f,  -1.0f};
+  for (size_t n : {size_t{1}, size_t{7}, size_t{37}, size_t{100}}) {
+    Array x(n, 1), dy(n, 1), y(n, 1), dx(n, 1);
+    for (size_t i = 0; i < n; ++i) {
+      x.data()[i] = specials[(i * 3 + n) % 10];
+      dy.data()[i] = 0.5f + static_cast<float>(i);
+    }
+    std::vector<float> expected_y(n), expected_dx(n);
+    ScalarReluForward(x.data(), expected_y.data(), n);
+    ScalarReluBackward(x.data(), dy.data(), expected_dx.data(), n);
+    ReluForward(x.data(), y.data(), n, Pool());
+    ReluBackward(x.data(), dy.data(), dx.data(), n, Pool());
+    EXPECT_TRUE(SameBits(expected_y, y.data())) << "n=" << n;
+    EXPECT_TRUE(SameBits(expected_dx, dx.data())) << "n=" << n;
+    for (size_t i = 0; i < n; ++i) {
+      EXPECT_FALSE(std::isnan(y.data()[i])) << "i=" << i;
+      EXPECT_FALSE(std::signbit(y.data()[i])) << "i=" << i;
+    }
+  }
+}
+
+// Chunks are fixed, so one thread and two threads give the same bits, and a
+// fused kernel (Axpy) is no exception.
+TEST_P(ElementwiseTest, SameBitsForAnyThreadCount) {
+  const size_t n = 3 * kElementwiseChunk + 5;
+  std::mt19937 rng(2024);
+  Array x(n, 1), y1(n, 1), y2(n, 1);
+  x.FillRandom(rng, -2.0f, 2.0f);
+  y1.FillRandom(rng, -2.0f, 2.0f);
+  std::memcpy(y2.data(), y1.data(), n * sizeof(float));
+  ThreadPool one(1), three(3);
+  Axpy(0.7f, x.data(), y1.data(), n, one);
+  Axpy(0.7f, x.data(), y2.data(), n, three);
+  EXPECT_TRUE(SameBits(y1.Copy(), y2.data()));
+  Axpy(0.7f, x.data(), y2.data(), n, Pool());
+  Axpy(0.7f, x.data(), y1.data(), n, one);
+  EXPECT_TRUE(SameBits(y1.Copy(), y2.data()));
+}
+
+}  // namespace
+}  // namespace simd
+}  // namespace thaw
