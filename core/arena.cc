@@ -1,0 +1,154 @@
+#include "core/arena.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <utility>
+
+#include "platform/memory.h"
+
+namespace thaw {
+
+const char* RegionName(Region region) {
+  switch (region) {
+    case Region::kWeights: return "weights";
+    case Region::kGradients: return "gradients";
+    case Region::kOptimizerState: return "optimizer state";
+    case Region::kActivations: return "activations";
+    case Region::kScratch: return "scratch";
+  }
+  return "?";
+}
+
+size_t MemoryReport::total() const {
+  size_t sum = 0;
+  for (size_t b : bytes) sum += b;
+  return sum;
+}
+
+std::string MemoryReport::ToString() const {
+  std::string out;
+  char line[96];
+  for (int r = 0; r < kNumRegions; ++r) {
+    std::snprintf(line, sizeof(line), "  %-16s %10zu bytes\n",
+                  RegionName(static_cast<Region>(r)), bytes[r]);
+    out += line;
+  }
+  std::snprintf(line, sizeof(line), "  %-16s %10zu bytes (high-water %zu of %zu)\n",
+                "total", total(), high_water, capacity);
+  return out + line;
+}
+
+Arena::~Arena() { Free(); }
+
+Arena::Arena(Arena&& other) noexcept { *this = std::move(other); }
+
+Arena& Arena::operator=(Arena&& other) noexcept {
+  if (this == &other) return *this;
+  Free();
+  data_ = std::exchange(other.data_, nullptr);
+  capacity_ = std::exchange(other.capacity_, 0);
+  owned_ = std::exchange(other.owned_, false);
+  persistent_end_ = std::exchange(other.persistent_end_, 0);
+  transient_top_ = std::exchange(other.transient_top_, 0);
+  high_water_ = std::exchange(other.high_water_, 0);
+  transient_owner_ = std::exchange(other.transient_owner_, 0);
+  std::copy(other.bytes_, other.bytes_ + kNumRegions, bytes_);
+  std::fill(other.bytes_, other.bytes_ + kNumRegions, 0);
+  return *this;
+}
+
+void Arena::Free() {
+  if (owned_) AlignedFree(data_);
+  data_ = nullptr;
+  capacity_ = 0;
+  owned_ = false;
+}
+
+Status Arena::Create(size_t capacity, Arena* out) {
+  if (capacity == 0) {
+    return InvalidArgument("Arena::Create: capacity is 0 bytes; an arena needs at least one byte");
+  }
+  void* block = AlignedAlloc(capacity);
+  if (block == nullptr) {
+    return ResourceExhausted("Arena::Create: the system could not provide %zu bytes", capacity);
+  }
+  Arena arena;
+  arena.data_ = static_cast<unsigned char*>(block);
+  arena.capacity_ = capacity;
+  arena.owned_ = true;
+  *out = std::move(arena);
+  return Status::Ok();
+}
+
+Status Arena::Wrap(void* block, size_t capacity, Arena* out) {
+  if (block == nullptr || capacity == 0) {
+    return InvalidArgument("Arena::Wrap: the block is empty (%p, %zu bytes)", block, capacity);
+  }
+  if (!IsAligned(block)) {
+    return InvalidArgument(
+        "Arena::Wrap: the block at %p is not %zu-byte aligned; declare it alignas(%zu)",
+        block, kAlignment, kAlignment);
+  }
+  Arena arena;
+  arena.data_ = static_cast<unsigned char*>(block);
+  arena.capacity_ = capacity;
+  *out = std::move(arena);
+  return Status::Ok();
+}
+
+MemoryReport Arena::Report() const {
+  MemoryReport report;
+  std::copy(bytes_, bytes_ + kNumRegions, report.bytes);
+  report.capacity = capacity_;
+  report.high_water = high_water_;
+  return report;
+}
+
+void Arena::SetPersistent(size_t end, const size_t (&bytes)[kNumPersistentRegions]) {
+  THAW_CHECK(end <= capacity_ && end % kAlignment == 0);
+  persistent_end_ = end;
+  std::copy(bytes, bytes + kNumPersistentRegions, bytes_);
+  ResetTransient();
+  high_water_ = std::max(high_water_, end);
+}
+
+Arena::Mark Arena::mark() const {
+  return Mark{transient_top_, bytes(Region::kActivations), bytes(Region::kScratch)};
+}
+
+void Arena::Release(const Mark& mark) {
+  THAW_CHECK(mark.top >= persistent_end_ && mark.top <= transient_top_);
+  transient_top_ = mark.top;
+  bytes_[static_cast<int>(Region::kActivations)] = mark.activations;
+  bytes_[static_cast<int>(Region::kScratch)] = mark.scratch;
+}
+
+void Arena::ResetTransient() { ClaimTransient(0); }
+
+void Arena::ClaimTransient(uint64_t owner) {
+  transient_top_ = persistent_end_;
+  bytes_[static_cast<int>(Region::kActivations)] = 0;
+  bytes_[static_cast<int>(Region::kScratch)] = 0;
+  transient_owner_ = owner;
+}
+
+uint64_t Arena::NewOwnerToken() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+void* Arena::AllocateTransient(size_t bytes, Region region, size_t alignment) {
+  THAW_CHECK(region == Region::kActivations || region == Region::kScratch);
+  THAW_CHECK(alignment > 0 && (alignment & (alignment - 1)) == 0 && alignment <= kAlignment);
+  const size_t start = AlignUp(transient_top_, alignment);
+  const size_t size = AlignUp(bytes, alignment);
+  if (start > capacity_ || size > capacity_ - start) return nullptr;
+  void* p = data_ + start;
+  bytes_[static_cast<int>(region)] += start + size - transient_top_;
+  transient_top_ = start + size;
+  high_water_ = std::max(high_water_, transient_top_);
+  return p;
+}
+
+}  // namespace thaw

@@ -1,0 +1,120 @@
+// thaw/core/arena.h — the one fixed block of memory thaw runs in.
+//
+//   alignas(64) static unsigned char block[256 * 1024];   // firmware: a static array
+//   thaw::Arena arena;
+//   thaw::Status s = thaw::Arena::Wrap(block, sizeof(block), &arena);
+//   // ... or thaw::Arena::Create(256 * 1024, &arena) to let thaw own the block.
+//   std::printf("%s", arena.Report().ToString().c_str());
+//
+// Layout, bottom to top:
+//   [ persistent: weights | gradients + optimizer state ][ transient: activations, scratch -> ]
+// The persistent part is laid out by the variable planner (core/variables.h),
+// which knows the freeze set; the transient part is a bump region that a step
+// fills and the next step resets. Every buffer is 64-byte aligned. The arena
+// never touches the heap after Create, and never moves or frees what it holds
+// on its own: a request that does not fit returns nullptr (and the caller a
+// Status naming bytes needed and free), leaving everything in place.
+#ifndef THAW_CORE_ARENA_H_
+#define THAW_CORE_ARENA_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "platform/memory.h"
+#include "platform/status.h"
+
+namespace thaw {
+
+enum class Region : int {
+  kWeights = 0,     // every variable's value (persistent)
+  kGradients,       // one buffer per trainable variable (persistent)
+  kOptimizerState,  // momentum / Adam moments per trainable variable (persistent)
+  kActivations,     // forward values kept for the backward pass (transient)
+  kScratch,         // temporaries of the backward pass and kernels (transient)
+};
+inline constexpr int kNumRegions = 5;
+inline constexpr int kNumPersistentRegions = 3;
+const char* RegionName(Region region);
+
+// Bytes per region at one moment, plus the arena's size and high-water mark.
+struct MemoryReport {
+  size_t bytes[kNumRegions] = {};
+  size_t capacity = 0;
+  size_t high_water = 0;
+
+  size_t operator[](Region r) const { return bytes[static_cast<int>(r)]; }
+  size_t total() const;
+  // A small table, one line per region, for logs and examples.
+  std::string ToString() const;
+};
+
+class Arena {
+ public:
+  Arena() = default;  // no memory: capacity() == 0
+  ~Arena();
+  Arena(Arena&& other) noexcept;
+  Arena& operator=(Arena&& other) noexcept;
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+
+  // An arena that owns a new block of `capacity` bytes.
+  static Status Create(size_t capacity, Arena* out);
+  // An arena over the caller's block, which must be 64-byte aligned and outlive
+  // the arena. thaw never frees it.
+  static Status Wrap(void* block, size_t capacity, Arena* out);
+
+  unsigned char* data() const { return data_; }
+  size_t capacity() const { return capacity_; }
+  size_t used() const { return transient_top_; }
+  size_t free_bytes() const { return capacity_ - transient_top_; }
+  size_t high_water() const { return high_water_; }
+  size_t bytes(Region region) const { return bytes_[static_cast<int>(region)]; }
+  MemoryReport Report() const;
+
+  // ---- For thaw's planners; users do not need these. ----
+
+  // Declares [0, end) persistent, holding the given bytes of weights,
+  // gradients and optimizer state (for the report), and empties the transient
+  // part. The caller has checked that end <= capacity().
+  void SetPersistent(size_t end, const size_t (&bytes)[kNumPersistentRegions]);
+  size_t persistent_end() const { return persistent_end_; }
+
+  // A position in the transient part to return to.
+  struct Mark {
+    size_t top = 0;
+    size_t activations = 0;
+    size_t scratch = 0;
+  };
+  Mark mark() const;
+  void Release(const Mark& mark);  // frees everything allocated after `mark`
+  void ResetTransient();           // frees the whole transient part
+  // Frees the transient part and records who fills it now, so that a user of
+  // transient memory (a tape) can tell when someone else has taken it over.
+  void ClaimTransient(uint64_t owner);
+  uint64_t transient_owner() const { return transient_owner_; }
+  // A process-unique, non-zero owner token.
+  static uint64_t NewOwnerToken();
+
+  // `bytes` from the transient part, counted under `region` (kActivations or
+  // kScratch), aligned to `alignment` (a power of two; 64 for anything a
+  // kernel reads). nullptr when it does not fit.
+  void* AllocateTransient(size_t bytes, Region region,
+                          size_t alignment = kAlignment);
+
+ private:
+  void Free();
+
+  unsigned char* data_ = nullptr;
+  size_t capacity_ = 0;
+  bool owned_ = false;
+  size_t persistent_end_ = 0;
+  size_t transient_top_ = 0;
+  size_t high_water_ = 0;
+  uint64_t transient_owner_ = 0;
+  size_t bytes_[kNumRegions] = {};
+};
+
+}  // namespace thaw
+
+#endif  // THAW_CORE_ARENA_H_

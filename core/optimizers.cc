@@ -1,0 +1,113 @@
+#include "core/optimizers.h"
+
+#include <cmath>
+
+#include "simd/optimizer.h"
+
+namespace thaw {
+
+Optimizer::Optimizer(VariableSet* vars, int slots, ThreadPool& pool)
+    : vars_(vars), pool_(&pool), slots_(slots), id_(vars->AttachOptimizer(slots)) {}
+
+Status Optimizer::ApplyGradients(Span<const GradientAndVariable> pairs) {
+  if (vars_->attached_optimizer() != id_) {
+    return FailedPrecondition(
+        "ApplyGradients: another optimizer has been attached to this variable "
+        "set since this one; only the most recent one may step");
+  }
+  if (vars_->planned_slots() != slots_) {
+    return FailedPrecondition(
+        "ApplyGradients: the optimizer was attached after this step's tape "
+        "began; its state is laid out when the next tape begins");
+  }
+  // Check everything first, so that an error changes nothing.
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    const GradientAndVariable& p = pairs[i];
+    if (p.variable.set() != vars_) {
+      return InvalidArgument("ApplyGradients: pair %zu: the variable %s", i,
+                             p.variable.valid() ? "belongs to another VariableSet"
+                                                : "is invalid");
+    }
+    if (!p.gradient.present()) continue;
+    const char* name = p.variable.name().c_str();
+    const int index = p.variable.index();
+    if (!p.variable.trainable()) {
+      return FailedPrecondition(
+          "%s: a gradient was given for a frozen (trainable=false) variable; "
+          "frozen variables are never updated. Drop the pair, or set the "
+          "variable trainable and record a new tape",
+          name);
+    }
+    if (!vars_->planned_trainable(index)) {
+      return FailedPrecondition(
+          "%s was made trainable after this step's tape began; the change "
+          "takes effect at the next tape, which gives it optimizer state",
+          name);
+    }
+    if (p.gradient.shape() != p.variable.shape() || !p.gradient.is_contiguous()) {
+      return InvalidArgument(
+          "%s: gradient of shape %s%s does not match the variable's shape %s",
+          name, p.gradient.shape().ToString().c_str(),
+          p.gradient.is_contiguous() ? "" : " (strided)",
+          p.variable.shape().ToString().c_str());
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (pairs[j].gradient.present() && pairs[j].variable == p.variable) {
+        return InvalidArgument("%s: two gradients were given for this variable",
+                               name);
+      }
+    }
+  }
+  float* slots[2] = {nullptr, nullptr};
+  for (const GradientAndVariable& p : pairs) {
+    if (!p.gradient.present()) continue;
+    const int index = p.variable.index();
+    for (int s = 0; s < slots_; ++s) slots[s] = vars_->slot_data(index, s);
+    const uint64_t step = ++vars_->steps(index);
+    Update(p.gradient.data(), p.variable.value().data(), slots,
+           p.variable.shape().num_elements(), step);
+  }
+  return Status::Ok();
+}
+
+SGD::SGD(VariableSet* vars, const SgdOptions& options, ThreadPool& pool)
+    : Optimizer(vars, options.momentum != 0.0f ? 1 : 0, pool), options_(options) {}
+
+void SGD::Update(const float* grad, float* weight, float* const* slots,
+                 size_t n, uint64_t /*step*/) {
+  simd::SgdParams params;
+  params.learning_rate = options_.learning_rate;
+  params.momentum = options_.momentum;
+  params.weight_decay = options_.weight_decay;
+  params.nesterov = options_.nesterov;
+  simd::SgdStep(grad, weight, slots[0], n, params, pool());
+}
+
+Adam::Adam(VariableSet* vars, const AdamOptions& options, ThreadPool& pool)
+    : Optimizer(vars, 2, pool), options_(options) {}
+
+void Adam::Update(const float* grad, float* weight, float* const* slots,
+                  size_t n, uint64_t step) {
+  // Bias corrections in double, as PyTorch computes them in Python floats.
+  const double t = static_cast<double>(step);
+  const double correction1 = 1.0 - std::pow(static_cast<double>(options_.beta1), t);
+  const double correction2 = 1.0 - std::pow(static_cast<double>(options_.beta2), t);
+  simd::AdamParams params;
+  params.learning_rate = options_.learning_rate;
+  params.beta1 = options_.beta1;
+  params.beta2 = options_.beta2;
+  params.epsilon = options_.epsilon;
+  params.weight_decay = options_.weight_decay;
+  params.decoupled_weight_decay = options_.decoupled_weight_decay;
+  params.step_size = static_cast<float>(options_.learning_rate / correction1);
+  params.bias_correction2_sqrt = static_cast<float>(std::sqrt(correction2));
+  simd::AdamStep(grad, weight, slots[0], slots[1], n, params, pool());
+}
+
+AdamW::AdamW(VariableSet* vars, AdamOptions options, ThreadPool& pool)
+    : Adam(vars, [&] {
+        options.decoupled_weight_decay = true;
+        return options;
+      }(), pool) {}
+
+}  // namespace thaw

@@ -1,0 +1,120 @@
+// thaw/core/optimizers.h — SGD (momentum, Nesterov, weight decay), Adam, AdamW.
+//
+//   thaw::SgdOptions options;
+//   options.learning_rate = 0.1f;
+//   options.momentum = 0.9f;
+//   thaw::SGD sgd(&vars, options);
+//   THAW_RETURN_IF_ERROR(sgd.ApplyGradients({{grads[0], var1}, {grads[1], var2}}));
+//
+// Like optimizer.apply_gradients, made strict about freezing:
+//  - an absent gradient (a frozen or unreached variable) is skipped, as
+//    TensorFlow drops None gradients;
+//  - a gradient handed to a frozen variable is an error (FailedPrecondition),
+//    not a silent update; so is one for a variable thawed after this step's
+//    tape began (the thaw takes effect at the next tape);
+//  - the call checks every pair before it changes anything: on error no
+//    weight and no optimizer state has moved;
+//  - only trainable variables have state (velocity, Adam moments) and a step
+//    count; frozen ones get no update, no momentum and no weight decay.
+// State lives in the variable set's arena (optimizer state region). Update
+// rules and hyper-parameters match torch.optim.SGD / Adam / AdamW.
+// One optimizer is attached to a variable set at a time; attaching another
+// resets the state (and the first one then refuses to step).
+#ifndef THAW_CORE_OPTIMIZERS_H_
+#define THAW_CORE_OPTIMIZERS_H_
+
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "core/variables.h"
+#include "platform/span.h"
+#include "platform/status.h"
+#include "platform/threads.h"
+
+namespace thaw {
+
+struct GradientAndVariable {
+  TensorView gradient;  // may be absent (empty): the pair is skipped
+  Variable variable;
+};
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  // Applies one step to each variable of `pairs` whose gradient is present.
+  Status ApplyGradients(Span<const GradientAndVariable> pairs);
+
+  VariableSet& variables() { return *vars_; }
+
+ protected:
+  Optimizer(VariableSet* vars, int slots, ThreadPool& pool);
+  // One step for variable `index`, whose step count has just been increased
+  // to `step`; `slots` points at this optimizer's state buffers.
+  virtual void Update(const float* grad, float* weight, float* const* slots,
+                      size_t n, uint64_t step) = 0;
+
+  ThreadPool& pool() { return *pool_; }
+
+ private:
+  VariableSet* vars_;
+  ThreadPool* pool_;
+  int slots_;
+  uint64_t id_;
+};
+
+struct SgdOptions {
+  float learning_rate = 0.01f;
+  float momentum = 0.0f;  // 0: plain SGD, no state
+  float weight_decay = 0.0f;
+  bool nesterov = false;
+};
+
+class SGD : public Optimizer {
+ public:
+  SGD(VariableSet* vars, const SgdOptions& options,
+      ThreadPool& pool = ThreadPool::Serial());
+  const SgdOptions& options() const { return options_; }
+
+ private:
+  void Update(const float* grad, float* weight, float* const* slots, size_t n,
+              uint64_t step) override;
+  SgdOptions options_;
+};
+
+struct AdamOptions {
+  float learning_rate = 0.001f;
+  float beta1 = 0.9f;
+  float beta2 = 0.999f;
+  float epsilon = 1e-8f;
+  float weight_decay = 0.0f;
+  // false: Adam with L2 (grad += wd * w); true: AdamW (w *= 1 - lr * wd).
+  bool decoupled_weight_decay = false;
+};
+
+// Bias correction counts each variable's own steps since it was last thawed,
+// as PyTorch does for a parameter that first receives a gradient later.
+class Adam : public Optimizer {
+ public:
+  Adam(VariableSet* vars, const AdamOptions& options,
+       ThreadPool& pool = ThreadPool::Serial());
+  const AdamOptions& options() const { return options_; }
+
+ private:
+  void Update(const float* grad, float* weight, float* const* slots, size_t n,
+              uint64_t step) override;
+  AdamOptions options_;
+};
+
+// Adam with decoupled weight decay, as torch.optim.AdamW.
+class AdamW : public Adam {
+ public:
+  AdamW(VariableSet* vars, AdamOptions options,
+        ThreadPool& pool = ThreadPool::Serial());
+};
+
+}  // namespace thaw
+
+#endif  // THAW_CORE_OPTIMIZERS_H_

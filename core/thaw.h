@@ -1,0 +1,33 @@
+// thaw/core/thaw.h — the one header a user includes.
+//
+//   #include "core/thaw.h"
+//
+//   thaw::Arena arena;
+//   THAW_CHECK(thaw::Arena::Create(1 << 16, &arena).ok());
+//   thaw::VariableSet vars(&arena);
+//   thaw::Variable w;
+//   THAW_CHECK(vars.CreateScalar("w", 1.0f, /*trainable=*/true, &w).ok());
+//   thaw::SgdOptions sgd_options;
+//   sgd_options.learning_rate = 0.1f;
+//   thaw::SGD sgd(&vars, sgd_options);
+//   for (int step = 0; step < 10; ++step) {
+//     thaw::GradientTape tape(&vars);                  // a step begins
+//     thaw::Tensor loss = tape.Square(tape.Sub(w, 3.0f));
+//     thaw::TensorView grad[1];
+//     THAW_CHECK(tape.Gradient(loss, {w}, grad).ok());
+//     THAW_CHECK(sgd.ApplyGradients({{grad[0], w}}).ok());
+//   }
+#ifndef THAW_CORE_THAW_H_
+#define THAW_CORE_THAW_H_
+
+#include "core/arena.h"        // IWYU pragma: export
+#include "core/optimizers.h"   // IWYU pragma: export
+#include "core/tape.h"         // IWYU pragma: export
+#include "core/tensor.h"       // IWYU pragma: export
+#include "core/variables.h"    // IWYU pragma: export
+#include "platform/cpu.h"      // IWYU pragma: export
+#include "platform/status.h"   // IWYU pragma: export
+#include "platform/threads.h"  // IWYU pragma: export
+#include "simd/targets.h"      // IWYU pragma: export
+
+#endif  // THAW_CORE_THAW_H_

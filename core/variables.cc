@@ -1,0 +1,258 @@
+#include "core/variables.h"
+
+#include <cstring>
+
+#include "platform/memory.h"
+
+namespace thaw {
+
+// ---- Bitmap ----
+
+void Bitmap::Set(size_t i, bool value) {
+  const uint64_t bit = uint64_t{1} << (i % 64);
+  if (value) {
+    words_[i / 64] |= bit;
+  } else {
+    words_[i / 64] &= ~bit;
+  }
+}
+
+size_t Bitmap::Count() const {
+  size_t count = 0;
+  for (uint64_t w : words_) count += static_cast<size_t>(__builtin_popcountll(w));
+  return count;
+}
+
+void Bitmap::Resize(size_t size) {
+  words_.resize((size + 63) / 64, 0);
+  // Clear bits past the new end so that equal bitmaps compare equal.
+  if (size % 64 != 0) words_[size / 64] &= (uint64_t{1} << (size % 64)) - 1;
+  size_ = size;
+}
+
+bool Bitmap::operator==(const Bitmap& other) const {
+  return size_ == other.size_ && words_ == other.words_;
+}
+
+// ---- Variable ----
+
+const std::string& Variable::name() const { return set_->records_[index_].name; }
+const Shape& Variable::shape() const { return set_->records_[index_].shape; }
+
+TensorView Variable::value() const {
+  const auto& r = set_->records_[index_];
+  return TensorView(reinterpret_cast<float*>(set_->arena_->data() + r.value_offset),
+                    r.shape);
+}
+
+float Variable::scalar() const {
+  THAW_CHECK(shape().num_elements() == 1);
+  return value().data()[0];
+}
+
+bool Variable::trainable() const { return set_->trainable(index_); }
+
+void Variable::set_trainable(bool trainable) const {
+  set_->SetTrainable(*this, trainable);
+}
+
+TensorView Variable::gradient() const {
+  if (!set_->trainable(index_) || !set_->planned_trainable(index_)) return {};
+  return TensorView(set_->gradient_data(index_), shape());
+}
+
+// ---- VariableSet ----
+
+VariableSet::VariableSet(Arena* arena) : arena_(arena) {
+  THAW_CHECK(arena != nullptr && arena->data() != nullptr);
+}
+
+size_t VariableSet::BufferBytes(int index) const {
+  return AlignUp(records_[index].shape.num_elements() * sizeof(float));
+}
+
+size_t VariableSet::WeightsEnd() const {
+  if (records_.empty()) return 0;
+  return records_.back().value_offset + BufferBytes(size() - 1);
+}
+
+Status VariableSet::Create(const std::string& name, const Shape& shape,
+                           bool trainable, Variable* out) {
+  if (name.empty()) {
+    return InvalidArgument("VariableSet::Create: a variable needs a name");
+  }
+  if (Find(name).valid()) {
+    return InvalidArgument("%s: a variable with this name already exists",
+                           name.c_str());
+  }
+  if (shape.num_elements() == 0) {
+    return InvalidArgument("%s: shape %s has no elements", name.c_str(),
+                           shape.ToString().c_str());
+  }
+  const size_t weights_end = WeightsEnd();
+  const size_t bytes = AlignUp(shape.num_elements() * sizeof(float));
+  const size_t state_bytes = arena_->persistent_end() - weights_end;
+  if (weights_end + bytes + state_bytes > arena_->capacity()) {
+    return ResourceExhausted(
+        "%s: a variable of shape %s needs %zu bytes, but the arena has %zu of "
+        "%zu bytes left for it",
+        name.c_str(), shape.ToString().c_str(), bytes,
+        arena_->capacity() - weights_end - state_bytes, arena_->capacity());
+  }
+  Record record;
+  record.name = name;
+  record.shape = shape;
+  record.value_offset = weights_end;
+  records_.push_back(std::move(record));
+  trainable_.Resize(records_.size());
+  planned_.Resize(records_.size());
+  // Moves any planned state up past the new value; it fits (checked above).
+  Status moved = Relayout(planned_, planned_slots_, weights_end + bytes);
+  THAW_CHECK(moved.ok());
+  std::memset(arena_->data() + weights_end, 0, bytes);
+  trainable_.Set(records_.size() - 1, trainable);
+  *out = Variable(this, size() - 1);
+  return Status::Ok();
+}
+
+Status VariableSet::CreateScalar(const std::string& name, float value,
+                                 bool trainable, Variable* out) {
+  THAW_RETURN_IF_ERROR(Create(name, Shape{1}, trainable, out));
+  out->value().data()[0] = value;
+  return Status::Ok();
+}
+
+Status VariableSet::Assign(Variable variable, Span<const float> values) {
+  if (variable.set() != this) {
+    return InvalidArgument("Assign: the variable belongs to another VariableSet");
+  }
+  const TensorView value = variable.value();
+  if (values.size() != value.num_elements()) {
+    return InvalidArgument("%s: got %zu values, shape %s holds %zu",
+                           variable.name().c_str(), values.size(),
+                           value.shape().ToString().c_str(), value.num_elements());
+  }
+  std::memcpy(value.data(), values.data(), values.size() * sizeof(float));
+  return Status::Ok();
+}
+
+Variable VariableSet::operator[](int index) {
+  THAW_CHECK(index >= 0 && index < size());
+  return Variable(this, index);
+}
+
+Variable VariableSet::Find(const std::string& name) {
+  for (int i = 0; i < size(); ++i) {
+    if (records_[i].name == name) return Variable(this, i);
+  }
+  return Variable();
+}
+
+void VariableSet::SetTrainable(Variable variable, bool trainable) {
+  THAW_CHECK(variable.set() == this);
+  trainable_.Set(variable.index(), trainable);
+}
+
+bool VariableSet::plan_stale() const {
+  return trainable_ != planned_ || slots_ != planned_slots_;
+}
+
+Status VariableSet::Prepare() {
+  if (!plan_stale()) return Status::Ok();
+  return Relayout(trainable_, slots_, WeightsEnd());
+}
+
+MemoryReport VariableSet::PlannedBytes(const Bitmap& trainable) const {
+  THAW_CHECK(trainable.size() == records_.size());
+  MemoryReport report;
+  report.capacity = arena_->capacity();
+  report.high_water = arena_->high_water();
+  for (int i = 0; i < size(); ++i) {
+    const size_t bytes = BufferBytes(i);
+    report.bytes[static_cast<int>(Region::kWeights)] += bytes;
+    if (!trainable.Test(i)) continue;
+    report.bytes[static_cast<int>(Region::kGradients)] += bytes;
+    report.bytes[static_cast<int>(Region::kOptimizerState)] += bytes * slots_;
+  }
+  return report;
+}
+
+uint64_t VariableSet::AttachOptimizer(int slots) {
+  THAW_CHECK(slots >= 0);
+  slots_ = slots;
+  return ++optimizer_id_;
+}
+
+float* VariableSet::gradient_data(int index) const {
+  THAW_CHECK(planned_.Test(index));
+  return reinterpret_cast<float*>(arena_->data() + records_[index].state_offset);
+}
+
+float* VariableSet::slot_data(int index, int slot) const {
+  THAW_CHECK(planned_.Test(index) && slot >= 0 && slot < planned_slots_);
+  return reinterpret_cast<float*>(arena_->data() + records_[index].state_offset +
+                                  (1 + slot) * BufferBytes(index));
+}
+
+// The state of each trainable variable is one block, [gradient | slot 0 | ...],
+// laid out in variable order right after the weights. Re-planning computes the
+// new offsets, checks the fit, then moves the blocks that survive. Both layouts
+// keep variable order, so moving the blocks that go down in ascending order and
+// then those that go up in descending order never overwrites a block before it
+// has moved. New blocks are zeroed last.
+Status VariableSet::Relayout(const Bitmap& trainable, int slots,
+                             size_t weights_end) {
+  size_t top = weights_end;
+  size_t bytes[kNumPersistentRegions] = {weights_end, 0, 0};
+  for (int i = 0; i < size(); ++i) {
+    Record& r = records_[i];
+    r.new_state_offset = kNone;
+    if (!trainable.Test(i)) continue;
+    r.new_state_offset = top;
+    top += (1 + slots) * BufferBytes(i);
+    bytes[1] += BufferBytes(i);
+    bytes[2] += slots * BufferBytes(i);
+  }
+  if (top > arena_->capacity()) {
+    return ResourceExhausted(
+        "the freeze set with %zu trainable of %d variables needs %zu bytes of "
+        "persistent memory (weights %zu + gradients %zu + optimizer state %zu), "
+        "but the arena holds %zu bytes; nothing was changed: freeze more "
+        "variables or give the arena more memory",
+        trainable.Count(), size(), top, bytes[0], bytes[1], bytes[2],
+        arena_->capacity());
+  }
+  unsigned char* base = arena_->data();
+  const bool keep_state = slots == planned_slots_;
+  auto survives = [&](const Record& r) {
+    return keep_state && r.state_offset != kNone && r.new_state_offset != kNone;
+  };
+  for (int i = 0; i < size(); ++i) {
+    Record& r = records_[i];
+    if (survives(r) && r.new_state_offset < r.state_offset) {
+      std::memmove(base + r.new_state_offset, base + r.state_offset,
+                   (1 + slots) * BufferBytes(i));
+    }
+  }
+  for (int i = size() - 1; i >= 0; --i) {
+    Record& r = records_[i];
+    if (survives(r) && r.new_state_offset > r.state_offset) {
+      std::memmove(base + r.new_state_offset, base + r.state_offset,
+                   (1 + slots) * BufferBytes(i));
+    }
+  }
+  for (int i = 0; i < size(); ++i) {
+    Record& r = records_[i];
+    if (r.new_state_offset != kNone && !survives(r)) {
+      std::memset(base + r.new_state_offset, 0, (1 + slots) * BufferBytes(i));
+      r.steps = 0;
+    }
+    r.state_offset = r.new_state_offset;
+  }
+  planned_ = trainable;
+  planned_slots_ = slots;
+  arena_->SetPersistent(top, bytes);
+  return Status::Ok();
+}
+
+}  // namespace thaw

@@ -1,0 +1,179 @@
+// thaw/core/variables.h — variables, their freeze bitmap, and the memory plan.
+//
+//   thaw::VariableSet vars(&arena);
+//   thaw::Variable w;
+//   THAW_RETURN_IF_ERROR(vars.Create("dense_0.weight", {128, 784}, /*trainable=*/true, &w));
+//   w.set_trainable(false);                      // freeze: a bit flip
+//   thaw::MemoryReport plan = vars.PlannedBytes();  // what the next step will hold
+//
+// Like tf.Variable(trainable=...), with TensorFlow's semantics made exact:
+//  - a frozen variable has no gradient buffer and no optimizer state at all;
+//    its gradient() is absent (an empty view), never a zero tensor;
+//  - set_trainable() takes effect at the next step (the next GradientTape):
+//    the memory plan is rebuilt then, automatically; no recompile;
+//  - optimizer state of variables that stay trainable survives the re-plan,
+//    newly thawed variables start from zero state and step count 0.
+//
+// One bit per variable says trainable or frozen. The planner reads the bitmap
+// and places, in the arena's persistent part, every value (weights region) and,
+// for trainable variables only, one gradient buffer (gradients region) and the
+// optimizer's state buffers (optimizer state region). Buffers are 64-byte
+// aligned, so a variable of n floats takes AlignUp(4 n, 64) bytes per buffer.
+#ifndef THAW_CORE_VARIABLES_H_
+#define THAW_CORE_VARIABLES_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/tensor.h"
+#include "platform/span.h"
+#include "platform/status.h"
+
+namespace thaw {
+
+class VariableSet;
+
+// One bit per variable.
+class Bitmap {
+ public:
+  size_t size() const { return size_; }
+  bool Test(size_t i) const { return (words_[i / 64] >> (i % 64)) & 1; }
+  void Set(size_t i, bool value);
+  size_t Count() const;
+  void Resize(size_t size);  // new bits are 0
+  bool operator==(const Bitmap& other) const;
+  bool operator!=(const Bitmap& other) const { return !(*this == other); }
+
+ private:
+  std::vector<uint64_t> words_;
+  size_t size_ = 0;
+};
+
+// A cheap handle to one variable of a VariableSet, valid while the set lives.
+class Variable {
+ public:
+  Variable() = default;
+  bool valid() const { return set_ != nullptr; }
+  VariableSet* set() const { return set_; }
+  int index() const { return index_; }
+
+  const std::string& name() const;
+  const Shape& shape() const;
+  // The value, in the arena's weights region.
+  TensorView value() const;
+  // The value of a one-element variable.
+  float scalar() const;
+  bool trainable() const;
+  // Takes effect at the next step; see VariableSet::SetTrainable.
+  void set_trainable(bool trainable) const;
+  // The gradient buffer, which exists only while the variable is trainable in
+  // the current plan; absent (empty view) for a frozen variable.
+  TensorView gradient() const;
+
+  bool operator==(const Variable& o) const { return set_ == o.set_ && index_ == o.index_; }
+  bool operator!=(const Variable& o) const { return !(*this == o); }
+
+ private:
+  friend class VariableSet;
+  Variable(VariableSet* set, int index) : set_(set), index_(index) {}
+  VariableSet* set_ = nullptr;
+  int index_ = -1;
+};
+
+class VariableSet {
+ public:
+  // The set lays out its persistent memory in `arena`, which must outlive it
+  // and which it uses alone.
+  explicit VariableSet(Arena* arena);
+  VariableSet(const VariableSet&) = delete;
+  VariableSet& operator=(const VariableSet&) = delete;
+
+  // Creates a zero-filled variable. Names are unique. Fails, changing nothing,
+  // when the name is taken or empty, the shape has a zero dimension, or the
+  // arena cannot hold the value (the message names bytes needed and free).
+  Status Create(const std::string& name, const Shape& shape, bool trainable,
+                Variable* out);
+  // Creates a one-element variable holding `value`, like tf.Variable(2.0).
+  Status CreateScalar(const std::string& name, float value, bool trainable,
+                      Variable* out);
+  // Copies values into the variable; the length must match.
+  Status Assign(Variable variable, Span<const float> values);
+
+  int size() const { return static_cast<int>(records_.size()); }
+  Variable operator[](int index);
+  // The variable called `name`, or an invalid handle.
+  Variable Find(const std::string& name);
+
+  // Freeze (false) or thaw (true). A bit flip; the plan follows at the next
+  // step (Prepare). Never fails and never moves memory by itself.
+  void SetTrainable(Variable variable, bool trainable);
+  bool trainable(int index) const { return trainable_.Test(index); }
+  const Bitmap& trainable_bits() const { return trainable_; }
+
+  // Whether the flags differ from what the current plan holds.
+  bool plan_stale() const;
+  // Lays out gradient and optimizer-state buffers for the current freeze set,
+  // keeping the state of variables that stay trainable. Called at the start of
+  // every step; cheap when nothing changed. When the new plan does not fit the
+  // arena it returns ResourceExhausted (bytes needed and available) and
+  // changes nothing: the old plan, weights and state stay as they were.
+  Status Prepare();
+
+  // Persistent bytes (weights, gradients, optimizer state) that a plan for
+  // `trainable` would hold with the attached optimizer. Places nothing.
+  MemoryReport PlannedBytes(const Bitmap& trainable) const;
+  // The same for the current flags.
+  MemoryReport PlannedBytes() const { return PlannedBytes(trainable_); }
+
+  Arena& arena() { return *arena_; }
+
+  // ---- For optimizers and the tape ----
+
+  // Attaches an optimizer that keeps `slots` state buffers per trainable
+  // variable; the next Prepare re-plans. Returns an id the optimizer keeps to
+  // learn whether it is still the attached one.
+  uint64_t AttachOptimizer(int slots);
+  uint64_t attached_optimizer() const { return optimizer_id_; }
+  int optimizer_slots() const { return slots_; }
+  // The slots the current plan holds (differs until the next Prepare).
+  int planned_slots() const { return planned_slots_; }
+  // Whether variable `index` has gradient and state buffers in the current plan.
+  bool planned_trainable(int index) const { return planned_.Test(index); }
+  float* gradient_data(int index) const;
+  float* slot_data(int index, int slot) const;
+  // Optimizer steps taken by the variable since it was last thawed.
+  uint64_t& steps(int index) { return records_[index].steps; }
+
+ private:
+  friend class Variable;
+  static constexpr size_t kNone = ~size_t{0};
+
+  struct Record {
+    std::string name;
+    Shape shape;
+    size_t value_offset = 0;  // in the weights region
+    size_t state_offset = kNone;  // gradient then the optimizer's slots
+    size_t new_state_offset = kNone;  // used while re-planning
+    uint64_t steps = 0;
+  };
+
+  size_t BufferBytes(int index) const;
+  size_t WeightsEnd() const;
+  // Moves to the layout for (trainable, slots), or fails changing nothing.
+  Status Relayout(const Bitmap& trainable, int slots, size_t weights_end);
+
+  Arena* arena_;
+  std::vector<Record> records_;
+  Bitmap trainable_;  // what the user asked for
+  Bitmap planned_;    // what the arena holds
+  int slots_ = 0;
+  int planned_slots_ = 0;
+  uint64_t optimizer_id_ = 0;
+};
+
+}  // namespace thaw
+
+#endif  // THAW_CORE_VARIABLES_H_

@@ -1,0 +1,125 @@
+#include "core/arena.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "platform/memory.h"
+
+namespace thaw {
+namespace {
+
+TEST(ArenaTest, CreateOwnsAnAlignedBlock) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1000, &arena).ok());
+  EXPECT_EQ(arena.capacity(), 1000u);
+  EXPECT_TRUE(IsAligned(arena.data()));
+  EXPECT_EQ(arena.used(), 0u);
+  EXPECT_EQ(arena.free_bytes(), 1000u);
+}
+
+TEST(ArenaTest, CreateRejectsZeroBytes) {
+  Arena arena;
+  Status s = Arena::Create(0, &arena);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ArenaTest, WrapsAStaticArray) {
+  alignas(64) static unsigned char block[4096];
+  Arena arena;
+  ASSERT_TRUE(Arena::Wrap(block, sizeof(block), &arena).ok());
+  EXPECT_EQ(arena.data(), block);
+  void* p = arena.AllocateTransient(100, Region::kScratch);
+  EXPECT_EQ(p, block);
+}
+
+TEST(ArenaTest, WrapRejectsAMisalignedBlock) {
+  alignas(64) static unsigned char block[256];
+  Arena arena;
+  Status s = Arena::Wrap(block + 4, 128, &arena);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(s.message()).find("not 64-byte aligned"), std::string::npos);
+}
+
+TEST(ArenaTest, TransientAllocationsAreAlignedAndCounted) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1024, &arena).ok());
+  void* a = arena.AllocateTransient(10, Region::kActivations);
+  void* b = arena.AllocateTransient(70, Region::kScratch);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  EXPECT_TRUE(IsAligned(a));
+  EXPECT_TRUE(IsAligned(b));
+  EXPECT_EQ(arena.bytes(Region::kActivations), 64u);
+  EXPECT_EQ(arena.bytes(Region::kScratch), 128u);
+  EXPECT_EQ(arena.used(), 192u);
+  EXPECT_EQ(arena.high_water(), 192u);
+}
+
+TEST(ArenaTest, FullArenaReturnsNullAndKeepsWhatItHolds) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(256, &arena).ok());
+  auto* a = static_cast<unsigned char*>(arena.AllocateTransient(192, Region::kActivations));
+  ASSERT_NE(a, nullptr);
+  a[0] = 7;
+  EXPECT_EQ(arena.AllocateTransient(65, Region::kScratch), nullptr);
+  EXPECT_EQ(arena.used(), 192u);
+  EXPECT_EQ(a[0], 7);
+  EXPECT_NE(arena.AllocateTransient(64, Region::kScratch), nullptr);
+  EXPECT_EQ(arena.free_bytes(), 0u);
+}
+
+TEST(ArenaTest, ReleaseReturnsToAMarkAndHighWaterStays) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1024, &arena).ok());
+  ASSERT_NE(arena.AllocateTransient(64, Region::kActivations), nullptr);
+  const Arena::Mark mark = arena.mark();
+  ASSERT_NE(arena.AllocateTransient(256, Region::kScratch), nullptr);
+  ASSERT_NE(arena.AllocateTransient(64, Region::kActivations), nullptr);
+  arena.Release(mark);
+  EXPECT_EQ(arena.used(), 64u);
+  EXPECT_EQ(arena.bytes(Region::kActivations), 64u);
+  EXPECT_EQ(arena.bytes(Region::kScratch), 0u);
+  EXPECT_EQ(arena.high_water(), 384u);
+}
+
+TEST(ArenaTest, PersistentPartSitsBelowTransient) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1024, &arena).ok());
+  ASSERT_NE(arena.AllocateTransient(64, Region::kActivations), nullptr);
+  arena.SetPersistent(256, {128, 64, 64});
+  EXPECT_EQ(arena.persistent_end(), 256u);
+  EXPECT_EQ(arena.bytes(Region::kActivations), 0u);  // transient was emptied
+  EXPECT_EQ(arena.AllocateTransient(1, Region::kScratch), arena.data() + 256);
+  MemoryReport r = arena.Report();
+  EXPECT_EQ(r[Region::kWeights], 128u);
+  EXPECT_EQ(r[Region::kGradients], 64u);
+  EXPECT_EQ(r[Region::kOptimizerState], 64u);
+  EXPECT_EQ(r.total(), 256u + 64u);
+  EXPECT_NE(r.ToString().find("optimizer state"), std::string::npos);
+}
+
+TEST(ArenaTest, ClaimTransientRecordsTheOwner) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(512, &arena).ok());
+  const uint64_t a = Arena::NewOwnerToken(), b = Arena::NewOwnerToken();
+  EXPECT_NE(a, b);
+  arena.ClaimTransient(a);
+  ASSERT_NE(arena.AllocateTransient(64, Region::kScratch), nullptr);
+  EXPECT_EQ(arena.transient_owner(), a);
+  arena.ClaimTransient(b);
+  EXPECT_EQ(arena.transient_owner(), b);
+  EXPECT_EQ(arena.used(), 0u);
+}
+
+TEST(ArenaTest, MoveTransfersOwnership) {
+  Arena a;
+  ASSERT_TRUE(Arena::Create(128, &a).ok());
+  unsigned char* data = a.data();
+  Arena b = std::move(a);
+  EXPECT_EQ(b.data(), data);
+  EXPECT_EQ(b.capacity(), 128u);
+  EXPECT_EQ(a.capacity(), 0u);  // NOLINT(bugprone-use-after-move)
+}
+
+}  // namespace
+}  // namespace thaw

@@ -1,0 +1,148 @@
+// Counts heap allocations across a training step after the first, and
+// asserts there are none: thaw's step runs entirely in the arena.
+//
+// operator new/delete are replaced for the whole binary. Under
+// AddressSanitizer malloc belongs to the sanitizer, so there only C++
+// allocations are counted; otherwise malloc/calloc/realloc are counted too
+// (glibc lets a program interpose them).
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <vector>
+
+#include "core/thaw.h"
+#include "gtest/gtest.h"
+
+namespace {
+std::atomic<bool> g_counting{false};
+std::atomic<long> g_allocations{0};
+void Count() {
+  if (g_counting.load(std::memory_order_relaxed)) g_allocations.fetch_add(1);
+}
+}  // namespace
+
+void* operator new(size_t size) {
+  Count();
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](size_t size) { return operator new(size); }
+void* operator new(size_t size, std::align_val_t align) {
+  Count();
+  void* p = nullptr;
+  if (posix_memalign(&p, static_cast<size_t>(align), size == 0 ? 1 : size) != 0) throw std::bad_alloc();
+  return p;
+}
+void* operator new[](size_t size, std::align_val_t align) { return operator new(size, align); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t, std::align_val_t) noexcept { std::free(p); }
+
+#if !defined(__SANITIZE_ADDRESS__)
+extern "C" {
+void* __libc_malloc(size_t);
+void* __libc_calloc(size_t, size_t);
+void* __libc_realloc(void*, size_t);
+void* malloc(size_t size) {
+  Count();
+  return __libc_malloc(size);
+}
+void* calloc(size_t n, size_t size) {
+  Count();
+  return __libc_calloc(n, size);
+}
+void* realloc(void* p, size_t size) {
+  Count();
+  return __libc_realloc(p, size);
+}
+}
+#endif
+
+namespace thaw {
+namespace {
+
+// An MLP-shaped set: a frozen first layer, a trainable second one.
+struct MlpSet {
+  Arena arena;
+  std::unique_ptr<VariableSet> vars;
+  Variable w0, w1, b1;
+  std::vector<float> x, y;
+};
+
+void Build(MlpSet& s, size_t batch, size_t in, size_t hidden, size_t out) {
+  ASSERT_TRUE(Arena::Create(64 << 20, &s.arena).ok());
+  s.vars.reset(new VariableSet(&s.arena));
+  ASSERT_TRUE(s.vars->Create("w0", {in, hidden}, false, &s.w0).ok());
+  ASSERT_TRUE(s.vars->Create("w1", {hidden, out}, true, &s.w1).ok());
+  ASSERT_TRUE(s.vars->Create("b1", {1}, true, &s.b1).ok());
+  std::vector<float> w0(in * hidden), w1(hidden * out);
+  for (size_t i = 0; i < w0.size(); ++i) w0[i] = 0.01f * ((i * 37) % 17) - 0.08f;
+  for (size_t i = 0; i < w1.size(); ++i) w1[i] = 0.01f * ((i * 11) % 13) - 0.06f;
+  ASSERT_TRUE(s.vars->Assign(s.w0, w0).ok());
+  ASSERT_TRUE(s.vars->Assign(s.w1, w1).ok());
+  s.x.resize(batch * in);
+  s.y.resize(batch * out);
+  for (size_t i = 0; i < s.x.size(); ++i) s.x[i] = 0.1f * ((i * 7) % 9) - 0.4f;
+  for (size_t i = 0; i < s.y.size(); ++i) s.y[i] = 0.2f * ((i * 3) % 5) - 0.4f;
+}
+
+Status TrainStep(MlpSet& s, Optimizer& opt, ThreadPool& pool, size_t batch, size_t in, size_t out) {
+  GradientTape tape(s.vars.get(), pool);
+  Tensor x = tape.Constant({batch, in}, s.x);
+  Tensor y = tape.Constant({batch, out}, s.y);
+  Tensor h = tape.Relu(tape.MatMul(x, s.w0));
+  Tensor pred = tape.Add(tape.MatMul(h, s.w1), s.b1);
+  Tensor loss = tape.Mean(tape.Square(tape.Sub(pred, y)));
+  TensorView g[3];
+  THAW_RETURN_IF_ERROR(tape.Gradient(loss, {s.w0, s.w1, s.b1}, g));
+  return opt.ApplyGradients({{g[0], s.w0}, {g[1], s.w1}, {g[2], s.b1}});
+}
+
+class NoAllocTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(NoAllocTest, StepAfterTheFirstTakesNothingFromTheHeap) {
+  // Big enough that elementwise kernels split into several tasks.
+  const size_t batch = 32, in = 64, hidden = 600, out = 40;
+  MlpSet s;
+  Build(s, batch, in, hidden, out);
+  ThreadPool pool(GetParam());
+  SgdOptions so;
+  so.momentum = 0.9f;
+  so.weight_decay = 1e-4f;
+  for (int optimizer = 0; optimizer < 2; ++optimizer) {
+    std::unique_ptr<Optimizer> opt;
+    if (optimizer == 0) opt.reset(new SGD(s.vars.get(), so, pool));
+    if (optimizer == 1) opt.reset(new Adam(s.vars.get(), AdamOptions(), pool));
+    ASSERT_TRUE(TrainStep(s, *opt, pool, batch, in, out).ok());  // warm-up
+    const float before = s.w1.value().data()[0];
+    g_allocations = 0;
+    g_counting = true;
+    Status status = TrainStep(s, *opt, pool, batch, in, out);
+    Status again = TrainStep(s, *opt, pool, batch, in, out);
+    g_counting = false;
+    ASSERT_TRUE(status.ok()) << status.message();
+    ASSERT_TRUE(again.ok()) << again.message();
+    EXPECT_EQ(g_allocations.load(), 0) << "optimizer " << optimizer;
+    EXPECT_NE(s.w1.value().data()[0], before);  // the step did train
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Threads, NoAllocTest, ::testing::Values(1, 2));
+
+// The counter itself works: a vector push does count.
+TEST(NoAllocCounterTest, CountsAnAllocation) {
+  g_allocations = 0;
+  g_counting = true;
+  std::vector<int>* v = new std::vector<int>(10);
+  g_counting = false;
+  delete v;
+  EXPECT_GE(g_allocations.load(), 1);
+}
+
+}  // namespace
+}  // namespace thaw

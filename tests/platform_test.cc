@@ -1,0 +1,134 @@
+#include <atomic>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "platform/cpu.h"
+#include "platform/memory.h"
+#include "platform/span.h"
+#include "platform/status.h"
+#include "platform/threads.h"
+#include "simd/targets.h"
+
+namespace thaw {
+namespace {
+
+Status FailsWith(int value) {
+  if (value < 0) return InvalidArgument("x: value %d is negative", value);
+  return Status::Ok();
+}
+
+Status Forwards(int value) {
+  THAW_RETURN_IF_ERROR(FailsWith(value));
+  return NotFound("reached the end");
+}
+
+TEST(StatusTest, OkHasNoMessage) {
+  Status s;
+  EXPECT_TRUE(s.ok());
+  EXPECT_STREQ(s.message(), "");
+  EXPECT_EQ(s.ToString(), "ok");
+}
+
+TEST(StatusTest, FormatsMessageAndCode) {
+  Status s = FailsWith(-3);
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_STREQ(s.message(), "x: value -3 is negative");
+  EXPECT_EQ(s.ToString(), "invalid argument: x: value -3 is negative");
+}
+
+TEST(StatusTest, ReturnIfErrorForwardsTheFirstError) {
+  EXPECT_EQ(Forwards(-1).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Forwards(1).code(), StatusCode::kNotFound);
+}
+
+TEST(CheckDeathTest, AbortsWithFileAndCondition) {
+  EXPECT_DEATH(THAW_CHECK(1 + 1 == 3), "platform_test.cc:[0-9]+: 1 \\+ 1 == 3");
+}
+
+TEST(MemoryTest, AlignedAllocIsAligned) {
+  for (size_t bytes : {1, 63, 64, 65, 4097}) {
+    void* p = AlignedAlloc(bytes);
+    ASSERT_NE(p, nullptr);
+    EXPECT_TRUE(IsAligned(p));
+    std::memset(p, 0xab, bytes);
+    AlignedFree(p);
+  }
+  EXPECT_EQ(AlignUp(0), 0u);
+  EXPECT_EQ(AlignUp(1), 64u);
+  EXPECT_EQ(AlignUp(64), 64u);
+  EXPECT_EQ(AlignUp(65), 128u);
+}
+
+TEST(SpanTest, ViewsArraysListsAndVectors) {
+  float array[3] = {1, 2, 3};
+  Span<float> a(array);
+  EXPECT_EQ(a.size(), 3u);
+  a[1] = 5;
+  EXPECT_EQ(array[1], 5);
+  std::vector<float> v = {4, 5};
+  Span<const float> b(v);
+  EXPECT_EQ(b.size(), 2u);
+  EXPECT_EQ(b[1], 5);
+  auto sum = [](Span<const float> s) {
+    float t = 0;
+    for (float x : s) t += x;
+    return t;
+  };
+  EXPECT_EQ(sum({1.0f, 2.0f, 3.5f}), 6.5f);
+}
+
+class ThreadPoolTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(ThreadPoolTest, RunsEveryTaskExactlyOnce) {
+  ThreadPool pool(GetParam());
+  EXPECT_GE(pool.num_threads(), 1);
+  for (size_t tasks : {0, 1, 2, 7, 1000}) {
+    std::vector<std::atomic<int>> hits(tasks);
+    for (auto& h : hits) h = 0;
+    pool.ParallelFor(tasks, [&](size_t i) { hits[i].fetch_add(1); });
+    for (size_t i = 0; i < tasks; ++i) EXPECT_EQ(hits[i].load(), 1) << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Threads, ThreadPoolTest, ::testing::Values(1, 2, 3));
+
+TEST(ThreadPoolTest, GetsAtMostOneThreadPerCore) {
+  ThreadPool pool(1000);
+  ThreadPool all(0);
+  if (!ThreadsEnabled()) {
+    EXPECT_EQ(pool.num_threads(), 1);
+    EXPECT_EQ(all.num_threads(), 1);
+    return;
+  }
+  EXPECT_EQ(pool.num_threads(), HardwareThreads());
+  EXPECT_EQ(all.num_threads(), HardwareThreads());
+}
+
+TEST(ThreadPoolTest, TasksRunOnSeveralThreadsWhenBuiltWithTbb) {
+  if (!ThreadsEnabled() || HardwareThreads() < 2) GTEST_SKIP() << "one thread only";
+  ThreadPool pool(2);
+  std::atomic<int> running{0}, overlap{0};
+  pool.ParallelFor(64, [&](size_t) {
+    if (running.fetch_add(1) > 0) overlap = 1;
+    for (int spin = 0; spin < 5000000 && overlap == 0; ++spin) {
+    }
+    running.fetch_sub(1);
+  });
+  EXPECT_EQ(overlap.load(), 1);
+}
+
+TEST(CpuTest, DispatchedTargetIsSupportedAndCompiled) {
+  const std::string supported = SupportedTargetNames();
+  const std::string compiled = simd::CompiledTargetNames();
+  const std::string dispatched = simd::DispatchedTargetName();
+  EXPECT_FALSE(supported.empty());
+  EXPECT_NE(supported.find(dispatched), std::string::npos) << supported;
+  EXPECT_NE(compiled.find(dispatched), std::string::npos) << compiled;
+  EXPECT_GE(HardwareThreads(), 1);
+}
+
+}  // namespace
+}  // namespace thaw
