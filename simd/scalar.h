@@ -8,6 +8,7 @@
 #define THAW_SIMD_SCALAR_H_
 
 #include <cstddef>
+#include <cstdint>
 
 #include "simd/optimizer.h"
 
@@ -32,6 +33,22 @@ void ScalarAdamStep(const float* grad, float* weight, float* m, float* v,
 void ScalarGemm(const float* a, size_t lda, bool trans_a, const float* b,
                 size_t ldb, bool trans_b, float* c, size_t ldc, size_t m,
                 size_t n, size_t k, bool accumulate);
+
+// Activations and losses (simd/activation.h, simd/loss.h), computed in double.
+void ScalarSigmoidForward(const float* z, float* y, size_t n);
+void ScalarSigmoidBackward(const float* y, const float* dy, float* dz, size_t n);
+void ScalarTanhForward(const float* z, float* y, size_t n);
+void ScalarTanhBackward(const float* y, const float* dy, float* dz, size_t n);
+void ScalarSoftmaxForward(const float* z, float* y, size_t rows, size_t cols);
+void ScalarSoftmaxBackward(const float* y, const float* dy, float* dz,
+                           size_t rows, size_t cols);
+double ScalarSoftmaxCrossEntropy(const float* z, const int32_t* labels,
+                                 size_t rows, size_t cols, float* probs,
+                                 float* dz, float grad_scale);
+double ScalarBinaryCrossEntropyWithLogits(const float* z, const float* t,
+                                          size_t n, float* dz, float grad_scale);
+double ScalarSquaredError(const float* y, const float* t, size_t n, float* dy,
+                          float grad_scale);
 
 }  // namespace simd
 }  // namespace thaw
