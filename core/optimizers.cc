@@ -70,6 +70,29 @@ Status Optimizer::ApplyGradients(Span<const GradientAndVariable> pairs) {
   return Status::Ok();
 }
 
+Status Optimizer::ApplyOwnGradients() {
+  if (vars_->attached_optimizer() != id_) {
+    return FailedPrecondition(
+        "ApplyOwnGradients: another optimizer has been attached to this "
+        "variable set since this one");
+  }
+  if (vars_->plan_stale() || vars_->planned_slots() != slots_) {
+    return FailedPrecondition(
+        "ApplyOwnGradients: the freeze set or the optimizer changed since the "
+        "gradients were computed; run a new step");
+  }
+  float* slots[2] = {nullptr, nullptr};
+  for (int i = 0; i < vars_->size(); ++i) {
+    if (!vars_->planned_trainable(i)) continue;
+    for (int s = 0; s < slots_; ++s) slots[s] = vars_->slot_data(i, s);
+    const uint64_t step = ++vars_->steps(i);
+    Variable v = (*vars_)[i];
+    Update(vars_->gradient_data(i), v.value().data(), slots,
+           v.shape().num_elements(), step);
+  }
+  return Status::Ok();
+}
+
 SGD::SGD(VariableSet* vars, const SgdOptions& options, ThreadPool& pool)
     : Optimizer(vars, options.momentum != 0.0f ? 1 : 0, pool), options_(options) {}
 

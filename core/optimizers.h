@@ -46,6 +46,9 @@ class Optimizer {
 
   // Applies one step to each variable of `pairs` whose gradient is present.
   Status ApplyGradients(Span<const GradientAndVariable> pairs);
+  // Applies every trainable variable's own gradient buffer, for models whose
+  // backward pass has just written all of them. Frozen variables are skipped.
+  Status ApplyOwnGradients();
 
   VariableSet& variables() { return *vars_; }
 
