@@ -1,0 +1,119 @@
+// thaw against PyTorch: the 20-16-8-3 MLP of tests/pytorch/mlp_agreement.py,
+// trained with the first layer frozen for 5 steps and thawed for 5 more, with
+// SGD (momentum, weight decay) and with Adam. Every loss and every weight
+// after every step must match to a relative 1e-5.
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/thaw.h"
+#include "gtest/gtest.h"
+
+namespace thaw {
+namespace {
+
+using Fixture = std::map<std::string, std::vector<float>>;
+
+// Lines of "<name> <count> <values...>"; '#' starts a comment line.
+Fixture ReadFixture(const std::string& path) {
+  Fixture fixture;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream fields(line);
+    std::string name;
+    size_t count = 0;
+    fields >> name >> count;
+    std::vector<float> values(count);
+    for (float& v : values) fields >> v;
+    fixture[name] = values;
+  }
+  return fixture;
+}
+
+const Fixture& Golden() {
+  static const Fixture* fixture =
+      new Fixture(ReadFixture(std::string(THAW_FIXTURES_DIR) + "/mlp_agreement.txt"));
+  return *fixture;
+}
+
+const char* kNames[] = {"dense_0.weight", "dense_0.bias", "dense_1.weight",
+                        "dense_1.bias", "dense_2.weight", "dense_2.bias"};
+
+void ExpectClose(const std::vector<float>& expected, const TensorView& actual,
+                 const std::string& what) {
+  ASSERT_EQ(expected.size(), actual.num_elements()) << what;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    ASSERT_NEAR(actual.data()[i], expected[i], 1e-5 * std::max(1.0f, std::fabs(expected[i])))
+        << what << " element " << i;
+  }
+}
+
+void Replay(const std::string& label, const OptimizerConfig& optimizer, int threads) {
+  const Fixture& golden = Golden();
+  ASSERT_EQ(golden.count("x"), 1u) << "fixture missing: run tests/pytorch/mlp_agreement.py";
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1 << 20, &arena).ok());
+  ThreadPool pool(threads);
+  Sequential model(pool);
+  ASSERT_TRUE(model.Add(Dense::Make(16, Activation::kRelu)).ok());
+  ASSERT_TRUE(model.Add(Dense::Make(8, Activation::kRelu)).ok());
+  ASSERT_TRUE(model.Add(Dense::Make(3)).ok());
+  ASSERT_TRUE(model.Build(20, 8, &arena).ok());
+  ASSERT_TRUE(model.Compile(optimizer, Loss::kSparseCategoricalCrossentropyFromLogits).ok());
+  for (const char* name : kNames) {
+    ASSERT_TRUE(model.variables().Assign(model.variables().Find(name),
+                                         golden.at(label + "/initial/" + name)).ok());
+  }
+  const std::vector<float>& x = golden.at("x");
+  std::vector<int32_t> labels;
+  for (float l : golden.at("labels")) labels.push_back(static_cast<int32_t>(l));
+  Examples batch;
+  batch.x = x.data();
+  batch.count = 8;
+  batch.labels = labels.data();
+  const std::vector<float> frozen_weight = golden.at(label + "/initial/dense_0.weight");
+  for (int step = 0; step < 10; ++step) {
+    model.layer(0).SetTrainable(step >= 5);
+    Metrics metrics;
+    ASSERT_TRUE(model.TrainOnBatch(batch, &metrics).ok());
+    const std::string prefix = label + "/step" + std::to_string(step) + "/";
+    EXPECT_NEAR(metrics.loss, golden.at(prefix + "loss")[0], 1e-5 * golden.at(prefix + "loss")[0])
+        << prefix;
+    for (const char* name : kNames) {
+      ExpectClose(golden.at(prefix + name), model.variables().Find(name).value(), prefix + name);
+    }
+    if (step < 5) {  // frozen: bit-identical, not just close
+      const TensorView w = model.variables().Find("dense_0.weight").value();
+      ASSERT_EQ(std::memcmp(w.data(), frozen_weight.data(), frozen_weight.size() * sizeof(float)), 0);
+    }
+  }
+}
+
+TEST(ModelAgreementTest, SgdMomentumWeightDecayFreezeThenThawMatchesPyTorch) {
+  SgdOptions o;
+  o.learning_rate = 0.1f;
+  o.momentum = 0.9f;
+  o.weight_decay = 0.01f;
+  Replay("sgd", OptimizerConfig::Sgd(o), 1);
+}
+
+TEST(ModelAgreementTest, AdamFreezeThenThawMatchesPyTorch) {
+  AdamOptions o;
+  o.learning_rate = 0.01f;
+  Replay("adam", OptimizerConfig::Adam(o), 1);
+}
+
+TEST(ModelAgreementTest, TwoThreadsMatchPyTorchToo) {
+  AdamOptions o;
+  o.learning_rate = 0.01f;
+  Replay("adam", OptimizerConfig::Adam(o), 2);
+}
+
+}  // namespace
+}  // namespace thaw

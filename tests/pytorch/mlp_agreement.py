@@ -1,0 +1,80 @@
+#!/usr/bin/python3
+"""Writes tests/fixtures/mlp_agreement.txt: a 20-16-8-3 MLP trained by PyTorch.
+
+For each optimizer (SGD with momentum and weight decay; Adam), the first layer
+is frozen (requires_grad=False) for 5 steps, then unfrozen for 5 more, all on
+one fixed batch of 8 examples. The fixture holds the data, the initial weights,
+and the loss and every weight after each step; tests/model_agreement_test.cc
+replays the same run in thaw and compares.
+
+Run with Debian's python3-torch (the system Python):
+    /usr/bin/python3 tests/pytorch/mlp_agreement.py
+Only this script writes the fixture.
+"""
+import os
+import sys
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "..", "fixtures", "mlp_agreement.txt")
+NAMES = ["dense_0.weight", "dense_0.bias", "dense_1.weight", "dense_1.bias",
+         "dense_2.weight", "dense_2.bias"]
+STEPS_FROZEN = 5
+STEPS_THAWED = 5
+
+
+def make_model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(20, 16), torch.nn.ReLU(),
+        torch.nn.Linear(16, 8), torch.nn.ReLU(),
+        torch.nn.Linear(8, 3))
+
+
+def tensors(model):
+    return dict(zip(NAMES, [p.detach().clone() for p in model.parameters()]))
+
+
+def line(name, t):
+    values = " ".join("%.9e" % v for v in t.flatten().tolist())
+    return "%s %d %s\n" % (name, t.numel(), values)
+
+
+def run(label, make_optimizer, x, y, out):
+    model = make_model()
+    for name, t in tensors(model).items():
+        out.append(line("%s/initial/%s" % (label, name), t))
+    first = list(model[0].parameters())
+    opt = make_optimizer(model.parameters())
+    loss_fn = torch.nn.CrossEntropyLoss()
+    for step in range(STEPS_FROZEN + STEPS_THAWED):
+        frozen = step < STEPS_FROZEN
+        for p in first:
+            p.requires_grad_(not frozen)
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        out.append(line("%s/step%d/loss" % (label, step), loss.detach().reshape(1)))
+        for name, t in tensors(model).items():
+            out.append(line("%s/step%d/%s" % (label, step, name), t))
+
+
+def main():
+    torch.set_num_threads(1)
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(8, 20, generator=generator)
+    y = torch.randint(0, 3, (8,), generator=generator)
+    out = [line("x", x), line("labels", y.to(torch.float32))]
+    run("sgd", lambda params: torch.optim.SGD(
+        params, lr=0.1, momentum=0.9, weight_decay=0.01), x, y, out)
+    run("adam", lambda params: torch.optim.Adam(params, lr=0.01), x, y, out)
+    with open(OUT, "w") as f:
+        f.write("# written by tests/pytorch/mlp_agreement.py with torch %s\n" % torch.__version__)
+        f.writelines(out)
+    print("wrote", os.path.normpath(OUT))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
