@@ -134,6 +134,36 @@ TEST_P(NoAllocTest, StepAfterTheFirstTakesNothingFromTheHeap) {
 
 INSTANTIATE_TEST_SUITE_P(Threads, NoAllocTest, ::testing::Values(1, 2));
 
+// The same for a Sequential model's training step, including a dropout
+// layer and a frozen first layer, and for its inference step.
+TEST_P(NoAllocTest, ModelStepsAfterTheFirstTakeNothingFromTheHeap) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(16 << 20, &arena).ok());
+  ThreadPool pool(GetParam());
+  Sequential model(pool);
+  ASSERT_TRUE(model.Add(Dense::Make(300, Activation::kRelu)).ok());
+  ASSERT_TRUE(model.Add(Dropout::Make(0.2f)).ok());
+  ASSERT_TRUE(model.Add(Dense::Make(100, Activation::kTanh)).ok());
+  ASSERT_TRUE(model.Add(Dense::Make(10, Activation::kSoftmax)).ok());
+  ASSERT_TRUE(model.Build(64, 64, &arena).ok());
+  ASSERT_TRUE(model.Compile(OptimizerConfig::Adam(AdamOptions()),
+                            Loss::kSparseCategoricalCrossentropy).ok());
+  model.layer(0).SetTrainable(false);
+  std::vector<float> x(64 * 64, 0.5f), out(64 * 10);
+  std::vector<int32_t> labels(64, 3);
+  Examples batch{x.data(), 64, labels.data(), nullptr};
+  ASSERT_TRUE(model.TrainOnBatch(batch).ok());
+  ASSERT_TRUE(model.Predict(x.data(), 64, out.data()).ok());
+  g_allocations = 0;
+  g_counting = true;
+  Status train = model.TrainOnBatch(batch);
+  Status predict = model.Predict(x.data(), 64, out.data());
+  g_counting = false;
+  ASSERT_TRUE(train.ok()) << train.message();
+  ASSERT_TRUE(predict.ok()) << predict.message();
+  EXPECT_EQ(g_allocations.load(), 0);
+}
+
 // The counter itself works: a vector push does count.
 TEST(NoAllocCounterTest, CountsAnAllocation) {
   g_allocations = 0;
