@@ -91,9 +91,12 @@ struct Sequential::StepLayout {
   bool input_saved = false;
   std::vector<size_t> act;    // act[i], i in 1..n: floats of a saved a_i, else 0
   std::vector<size_t> state;  // state[i]: saved floats of layer i (dropout masks)
-  size_t ping = 0;            // each of the two forward ping-pong buffers
+  // Activations nobody reads back alternate between two buffers by the
+  // parity of i, as do the gradients da_i; each buffer is sized for its own
+  // parity, so a lone unsaved activation costs one buffer, not two.
+  size_t ping[2] = {0, 0};
   size_t prefix_state = 0;    // layer state of the frozen prefix (scratch)
-  size_t grad = 0;            // each of the two gradient ping-pong buffers
+  size_t grad[2] = {0, 0};
   size_t layer_scratch = 0;
   size_t label_bytes = 0;
   size_t targets = 0;
@@ -105,8 +108,9 @@ struct Sequential::StepLayout {
     return bytes;
   }
   size_t ScratchBytes() const {
-    return (input_saved ? 0 : Bytes(input)) + 2 * Bytes(ping) + Bytes(prefix_state) +
-           2 * Bytes(grad) + Bytes(layer_scratch) + AlignUp(label_bytes) + Bytes(targets);
+    return (input_saved ? 0 : Bytes(input)) + Bytes(ping[0]) + Bytes(ping[1]) +
+           Bytes(prefix_state) + Bytes(grad[0]) + Bytes(grad[1]) + Bytes(layer_scratch) +
+           AlignUp(label_bytes) + Bytes(targets);
   }
 };
 
@@ -282,19 +286,23 @@ void Sequential::Layout(size_t batch, Mode mode, size_t first_backward,
   out->first_backward = f;
   out->input = batch * input_features_;
   out->input_saved = training && f == 0 && n > 0 && layers_[0]->BackwardNeedsInput(trainable);
-  out->ping = 0;
+  out->ping[0] = out->ping[1] = 0;
   out->prefix_state = 0;
-  out->grad = 0;
+  out->grad[0] = out->grad[1] = 0;
   out->layer_scratch = 0;
   out->act[0] = 0;
   for (size_t i = 1; i <= n; ++i) {
     const size_t floats = batch * layers_[i - 1]->output_features();
     const bool read_as_input = i < n && i >= f && layers_[i]->BackwardNeedsInput(trainable);
-    const bool read_as_output = i - 1 >= f && f < n && layers_[i - 1]->BackwardNeedsOutput();
+    // A final softmax fused into the loss is not differentiated: its output
+    // is not read.
+    const bool fused_last = fused_softmax_ && i == n;
+    const bool read_as_output =
+        i - 1 >= f && f < n && !fused_last && layers_[i - 1]->BackwardNeedsOutput();
     const bool saved = training && (read_as_input || read_as_output);
     out->act[i] = saved ? floats : 0;
-    if (!saved) out->ping = std::max(out->ping, floats);
-    if (training && i > f) out->grad = std::max(out->grad, floats);
+    if (!saved) out->ping[i % 2] = std::max(out->ping[i % 2], floats);
+    if (training && i > f) out->grad[i % 2] = std::max(out->grad[i % 2], floats);
   }
   for (size_t i = 0; i < n; ++i) {
     const Layer& layer = *layers_[i];
@@ -456,10 +464,11 @@ Status Sequential::Step(const Examples& examples, const size_t* index, size_t ba
   buf.act[0] = take(layout.input, layout.input_saved ? Region::kActivations : Region::kScratch);
   for (size_t i = 1; i <= n; ++i) buf.act[i] = take(layout.act[i], Region::kActivations);
   for (size_t i = 0; i < n; ++i) buf.state[i] = take(layout.state[i], Region::kActivations);
-  float* ping[2] = {take(layout.ping, Region::kScratch), take(layout.ping, Region::kScratch)};
+  float* ping[2] = {take(layout.ping[0], Region::kScratch),
+                    take(layout.ping[1], Region::kScratch)};
   float* prefix_state = take(layout.prefix_state, Region::kScratch);
-  buf.grad[0] = take(layout.grad, Region::kScratch);
-  buf.grad[1] = take(layout.grad, Region::kScratch);
+  buf.grad[0] = take(layout.grad[0], Region::kScratch);
+  buf.grad[1] = take(layout.grad[1], Region::kScratch);
   buf.scratch = take(layout.layer_scratch, Region::kScratch);
   buf.labels = layout.label_bytes ? static_cast<int32_t*>(arena.AllocateTransient(
                                         layout.label_bytes, Region::kScratch))
