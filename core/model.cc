@@ -236,6 +236,15 @@ Status Sequential::Compile(const OptimizerConfig& config, Loss loss) {
   return Status::Ok();
 }
 
+Status Sequential::SetLearningRate(float learning_rate) {
+  THAW_RETURN_IF_ERROR(CheckReady("SetLearningRate", true));
+  if (!(learning_rate >= 0.0f) || !std::isfinite(learning_rate)) {
+    return InvalidArgument("SetLearningRate: %g is not a finite, non-negative rate", learning_rate);
+  }
+  optimizer_->SetLearningRate(learning_rate);
+  return Status::Ok();
+}
+
 Status Sequential::CheckReady(const char* what, bool needs_compile) const {
   if (!built()) return FailedPrecondition("%s: build the model first", what);
   if (needs_compile && !compiled_) return FailedPrecondition("%s: compile the model first", what);

@@ -141,6 +141,8 @@ class Sequential {
   // Chooses the optimizer and the loss. May be called again (a new
   // optimizer, its state starts from zero).
   Status Compile(const OptimizerConfig& optimizer, Loss loss);
+  // Changes the optimizer's learning rate, keeping its state.
+  Status SetLearningRate(float learning_rate);
 
   Status Fit(const Examples& train, const FitOptions& options,
              std::vector<EpochResult>* history = nullptr);

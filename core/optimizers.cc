@@ -15,7 +15,7 @@ Status Optimizer::ApplyGradients(Span<const GradientAndVariable> pairs) {
         "ApplyGradients: another optimizer has been attached to this variable "
         "set since this one; only the most recent one may step");
   }
-  if (vars_->planned_slots() != slots_) {
+  if (vars_->planned_optimizer() != id_) {
     return FailedPrecondition(
         "ApplyGradients: the optimizer was attached after this step's tape "
         "began; its state is laid out when the next tape begins");
@@ -76,7 +76,7 @@ Status Optimizer::ApplyOwnGradients() {
         "ApplyOwnGradients: another optimizer has been attached to this "
         "variable set since this one");
   }
-  if (vars_->plan_stale() || vars_->planned_slots() != slots_) {
+  if (vars_->plan_stale()) {
     return FailedPrecondition(
         "ApplyOwnGradients: the freeze set or the optimizer changed since the "
         "gradients were computed; run a new step");
@@ -95,6 +95,9 @@ Status Optimizer::ApplyOwnGradients() {
 
 SGD::SGD(VariableSet* vars, const SgdOptions& options, ThreadPool& pool)
     : Optimizer(vars, options.momentum != 0.0f ? 1 : 0, pool), options_(options) {}
+
+void SGD::SetLearningRate(float learning_rate) { options_.learning_rate = learning_rate; }
+void Adam::SetLearningRate(float learning_rate) { options_.learning_rate = learning_rate; }
 
 void SGD::Update(const float* grad, float* weight, float* const* slots,
                  size_t n, uint64_t /*step*/) {

@@ -51,6 +51,9 @@ class Optimizer {
   Status ApplyOwnGradients();
 
   VariableSet& variables() { return *vars_; }
+  // Changes the learning rate from the next step on; state is kept (Keras:
+  // optimizer.learning_rate.assign(...)).
+  virtual void SetLearningRate(float learning_rate) = 0;
 
  protected:
   Optimizer(VariableSet* vars, int slots, ThreadPool& pool);
@@ -80,6 +83,7 @@ class SGD : public Optimizer {
   SGD(VariableSet* vars, const SgdOptions& options,
       ThreadPool& pool = ThreadPool::Serial());
   const SgdOptions& options() const { return options_; }
+  void SetLearningRate(float learning_rate) override;
 
  private:
   void Update(const float* grad, float* weight, float* const* slots, size_t n,
@@ -104,6 +108,7 @@ class Adam : public Optimizer {
   Adam(VariableSet* vars, const AdamOptions& options,
        ThreadPool& pool = ThreadPool::Serial());
   const AdamOptions& options() const { return options_; }
+  void SetLearningRate(float learning_rate) override;
 
  private:
   void Update(const float* grad, float* weight, float* const* slots, size_t n,

@@ -154,7 +154,8 @@ void VariableSet::SetTrainable(Variable variable, bool trainable) {
 }
 
 bool VariableSet::plan_stale() const {
-  return trainable_ != planned_ || slots_ != planned_slots_;
+  return trainable_ != planned_ || slots_ != planned_slots_ ||
+         optimizer_id_ != planned_optimizer_;
 }
 
 Status VariableSet::Prepare() {
@@ -223,7 +224,9 @@ Status VariableSet::Relayout(const Bitmap& trainable, int slots,
         arena_->capacity());
   }
   unsigned char* base = arena_->data();
-  const bool keep_state = slots == planned_slots_;
+  // A newly attached optimizer starts from zero state, even with as many
+  // slots as the last one.
+  const bool keep_state = slots == planned_slots_ && optimizer_id_ == planned_optimizer_;
   auto survives = [&](const Record& r) {
     return keep_state && r.state_offset != kNone && r.new_state_offset != kNone;
   };
@@ -251,6 +254,7 @@ Status VariableSet::Relayout(const Bitmap& trainable, int slots,
   }
   planned_ = trainable;
   planned_slots_ = slots;
+  planned_optimizer_ = optimizer_id_;
   arena_->SetPersistent(top, bytes);
   return Status::Ok();
 }

@@ -133,13 +133,15 @@ class VariableSet {
   // ---- For optimizers and the tape ----
 
   // Attaches an optimizer that keeps `slots` state buffers per trainable
-  // variable; the next Prepare re-plans. Returns an id the optimizer keeps to
+  // variable; the next Prepare re-plans, with zero state. Returns an id the optimizer keeps to
   // learn whether it is still the attached one.
   uint64_t AttachOptimizer(int slots);
   uint64_t attached_optimizer() const { return optimizer_id_; }
   int optimizer_slots() const { return slots_; }
   // The slots the current plan holds (differs until the next Prepare).
   int planned_slots() const { return planned_slots_; }
+  // The optimizer (AttachOptimizer id) whose state the current plan holds.
+  uint64_t planned_optimizer() const { return planned_optimizer_; }
   // Whether variable `index` has gradient and state buffers in the current plan.
   bool planned_trainable(int index) const { return planned_.Test(index); }
   float* gradient_data(int index) const;
@@ -172,6 +174,7 @@ class VariableSet {
   int slots_ = 0;
   int planned_slots_ = 0;
   uint64_t optimizer_id_ = 0;
+  uint64_t planned_optimizer_ = 0;  // the optimizer whose state the arena holds
 };
 
 }  // namespace thaw

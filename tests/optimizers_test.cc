@@ -228,6 +228,30 @@ TEST_F(OptimizerTest, OnlyTheLastAttachedOptimizerSteps) {
   EXPECT_TRUE(second.ApplyGradients({{g[0], a}}).ok());
 }
 
+// Re-compiling (a new optimizer with as many slots) starts from zero state,
+// like a fresh Keras optimizer; SetLearningRate keeps the state.
+TEST_F(OptimizerTest, ANewOptimizerStartsFromZeroState) {
+  VariableSet vars(&arena_);
+  Variable a;
+  ASSERT_TRUE(vars.Create("a", {5}, true, &a).ok());
+  const std::vector<float> target = Values(5, 1.0f);
+  {
+    Adam first(&vars, AdamOptions());
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(Step(vars, first, {a}, {target}).ok());
+    first.SetLearningRate(0.0f);  // state kept, no movement
+    const std::vector<float> before(a.value().data(), a.value().data() + 5);
+    ASSERT_TRUE(Step(vars, first, {a}, {target}).ok());
+    EXPECT_EQ(std::memcmp(a.value().data(), before.data(), 5 * sizeof(float)), 0);
+    EXPECT_EQ(vars.steps(0), 4u);
+  }
+  Adam second(&vars, AdamOptions());
+  ASSERT_TRUE(Step(vars, second, {a}, {target}).ok());
+  EXPECT_EQ(vars.steps(0), 1u);
+  // A fresh first Adam step moves each weight by lr against sign(g) (here g < 0),
+  // and m = (1 - beta1) g = 0.1 * 2 (w_before - target).
+  EXPECT_NEAR(vars.slot_data(0, 0)[0], 0.1f * 2 * (a.value().data()[0] - 0.001f - target[0]), 1e-5);
+}
+
 TEST_F(OptimizerTest, OptimizerAttachedAfterTheTapeBeganWaits) {
   VariableSet vars(&arena_);
   Variable a;
