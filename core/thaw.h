@@ -21,6 +21,7 @@
 #define THAW_CORE_THAW_H_
 
 #include "core/arena.h"        // IWYU pragma: export
+#include "core/checkpoint.h"   // IWYU pragma: export
 #include "core/optimizers.h"   // IWYU pragma: export
 #include "core/tape.h"         // IWYU pragma: export
 #include "core/tensor.h"       // IWYU pragma: export
