@@ -706,5 +706,65 @@ TEST_F(CheckpointSaveTest, SaveIntoAMissingDirectoryOrOverADirectoryIsAnIoError)
   EXPECT_EQ(dir_.List(), std::vector<std::string>{"d.safetensors"});
 }
 
+// ---- PyTorch interop (fixtures made by tests/pytorch/checkpoint_interop.py) ----
+
+std::string Fixture(const std::string& name) { return std::string(THAW_FIXTURES_DIR) + "/" + name; }
+
+// torch.manual_seed(0); nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)),
+// saved by the script in safetensors with thaw's names; every value must
+// arrive exactly.
+TEST(CheckpointInteropTest, LoadsWhatPyTorchWrote) {
+  TinyModel m;
+  ASSERT_TRUE(LoadCheckpoint(Fixture("torch_tiny.safetensors"), m.vars.get()).ok());
+  const std::vector<unsigned char> text = ReadBytes(Fixture("torch_tiny_expected.json"));
+  const nlohmann::json expected = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+  ASSERT_TRUE(expected.is_object());
+  ASSERT_EQ(expected.size(), 4u);
+  size_t checked = 0;
+  for (int i = 0; i < m.vars->size(); ++i) {
+    const Variable v = (*m.vars)[i];
+    SCOPED_TRACE(v.name());
+    const auto e = expected.find(v.name());
+    ASSERT_NE(e, expected.end());
+    std::vector<size_t> shape;
+    for (const auto& d : e->at("shape")) shape.push_back(d.get<size_t>());
+    EXPECT_EQ(Shape(shape.data(), static_cast<int>(shape.size())), v.shape());
+    const auto& values = e->at("values");
+    ASSERT_EQ(values.size(), v.shape().num_elements());
+    for (size_t j = 0; j < values.size(); ++j) {
+      // The JSON holds each float32 as the shortest decimal of its exact double
+      // value, so the conversion back is exact.
+      const float want = static_cast<float>(values[j].get<double>());
+      EXPECT_EQ(Bits(v.value().data()[j]), Bits(want)) << "element " << j;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 23u);
+  // Not all zero or all equal: the load really brought PyTorch's init.
+  EXPECT_NE(Bits((*m.vars)[0].value().data()[0]), Bits((*m.vars)[0].value().data()[1]));
+}
+
+// thaw_written.safetensors is what thaw writes for this set; the script loads
+// it into PyTorch with load_state_dict(strict=True) and checks every value.
+// This test pins the bytes, so the file PyTorch checked is what thaw writes.
+TEST(CheckpointInteropTest, WritesTheFilePyTorchChecked) {
+  TinyModel m;
+  m.Fill([](size_t k) { return static_cast<float>(k) * 0.25f - 1.0f; });
+  ScratchDir dir;
+  const std::string path = dir.Path("thaw_written.safetensors");
+  ASSERT_TRUE(SaveCheckpoint(*m.vars, path).ok());
+  const std::vector<unsigned char> produced = ReadBytes(path);
+  const std::vector<unsigned char> committed = ReadBytes(Fixture("thaw_written.safetensors"));
+  if (produced != committed) {
+    // Keep the new file for inspection; if the change is intended, copy it over
+    // the fixture and rerun tests/pytorch/checkpoint_interop.py.
+    const std::string kept = ::testing::TempDir() + "thaw_written.produced.safetensors";
+    std::filesystem::copy_file(path, kept, std::filesystem::copy_options::overwrite_existing);
+    ADD_FAILURE() << "thaw now writes different bytes than " << Fixture("thaw_written.safetensors")
+                  << "; the new file is at " << kept;
+  }
+  EXPECT_EQ(produced.size(), committed.size());
+}
+
 }  // namespace
 }  // namespace thaw
