@@ -21,6 +21,7 @@
 #define THAW_CORE_THAW_H_
 
 #include "core/arena.h"        // IWYU pragma: export
+#include "core/checkpoint.h"   // IWYU pragma: export
 #include "core/dataset.h"      // IWYU pragma: export
 #include "core/layers.h"       // IWYU pragma: export
 #include "core/model.h"        // IWYU pragma: export

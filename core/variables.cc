@@ -148,6 +148,21 @@ Variable VariableSet::Find(const std::string& name) {
   return Variable();
 }
 
+const std::string& VariableSet::name(int index) const {
+  THAW_CHECK(index >= 0 && index < size());
+  return records_[index].name;
+}
+
+const Shape& VariableSet::shape(int index) const {
+  THAW_CHECK(index >= 0 && index < size());
+  return records_[index].shape;
+}
+
+const float* VariableSet::value_data(int index) const {
+  THAW_CHECK(index >= 0 && index < size());
+  return reinterpret_cast<const float*>(arena_->data() + records_[index].value_offset);
+}
+
 void VariableSet::SetTrainable(Variable variable, bool trainable) {
   THAW_CHECK(variable.set() == this);
   trainable_.Set(variable.index(), trainable);

@@ -106,6 +106,12 @@ class VariableSet {
   Variable operator[](int index);
   // The variable called `name`, or an invalid handle.
   Variable Find(const std::string& name);
+  // Read-only access by index in [0, size()), for code that holds a const set
+  // (saving a checkpoint). The value is contiguous, shape(index).num_elements()
+  // floats.
+  const std::string& name(int index) const;
+  const Shape& shape(int index) const;
+  const float* value_data(int index) const;
 
   // Freeze (false) or thaw (true). A bit flip; the plan follows at the next
   // step (Prepare). Never fails and never moves memory by itself.

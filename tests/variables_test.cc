@@ -275,5 +275,21 @@ TEST(VariablesStaticArrayTest, RunsInACallersStaticArray) {
   EXPECT_LT(reinterpret_cast<unsigned char*>(w.value().data()), block + sizeof(block));
 }
 
+TEST_F(VariablesTest, ConstAccessorsSeeNameShapeAndValue) {
+  VariableSet vars(&arena_);
+  Variable a, b;
+  ASSERT_TRUE(vars.Create("a", {2, 3}, true, &a).ok());
+  ASSERT_TRUE(vars.CreateScalar("b", 7.5f, false, &b).ok());
+  ASSERT_TRUE(vars.Assign(a, {1, 2, 3, 4, 5, 6}).ok());
+  const VariableSet& view = vars;
+  EXPECT_EQ(view.name(0), "a");
+  EXPECT_EQ(view.shape(0), Shape({2, 3}));
+  EXPECT_EQ(view.value_data(0), a.value().data());
+  EXPECT_EQ(view.value_data(0)[5], 6.0f);
+  EXPECT_EQ(view.name(1), "b");
+  EXPECT_EQ(view.shape(1), Shape({1}));
+  EXPECT_EQ(view.value_data(1)[0], 7.5f);
+}
+
 }  // namespace
 }  // namespace thaw

@@ -1,0 +1,492 @@
+#include "core/checkpoint.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "platform/files.h"
+#include "platform/span.h"
+
+// nlohmann::json is used only through calls that cannot throw on bad input:
+// sax_parse() with a handler of ours (the parser itself never throws; the
+// handler decides), parse(..., allow_exceptions=false) + is_discarded(), type
+// tests (is_object(), is_number_unsigned(), ...), find(), get_ptr() and dump()
+// with the `replace` error handler. (Allocation failure can still throw
+// std::bad_alloc, as anywhere in setup code.)
+
+namespace thaw {
+namespace {
+
+using Json = nlohmann::json;
+using OrderedJson = nlohmann::ordered_json;
+
+constexpr bool kHostIsLittleEndian = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
+// The reference implementation (huggingface/safetensors) refuses larger
+// headers; so does thaw, before allocating anything for one.
+constexpr uint64_t kMaxHeaderBytes = 100000000;
+constexpr const char kMetadataKey[] = "__metadata__";
+
+unsigned long long U(uint64_t v) { return static_cast<unsigned long long>(v); }
+
+Status BigEndianHost(const std::string& path) {
+  return FailedPrecondition(
+      "%s: safetensors data is little-endian and this host is big-endian; thaw does "
+      "not byte-swap checkpoints",
+      path.c_str());
+}
+
+// Bytes per element of the safetensors dtypes; 0 for names thaw does not know
+// (newer or sub-byte types), whose byte length it then cannot check.
+size_t DtypeBytes(const std::string& dtype) {
+  static const struct {
+    const char* name;
+    size_t bytes;
+  } kDtypes[] = {{"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1},
+                 {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},
+                 {"U32", 4},  {"F32", 4}, {"F64", 8}, {"I64", 8},     {"U64", 8}};
+  for (const auto& d : kDtypes) {
+    if (dtype == d.name) return d.bytes;
+  }
+  return 0;
+}
+
+// RFC 3629 UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF):
+// what a JSON parser accepts in a string, so a name that passes can be read back.
+bool IsValidUtf8(const std::string& s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    const unsigned char c = *p;
+    int extra;
+    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the 2nd byte
+    if (c < 0x80) {
+      extra = 0;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      extra = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      extra = 2;
+      if (c == 0xE0) lo = 0xA0;  // overlong
+      if (c == 0xED) hi = 0x9F;  // surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      extra = 3;
+      if (c == 0xF0) lo = 0x90;  // overlong
+      if (c == 0xF4) hi = 0x8F;  // past U+10FFFF
+    } else {
+      return false;
+    }
+    if (end - p <= extra) return false;
+    for (int i = 1; i <= extra; ++i) {
+      const unsigned char b = p[i];
+      if (i == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) return false;
+    }
+    p += 1 + extra;
+  }
+  return true;
+}
+
+// A JSON value for a message: compact and short. Only scalars and flat
+// arrays/objects are printed (the scan below bounds the depth anyway).
+std::string Describe(const Json& value) {
+  if (value.is_structured()) {
+    bool flat = value.size() <= 16;
+    for (auto it = value.begin(); flat && it != value.end(); ++it) flat = !it->is_structured();
+    if (!flat) {  // "[... 17 values]", "{... 3 keys}"
+      return value.is_array() ? "[... " + std::to_string(value.size()) + " values]"
+                              : "{... " + std::to_string(value.size()) + " keys}";
+    }
+  }
+  std::string text = value.dump(-1, ' ', false, Json::error_handler_t::replace);
+  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  return text;
+}
+
+std::string DimsToString(const std::vector<uint64_t>& dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (i > 0) s += ',';
+    s += std::to_string(dims[i]);
+  }
+  return s + "]";
+}
+
+// One tensor entry of the header, checked against the file.
+struct Entry {
+  std::string name;
+  std::string dtype;
+  std::vector<uint64_t> dims;
+  uint64_t begin = 0;  // byte offsets in the data section
+  uint64_t end = 0;
+  bool matched = false;  // a variable has this name
+};
+
+// Checks one header entry (everything that does not depend on the model) and
+// fills *entry. `data_bytes` is the size of the data section.
+Status ParseEntry(const std::string& path, const std::string& name, const Json& value,
+                  uint64_t data_bytes, Entry* entry) {
+  const char* p = path.c_str();
+  const char* n = name.c_str();
+  if (!value.is_object()) {
+    return DataLoss("%s: %s: the entry must be an object with dtype, shape and data_offsets, "
+                    "found %s",
+                    p, n, Describe(value).c_str());
+  }
+  entry->name = name;
+
+  const auto dtype = value.find("dtype");
+  if (dtype == value.end()) return DataLoss("%s: %s: the entry has no dtype", p, n);
+  if (!dtype->is_string()) {
+    return DataLoss("%s: %s: dtype must be a string, found %s", p, n, Describe(*dtype).c_str());
+  }
+  entry->dtype = *dtype->get_ptr<const Json::string_t*>();
+
+  const auto shape = value.find("shape");
+  if (shape == value.end()) return DataLoss("%s: %s: the entry has no shape", p, n);
+  if (!shape->is_array()) {
+    return DataLoss("%s: %s: shape must be an array of non-negative integers, found %s", p, n,
+                    Describe(*shape).c_str());
+  }
+  uint64_t elements = 1;
+  for (size_t i = 0; i < shape->size(); ++i) {
+    const Json& dim = (*shape)[i];
+    if (!dim.is_number_unsigned()) {
+      return DataLoss("%s: %s: shape %s must hold non-negative integers, but dimension %zu is %s",
+                      p, n, Describe(*shape).c_str(), i, Describe(dim).c_str());
+    }
+    const uint64_t d = *dim.get_ptr<const Json::number_unsigned_t*>();
+    entry->dims.push_back(d);
+    if (__builtin_mul_overflow(elements, d, &elements)) {
+      return DataLoss("%s: %s: shape %s has more elements than fit in 64 bits", p, n,
+                      Describe(*shape).c_str());
+    }
+  }
+
+  const auto offsets = value.find("data_offsets");
+  if (offsets == value.end()) return DataLoss("%s: %s: the entry has no data_offsets", p, n);
+  if (!offsets->is_array() || offsets->size() != 2 || !(*offsets)[0].is_number_unsigned() ||
+      !(*offsets)[1].is_number_unsigned()) {
+    return DataLoss("%s: %s: data_offsets must be two non-negative integers [begin,end], "
+                    "found %s",
+                    p, n, Describe(*offsets).c_str());
+  }
+  entry->begin = *(*offsets)[0].get_ptr<const Json::number_unsigned_t*>();
+  entry->end = *(*offsets)[1].get_ptr<const Json::number_unsigned_t*>();
+  if (entry->begin > entry->end) {
+    return DataLoss("%s: %s: data_offsets [%llu,%llu] end before they begin", p, n,
+                    U(entry->begin), U(entry->end));
+  }
+  if (entry->end > data_bytes) {
+    return DataLoss("%s: %s: data_offsets [%llu,%llu] run past the end of the data section, "
+                    "which holds %llu bytes",
+                    p, n, U(entry->begin), U(entry->end), U(data_bytes));
+  }
+  const size_t element_bytes = DtypeBytes(entry->dtype);
+  uint64_t bytes = 0;
+  if (element_bytes != 0 &&
+      (__builtin_mul_overflow(elements, element_bytes, &bytes) ||
+       bytes != entry->end - entry->begin)) {
+    return DataLoss("%s: %s: data_offsets [%llu,%llu] hold %llu bytes, but shape %s of %s "
+                    "needs %llu x %zu bytes",
+                    p, n, U(entry->begin), U(entry->end), U(entry->end - entry->begin),
+                    DimsToString(entry->dims).c_str(), entry->dtype.c_str(), U(elements),
+                    element_bytes);
+  }
+  return Status::Ok();
+}
+
+Status CheckMetadata(const std::string& path, const Json& value) {
+  if (!value.is_object()) {
+    return DataLoss("%s: %s must be an object of strings, found %s", path.c_str(), kMetadataKey,
+                    Describe(value).c_str());
+  }
+  for (auto it = value.begin(); it != value.end(); ++it) {
+    if (!it->is_string()) {
+      return DataLoss("%s: %s: the value of \"%s\" must be a string, found %s", path.c_str(),
+                      kMetadataKey, it.key().c_str(), Describe(*it).c_str());
+    }
+  }
+  return Status::Ok();
+}
+
+// The first pass over the header text: a SAX handler that builds nothing and
+// stops at the first syntax error, at a key repeated within one object, or at
+// nesting deeper than a safetensors header has ({ entry: { shape: [ n ] } } is
+// 3 levels). So a hostile header (100 MB of "[[[[...") costs neither a tree in
+// memory nor a deep recursion when it is later parsed into a tree or printed.
+//
+// JSON allows a key twice and nlohmann::json would keep the last value; a
+// checkpoint that names a tensor twice is ambiguous, so it is rejected.
+class HeaderScan final : public nlohmann::json_sax<Json> {
+ public:
+  static constexpr int kMaxDepth = 3;
+
+  // What stopped the scan, or kNone.
+  enum class Problem { kNone, kSyntax, kTooDeep, kRepeatedKey };
+  Problem problem() const { return problem_; }
+  // Offset in the text of the byte where the syntax error showed.
+  size_t error_offset() const { return error_position_ > 0 ? error_position_ - 1 : 0; }
+  const std::string& repeated_key() const { return repeated_key_; }
+  int repeated_depth() const { return repeated_depth_; }
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override {
+    if (!Enter()) return false;
+    keys_.emplace_back();
+    return true;
+  }
+  bool key(string_t& key) override {
+    if (keys_.back().insert(key).second) return true;
+    problem_ = Problem::kRepeatedKey;
+    repeated_key_ = key;
+    repeated_depth_ = depth_;
+    return false;
+  }
+  bool end_object() override {
+    keys_.pop_back();
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) override { return Enter(); }
+  bool end_array() override {
+    --depth_;
+    return true;
+  }
+  bool parse_error(std::size_t position, const std::string&,
+                   const nlohmann::detail::exception&) override {
+    problem_ = Problem::kSyntax;
+    error_position_ = position;  // bytes read, the bad one included
+    return false;
+  }
+
+ private:
+  bool Enter() {
+    if (++depth_ <= kMaxDepth) return true;
+    problem_ = Problem::kTooDeep;
+    return false;
+  }
+
+  int depth_ = 0;
+  std::vector<std::set<std::string>> keys_;  // per open object
+  Problem problem_ = Problem::kNone;
+  size_t error_position_ = 0;
+  std::string repeated_key_;
+  int repeated_depth_ = 0;
+};
+
+// Parses the header text into entries, in name order, and checks each entry
+// and that no two entries share bytes.
+Status ParseHeader(const std::string& path, const unsigned char* text, uint64_t text_bytes,
+                   uint64_t data_bytes, std::vector<Entry>* entries) {
+  const char* p = path.c_str();
+  HeaderScan scan;
+  Json::sax_parse(text, text + text_bytes, &scan);
+  switch (scan.problem()) {
+    case HeaderScan::Problem::kNone:
+      break;
+    case HeaderScan::Problem::kSyntax:
+      return DataLoss("%s: the header (%llu bytes) is not valid JSON: syntax error at byte "
+                      "offset %zu",
+                      p, U(text_bytes), scan.error_offset());
+    case HeaderScan::Problem::kTooDeep:
+      return DataLoss("%s: the header nests arrays or objects deeper than the %d levels a "
+                      "safetensors header has",
+                      p, HeaderScan::kMaxDepth);
+    case HeaderScan::Problem::kRepeatedKey:
+      if (scan.repeated_depth() == 1) {
+        return DataLoss("%s: %s: the header names this tensor twice", p,
+                        scan.repeated_key().c_str());
+      }
+      return DataLoss("%s: the header repeats the key \"%s\" within one entry", p,
+                      scan.repeated_key().c_str());
+  }
+  // Known to be valid and shallow now.
+  const Json header = Json::parse(text, text + text_bytes, nullptr, /*allow_exceptions=*/false);
+  if (header.is_discarded()) {
+    return DataLoss("%s: the header (%llu bytes) is not valid JSON", p, U(text_bytes));
+  }
+  if (!header.is_object()) {
+    return DataLoss("%s: the header is a JSON %s, not an object", p, header.type_name());
+  }
+
+  entries->clear();
+  entries->reserve(header.size());
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    if (it.key() == kMetadataKey) {
+      THAW_RETURN_IF_ERROR(CheckMetadata(path, *it));
+      continue;
+    }
+    entries->emplace_back();
+    THAW_RETURN_IF_ERROR(ParseEntry(path, it.key(), *it, data_bytes, &entries->back()));
+  }
+
+  // No two tensors may share a byte. Sorted by begin, each non-empty range must
+  // start at or after the furthest end so far.
+  std::vector<const Entry*> by_begin;
+  for (const Entry& e : *entries) {
+    if (e.begin != e.end) by_begin.push_back(&e);
+  }
+  std::sort(by_begin.begin(), by_begin.end(), [](const Entry* a, const Entry* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  });
+  const Entry* furthest = nullptr;
+  for (const Entry* e : by_begin) {
+    if (furthest != nullptr && e->begin < furthest->end) {
+      return DataLoss("%s: tensors %s [%llu,%llu] and %s [%llu,%llu] overlap in the data section",
+                      p, furthest->name.c_str(), U(furthest->begin), U(furthest->end),
+                      e->name.c_str(), U(e->begin), U(e->end));
+    }
+    if (furthest == nullptr || e->end > furthest->end) furthest = e;
+  }
+  return Status::Ok();
+}
+
+std::vector<uint64_t> DimsOf(const Shape& shape) {
+  std::vector<uint64_t> dims;
+  for (int i = 0; i < shape.rank(); ++i) dims.push_back(shape.dim(i));
+  return dims;
+}
+
+}  // namespace
+
+Status SaveCheckpoint(const VariableSet& vars, const std::string& path) {
+  if (!kHostIsLittleEndian) return BigEndianHost(path);
+  // The header lists tensors in variable order (ordered_json keeps insertion
+  // order), so the bytes depend only on the set, and the data follows in the
+  // same order without gaps.
+  OrderedJson header = OrderedJson::object();
+  uint64_t offset = 0;
+  for (int i = 0; i < vars.size(); ++i) {
+    const std::string& name = vars.name(i);
+    if (name == kMetadataKey) {
+      return InvalidArgument("%s: variable %d is named %s, which safetensors reserves for "
+                             "metadata; nothing was written",
+                             path.c_str(), i, kMetadataKey);
+    }
+    if (!IsValidUtf8(name)) {
+      return InvalidArgument("%s: variable %d: its name is not valid UTF-8, which a "
+                             "safetensors header requires; nothing was written",
+                             path.c_str(), i);
+    }
+    const uint64_t bytes = vars.shape(i).num_elements() * sizeof(float);
+    OrderedJson entry = OrderedJson::object();
+    entry["dtype"] = "F32";
+    entry["shape"] = DimsOf(vars.shape(i));
+    entry["data_offsets"] = OrderedJson::array({offset, offset + bytes});
+    header[name] = std::move(entry);
+    offset += bytes;
+  }
+  header[kMetadataKey]["format"] = "pt";  // what torch-saved safetensors carry
+
+  std::string text = header.dump(-1, ' ', /*ensure_ascii=*/false,
+                                 OrderedJson::error_handler_t::replace);
+  // Pad with spaces so the data starts 8-byte aligned, as the reference does.
+  text.append((8 - text.size() % 8) % 8, ' ');
+  if (text.size() > kMaxHeaderBytes) {
+    return InvalidArgument("%s: the header would take %zu bytes, more than safetensors' limit "
+                           "of %llu; nothing was written",
+                           path.c_str(), text.size(), U(kMaxHeaderBytes));
+  }
+
+  std::vector<unsigned char> prefix(8 + text.size());
+  for (int b = 0; b < 8; ++b) prefix[b] = static_cast<unsigned char>(text.size() >> (8 * b));
+  std::memcpy(prefix.data() + 8, text.data(), text.size());
+  std::vector<Span<const unsigned char>> pieces;
+  pieces.reserve(1 + vars.size());
+  pieces.emplace_back(prefix.data(), prefix.size());
+  for (int i = 0; i < vars.size(); ++i) {
+    pieces.emplace_back(reinterpret_cast<const unsigned char*>(vars.value_data(i)),
+                        vars.shape(i).num_elements() * sizeof(float));
+  }
+  return WriteFileAtomically(path, pieces);
+}
+
+Status LoadCheckpoint(const std::string& path, VariableSet* vars, const LoadOptions& options) {
+  THAW_CHECK(vars != nullptr);
+  if (!kHostIsLittleEndian) return BigEndianHost(path);
+  const char* p = path.c_str();
+  std::vector<unsigned char> file;
+  THAW_RETURN_IF_ERROR(ReadFile(path, &file));
+
+  // ---- The file against itself ----
+  if (file.size() < 8) {
+    return DataLoss("%s: the file is %zu bytes long, too short for a safetensors header length "
+                    "(8 bytes)",
+                    p, file.size());
+  }
+  uint64_t header_bytes = 0;
+  for (int b = 0; b < 8; ++b) header_bytes |= uint64_t{file[b]} << (8 * b);
+  if (header_bytes > kMaxHeaderBytes) {
+    return DataLoss("%s: the header length field says %llu bytes, more than the %llu-byte limit",
+                    p, U(header_bytes), U(kMaxHeaderBytes));
+  }
+  if (header_bytes > file.size() - 8) {
+    return DataLoss("%s: the header length field says %llu bytes, but only %zu bytes follow it",
+                    p, U(header_bytes), file.size() - 8);
+  }
+  const uint64_t data_bytes = file.size() - 8 - header_bytes;
+  const unsigned char* data = file.data() + 8 + header_bytes;
+  std::vector<Entry> entries;
+  THAW_RETURN_IF_ERROR(ParseHeader(path, file.data() + 8, header_bytes, data_bytes, &entries));
+
+  // ---- The file against the model ----
+  std::unordered_map<std::string, Entry*> by_name;
+  for (Entry& e : entries) by_name.emplace(e.name, &e);
+  std::vector<std::pair<int, const Entry*>> copies;  // (variable, tensor)
+  int missing = 0;
+  int first_missing = -1;
+  for (int i = 0; i < vars->size(); ++i) {
+    const Variable v = (*vars)[i];
+    const auto found = by_name.find(v.name());
+    if (found == by_name.end()) {
+      if (missing++ == 0) first_missing = i;
+      continue;
+    }
+    Entry& e = *found->second;
+    e.matched = true;
+    if (e.dtype != "F32") {
+      return InvalidArgument("%s: %s: checkpoint has dtype %s, model expects F32", p,
+                             e.name.c_str(), e.dtype.c_str());
+    }
+    const std::vector<uint64_t> model_dims = DimsOf(v.shape());
+    if (e.dims != model_dims) {
+      return InvalidArgument("%s: %s: checkpoint has shape %s, model expects %s", p,
+                             e.name.c_str(), DimsToString(e.dims).c_str(),
+                             DimsToString(model_dims).c_str());
+    }
+    copies.emplace_back(i, &e);
+  }
+  if (options.strict) {
+    if (missing > 0) {
+      return InvalidArgument("%s: %s: the model has this variable but the checkpoint does not "
+                             "(strict load; %d of %d variables missing)",
+                             p, (*vars)[first_missing].name().c_str(), missing, vars->size());
+    }
+    for (const Entry& e : entries) {
+      if (!e.matched) {
+        return InvalidArgument("%s: %s: the checkpoint has this tensor but the model has no "
+                               "variable of that name (strict load)",
+                               p, e.name.c_str());
+      }
+    }
+  }
+
+  // ---- Everything checked: copy ----
+  for (const auto& copy : copies) {
+    const Entry& e = *copy.second;
+    std::memcpy((*vars)[copy.first].value().data(), data + e.begin, e.end - e.begin);
+  }
+  return Status::Ok();
+}
+
+}  // namespace thaw

@@ -1,0 +1,76 @@
+// thaw/core/checkpoint.h — save and load a VariableSet as a safetensors file.
+//
+//   THAW_RETURN_IF_ERROR(thaw::SaveCheckpoint(vars, "head.safetensors"));
+//   ...
+//   thaw::Status s = thaw::LoadCheckpoint("head.safetensors", &vars);
+//   if (!s.ok()) std::fprintf(stderr, "%s\n", s.message());  // weights unchanged
+//
+//   thaw::LoadOptions partial;
+//   partial.strict = false;  // like PyTorch's load_state_dict(strict=False)
+//   THAW_RETURN_IF_ERROR(thaw::LoadCheckpoint("backbone.safetensors", &vars, partial));
+//
+// The file is safetensors, the format PyTorch (through the safetensors
+// package) and others read and write:
+//   [u64 N, little-endian][N bytes of JSON header, space-padded][tensor data]
+// with the header
+//   {"dense_0.weight": {"dtype": "F32", "shape": [3, 4], "data_offsets": [0, 48]},
+//    ..., "__metadata__": {"format": "pt"}}
+// Tensor names are variable names ("<layer>.<variable>", shapes as PyTorch
+// holds them: a dense layer's weight is [out, in] like nn.Linear's), offsets
+// are relative to the start of the data, and the data is float32,
+// little-endian, row-major, one tensor after the other in variable order.
+//
+// Both calls are setup-time: they allocate (the header, and for loading the
+// whole file) and must not run inside a training step. Neither touches the
+// trainable flags, the memory plan or optimizer state. The host must be
+// little-endian (every target thaw runs on is); on a big-endian host both
+// return FailedPrecondition.
+#ifndef THAW_CORE_CHECKPOINT_H_
+#define THAW_CORE_CHECKPOINT_H_
+
+#include <string>
+
+#include "core/variables.h"
+#include "platform/status.h"
+
+namespace thaw {
+
+// Writes every variable of `vars` to `path`, atomically: the file at `path` is
+// either the old one, whole, or the new one, whole, even after a crash (see
+// platform/files.h). Returns InvalidArgument when a variable name cannot be a
+// safetensors tensor name (not UTF-8, or "__metadata__") and IoError when the
+// file cannot be written; the old file is then unchanged. The bytes are a
+// function of the names, shapes and values only, so saving the same set twice
+// gives identical files.
+Status SaveCheckpoint(const VariableSet& vars, const std::string& path);
+
+struct LoadOptions {
+  // true: every variable must be in the file and every tensor in the file
+  // must be a variable. false: variables the file lacks keep their values, and
+  // tensors the model lacks are ignored (they are still checked for
+  // corruption, but may have any dtype, e.g. BatchNorm's int64
+  // num_batches_tracked). A tensor that is loaded must match its variable's
+  // shape and be F32 in both modes.
+  bool strict = true;
+};
+
+// Copies the tensors of the safetensors file at `path` into the variables of
+// the same name. All or nothing: the whole file is checked against itself and
+// against the model first, and only then are values copied, so on any error no
+// variable has changed. Errors name the file, the tensor and the problem:
+//   NotFound         the file does not exist;
+//   IoError          it cannot be read;
+//   DataLoss         it is not a well-formed safetensors file (too short, bad
+//                    header length, header not a JSON object, a malformed
+//                    entry, data offsets out of range, not matching the shape,
+//                    or overlapping, a name given twice);
+//   InvalidArgument  it is well-formed but does not fit the model, e.g.
+//                    "<path>: dense_1.weight: checkpoint has shape [10,128],
+//                    model expects [10,256]", a dtype other than F32, and in
+//                    strict mode a missing or unexpected tensor.
+Status LoadCheckpoint(const std::string& path, VariableSet* vars,
+                      const LoadOptions& options = {});
+
+}  // namespace thaw
+
+#endif  // THAW_CORE_CHECKPOINT_H_

@@ -1,0 +1,180 @@
+#include "platform/files.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace thaw {
+namespace {
+
+// strerror_r comes in two flavours (GNU returns the text, POSIX fills the
+// buffer and returns 0); these overloads accept either.
+const char* ErrnoTextFrom(int result, const char* buffer) {
+  return result == 0 ? buffer : "unknown error";
+}
+const char* ErrnoTextFrom(const char* result, const char* /*buffer*/) { return result; }
+
+// The system's sentence for `error`, thread-safe unlike strerror().
+std::string ErrnoText(int error) {
+  char buffer[256] = {};
+  return ErrnoTextFrom(strerror_r(error, buffer, sizeof(buffer)), buffer);
+}
+
+// The directory holding `path`, for the temporary file and the directory sync.
+std::string DirectoryOf(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+// Closes a descriptor on scope exit unless released.
+class FdCloser {
+ public:
+  explicit FdCloser(int fd) : fd_(fd) {}
+  ~FdCloser() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FdCloser(const FdCloser&) = delete;
+  FdCloser& operator=(const FdCloser&) = delete;
+  // Closes now and returns close()'s result (0, or -1 with errno set); 0 when
+  // already closed.
+  int Close() {
+    if (fd_ < 0) return 0;
+    const int fd = fd_;
+    fd_ = -1;
+    return ::close(fd);
+  }
+
+ private:
+  int fd_;
+};
+
+// Writes all of [data, data + size), retrying short writes and EINTR.
+// Returns 0, or the errno of the failing write.
+int WriteAll(int fd, const unsigned char* data, size_t size) {
+  while (size > 0) {
+    const ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+// Creates a new, empty file next to `path` with a name no other writer uses:
+// "<path>.tmp.<pid>.<n>". O_EXCL makes the creation fail rather than reuse a
+// file left behind by a crashed process with the same pid; then the next n is
+// tried. Mode 0666 lets the umask decide, as for any new file.
+int CreateTemporary(const std::string& path, std::string* temp_path) {
+  static std::atomic<unsigned> counter{0};
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    *temp_path = path + ".tmp." + std::to_string(::getpid()) + "." +
+                 std::to_string(counter.fetch_add(1));
+    const int fd =
+        ::open(temp_path->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd >= 0 || errno != EEXIST) return fd;
+  }
+  errno = EEXIST;
+  return -1;
+}
+
+}  // namespace
+
+Status ReadFile(const std::string& path, std::vector<unsigned char>* out) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int error = errno;
+    if (error == ENOENT) {
+      return NotFound("%s: cannot open the file for reading: %s", path.c_str(),
+                      ErrnoText(error).c_str());
+    }
+    return IoError("%s: cannot open the file for reading: %s", path.c_str(),
+                   ErrnoText(error).c_str());
+  }
+  FdCloser closer(fd);
+  struct stat info;
+  if (::fstat(fd, &info) != 0) {
+    return IoError("%s: cannot stat the file: %s", path.c_str(), ErrnoText(errno).c_str());
+  }
+  if (S_ISDIR(info.st_mode)) {
+    return IoError("%s: cannot read: it is a directory, not a file", path.c_str());
+  }
+  out->clear();
+  // The size is a hint only (it may change, or be 0 for special files): read
+  // until end of file.
+  if (S_ISREG(info.st_mode) && info.st_size > 0) {
+    out->reserve(static_cast<size_t>(info.st_size));
+  }
+  unsigned char chunk[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, chunk, sizeof(chunk));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return IoError("%s: read failed after %zu bytes: %s", path.c_str(), out->size(),
+                     ErrnoText(errno).c_str());
+    }
+    if (n == 0) break;
+    out->insert(out->end(), chunk, chunk + n);
+  }
+  return Status::Ok();
+}
+
+Status WriteFileAtomically(const std::string& path, Span<const unsigned char> bytes) {
+  const Span<const unsigned char> pieces[1] = {bytes};
+  return WriteFileAtomically(path, pieces);
+}
+
+Status WriteFileAtomically(const std::string& path,
+                           Span<const Span<const unsigned char>> pieces) {
+  std::string temp_path;
+  const int fd = CreateTemporary(path, &temp_path);
+  if (fd < 0) {
+    return IoError("%s: cannot create a temporary file next to it: %s", path.c_str(),
+                   ErrnoText(errno).c_str());
+  }
+  FdCloser closer(fd);
+  // From here on every failure removes the temporary file; the file at `path`
+  // has not been touched until rename() succeeds.
+  auto fail = [&](const char* what, int error) {
+    closer.Close();
+    ::unlink(temp_path.c_str());
+    return IoError("%s: %s (temporary file %s): %s; the file at this path was not changed",
+                   path.c_str(), what, temp_path.c_str(), ErrnoText(error).c_str());
+  };
+  for (const Span<const unsigned char>& piece : pieces) {
+    const int error = WriteAll(fd, piece.data(), piece.size());
+    if (error != 0) return fail("write failed", error);
+  }
+  // Data on the device before the rename makes it visible: otherwise a crash
+  // could leave the new name pointing at a file whose blocks never landed.
+  if (::fsync(fd) != 0) return fail("fsync failed", errno);
+  if (closer.Close() != 0) return fail("close failed", errno);
+  if (::rename(temp_path.c_str(), path.c_str()) != 0) {
+    return fail("cannot rename the temporary file over it", errno);
+  }
+  // Persist the rename itself (the directory entry). Some file systems cannot
+  // sync a directory (EINVAL), and a directory we may not open cannot be
+  // synced by us at all; the rename has happened, so neither is an error.
+  const std::string directory = DirectoryOf(path);
+  const int dir_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    FdCloser dir_closer(dir_fd);
+    if (::fsync(dir_fd) != 0 && errno != EINVAL) {
+      return IoError("%s: the new file is in place, but syncing its directory %s failed: %s; "
+                     "after a power loss the old file may reappear",
+                     path.c_str(), directory.c_str(), ErrnoText(errno).c_str());
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace thaw

@@ -1,0 +1,49 @@
+// thaw/platform/files.h — whole-file reads and atomic whole-file writes.
+//
+//   std::vector<unsigned char> bytes;
+//   THAW_RETURN_IF_ERROR(thaw::ReadFile("model.safetensors", &bytes));
+//   THAW_RETURN_IF_ERROR(thaw::WriteFileAtomically("model.safetensors", bytes));
+//   // Several pieces, written in order as one file, without joining them first:
+//   THAW_RETURN_IF_ERROR(thaw::WriteFileAtomically("out.bin", {header, body}));
+//
+// An atomic write never leaves a half-written file at `path`: the bytes go to a
+// temporary file in the same directory, which is flushed to the device
+// (fsync), closed, and renamed over `path`. rename() within one directory
+// replaces the old file in one step, so a reader (or a crash) sees either the
+// whole old file or the whole new one. On failure the temporary file is
+// removed and the old file at `path` is left as it was.
+//
+// These are setup-time calls: they allocate (paths, messages, the read buffer)
+// and may block on the disk. They are safe to call from several threads on
+// different paths.
+#ifndef THAW_PLATFORM_FILES_H_
+#define THAW_PLATFORM_FILES_H_
+
+#include <string>
+#include <vector>
+
+#include "platform/span.h"
+#include "platform/status.h"
+
+namespace thaw {
+
+// Replaces *out with the contents of the regular file at `path`. Returns
+// NotFound when the file does not exist and IoError for any other failure
+// (a directory, no permission, a read error); the message names the path and
+// the system's reason. *out is unspecified after a failure.
+Status ReadFile(const std::string& path, std::vector<unsigned char>* out);
+
+// Writes `bytes` as the whole new contents of `path`, atomically (see above).
+// The new file gets the permissions of a freshly created file (0666 minus the
+// umask), not those of the file it replaces. If `path` is a symbolic link, the
+// link itself is replaced by a regular file. Returns IoError naming the path
+// and the reason on any failure; the old file stays whole.
+Status WriteFileAtomically(const std::string& path, Span<const unsigned char> bytes);
+
+// The same for a file made of several pieces, written in order.
+Status WriteFileAtomically(const std::string& path,
+                           Span<const Span<const unsigned char>> pieces);
+
+}  // namespace thaw
+
+#endif  // THAW_PLATFORM_FILES_H_
