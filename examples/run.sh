@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# The main demo: installs what is missing, builds thaw in Release, runs it.
+# The demos: installs what is missing (including Fashion-MNIST), builds thaw in
+# Release, runs the seed examples and the Fashion-MNIST transfer demo.
 # Usage: examples/run.sh            (from the project root or anywhere)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/.ci/deps"
+"$root/.ci/deps" dataset-fashion-mnist
 build="$root/build/release"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DTHAW_BUILD_TESTS=OFF -DTHAW_BUILD_BENCH=OFF -DTHAW_BUILD_EXAMPLES=ON >/dev/null
-cmake --build "$build" --target seed_case1_freeze seed_case2_unfreeze
-for example in seed_case1_freeze seed_case2_unfreeze; do
+demos=(seed_case1_freeze seed_case2_unfreeze seed_case3_finetune fashion_mnist_transfer)
+cmake --build "$build" --target "${demos[@]}"
+# The seed examples first (a second each), then the main demo.
+for example in "${demos[@]}"; do
   echo
   echo "== $example"
   "$build/examples/$example"

@@ -14,10 +14,12 @@ namespace {
 
 // strerror_r comes in two flavours (GNU returns the text, POSIX fills the
 // buffer and returns 0); these overloads accept either.
-const char* ErrnoTextFrom(int result, const char* buffer) {
+[[maybe_unused]] const char* ErrnoTextFrom(int result, const char* buffer) {
   return result == 0 ? buffer : "unknown error";
 }
-const char* ErrnoTextFrom(const char* result, const char* /*buffer*/) { return result; }
+[[maybe_unused]] const char* ErrnoTextFrom(const char* result, const char* /*buffer*/) {
+  return result;
+}
 
 // The system's sentence for `error`, thread-safe unlike strerror().
 std::string ErrnoText(int error) {

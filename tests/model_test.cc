@@ -304,7 +304,9 @@ TEST(ModelTest, LossesDecreaseOnSimpleProblems) {
     ASSERT_TRUE(model.Fit(train, fit).ok());
     ASSERT_TRUE(model.Evaluate(train, 16, &after).ok());
     EXPECT_LT(after.loss, 0.5 * before.loss) << LossName(c.loss);
-    if (c.loss != Loss::kMeanSquaredError) EXPECT_GT(after.accuracy, 0.9) << LossName(c.loss);
+    if (c.loss != Loss::kMeanSquaredError) {
+      EXPECT_GT(after.accuracy, 0.9) << LossName(c.loss);
+    }
   }
 }
 

@@ -6,7 +6,8 @@
 #        THAW_WITH_TBB=OFF tests/run.sh serial runtime, no TBB
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/.ci/deps"
+# Fashion-MNIST lets the dataset test read the real files too.
+"$root/.ci/deps" dataset-fashion-mnist
 sanitize=${THAW_SANITIZE:-OFF}
 tbb=${THAW_WITH_TBB:-ON}
 name=tests
