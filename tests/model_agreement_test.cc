@@ -115,5 +115,60 @@ TEST(ModelAgreementTest, TwoThreadsMatchPyTorchToo) {
   Replay("adam", OptimizerConfig::Adam(o), 2);
 }
 
+// Tanh, sigmoid and a softmax layer; MSE, binary and categorical
+// cross-entropy; Nesterov SGD, AdamW and Adam (tests/pytorch/mlp_agreement.py,
+// run_layers).
+void ReplayLayers(const std::string& label, bool softmax_layer, Loss loss,
+                  const OptimizerConfig& optimizer) {
+  const Fixture& golden = Golden();
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1 << 18, &arena).ok());
+  Sequential model;
+  ASSERT_TRUE(model.Add(Dense::Make(5, Activation::kTanh)).ok());
+  ASSERT_TRUE(model.Add(Dense::Make(4, Activation::kSigmoid)).ok());
+  ASSERT_TRUE(model.Add(Dense::Make(3)).ok());
+  if (softmax_layer) ASSERT_TRUE(model.Add(Softmax()).ok());
+  ASSERT_TRUE(model.Build(6, 5, &arena).ok());
+  ASSERT_TRUE(model.Compile(optimizer, loss).ok());
+  for (const char* name : kNames) {
+    ASSERT_TRUE(model.variables().Assign(model.variables().Find(name),
+                                         golden.at(label + "/initial/" + name)).ok());
+  }
+  std::vector<int32_t> classes;
+  for (float c : golden.at("classes")) classes.push_back(static_cast<int32_t>(c));
+  Examples batch{golden.at("x6").data(), 5, classes.data(), golden.at("soft_targets").data()};
+  for (int step = 0; step < 4; ++step) {
+    Metrics metrics;
+    ASSERT_TRUE(model.TrainOnBatch(batch, &metrics).ok());
+    const std::string prefix = label + "/step" + std::to_string(step) + "/";
+    EXPECT_NEAR(metrics.loss, golden.at(prefix + "loss")[0], 1e-5 * golden.at(prefix + "loss")[0])
+        << prefix;
+    for (const char* name : kNames) {
+      ExpectClose(golden.at(prefix + name), model.variables().Find(name).value(), prefix + name);
+    }
+  }
+}
+
+TEST(ModelAgreementTest, TanhSigmoidMseNesterovMatchesPyTorch) {
+  SgdOptions o;
+  o.learning_rate = 0.5f;
+  o.momentum = 0.5f;
+  o.nesterov = true;
+  ReplayLayers("mse", false, Loss::kMeanSquaredError, OptimizerConfig::Sgd(o));
+}
+
+TEST(ModelAgreementTest, BinaryCrossEntropyAdamWMatchesPyTorch) {
+  AdamOptions o;
+  o.learning_rate = 0.05f;
+  o.weight_decay = 0.1f;
+  ReplayLayers("bce", false, Loss::kBinaryCrossentropyFromLogits, OptimizerConfig::AdamW(o));
+}
+
+TEST(ModelAgreementTest, SoftmaxLayerWithCrossEntropyMatchesPyTorch) {
+  AdamOptions o;
+  o.learning_rate = 0.05f;
+  ReplayLayers("softmax", true, Loss::kSparseCategoricalCrossentropy, OptimizerConfig::Adam(o));
+}
+
 }  // namespace
 }  // namespace thaw

@@ -61,6 +61,29 @@ def run(label, make_optimizer, x, y, out):
             out.append(line("%s/step%d/%s" % (label, step, name), t))
 
 
+def run_layers(label, last, loss_fn, make_optimizer, x, target, out):
+    """6 -> tanh 5 -> sigmoid 4 -> 3 (`last`), 4 steps; every layer trainable."""
+    torch.manual_seed(2)
+    layers = [torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 4),
+              torch.nn.Sigmoid(), torch.nn.Linear(4, 3)]
+    if last is not None:
+        layers.append(last)
+    model = torch.nn.Sequential(*layers)
+    names = ["dense_0.weight", "dense_0.bias", "dense_1.weight", "dense_1.bias",
+             "dense_2.weight", "dense_2.bias"]
+    for name, p in zip(names, model.parameters()):
+        out.append(line("%s/initial/%s" % (label, name), p.detach()))
+    opt = make_optimizer(model.parameters())
+    for step in range(4):
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), target)
+        loss.backward()
+        opt.step()
+        out.append(line("%s/step%d/loss" % (label, step), loss.detach().reshape(1)))
+        for name, p in zip(names, model.parameters()):
+            out.append(line("%s/step%d/%s" % (label, step, name), p.detach()))
+
+
 def main():
     torch.set_num_threads(1)
     generator = torch.Generator().manual_seed(1)
@@ -70,6 +93,23 @@ def main():
     run("sgd", lambda params: torch.optim.SGD(
         params, lr=0.1, momentum=0.9, weight_decay=0.01), x, y, out)
     run("adam", lambda params: torch.optim.Adam(params, lr=0.01), x, y, out)
+    # Other layers and losses: tanh, sigmoid, a softmax layer; MSE, BCE, CE.
+    x6 = torch.randn(5, 6, generator=generator)
+    soft_targets = torch.rand(5, 3, generator=generator)
+    classes = torch.randint(0, 3, (5,), generator=generator)
+    out += [line("x6", x6), line("soft_targets", soft_targets),
+            line("classes", classes.to(torch.float32))]
+    run_layers("mse", None, torch.nn.MSELoss(),
+               lambda p: torch.optim.SGD(p, lr=0.5, momentum=0.5, nesterov=True),
+               x6, soft_targets, out)
+    run_layers("bce", None, torch.nn.BCEWithLogitsLoss(),
+               lambda p: torch.optim.AdamW(p, lr=0.05, weight_decay=0.1),
+               x6, soft_targets, out)
+    # A softmax layer then the negative log-likelihood: Keras's
+    # sparse_categorical_crossentropy on probabilities.
+    run_layers("softmax", torch.nn.Softmax(dim=1),
+               lambda probs, t: torch.nn.functional.nll_loss(torch.log(probs), t),
+               lambda p: torch.optim.Adam(p, lr=0.05), x6, classes, out)
     with open(OUT, "w") as f:
         f.write("# written by tests/pytorch/mlp_agreement.py with torch %s\n" % torch.__version__)
         f.writelines(out)
