@@ -652,7 +652,8 @@ class Progress {
   void EndEpoch(int epoch, const EpochResult& r, bool accuracy) {
     if (silent_) return;
     if (bar_) {
-      std::printf("\r%zu/%zu - %.1fs - loss: %.4f", steps_, steps_, r.seconds, r.train.loss);
+      std::printf("\r%zu/%zu [==============================] - %.1fs %.3gms/step - loss: %.4f",
+                  steps_, steps_, r.seconds, 1e3 * r.step_seconds / r.steps, r.train.loss);
     } else {
       std::printf("Epoch %d/%d - %zu steps - %.2fs - loss: %.4f", epoch + 1, epochs_, steps_,
                   r.seconds, r.train.loss);
@@ -662,7 +663,7 @@ class Progress {
       std::printf(" - val_loss: %.4f", r.validation.loss);
       if (accuracy) std::printf(" - val_accuracy: %.4f", r.validation.accuracy);
     }
-    std::printf("%s\n", bar_ ? "          " : "");
+    std::printf("\n");
     std::fflush(stdout);
   }
 
