@@ -451,47 +451,45 @@ Status GradientTape::Backward(TapeNode* target) {
   return Status::Ok();
 }
 
-Status GradientTape::Gradient(const Tensor& target, Span<const Variable> sources,
-                              Span<TensorView> grads) {
-  if (grads.size() != sources.size()) {
+template <class NodeOf>
+Status GradientTape::Differentiate(const Tensor& target, size_t num_sources,
+                                   Span<TensorView> grads, const NodeOf& node_of) {
+  if (grads.size() != num_sources) {
     return InvalidArgument("GradientTape::Gradient: %zu sources but room for %zu gradients",
-                           sources.size(), grads.size());
+                           num_sources, grads.size());
   }
   for (TensorView& g : grads) g = TensorView();
   TapeNode* t = Resolve(target, "Gradient");
   if (!status_.ok()) return status_;
-  for (const Variable& v : sources) {
-    if (v.set() != vars_) {
-      return InvalidArgument("GradientTape::Gradient: a source variable belongs to another VariableSet");
-    }
-  }
   THAW_RETURN_IF_ERROR(Backward(t));
-  for (size_t i = 0; i < sources.size(); ++i) {
-    const int index = sources[i].index();
-    TapeNode* leaf = index < num_leaves_ ? leaves_[index] : nullptr;
-    if (leaf != nullptr && leaf->adjoint != nullptr) {
-      grads[i] = TensorView(leaf->adjoint, leaf->shape);
+  for (size_t i = 0; i < num_sources; ++i) {
+    const TapeNode* node = node_of(i);
+    if (node != nullptr && node->adjoint != nullptr) {
+      grads[i] = TensorView(node->adjoint, node->shape);
     }
   }
   return Status::Ok();
 }
 
+Status GradientTape::Gradient(const Tensor& target, Span<const Variable> sources,
+                              Span<TensorView> grads) {
+  for (const Variable& v : sources) {
+    if (v.set() != vars_) {
+      return InvalidArgument("GradientTape::Gradient: a source variable belongs to another VariableSet");
+    }
+  }
+  // A variable never read on this tape has no leaf: its gradient is absent.
+  return Differentiate(target, sources.size(), grads, [&](size_t i) -> const TapeNode* {
+    const int index = sources[i].index();
+    return index < num_leaves_ ? leaves_[index] : nullptr;
+  });
+}
+
 Status GradientTape::Gradient(const Tensor& target, Span<const Tensor> sources,
                               Span<TensorView> grads) {
-  if (grads.size() != sources.size()) {
-    return InvalidArgument("GradientTape::Gradient: %zu sources but room for %zu gradients",
-                           sources.size(), grads.size());
-  }
-  for (TensorView& g : grads) g = TensorView();
-  TapeNode* t = Resolve(target, "Gradient");
-  for (const Tensor& s : sources) Resolve(s, "Gradient");
-  if (!status_.ok()) return status_;
-  THAW_RETURN_IF_ERROR(Backward(t));
-  for (size_t i = 0; i < sources.size(); ++i) {
-    TapeNode* node = sources[i].node_;
-    if (node->adjoint != nullptr) grads[i] = TensorView(node->adjoint, node->shape);
-  }
-  return Status::Ok();
+  for (const Tensor& s : sources) Resolve(s, "Gradient");  // records a bad source
+  return Differentiate(target, sources.size(), grads,
+                       [&](size_t i) -> const TapeNode* { return sources[i].node_; });
 }
 
 }  // namespace thaw

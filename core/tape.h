@@ -131,6 +131,10 @@ class GradientTape {
   Tensor Elementwise(TapeOp op, const Operand& a, const Operand& b, const char* name);
   Tensor Unary(TapeOp op, const Operand& a, const char* name);
   Status Backward(TapeNode* target);
+  // Both Gradient overloads: node_of(i) is source i's node, or null.
+  template <class NodeOf>
+  Status Differentiate(const Tensor& target, size_t num_sources,
+                       Span<TensorView> grads, const NodeOf& node_of);
   void BackwardNode(TapeNode* node);
   float* Scratch(size_t floats);
 

@@ -15,13 +15,15 @@ int64_t SupportedTargets() {
   return targets;
 }
 
-std::string SupportedTargetNames() {
-  const uint64_t targets = static_cast<uint64_t>(SupportedTargets());
+std::string SupportedTargetNames() { return TargetNames(SupportedTargets()); }
+
+std::string TargetNames(int64_t targets) {
+  const uint64_t bits = static_cast<uint64_t>(targets);
   std::string names;
   // Highway numbers better targets with lower bits, so this lists best first.
   for (int shift = 0; shift < 64; ++shift) {
     const uint64_t bit = uint64_t{1} << shift;
-    if ((targets & bit) == 0) continue;
+    if ((bits & bit) == 0) continue;
     if (!names.empty()) names += ' ';
     names += hwy::TargetName(static_cast<int64_t>(bit));
   }

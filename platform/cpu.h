@@ -16,6 +16,8 @@ namespace thaw {
 int64_t SupportedTargets();
 // The same as space-separated names, best first.
 std::string SupportedTargetNames();
+// Names of the targets in a Highway bitfield, space-separated, best first.
+std::string TargetNames(int64_t targets);
 // Number of hardware threads the OS reports (at least 1).
 int HardwareThreads();
 

@@ -73,8 +73,10 @@ HWY_INLINE void StoreTail(D d, hn::Vec<D> v, size_t count, float* p) {
   hn::SafeCopyN(count, d, bounce, p);
 }
 
-// Softmax of one row of `cols` floats; y may be z.
-HWY_INLINE void SoftmaxRow(const float* z, float* y, size_t cols) {
+// The max of one row of `cols` floats and the sum of exp(z - max). When e is
+// not null it receives exp(z - max) (e may be z).
+HWY_INLINE void RowMaxAndExpSum(const float* z, size_t cols, float* e,
+                                float* max_out, float* sum_out) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   const size_t whole = cols - cols % N;
@@ -85,19 +87,29 @@ HWY_INLINE void SoftmaxRow(const float* z, float* y, size_t cols) {
   const auto max = hn::MaxOfLanes(d, vmax);  // in every lane
   auto vsum = hn::Zero(d);
   for (size_t i = 0; i < whole; i += N) {
-    const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, z + i), max));
-    hn::StoreU(e, d, y + i);
-    vsum = hn::Add(vsum, e);
+    const auto v = hn::Exp(d, hn::Sub(hn::LoadU(d, z + i), max));
+    if (e != nullptr) hn::StoreU(v, d, e + i);
+    vsum = hn::Add(vsum, v);
   }
   if (whole < cols) {
     const size_t count = cols - whole;
-    const auto e = hn::IfThenElseZero(
+    const auto v = hn::IfThenElseZero(
         hn::FirstN(d, count), hn::Exp(d, hn::Sub(LoadTail(d, z + whole, count, 0.0f), max)));
-    StoreTail(d, e, count, y + whole);
-    vsum = hn::Add(vsum, e);
+    if (e != nullptr) StoreTail(d, v, count, e + whole);
+    vsum = hn::Add(vsum, v);
   }
-  const auto sum = hn::SumOfLanes(d, vsum);
-  const auto inv = hn::Div(hn::Set(d, 1.0f), sum);
+  *max_out = hn::GetLane(max);
+  *sum_out = hn::GetLane(hn::SumOfLanes(d, vsum));
+}
+
+// Softmax of one row of `cols` floats; y may be z.
+HWY_INLINE void SoftmaxRow(const float* z, float* y, size_t cols) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  const size_t whole = cols - cols % N;
+  float max, sum;
+  RowMaxAndExpSum(z, cols, y, &max, &sum);
+  const auto inv = hn::Set(d, 1.0f / sum);
   for (size_t i = 0; i < whole; i += N) hn::StoreU(hn::Mul(hn::LoadU(d, y + i), inv), d, y + i);
   if (whole < cols) {
     const size_t count = cols - whole;

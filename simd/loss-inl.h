@@ -58,31 +58,6 @@ HWY_INLINE void StoreCount(D d, hn::Vec<D> v, size_t count, float* p) {
   }
 }
 
-// The max of one row and the sum of exp(z - max); z is not written.
-HWY_INLINE void RowMaxAndSum(const float* z, size_t cols, float* max_out,
-                             float* sum_out) {
-  const hn::ScalableTag<float> d;
-  const size_t N = hn::Lanes(d);
-  const size_t whole = cols - cols % N;
-  const float lowest = -std::numeric_limits<float>::infinity();
-  auto vmax = hn::Set(d, lowest);
-  for (size_t i = 0; i < whole; i += N) vmax = hn::Max(vmax, hn::LoadU(d, z + i));
-  if (whole < cols) vmax = hn::Max(vmax, LoadTail(d, z + whole, cols - whole, lowest));
-  const auto max = hn::MaxOfLanes(d, vmax);
-  auto vsum = hn::Zero(d);
-  for (size_t i = 0; i < whole; i += N) {
-    vsum = hn::Add(vsum, hn::Exp(d, hn::Sub(hn::LoadU(d, z + i), max)));
-  }
-  if (whole < cols) {
-    const size_t count = cols - whole;
-    vsum = hn::Add(vsum, hn::IfThenElseZero(
-                             hn::FirstN(d, count),
-                             hn::Exp(d, hn::Sub(LoadTail(d, z + whole, count, 0.0f), max))));
-  }
-  *max_out = hn::GetLane(max);
-  *sum_out = hn::GetLane(hn::SumOfLanes(d, vsum));
-}
-
 }  // namespace detail
 
 HWY_INLINE double SoftmaxCrossEntropyRows(const float* z, const int32_t* labels,
@@ -95,7 +70,7 @@ HWY_INLINE double SoftmaxCrossEntropyRows(const float* z, const int32_t* labels,
     const float* zr = z + r * cols;
     const int32_t label = labels[r];
     float max, sum;
-    detail::RowMaxAndSum(zr, cols, &max, &sum);
+    RowMaxAndExpSum(zr, cols, nullptr, &max, &sum);
     // log-sum-exp - z[label], with the large terms cancelled first.
     total += (static_cast<double>(max) - zr[label]) + std::log(static_cast<double>(sum));
     if (probs == nullptr && dz == nullptr) continue;

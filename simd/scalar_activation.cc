@@ -7,6 +7,17 @@
 
 namespace thaw {
 namespace simd {
+namespace {
+
+// The max of a row and the sum of exp(z - max), in double.
+void RowMaxAndExpSum(const float* z, size_t cols, double* max, double* sum) {
+  *max = z[0];
+  for (size_t j = 1; j < cols; ++j) *max = std::fmax(*max, z[j]);
+  *sum = 0;
+  for (size_t j = 0; j < cols; ++j) *sum += std::exp(z[j] - *max);
+}
+
+}  // namespace
 
 void ScalarSigmoidForward(const float* z, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] = static_cast<float>(1.0 / (1.0 + std::exp(-double{z[i]})));
@@ -27,10 +38,8 @@ void ScalarTanhBackward(const float* y, const float* dy, float* dz, size_t n) {
 void ScalarSoftmaxForward(const float* z, float* y, size_t rows, size_t cols) {
   for (size_t r = 0; r < rows; ++r) {
     const float* zr = z + r * cols;
-    double max = zr[0];
-    for (size_t j = 1; j < cols; ++j) max = std::fmax(max, zr[j]);
-    double sum = 0;
-    for (size_t j = 0; j < cols; ++j) sum += std::exp(zr[j] - max);
+    double max, sum;
+    RowMaxAndExpSum(zr, cols, &max, &sum);
     for (size_t j = 0; j < cols; ++j) y[r * cols + j] = static_cast<float>(std::exp(zr[j] - max) / sum);
   }
 }
@@ -52,10 +61,8 @@ double ScalarSoftmaxCrossEntropy(const float* z, const int32_t* labels,
   double total = 0;
   for (size_t r = 0; r < rows; ++r) {
     const float* zr = z + r * cols;
-    double max = zr[0];
-    for (size_t j = 1; j < cols; ++j) max = std::fmax(max, zr[j]);
-    double sum = 0;
-    for (size_t j = 0; j < cols; ++j) sum += std::exp(zr[j] - max);
+    double max, sum;
+    RowMaxAndExpSum(zr, cols, &max, &sum);
     const double lse = std::log(sum) + max;
     const int32_t label = labels[r];
     total += lse - zr[label];

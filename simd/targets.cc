@@ -25,6 +25,7 @@ HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 #include "hwy/targets.h"
+#include "platform/cpu.h"
 
 namespace thaw {
 
@@ -40,18 +41,7 @@ const char* DispatchedTargetName() {
   return hwy::TargetName(DispatchedTarget());
 }
 
-std::string CompiledTargetNames() {
-  const uint64_t targets = static_cast<uint64_t>(HWY_TARGETS);
-  std::string names;
-  // Highway gives better targets lower bits, so ascending bits is best first.
-  for (int shift = 0; shift < 64; ++shift) {
-    const uint64_t bit = uint64_t{1} << shift;
-    if ((targets & bit) == 0) continue;
-    if (!names.empty()) names += ' ';
-    names += hwy::TargetName(static_cast<int64_t>(bit));
-  }
-  return names;
-}
+std::string CompiledTargetNames() { return TargetNames(HWY_TARGETS); }
 
 }  // namespace simd
 }  // namespace thaw
