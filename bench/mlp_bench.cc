@@ -1,0 +1,112 @@
+// Whole training steps and inference of the MLP 784-256-128-10 at batch 64,
+// for the freeze sets that on-device fine-tuning uses. Cases are named
+// mlp_step/thaw/<trainable>_<optimizer>/<threads> and
+// mlp_infer/thaw/batch<b>/<threads>; bench/pytorch_mlp.py times the same
+// steps in PyTorch, and bench/run_mlp.sh prints the ratios.
+#include <benchmark/benchmark.h>
+
+#include <memory>
+#include <vector>
+
+#include "core/thaw.h"
+
+namespace {
+
+constexpr size_t kIn = 784, kBatch = 64, kClasses = 10;
+
+enum Trainable { kAll = 0, kFirstTwoFrozen = 1, kHeadOnly = 2 };
+const char* kTrainableNames[] = {"all", "first_two_frozen", "head_only"};
+
+struct Mlp {
+  thaw::Arena arena;
+  std::unique_ptr<thaw::ThreadPool> pool;
+  std::unique_ptr<thaw::Sequential> model;
+  std::vector<float> x;
+  std::vector<int32_t> labels;
+};
+
+std::unique_ptr<Mlp> MakeMlp(int threads, bool adam, int trainable) {
+  auto m = std::make_unique<Mlp>();
+  THAW_CHECK(thaw::Arena::Create(16 << 20, &m->arena).ok());
+  m->pool = std::make_unique<thaw::ThreadPool>(threads);
+  m->model = std::make_unique<thaw::Sequential>(*m->pool);
+  thaw::Sequential& model = *m->model;
+  THAW_CHECK(model.Add(thaw::Dense::Make(256, thaw::Activation::kRelu)).ok());
+  THAW_CHECK(model.Add(thaw::Dense::Make(128, thaw::Activation::kRelu)).ok());
+  THAW_CHECK(model.Add(thaw::Dense::Make(kClasses)).ok());
+  THAW_CHECK(model.Build(kIn, kBatch, &m->arena, 1).ok());
+  thaw::SgdOptions sgd;
+  sgd.learning_rate = 0.01f;
+  sgd.momentum = 0.9f;
+  THAW_CHECK(model.Compile(adam ? thaw::OptimizerConfig::Adam(thaw::AdamOptions())
+                                : thaw::OptimizerConfig::Sgd(sgd),
+                           thaw::Loss::kSparseCategoricalCrossentropyFromLogits).ok());
+  if (trainable >= 1) model.layer(0).SetTrainable(false);
+  if (trainable >= 2) model.layer(1).SetTrainable(false);
+  thaw::Random rng(3);
+  m->x.resize(kBatch * kIn);
+  for (float& v : m->x) v = rng.Uniform();
+  m->labels.resize(kBatch);
+  for (int32_t& l : m->labels) l = static_cast<int32_t>(rng.Below(kClasses));
+  return m;
+}
+
+// Training FLOPs of one step: forward 2*b*(in*out) per layer; backward the
+// weight gradient of every trainable layer and the input gradient of every
+// layer after the first trainable one.
+double StepFlops(int trainable) {
+  const size_t dims[4] = {kIn, 256, 128, kClasses};
+  double flops = 0;
+  for (int l = 0; l < 3; ++l) {
+    const double mm = 2.0 * kBatch * dims[l] * dims[l + 1];
+    flops += mm;                       // forward
+    if (l >= trainable) flops += mm;   // weight gradient
+    if (l > trainable) flops += mm;    // input gradient
+  }
+  return flops;
+}
+
+void BM_MlpStep(benchmark::State& state) {
+  const int trainable = static_cast<int>(state.range(0));
+  const bool adam = state.range(1) != 0;
+  const int threads = static_cast<int>(state.range(2));
+  auto m = MakeMlp(threads, adam, trainable);
+  thaw::Examples batch{m->x.data(), kBatch, m->labels.data(), nullptr};
+  THAW_CHECK(m->model->TrainOnBatch(batch).ok());  // plan and warm up
+  for (auto _ : state) {
+    thaw::Status s = m->model->TrainOnBatch(batch);
+    benchmark::DoNotOptimize(s);
+  }
+  state.counters["FLOP/s"] = benchmark::Counter(StepFlops(trainable),
+                                                benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string("mlp_step/thaw/") + kTrainableNames[trainable] + "_" +
+                 (adam ? "adam" : "sgd_momentum") + "/" + std::to_string(threads));
+}
+
+void BM_MlpInfer(benchmark::State& state) {
+  const size_t batch = static_cast<size_t>(state.range(0));
+  const int threads = static_cast<int>(state.range(1));
+  auto m = MakeMlp(threads, false, kAll);
+  std::vector<float> out(batch * kClasses);
+  THAW_CHECK(m->model->Predict(m->x.data(), batch, out.data()).ok());
+  for (auto _ : state) {
+    thaw::Status s = m->model->Predict(m->x.data(), batch, out.data());
+    benchmark::DoNotOptimize(s);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetLabel("mlp_infer/thaw/batch" + std::to_string(batch) + "/" + std::to_string(threads));
+}
+
+void StepArgs(benchmark::internal::Benchmark* b) {
+  for (int threads : {1, 2}) {
+    for (int adam : {0, 1}) {
+      for (int trainable : {kAll, kFirstTwoFrozen, kHeadOnly}) b->Args({trainable, adam, threads});
+    }
+  }
+  b->ArgNames({"trainable", "adam", "threads"});
+}
+
+BENCHMARK(BM_MlpStep)->Apply(StepArgs)->UseRealTime();
+BENCHMARK(BM_MlpInfer)->ArgsProduct({{1, 64}, {1, 2}})->ArgNames({"batch", "threads"})->UseRealTime();
+
+}  // namespace
