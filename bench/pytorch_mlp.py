@@ -1,0 +1,92 @@
+#!/usr/bin/python3
+"""Times the MLP 784-256-128-10 (batch 64) in PyTorch, as bench/mlp_bench.cc does in thaw.
+
+Training steps for three freeze sets (all trainable; first layer frozen; first
+two frozen, i.e. head only) with SGD (momentum 0.9) and Adam, and inference at batch 1 and 64.
+PyTorch gets its best configuration: torch.set_num_threads(t) *and*
+OPENBLAS_NUM_THREADS/OMP_NUM_THREADS=t (Debian's torch calls OpenBLAS, which
+set_num_threads does not reach), frozen parameters with requires_grad=False,
+zero_grad(set_to_none=True), inference under torch.inference_mode().
+Set OPENBLAS_CORETYPE before running to give OpenBLAS its best kernel
+(bench/run_mlp.sh does). Prints one JSON object: name -> median seconds.
+
+Usage: /usr/bin/python3 bench/pytorch_mlp.py THREADS [REPETITIONS]
+"""
+import json
+import os
+import sys
+import time
+
+THREADS = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+REPS = int(sys.argv[2]) if len(sys.argv) > 2 else 7
+os.environ["OPENBLAS_NUM_THREADS"] = str(THREADS)
+os.environ["OMP_NUM_THREADS"] = str(THREADS)
+import torch  # noqa: E402  (after the environment is set)
+
+torch.set_num_threads(THREADS)
+BATCH, IN, CLASSES = 64, 784, 10
+
+
+def make(frozen_layers, adam):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(IN, 256), torch.nn.ReLU(),
+        torch.nn.Linear(256, 128), torch.nn.ReLU(),
+        torch.nn.Linear(128, CLASSES))
+    linears = [model[0], model[2], model[4]]
+    for layer in linears[:frozen_layers]:
+        for p in layer.parameters():
+            p.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = (torch.optim.Adam(params, lr=1e-3) if adam
+           else torch.optim.SGD(params, lr=0.01, momentum=0.9))
+    return model, opt
+
+
+def median_time(fn, min_seconds=0.2):
+    fn()  # warm up
+    times = []
+    for _ in range(REPS):
+        n, start = 0, time.perf_counter()
+        while True:
+            fn()
+            n += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_seconds:
+                break
+        times.append(elapsed / n)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def main():
+    x = torch.rand(BATCH, IN)
+    y = torch.randint(0, CLASSES, (BATCH,))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    results = {}
+    for adam in (False, True):
+        # The first two layers frozen is head-only training for this MLP.
+        for name, frozen in (("all", 0), ("first_frozen", 1), ("head_only", 2)):
+            model, opt = make(frozen, adam)
+
+            def step():
+                opt.zero_grad(set_to_none=True)
+                loss_fn(model(x), y).backward()
+                opt.step()
+            key = "mlp_step/pytorch/%s_%s/%d" % (name, "adam" if adam else "sgd_momentum", THREADS)
+            results[key] = median_time(step)
+    model, _ = make(0, False)
+    for batch in (1, 64):
+        xb = x[:batch].contiguous()
+
+        def infer():
+            with torch.inference_mode():
+                model(xb)
+        results["mlp_infer/pytorch/batch%d/%d" % (batch, THREADS)] = median_time(infer)
+    results["_context"] = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                           "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "")}
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
