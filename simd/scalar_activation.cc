@@ -11,8 +11,12 @@ namespace {
 
 // The max of a row and the sum of exp(z - max), in double.
 void RowMaxAndExpSum(const float* z, size_t cols, double* max, double* sum) {
-  *max = z[0];
-  for (size_t j = 1; j < cols; ++j) *max = std::fmax(*max, z[j]);
+  // The max is taken in float and widened once: the same value as a max in
+  // double, but an fmax reduction that widens float to double makes the
+  // aarch64 GCC 12.2 vectorizer crash (ICE in vect_transform_reduction, -O3).
+  float row_max = z[0];
+  for (size_t j = 1; j < cols; ++j) row_max = std::fmax(row_max, z[j]);
+  *max = row_max;
   *sum = 0;
   for (size_t j = 0; j < cols; ++j) *sum += std::exp(z[j] - *max);
 }
