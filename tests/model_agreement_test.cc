@@ -127,7 +127,9 @@ void ReplayLayers(const std::string& label, bool softmax_layer, Loss loss,
   ASSERT_TRUE(model.Add(Dense::Make(5, Activation::kTanh)).ok());
   ASSERT_TRUE(model.Add(Dense::Make(4, Activation::kSigmoid)).ok());
   ASSERT_TRUE(model.Add(Dense::Make(3)).ok());
-  if (softmax_layer) ASSERT_TRUE(model.Add(Softmax()).ok());
+  if (softmax_layer) {
+    ASSERT_TRUE(model.Add(Softmax()).ok());
+  }
   ASSERT_TRUE(model.Build(6, 5, &arena).ok());
   ASSERT_TRUE(model.Compile(optimizer, loss).ok());
   for (const char* name : kNames) {
