@@ -48,7 +48,13 @@ namespace thaw {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-namespace gemm {
+// Tests can compile this file a second time with another tile shape (see
+// tests/simd_gemm_tiles_test.cc); they rename the namespace so that the two
+// builds do not collide.
+#ifndef THAW_GEMM_NAMESPACE
+#define THAW_GEMM_NAMESPACE gemm
+#endif
+namespace THAW_GEMM_NAMESPACE {
 
 // ---- Tile shape and block sizes ----
 
@@ -62,7 +68,11 @@ namespace gemm {
 // Everything below uses kMR, kNV and the run-time Lanes(d), so a shape is
 // right on every target by construction (SVE's lane count is only known at
 // run time).
-#if HWY_TARGET == HWY_SCALAR
+#if defined(THAW_GEMM_TEST_MR) && defined(THAW_GEMM_TEST_NV)
+// Tests only: another target's shape, e.g. AVX3's 8 x 2 on an AVX2 machine.
+constexpr size_t kMR = THAW_GEMM_TEST_MR;
+constexpr size_t kNV = THAW_GEMM_TEST_NV;
+#elif HWY_TARGET == HWY_SCALAR
 constexpr size_t kMR = 4;
 constexpr size_t kNV = 3;
 #elif HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
@@ -586,7 +596,9 @@ HWY_INLINE void Share(size_t t, size_t tasks, size_t units, size_t unit,
 // of A x kDC rows of B, kDR * kDC accumulators + kDR + 1 vectors:
 //   16 registers: 3 x 4 (12 + 3 + 1); 32 registers: 4 x 4 (16 + 4 + 1).
 // Per vector of k: kDR + kDC loads for kDR * kDC FMAs.
-#if HWY_TARGET == HWY_SCALAR
+#if defined(THAW_GEMM_TEST_DR)
+constexpr size_t kDR = THAW_GEMM_TEST_DR;  // tests only, as kMR above
+#elif HWY_TARGET == HWY_SCALAR
 constexpr size_t kDR = 2;
 #elif HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || \
     HWY_ARCH_ARM_A64 || HWY_ARCH_RVV
@@ -984,13 +996,11 @@ HWY_INLINE void RunPlan(const Plan& plan, bool accumulate, float* scratch,
   }
 }
 
-}  // namespace gemm
-
 // Floats of scratch GemmT needs for this shape (any transposes).
 HWY_INLINE size_t GemmScratchFloatsT(size_t m, size_t n, size_t k,
                                      int threads) {
   if (m == 0 || n == 0 || k == 0) return 0;
-  return gemm::Layout(m, n, k, threads).total;
+  return Layout(m, n, k, threads).total;
 }
 
 // C (+)= op(A) op(B) as in simd::Gemm; m, n, k > 0. scratch: 64-byte
@@ -1000,15 +1010,16 @@ HWY_INLINE void GemmT(const float* a, size_t lda, bool trans_a, const float* b,
                       size_t n, size_t k, bool accumulate, float* scratch,
                       ThreadPool& pool) {
   const int threads = pool.num_threads();
-  if (!trans_a && trans_b && gemm::UseDot(m, n, k)) {
-    gemm::RunDot(a, lda, b, ldb, c, ldc, m, n, k, accumulate, pool);
+  if (!trans_a && trans_b && UseDot(m, n, k)) {
+    RunDot(a, lda, b, ldb, c, ldc, m, n, k, accumulate, pool);
     return;
   }
-  const gemm::Plan plan = gemm::MakePlan(a, lda, trans_a, b, ldb, trans_b, c,
-                                         ldc, m, n, k, threads);
-  gemm::RunPlan(plan, accumulate, scratch, gemm::Layout(m, n, k, threads),
-                pool);
+  const Plan plan = MakePlan(a, lda, trans_a, b, ldb, trans_b, c, ldc, m, n,
+                             k, threads);
+  RunPlan(plan, accumulate, scratch, Layout(m, n, k, threads), pool);
 }
+
+}  // namespace THAW_GEMM_NAMESPACE
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)
 }  // namespace HWY_NAMESPACE

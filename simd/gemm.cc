@@ -19,15 +19,15 @@ namespace HWY_NAMESPACE {
 
 static size_t GemmScratchFloatsImpl(size_t m, size_t n, size_t k,
                                     int threads) {
-  return GemmScratchFloatsT(m, n, k, threads);
+  return gemm::GemmScratchFloatsT(m, n, k, threads);
 }
 
 static void GemmImpl(const float* a, size_t lda, bool trans_a, const float* b,
                      size_t ldb, bool trans_b, float* c, size_t ldc, size_t m,
                      size_t n, size_t k, bool accumulate, float* scratch,
                      ThreadPool& pool) {
-  GemmT(a, lda, trans_a, b, ldb, trans_b, c, ldc, m, n, k, accumulate,
-        scratch, pool);
+  gemm::GemmT(a, lda, trans_a, b, ldb, trans_b, c, ldc, m, n, k, accumulate,
+              scratch, pool);
 }
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)
