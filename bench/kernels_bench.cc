@@ -1,11 +1,13 @@
-// Kernel microbenchmarks: each SIMD kernel against its scalar reference, in
-// the same run. Cases are named <op>/<impl>/<size>/<threads>.
+// Elementwise, reduction and optimizer microbenchmarks: each SIMD kernel
+// against its scalar reference, in the same run, with a bytes/s counter.
+// Cases are named <op>/<impl>/<floats>/<threads>, e.g. adam/thaw/262144/2.
 //
-//   build/bench/thaw_bench --benchmark_repetitions=5 \
-//       --benchmark_report_aggregates_only=true
+//   thaw_bench --benchmark_filter='^(axpy|sum|adam)/'
+//              --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "platform/cpu.h"
@@ -35,18 +37,16 @@ void SetBytes(benchmark::State& state, size_t bytes_per_iteration) {
       benchmark::Counter::kIs1024);
 }
 
-void BM_Axpy_Thaw(benchmark::State& state) {
-  const size_t n = state.range(0);
+void BM_Axpy_Thaw(benchmark::State& state, size_t n, int threads) {
   auto x = Ramp(n, 1.0f), y = Ramp(n, 2.0f);
   for (auto _ : state) {
-    thaw::simd::Axpy(1e-6f, x.data(), y.data(), n, Pool(state.range(1)));
+    thaw::simd::Axpy(1e-6f, x.data(), y.data(), n, Pool(threads));
     benchmark::DoNotOptimize(y.data());
   }
   SetBytes(state, 3 * n * sizeof(float));
 }
 
-void BM_Axpy_Scalar(benchmark::State& state) {
-  const size_t n = state.range(0);
+void BM_Axpy_Scalar(benchmark::State& state, size_t n, int threads) {
   auto x = Ramp(n, 1.0f), y = Ramp(n, 2.0f);
   for (auto _ : state) {
     thaw::simd::ScalarAxpy(1e-6f, x.data(), y.data(), n);
@@ -55,36 +55,32 @@ void BM_Axpy_Scalar(benchmark::State& state) {
   SetBytes(state, 3 * n * sizeof(float));
 }
 
-void BM_Sum_Thaw(benchmark::State& state) {
-  const size_t n = state.range(0);
+void BM_Sum_Thaw(benchmark::State& state, size_t n, int threads) {
   auto x = Ramp(n, 1.0f);
   for (auto _ : state) {
-    benchmark::DoNotOptimize(thaw::simd::Sum(x.data(), n, Pool(state.range(1))));
+    benchmark::DoNotOptimize(thaw::simd::Sum(x.data(), n, Pool(threads)));
   }
   SetBytes(state, n * sizeof(float));
 }
 
-void BM_Sum_Scalar(benchmark::State& state) {
-  const size_t n = state.range(0);
+void BM_Sum_Scalar(benchmark::State& state, size_t n, int threads) {
   auto x = Ramp(n, 1.0f);
   for (auto _ : state) benchmark::DoNotOptimize(thaw::simd::ScalarSum(x.data(), n));
   SetBytes(state, n * sizeof(float));
 }
 
 // Adam reads grad, weight, m, v and writes weight, m, v: 7 floats per element.
-void BM_Adam_Thaw(benchmark::State& state) {
-  const size_t n = state.range(0);
+void BM_Adam_Thaw(benchmark::State& state, size_t n, int threads) {
   auto g = Ramp(n, 1.0f), w = Ramp(n, 1.0f), m = Ramp(n, 0.0f), v = Ramp(n, 0.0f);
   thaw::simd::AdamParams params;
   for (auto _ : state) {
-    thaw::simd::AdamStep(g.data(), w.data(), m.data(), v.data(), n, params, Pool(state.range(1)));
+    thaw::simd::AdamStep(g.data(), w.data(), m.data(), v.data(), n, params, Pool(threads));
     benchmark::DoNotOptimize(w.data());
   }
   SetBytes(state, 7 * n * sizeof(float));
 }
 
-void BM_Adam_Scalar(benchmark::State& state) {
-  const size_t n = state.range(0);
+void BM_Adam_Scalar(benchmark::State& state, size_t n, int threads) {
   auto g = Ramp(n, 1.0f), w = Ramp(n, 1.0f), m = Ramp(n, 0.0f), v = Ramp(n, 0.0f);
   thaw::simd::AdamParams params;
   for (auto _ : state) {
@@ -94,27 +90,36 @@ void BM_Adam_Scalar(benchmark::State& state) {
   SetBytes(state, 7 * n * sizeof(float));
 }
 
-void Sizes(benchmark::internal::Benchmark* b) {
-  for (int threads : {1, 2}) {
-    for (int n : {4096, 1 << 18}) b->Args({n, threads});
+// Names follow <op>/<impl>/<floats>/<threads>, like the GEMM cases.
+using Kernel = void (*)(benchmark::State&, size_t, int);
+const int kRegistered = [] {
+  struct Case {
+    const char* op;
+    Kernel thaw;
+    Kernel scalar;
+  };
+  const Case cases[] = {{"axpy", BM_Axpy_Thaw, BM_Axpy_Scalar},
+                        {"sum", BM_Sum_Thaw, BM_Sum_Scalar},
+                        {"adam", BM_Adam_Thaw, BM_Adam_Scalar}};
+  for (const Case& c : cases) {
+    for (int n : {4096, 1 << 18}) {
+      const std::string size = "/" + std::to_string(n) + "/";
+      for (int threads : {1, 2}) {
+        benchmark::RegisterBenchmark(
+            (std::string(c.op) + "/thaw" + size + std::to_string(threads)).c_str(), c.thaw,
+            static_cast<size_t>(n), threads)
+            ->UseRealTime();
+      }
+      benchmark::RegisterBenchmark((std::string(c.op) + "/scalar" + size + "1").c_str(),
+                                   c.scalar, static_cast<size_t>(n), 1)
+          ->UseRealTime();
+    }
   }
-  b->ArgNames({"n", "threads"});
-}
-void ScalarSizes(benchmark::internal::Benchmark* b) {
-  for (int n : {4096, 1 << 18}) b->Args({n, 1});
-  b->ArgNames({"n", "threads"});
-}
-
-BENCHMARK(BM_Axpy_Thaw)->Apply(Sizes);
-BENCHMARK(BM_Axpy_Scalar)->Apply(ScalarSizes);
-BENCHMARK(BM_Sum_Thaw)->Apply(Sizes);
-BENCHMARK(BM_Sum_Scalar)->Apply(ScalarSizes);
-BENCHMARK(BM_Adam_Thaw)->Apply(Sizes);
-BENCHMARK(BM_Adam_Scalar)->Apply(ScalarSizes);
+  return 0;
+}();
 
 // Context printed once with the results: which target the kernels ran on.
 const int kContext = [] {
-  benchmark::AddCustomContext("thaw_target", thaw::simd::DispatchedTargetName());
   benchmark::AddCustomContext("cpu_targets", thaw::SupportedTargetNames());
   return 0;
 }();

@@ -1,5 +1,6 @@
 #include "core/layers.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -105,12 +106,22 @@ void Dense::ResetParameters(Random& rng) {
   if (use_bias_) std::memset(bias_.value().data(), 0, units_ * sizeof(float));
 }
 
+// The packing buffers of the forward product, or of the largest of the three.
+size_t Dense::ScratchFloats(size_t batch, int threads, bool backward) const {
+  const size_t in = input_features();
+  const size_t forward = simd::GemmScratchFloats(batch, units_, in, threads);
+  if (!backward) return forward;
+  return std::max({forward,
+                   simd::GemmScratchFloats(units_, in, batch, threads),
+                   simd::GemmScratchFloats(batch, in, units_, threads)});
+}
+
 void Dense::Forward(const float* x, float* y, size_t batch, const LayerContext& ctx) {
   ThreadPool& pool = *ctx.pool;
   const size_t in = input_features();
   // y[batch, units] = x[batch, in] · W[units, in]^T
   simd::Gemm(x, in, false, weight_.value().data(), in, true, y, units_, batch,
-             units_, in, /*accumulate=*/false, pool);
+             units_, in, /*accumulate=*/false, ctx.scratch, pool);
   if (use_bias_) {
     const float* b = bias_.value().data();
     for (size_t r = 0; r < batch; ++r) simd::Add(y + r * units_, b, y + r * units_, units_, pool);
@@ -131,7 +142,7 @@ void Dense::Backward(const float* x, const float* y, float* dy, float* dx,
   if (dw.present()) {
     // dW[units, in] = dz^T[units, batch] · x[batch, in]
     simd::Gemm(dz, units_, true, x, in, false, dw.data(), in, units_, in, batch,
-               /*accumulate=*/false, pool);
+               /*accumulate=*/false, ctx.scratch, pool);
   }
   const TensorView db = use_bias_ ? bias_.gradient() : TensorView();
   if (db.present()) {
@@ -142,7 +153,7 @@ void Dense::Backward(const float* x, const float* y, float* dy, float* dx,
   if (dx != nullptr) {
     // dx[batch, in] = dz[batch, units] · W[units, in]
     simd::Gemm(dz, units_, false, weight_.value().data(), in, false, dx, in,
-               batch, in, units_, /*accumulate=*/false, pool);
+               batch, in, units_, /*accumulate=*/false, ctx.scratch, pool);
   }
 }
 

@@ -76,8 +76,9 @@ class Layer {
   virtual bool BackwardNeedsOutput() const { return false; }
   // Floats that must live from Forward to Backward (a dropout mask).
   virtual size_t SavedFloats(size_t batch) const { return 0; }
-  // Floats of scratch for one Forward or Backward call.
-  virtual size_t ScratchFloats(size_t batch) const { return 0; }
+  // Floats of scratch for one Forward call, or one Forward or Backward call
+  // when `backward`, on `threads` threads (GEMM packing buffers).
+  virtual size_t ScratchFloats(size_t batch, int threads, bool backward) const { return 0; }
 
   // y[batch, out] = f(x[batch, in]).
   virtual void Forward(const float* x, float* y, size_t batch,
@@ -123,6 +124,7 @@ class Dense : public Layer {
     return trainable.Test(weight_.index());
   }
   bool BackwardNeedsOutput() const override { return activation_ != Activation::kLinear; }
+  size_t ScratchFloats(size_t batch, int threads, bool backward) const override;
   void Forward(const float* x, float* y, size_t batch, const LayerContext& ctx) override;
   void Backward(const float* x, const float* y, float* dy, float* dx, size_t batch,
                 const LayerContext& ctx) override;

@@ -318,7 +318,8 @@ void Sequential::Layout(size_t batch, Mode mode, size_t first_backward,
     const size_t state = training ? layer.SavedFloats(batch) : 0;
     out->state[i] = i >= f ? state : 0;
     if (i < f) out->prefix_state = std::max(out->prefix_state, state);
-    out->layer_scratch = std::max(out->layer_scratch, layer.ScratchFloats(batch));
+    out->layer_scratch = std::max(
+        out->layer_scratch, layer.ScratchFloats(batch, pool_->num_threads(), training && i >= f));
   }
   out->label_bytes = 0;
   out->targets = 0;

@@ -1,5 +1,6 @@
 #include "core/tape.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "simd/elementwise.h"
@@ -318,8 +319,19 @@ Tensor GradientTape::MatMul(Operand a_operand, Operand b_operand) {
   const size_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
   TapeNode* y = NewNode(TapeOp::kMatMul, Shape{m, n}, a, b, "MatMul");
   if (y == nullptr) return Tensor();
+  // Packing buffers: transient, released as soon as the product is done.
+  Arena& arena = vars_->arena();
+  const Arena::Mark mark = arena.mark();
+  float* scratch = nullptr;
+  const size_t scratch_floats =
+      simd::GemmScratchFloats(m, n, k, pool_->num_threads());
+  if (scratch_floats > 0) {
+    scratch = Allocate(scratch_floats, Region::kScratch, "MatMul");
+    if (scratch == nullptr) return Tensor();
+  }
   simd::Gemm(a->value, k, false, b->value, n, false, y->value, n, m, n, k,
-             /*accumulate=*/false, *pool_);
+             /*accumulate=*/false, scratch, *pool_);
+  arena.Release(mark);
   return Tensor(y, epoch_);
 }
 
@@ -382,13 +394,25 @@ void GradientTape::BackwardNode(TapeNode* y) {
       break;
     case TapeOp::kMatMul: {
       const size_t m = a->shape[0], k = a->shape[1], cols = b->shape[1];
+      // One scratch block serves both products (released with `mark`).
+      const int threads = pool.num_threads();
+      const size_t scratch_floats =
+          std::max(wants(a) ? simd::GemmScratchFloats(m, k, cols, threads)
+                            : size_t{0},
+                   wants(b) ? simd::GemmScratchFloats(k, cols, m, threads)
+                            : size_t{0});
+      float* scratch = nullptr;
+      if (scratch_floats > 0) {
+        scratch = Scratch(scratch_floats);
+        if (scratch == nullptr) break;
+      }
       if (wants(a)) {  // dA[m,k] += dY[m,n] · B^T
         simd::Gemm(dy, cols, false, b->value, cols, true, a->adjoint, k, m, k,
-                   cols, /*accumulate=*/true, pool);
+                   cols, /*accumulate=*/true, scratch, pool);
       }
       if (wants(b)) {  // dB[k,n] += A^T · dY
         simd::Gemm(a->value, k, true, dy, cols, false, b->adjoint, cols, k,
-                   cols, m, /*accumulate=*/true, pool);
+                   cols, m, /*accumulate=*/true, scratch, pool);
       }
       break;
     }

@@ -1,18 +1,31 @@
-// thaw/simd/gemm-inl.h — the plain vectorised GEMM behind simd/gemm.h.
+// thaw/simd/gemm-inl.h — the packed, cache-blocked SGEMM behind simd/gemm.h.
 // Included once per Highway target (toggling guard below).
 //
-// GemmRows computes rows [row_begin, row_end) of C; the caller splits C's rows
-// into fixed blocks, so a C element's bits never depend on the thread count.
-// No packing and no cache blocking yet:
-//  - B row-major (trans_b == false): tiles of up to 4 rows x 2 vectors of C
-//    stay in registers over the whole k loop; per p, one or two B vectors are
-//    loaded and MulAdd'ed with a broadcast A(i, p) per row.
-//  - B transposed, A not (trans_b && !trans_a): C[i, j] = dot(A[i, :], B[j, :])
-//    with vector accumulators along k, four B rows per A row.
-//  - both transposed: C^T = B_stored * A_stored is the first case with the
-//    result written transposed (vectors run down a column of C).
-// MulAdd fuses on FMA targets (AVX2, AVX3, NEON, SVE), so results differ
-// between targets by rounding; within one target they are fixed.
+// Goto/BLIS structure. The product is first oriented (see Orient): it
+// computes C' = L * R, where L is M x K, R is K x N, and C' is either C
+// (L = op(A), R = op(B)) or C^T (L = op(B)^T, R = op(A)^T). Then
+//
+//   for jc in N, step NC:              R block columns
+//     for pc in K, step kc (<= KC):    never split across threads
+//       pack R[pc, jc] into kc x NR panels (shared by all tasks)
+//       tasks (ParallelFor), each a range of rows or of columns of C':
+//         for ic in rows, step MC:     pack L[ic, pc] into kc x MR panels
+//           for jr in columns, step NR:
+//             for ir in ic.., step MR: microkernel, an MR x NR tile of C'
+//
+// The microkernel keeps MR x NV vectors of C' in registers (NR = NV lanes
+// * vectors), loads NV vectors of R and broadcasts one L value per row per
+// k. Packing absorbs the transposes; both packs can be skipped when the
+// operand already has the panel layout's contiguity and is small enough to
+// stay in cache (the small and skinny shapes of training), in which case the
+// microkernel reads the caller's memory directly and only the last, partial
+// panel or tile is copied into a zero-padded buffer.
+//
+// Numerics: each element of C' is sum over k blocks (in order) of a
+// sequential MulAdd chain over that block, added to C (or to zero). Task
+// boundaries never cut that chain, so the bits are the same for any number
+// of threads. MulAdd fuses on FMA targets (AVX2, AVX3, NEON, SVE), so bits
+// differ between targets; the tests use a rounding-error bound.
 
 #if defined(THAW_SIMD_GEMM_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef THAW_SIMD_GEMM_INL_H_
@@ -21,311 +34,992 @@
 #define THAW_SIMD_GEMM_INL_H_
 #endif
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
+#include "platform/threads.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace thaw {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-namespace detail {
+// Tests can compile this file a second time with another tile shape (see
+// tests/simd_gemm_tiles_test.cc); they rename the namespace so that the two
+// builds do not collide.
+#ifndef THAW_GEMM_NAMESPACE
+#define THAW_GEMM_NAMESPACE gemm
+#endif
+namespace THAW_GEMM_NAMESPACE {
 
-// Writes one vector of results to C': c' = acc, or c' += acc when
-// accumulating. Lane l goes to c[l], or to c[l * ldc] when kTransposeC (C'
-// is then C transposed: its vector lanes run down a column of C).
-// kPartial: only the first `cols` lanes are valid. Partial and strided
-// vectors go through a stack copy (SafeCopyN; MaskedLoad/BlendedStore may
-// fault in 1.0.3). When not accumulating, C is never read (it may hold NaN).
-template <bool kPartial, bool kTransposeC, class D, class V>
-HWY_INLINE void StoreCVector(D d, V acc, float* c, size_t ldc, size_t cols,
-                             bool accumulate) {
-  if constexpr (kTransposeC) {
-    HWY_ALIGN float buf[HWY_LANES(float)];
-    hn::Store(acc, d, buf);
-    for (size_t l = 0; l < cols; ++l) {
-      float& out = c[l * ldc];
-      out = accumulate ? out + buf[l] : buf[l];
+// ---- Tile shape and block sizes ----
+
+// Register tile: kMR rows x kNV vectors of accumulators, plus kNV vectors of
+// R and one broadcast of L must fit the register file (no spills):
+//   16 registers (AVX2, SSE4, SSSE3): 6 x 2: 12 + 2 + 1 = 15 (SSE4/SSSE3
+//     have no FMA; MulAdd's temporary takes the 16th);
+//   32 registers (AVX3, NEON and SVE on A64): 8 x 2 (16 + 2 + 1) on AVX3;
+//     8 x 3 (24 + 3 + 1) on Arm, where vectors are narrower;
+//   SCALAR (16 SSE registers holding one float each): 4 x 3 (12 + 3 + 1).
+// Everything below uses kMR, kNV and the run-time Lanes(d), so a shape is
+// right on every target by construction (SVE's lane count is only known at
+// run time).
+#if defined(THAW_GEMM_TEST_MR) && defined(THAW_GEMM_TEST_NV)
+// Tests only: another target's shape, e.g. AVX3's 8 x 2 on an AVX2 machine.
+constexpr size_t kMR = THAW_GEMM_TEST_MR;
+constexpr size_t kNV = THAW_GEMM_TEST_NV;
+#elif HWY_TARGET == HWY_SCALAR
+constexpr size_t kMR = 4;
+constexpr size_t kNV = 3;
+#elif HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+constexpr size_t kMR = 8;
+constexpr size_t kNV = 2;
+#elif HWY_ARCH_ARM_A64 || HWY_ARCH_RVV
+constexpr size_t kMR = 8;
+constexpr size_t kNV = 3;
+#else
+constexpr size_t kMR = 6;
+constexpr size_t kNV = 2;
+#endif
+static_assert(kMR >= 1 && kMR <= 8 && kNV >= 1 && kNV <= 3, "tile shape");
+
+// Cache blocking, sized for a 32-48 KiB L1D and a 0.5-2 MiB L2 per core:
+//  - kc <= 256: one packed R panel, kc x NR floats = 16 KiB at NR = 16
+//    (AVX2), 32 KiB at NR = 32 (AVX3), stays in L1 while the ir loop runs;
+//  - MC = 144 rows (a multiple of 4, 6 and 8): the packed L block,
+//    144 x 256 x 4 B = 144 KiB, stays in L2;
+//  - NC = 2048 columns: the packed R block, 256 x 2048 x 4 B = 2 MiB, in L3.
+// K is cut into equal blocks (K = 300 gives 150 + 150, not 256 + 44).
+constexpr size_t kKC = 256;
+constexpr size_t kMC = 144;
+constexpr size_t kNC = 2048;
+static_assert(kMC % kMR == 0, "MC must be a multiple of MR");
+
+// Below this many multiply-adds a product runs on the calling thread: it
+// takes < ~5 us on AVX2, comparable to handing tasks to another thread.
+constexpr size_t kSerialMacs = size_t{1} << 18;
+
+HWY_INLINE size_t DivCeil(size_t a, size_t b) { return (a + b - 1) / b; }
+HWY_INLINE size_t RoundUp(size_t a, size_t b) { return DivCeil(a, b) * b; }
+
+HWY_INLINE size_t VecLanes() {
+  const hn::ScalableTag<float> d;
+  return hn::Lanes(d);
+}
+// NR: columns of C' per tile (run time: SVE lanes are a run-time value).
+HWY_INLINE size_t TileCols() { return kNV * VecLanes(); }
+
+// The largest k block: K split into DivCeil(K, kKC) equal blocks.
+HWY_INLINE size_t KBlock(size_t k) { return DivCeil(k, DivCeil(k, kKC)); }
+// Columns per R block, a multiple of NR.
+HWY_INLINE size_t NBlock() { return std::max(TileCols(), kNC / TileCols() * TileCols()); }
+
+// ---- Scratch ----
+
+// Where things live in the caller's scratch. It depends only on (m, n, k,
+// threads), not on the transposes, because the public query does not know
+// them: an oriented problem has M, N in {m, n}, so max(m, n) bounds both.
+struct ScratchLayout {
+  size_t tasks = 1;        // per-task areas
+  size_t right = 0;        // floats: the packed R block, shared
+  size_t left = 0;         // floats per task: the packed L block
+  size_t edge_left = 0;    // floats per task: last partial L tile
+  size_t edge_right = 0;   // floats per task: last partial R panel
+  size_t per_task = 0;     // left + edges, rounded to 64 bytes
+  size_t total = 0;
+};
+
+// Areas start at multiples of 16 floats (64 bytes) from the 64-byte-aligned
+// scratch pointer.
+HWY_INLINE size_t Align16(size_t floats) { return RoundUp(floats, 16); }
+
+HWY_INLINE size_t TaskCount(size_t m, size_t n, size_t k, int threads) {
+  if (threads <= 1 || m * n * k < kSerialMacs) return 1;
+  return static_cast<size_t>(threads);
+}
+
+HWY_INLINE ScratchLayout Layout(size_t m, size_t n, size_t k, int threads) {
+  ScratchLayout s;
+  const size_t nr = TileCols();
+  const size_t kc = KBlock(k);
+  const size_t big = std::max(m, n);
+  s.tasks = TaskCount(m, n, k, threads);
+  s.right = Align16(kc * RoundUp(std::min(big, NBlock()), nr));
+  s.left = Align16(kc * RoundUp(std::min(big, kMC), kMR));
+  s.edge_left = Align16(kc * kMR);
+  s.edge_right = Align16(kc * nr);
+  s.per_task = s.left + s.edge_left + s.edge_right;
+  s.total = s.right + s.tasks * s.per_task;
+  return s;
+}
+
+// ---- The oriented problem and the plan ----
+
+// C' = L * R with L M x K, R K x N, C' M x N, all strided views:
+//   L(i, p) = l[i * l_rs + p * l_ks], R(p, j) = r[p * r_ks + j * r_js],
+//   C'(i, j) = c[i * c_rs + j * c_cs].
+struct Operands {
+  const float* l;
+  size_t l_rs, l_ks;
+  const float* r;
+  size_t r_ks, r_js;
+  float* c;
+  size_t c_rs, c_cs;
+  size_t M, N, K;
+};
+
+enum class Split { kNone, kRows, kCols };
+
+struct Plan {
+  Operands o;
+  bool pack_left;   // else the kernel reads L in place
+  bool pack_right;  // else the kernel reads R in place (needs r_js == 1)
+  Split split;
+  size_t tasks;
+};
+
+// The two ways to write C = op(A) op(B) as C' = L R.
+HWY_INLINE Operands Orient(bool transpose_c, const float* a, size_t lda,
+                           bool trans_a, const float* b, size_t ldb,
+                           bool trans_b, float* c, size_t ldc, size_t m,
+                           size_t n, size_t k) {
+  Operands o;
+  o.K = k;
+  if (!transpose_c) {  // C = op(A) op(B)
+    o.l = a;
+    o.l_rs = trans_a ? 1 : lda;
+    o.l_ks = trans_a ? lda : 1;
+    o.r = b;
+    o.r_ks = trans_b ? 1 : ldb;
+    o.r_js = trans_b ? ldb : 1;
+    o.c = c;
+    o.c_rs = ldc;
+    o.c_cs = 1;
+    o.M = m;
+    o.N = n;
+  } else {  // C^T = op(B)^T op(A)^T
+    o.l = b;
+    o.l_rs = trans_b ? ldb : 1;
+    o.l_ks = trans_b ? 1 : ldb;
+    o.r = a;
+    o.r_ks = trans_a ? lda : 1;
+    o.r_js = trans_a ? 1 : lda;
+    o.c = c;
+    o.c_rs = 1;
+    o.c_cs = ldc;
+    o.M = n;
+    o.N = m;
+  }
+  return o;
+}
+
+// Rough cycles on a 2-FMA-per-cycle core, to choose an orientation: the
+// padded tile grid's FMAs, plus a transposing pack of R (~1 cycle per
+// element) and scalar stores of a transposed C (~2 cycles per element).
+HWY_INLINE double EstimatedCycles(const Operands& o) {
+  const size_t nr = TileCols();
+  const double tiles =
+      static_cast<double>(DivCeil(o.M, kMR) * DivCeil(o.N, nr));
+  double cycles = tiles * static_cast<double>(kMR * kNV * o.K) / 2.0;
+  if (o.r_js != 1) cycles += static_cast<double>(o.K * o.N);
+  if (o.c_cs != 1) cycles += 2.0 * static_cast<double>(o.M * o.N);
+  return cycles;
+}
+
+HWY_INLINE Plan MakePlan(const float* a, size_t lda, bool trans_a,
+                         const float* b, size_t ldb, bool trans_b, float* c,
+                         size_t ldc, size_t m, size_t n, size_t k,
+                         int threads) {
+  const Operands normal =
+      Orient(false, a, lda, trans_a, b, ldb, trans_b, c, ldc, m, n, k);
+  const Operands transposed =
+      Orient(true, a, lda, trans_a, b, ldb, trans_b, c, ldc, m, n, k);
+  Plan plan;
+  plan.o = EstimatedCycles(transposed) < EstimatedCycles(normal) ? transposed
+                                                                 : normal;
+  const Operands& o = plan.o;
+  const size_t nr = TileCols();
+  // R is read in place only when its panels are contiguous rows and few
+  // row tiles reuse them; L in place when few column panels reuse it.
+  plan.pack_right = o.r_js != 1 || o.M > kMC;
+  plan.pack_left = o.N > 4 * nr;
+  plan.tasks = TaskCount(m, n, k, threads);
+  plan.split = Split::kNone;
+  if (plan.tasks > 1) {
+    // Rows when there are several MC blocks (R is packed once and shared),
+    // else columns (each task packs its own R panels; L is small).
+    plan.split = o.M > kMC ? Split::kRows : Split::kCols;
+    const size_t units = plan.split == Split::kRows ? DivCeil(o.M, kMR)
+                                                    : DivCeil(o.N, nr);
+    plan.tasks = std::min(plan.tasks, units);
+    if (plan.tasks <= 1) {
+      plan.tasks = 1;
+      plan.split = Split::kNone;
     }
-  } else if constexpr (kPartial) {
-    (void)ldc;
-    HWY_ALIGN float buf[HWY_LANES(float)];
-    if (accumulate) {
-      hn::Store(hn::Zero(d), d, buf);
-      hn::SafeCopyN(cols, d, c, buf);
-      acc = hn::Add(hn::Load(d, buf), acc);
+  }
+  return plan;
+}
+
+// ---- Packing ----
+
+// Whether the packs can move 4 x 4 blocks with 128-bit vectors (every
+// target but SCALAR, whose vectors hold one float).
+#if HWY_TARGET == HWY_SCALAR
+constexpr bool kTranspose4 = false;
+#else
+constexpr bool kTranspose4 = true;
+#endif
+
+// out[t * out_stride + i] = in[i * in_stride + t] for i, t < 4: four rows
+// of four contiguous floats become four columns, with two rounds of
+// interleaves (32-bit, then 64-bit) on 128-bit vectors.
+HWY_INLINE void Transpose4x4(const float* HWY_RESTRICT in, size_t in_stride,
+                             float* HWY_RESTRICT out, size_t out_stride) {
+#if HWY_TARGET == HWY_SCALAR
+  for (size_t i = 0; i < 4; ++i) {
+    for (size_t t = 0; t < 4; ++t) out[t * out_stride + i] = in[i * in_stride + t];
+  }
+#else
+  const hn::CappedTag<float, 4> d4;
+  const hn::Repartition<uint64_t, decltype(d4)> d64;
+  const auto r0 = hn::LoadU(d4, in);
+  const auto r1 = hn::LoadU(d4, in + in_stride);
+  const auto r2 = hn::LoadU(d4, in + 2 * in_stride);
+  const auto r3 = hn::LoadU(d4, in + 3 * in_stride);
+  // t0 = r00 r10 r01 r11, t1 = r20 r30 r21 r31, t2/t3: elements 2 and 3.
+  const auto t0 = hn::BitCast(d64, hn::InterleaveLower(d4, r0, r1));
+  const auto t1 = hn::BitCast(d64, hn::InterleaveLower(d4, r2, r3));
+  const auto t2 = hn::BitCast(d64, hn::InterleaveUpper(d4, r0, r1));
+  const auto t3 = hn::BitCast(d64, hn::InterleaveUpper(d4, r2, r3));
+  hn::StoreU(hn::BitCast(d4, hn::InterleaveLower(d64, t0, t1)), d4, out);
+  hn::StoreU(hn::BitCast(d4, hn::InterleaveUpper(d64, t0, t1)), d4,
+             out + out_stride);
+  hn::StoreU(hn::BitCast(d4, hn::InterleaveLower(d64, t2, t3)), d4,
+             out + 2 * out_stride);
+  hn::StoreU(hn::BitCast(d4, hn::InterleaveUpper(d64, t2, t3)), d4,
+             out + 3 * out_stride);
+#endif
+}
+
+// R rows [k0, k0 + kc), columns [j0, j1) into kc x NR panels at dst (panel
+// q covers columns j0 + q * NR ..; element (p, j) at p * NR + j). Columns
+// past j1 in the last panel are zero. Reads R in its storage order (rows of
+// R, or rows of R^T when r_js != 1) so the hardware prefetchers see
+// sequential streams; writes are whole panel rows.
+HWY_INLINE void PackRight(const Operands& o, size_t k0, size_t kc, size_t j0,
+                          size_t j1, float* HWY_RESTRICT dst) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  const size_t nr = kNV * N;
+  const size_t full = (j1 - j0) / nr;        // whole panels
+  const size_t tail = (j1 - j0) - full * nr;  // columns in the last one
+  const size_t panel = kc * nr;               // floats per panel
+  if (o.r_js == 1) {
+    // 8 rows of R at a time, panel by panel: 8 sequential read streams, and
+    // 8 consecutive rows (512 B at NR = 16) written per panel. Walking all
+    // panels for one row instead would write to addresses kc * NR * 4 B
+    // apart (16 KiB: the same L1 set) and thrash it.
+    constexpr size_t kRows = 8;
+    for (size_t p0 = 0; p0 < kc; p0 += kRows) {
+      const size_t p1 = std::min(kc, p0 + kRows);
+      const float* src0 = o.r + (k0 + p0) * o.r_ks + j0;
+      float* out0 = dst + p0 * nr;
+      for (size_t q = 0; q < full; ++q) {
+        const float* src = src0 + q * nr;
+        float* out = out0 + q * panel;
+        for (size_t p = p0; p < p1; ++p, src += o.r_ks, out += nr) {
+          hn::Store(hn::LoadU(d, src), d, out);
+          if constexpr (kNV > 1) hn::Store(hn::LoadU(d, src + N), d, out + N);
+          if constexpr (kNV > 2) {
+            hn::Store(hn::LoadU(d, src + 2 * N), d, out + 2 * N);
+          }
+        }
+      }
+      if (tail != 0) {
+        const float* src = src0 + full * nr;
+        float* out = out0 + full * panel;
+        for (size_t p = p0; p < p1; ++p, src += o.r_ks, out += nr) {
+          std::memcpy(out, src, tail * sizeof(float));
+          std::fill(out + tail, out + nr, 0.0f);
+        }
+      }
     }
-    hn::Store(acc, d, buf);
-    hn::SafeCopyN(cols, d, buf, c);
+    return;
+  }
+  // Transposing: R's columns are storage rows (contiguous when r_ks == 1).
+  for (size_t q = 0; q * nr < j1 - j0; ++q) {
+    const size_t cols = std::min(nr, j1 - j0 - q * nr);
+    const float* src = o.r + k0 * o.r_ks + (j0 + q * nr) * o.r_js;
+    float* out = dst + q * panel;
+    size_t p = 0;
+    if (kTranspose4 && o.r_ks == 1 && nr % 4 == 0) {
+      // 4 columns x 4 k at a time; columns past `cols` stay for the tail.
+      const size_t cols4 = cols / 4 * 4;
+      for (; p + 4 <= kc; p += 4) {
+        for (size_t j = 0; j < cols4; j += 4) {
+          Transpose4x4(src + j * o.r_js + p, o.r_js, out + p * nr + j, nr);
+        }
+        for (size_t t = 0; t < 4; ++t) {
+          float* row = out + (p + t) * nr;
+          for (size_t j = cols4; j < cols; ++j) row[j] = src[j * o.r_js + p + t];
+          for (size_t j = cols; j < nr; ++j) row[j] = 0.0f;
+        }
+      }
+    }
+    for (; p < kc; ++p) {
+      const float* in = src + p * o.r_ks;
+      float* row = out + p * nr;
+      for (size_t j = 0; j < cols; ++j) row[j] = in[j * o.r_js];
+      for (size_t j = cols; j < nr; ++j) row[j] = 0.0f;
+    }
+  }
+}
+
+// L rows [i0, i1), k [k0, k0 + kc) into kc x MR panels at dst (panel q
+// covers rows i0 + q * MR ..; element (i, p) at p * MR + i). Rows past i1
+// in the last panel are zero. Writes are sequential; reads are MR
+// sequential streams (rows of L, or one row of L^T at a time).
+HWY_INLINE void PackLeft(const Operands& o, size_t k0, size_t kc, size_t i0,
+                         size_t i1, float* HWY_RESTRICT dst) {
+  const size_t panel = kc * kMR;  // floats per panel
+  const size_t full = (i1 - i0) / kMR;
+  if (o.l_rs == 1) {
+    // Columns of L are contiguous (L^T is stored): MR floats per k. 8 rows
+    // of L^T at a time, panel by panel, as in PackRight.
+    constexpr size_t kRows = 8;
+    const size_t tail = (i1 - i0) - full * kMR;
+    for (size_t p0 = 0; p0 < kc; p0 += kRows) {
+      const size_t p1 = std::min(kc, p0 + kRows);
+      const float* src0 = o.l + i0 + (k0 + p0) * o.l_ks;
+      for (size_t q = 0; q < full; ++q) {
+        const float* src = src0 + q * kMR;
+        float* out = dst + q * panel + p0 * kMR;
+        for (size_t p = p0; p < p1; ++p, src += o.l_ks, out += kMR) {
+          std::memcpy(out, src, kMR * sizeof(float));
+        }
+      }
+      if (tail != 0) {
+        const float* src = src0 + full * kMR;
+        float* out = dst + full * panel + p0 * kMR;
+        for (size_t p = p0; p < p1; ++p, src += o.l_ks, out += kMR) {
+          std::memcpy(out, src, tail * sizeof(float));
+          std::fill(out + tail, out + kMR, 0.0f);
+        }
+      }
+    }
+    return;
+  }
+  for (size_t i = i0; i < i1; i += kMR, dst += panel) {
+    const size_t rows = std::min(kMR, i1 - i);
+    const float* src = o.l + i * o.l_rs + k0 * o.l_ks;
+    size_t p = 0;
+    if (kTranspose4 && o.l_ks == 1 && rows == kMR) {
+      // Rows of L are contiguous in k: 4 rows x 4 k at a time, the MR % 4
+      // remaining rows one by one.
+      constexpr size_t kRows4 = kMR / 4 * 4;
+      for (; p + 4 <= kc; p += 4) {
+        float* out = dst + p * kMR;
+        for (size_t r = 0; r < kRows4; r += 4) {
+          Transpose4x4(src + r * o.l_rs + p, o.l_rs, out + r, kMR);
+        }
+        for (size_t r = kRows4; r < kMR; ++r) {
+          const float* in = src + r * o.l_rs + p;
+          for (size_t t = 0; t < 4; ++t) out[t * kMR + r] = in[t];
+        }
+      }
+    }
+    for (; p < kc; ++p) {
+      const float* in = src + p * o.l_ks;
+      float* out = dst + p * kMR;
+      for (size_t r = 0; r < rows; ++r) out[r] = in[r * o.l_rs];
+      for (size_t r = rows; r < kMR; ++r) out[r] = 0.0f;
+    }
+  }
+}
+
+// ---- Microkernel ----
+
+// One row of the tile: c_v += broadcast(a) * b_v for the kNV vectors.
+template <class D, class V>
+HWY_INLINE void FmaRow(D d, float a, V b0, V b1, V b2, V& c0, V& c1, V& c2) {
+  const V va = hn::Set(d, a);
+  c0 = hn::MulAdd(va, b0, c0);
+  if constexpr (kNV > 1) c1 = hn::MulAdd(va, b1, c1);
+  if constexpr (kNV > 2) c2 = hn::MulAdd(va, b2, c2);
+}
+
+// Writes one row of accumulators to a row of C' with unit column stride:
+// full vectors, c = acc or c += acc.
+template <class D, class V>
+HWY_INLINE void StoreRow(D d, V c0, V c1, V c2, float* HWY_RESTRICT out,
+                         bool add) {
+  const size_t N = hn::Lanes(d);
+  if (add) {
+    c0 = hn::Add(hn::LoadU(d, out), c0);
+    if constexpr (kNV > 1) c1 = hn::Add(hn::LoadU(d, out + N), c1);
+    if constexpr (kNV > 2) c2 = hn::Add(hn::LoadU(d, out + 2 * N), c2);
+  }
+  hn::StoreU(c0, d, out);
+  if constexpr (kNV > 1) hn::StoreU(c1, d, out + N);
+  if constexpr (kNV > 2) hn::StoreU(c2, d, out + 2 * N);
+}
+
+// Stores one row into the stack tile (row stride NR).
+template <class D, class V>
+HWY_INLINE void SpillRow(D d, V c0, V c1, V c2, float* HWY_RESTRICT out) {
+  const size_t N = hn::Lanes(d);
+  hn::Store(c0, d, out);
+  if constexpr (kNV > 1) hn::Store(c1, d, out + N);
+  if constexpr (kNV > 2) hn::Store(c2, d, out + 2 * N);
+}
+
+// C'[rows x cols tile at c] (+)= L-tile * R-panel over kc steps of k.
+// L tile: element (i, p) at l[i * l_rs + p * l_ks], kMR readable rows (a
+// packed panel has l_rs = 1, l_ks = MR: kLeftPacked makes them constants).
+// R panel: element (p, j) at r[p * r_ks + j], NR readable columns (packed:
+// r_ks = NR, kRightPacked). Full tiles of a unit-column-stride C' are
+// written from registers; others go through a stack tile. add == false
+// never reads C.
+// Not inlined, so that its registers are allocated for the k loop alone.
+template <bool kLeftPacked, bool kRightPacked>
+HWY_NOINLINE void Tile(size_t kc, const float* HWY_RESTRICT l, size_t l_rs,
+                     size_t l_ks, const float* HWY_RESTRICT r, size_t r_ks,
+                     float* HWY_RESTRICT c, size_t c_rs, size_t c_cs,
+                     size_t rows, size_t cols, bool add) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  const size_t nr = kNV * N;
+  if constexpr (kLeftPacked) {
+    l_rs = 1;
+    l_ks = kMR;
+  }
+  if constexpr (kRightPacked) r_ks = nr;
+  // Start fetching the C tile now: it is read (or its lines owned) only
+  // after the k loop, and with a short k (a weight gradient over a batch,
+  // k = 32..64) a miss to L3 there would cost ~15% of the tile.
+  if (c_cs == 1) {
+    for (size_t i = 0; i < rows; ++i) {
+      hwy::Prefetch(c + i * c_rs);
+      hwy::Prefetch(c + i * c_rs + cols - 1);
+    }
   } else {
-    (void)ldc;
-    (void)cols;
-    if (accumulate) acc = hn::Add(hn::LoadU(d, c), acc);
-    hn::StoreU(acc, d, c);
+    for (size_t j = 0; j < cols; ++j) {
+      hwy::Prefetch(c + j * c_cs);
+      hwy::Prefetch(c + j * c_cs + (rows - 1) * c_rs);
+    }
+  }
+  using V = hn::Vec<decltype(d)>;
+  V c00 = hn::Zero(d), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
+  V c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
+  V c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
+  V c60 = c00, c61 = c00, c62 = c00, c70 = c00, c71 = c00, c72 = c00;
+  for (size_t p = 0; p < kc; ++p) {
+    const V b0 = hn::LoadU(d, r);
+    V b1 = b0, b2 = b0;
+    if constexpr (kNV > 1) b1 = hn::LoadU(d, r + N);
+    if constexpr (kNV > 2) b2 = hn::LoadU(d, r + 2 * N);
+    FmaRow(d, l[0], b0, b1, b2, c00, c01, c02);
+    if constexpr (kMR > 1) FmaRow(d, l[l_rs], b0, b1, b2, c10, c11, c12);
+    if constexpr (kMR > 2) FmaRow(d, l[2 * l_rs], b0, b1, b2, c20, c21, c22);
+    if constexpr (kMR > 3) FmaRow(d, l[3 * l_rs], b0, b1, b2, c30, c31, c32);
+    if constexpr (kMR > 4) FmaRow(d, l[4 * l_rs], b0, b1, b2, c40, c41, c42);
+    if constexpr (kMR > 5) FmaRow(d, l[5 * l_rs], b0, b1, b2, c50, c51, c52);
+    if constexpr (kMR > 6) FmaRow(d, l[6 * l_rs], b0, b1, b2, c60, c61, c62);
+    if constexpr (kMR > 7) FmaRow(d, l[7 * l_rs], b0, b1, b2, c70, c71, c72);
+    l += l_ks;
+    r += r_ks;
+  }
+  if (cols == nr && c_cs == 1) {
+    // Straight from registers; rows past `rows` are padding.
+    StoreRow(d, c00, c01, c02, c, add);
+    if (kMR > 1 && rows > 1) StoreRow(d, c10, c11, c12, c + c_rs, add);
+    if (kMR > 2 && rows > 2) StoreRow(d, c20, c21, c22, c + 2 * c_rs, add);
+    if (kMR > 3 && rows > 3) StoreRow(d, c30, c31, c32, c + 3 * c_rs, add);
+    if (kMR > 4 && rows > 4) StoreRow(d, c40, c41, c42, c + 4 * c_rs, add);
+    if (kMR > 5 && rows > 5) StoreRow(d, c50, c51, c52, c + 5 * c_rs, add);
+    if (kMR > 6 && rows > 6) StoreRow(d, c60, c61, c62, c + 6 * c_rs, add);
+    if (kMR > 7 && rows > 7) StoreRow(d, c70, c71, c72, c + 7 * c_rs, add);
+    return;
+  }
+  // Partial columns or a transposed C': through a stack tile (row stride
+  // NR), then element by element.
+  HWY_ALIGN float tile[kMR * kNV * HWY_LANES(float)];
+  SpillRow(d, c00, c01, c02, tile);
+  if constexpr (kMR > 1) SpillRow(d, c10, c11, c12, tile + nr);
+  if constexpr (kMR > 2) SpillRow(d, c20, c21, c22, tile + 2 * nr);
+  if constexpr (kMR > 3) SpillRow(d, c30, c31, c32, tile + 3 * nr);
+  if constexpr (kMR > 4) SpillRow(d, c40, c41, c42, tile + 4 * nr);
+  if constexpr (kMR > 5) SpillRow(d, c50, c51, c52, tile + 5 * nr);
+  if constexpr (kMR > 6) SpillRow(d, c60, c61, c62, tile + 6 * nr);
+  if constexpr (kMR > 7) SpillRow(d, c70, c71, c72, tile + 7 * nr);
+  if (c_cs == 1) {
+    for (size_t i = 0; i < rows; ++i) {
+      float* out = c + i * c_rs;
+      const float* in = tile + i * nr;
+      if (add) {
+        for (size_t j = 0; j < cols; ++j) out[j] += in[j];
+      } else {
+        for (size_t j = 0; j < cols; ++j) out[j] = in[j];
+      }
+    }
+  } else {
+    // Transposed C' (c_rs == 1 in practice): C' columns are rows of C.
+    for (size_t j = 0; j < cols; ++j) {
+      float* out = c + j * c_cs;
+      if (add) {
+        for (size_t i = 0; i < rows; ++i) out[i * c_rs] += tile[i * nr + j];
+      } else {
+        for (size_t i = 0; i < rows; ++i) out[i * c_rs] = tile[i * nr + j];
+      }
+    }
   }
 }
 
-// A tile of C' = A' * B' with B' row-major: kRows rows x kVecs vectors (or
-// one partial vector of `cols` lanes). A'(r, p) is
-// a[r * a_row_stride + p * a_col_stride], B'(p, j) is b[p * ldb + j], and
-// C'(r, j) is c[r * ldc + j], or c[j * ldc + r] when kTransposeC.
-// Accumulators are separate variables (SVE vectors cannot live in arrays);
-// the ones a shape does not use are dead code.
-template <size_t kRows, size_t kVecs, bool kPartial, bool kTransposeC>
-HWY_INLINE void GemmTile(const float* a, size_t a_row_stride,
-                         size_t a_col_stride, const float* b, size_t ldb,
-                         float* c, size_t ldc, size_t k, size_t cols,
-                         bool accumulate) {
-  static_assert(kRows >= 1 && kRows <= 4, "1 to 4 rows");
-  static_assert(kVecs == 1 || (kVecs == 2 && !kPartial), "1 or 2 vectors");
+// [begin, end) of `units` units of size `unit` for task t of `tasks`,
+// clipped to `limit`: equal shares of whole units.
+HWY_INLINE void Share(size_t t, size_t tasks, size_t units, size_t unit,
+                      size_t limit, size_t* begin, size_t* end) {
+  *begin = std::min(limit, t * units / tasks * unit);
+  *end = std::min(limit, (t + 1) * units / tasks * unit);
+}
+
+// ---- Dot-product path (A and B both contiguous along k) ----
+
+// C = A B^T with rows of A and rows of B (the trans_b storage) contiguous in
+// k: C(i, j) = dot(A row i, B row j). This needs no packing, no scratch
+// and no transposes, and wastes no lanes when n is tiny (a 10-class output
+// layer), at the price of a horizontal sum per element of C. Tile: kDR rows
+// of A x kDC rows of B, kDR * kDC accumulators + kDR + 1 vectors:
+//   16 registers: 3 x 4 (12 + 3 + 1); 32 registers: 4 x 4 (16 + 4 + 1).
+// Per vector of k: kDR + kDC loads for kDR * kDC FMAs.
+#if defined(THAW_GEMM_TEST_DR)
+constexpr size_t kDR = THAW_GEMM_TEST_DR;  // tests only, as kMR above
+#elif HWY_TARGET == HWY_SCALAR
+constexpr size_t kDR = 2;
+#elif HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || \
+    HWY_ARCH_ARM_A64 || HWY_ARCH_RVV
+constexpr size_t kDR = 4;
+#else
+constexpr size_t kDR = 3;
+#endif
+constexpr size_t kDC = 4;
+
+// Sums of the lanes of v0..v3 into out[0..4). On fixed-width targets with
+// 4+ lanes: halve each vector to 128 bits, then a 4 x 4 transpose-add (two
+// rounds of interleave + add), 4 sums for ~9 shuffles and adds in all.
+#if HWY_TARGET != HWY_SCALAR && !HWY_HAVE_SCALABLE
+template <class D>
+HWY_INLINE hn::Vec<hn::CappedTag<float, 4>> HalveTo4(D d, hn::Vec<D> v) {
+  if constexpr (hn::MaxLanes(d) <= 4) {
+    return v;
+  } else {
+    const hn::Half<D> dh;
+    return HalveTo4(dh, hn::Add(hn::LowerHalf(dh, v), hn::UpperHalf(dh, v)));
+  }
+}
+#endif
+
+template <class D, class V>
+HWY_INLINE void SumLanes4(D d, V v0, V v1, V v2, V v3, float* out) {
+#if HWY_TARGET == HWY_SCALAR || HWY_HAVE_SCALABLE
+  out[0] = hn::GetLane(hn::SumOfLanes(d, v0));
+  out[1] = hn::GetLane(hn::SumOfLanes(d, v1));
+  out[2] = hn::GetLane(hn::SumOfLanes(d, v2));
+  out[3] = hn::GetLane(hn::SumOfLanes(d, v3));
+#else
+  const hn::CappedTag<float, 4> d4;
+  const hn::Repartition<uint64_t, decltype(d4)> d64;
+  const auto w0 = HalveTo4(d, v0), w1 = HalveTo4(d, v1);
+  const auto w2 = HalveTo4(d, v2), w3 = HalveTo4(d, v3);
+  // t0 = w0_0+w0_2, w1_0+w1_2, w0_1+w0_3, w1_1+w1_3; t1 likewise for w2, w3.
+  const auto t0 = hn::BitCast(d64, hn::Add(hn::InterleaveLower(d4, w0, w1),
+                                           hn::InterleaveUpper(d4, w0, w1)));
+  const auto t1 = hn::BitCast(d64, hn::Add(hn::InterleaveLower(d4, w2, w3),
+                                           hn::InterleaveUpper(d4, w2, w3)));
+  const auto sums = hn::Add(hn::BitCast(d4, hn::InterleaveLower(d64, t0, t1)),
+                            hn::BitCast(d4, hn::InterleaveUpper(d64, t0, t1)));
+  hn::StoreU(sums, d4, out);
+#endif
+}
+
+// One column of the dot tile: acc_r += a_r * b for the kR A rows. The A
+// vectors stay in registers and each B vector is loaded once: kR + kC loads
+// per kR * kC FMAs (3 + 4 per 12 on AVX2). Loading all of B first instead
+// needs kR * kC + kC + 1 registers (17 at 3 x 4), and then the compiler
+// folds B loads into the FMAs, reloading each kR times (15 loads per 12).
+template <size_t kR, class V>
+HWY_INLINE void DotColumn(V b, V a0, V a1, V a2, V a3, V& c0, V& c1, V& c2,
+                          V& c3) {
+#if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR
+  // GCC 12 otherwise folds the load of b into each of the kR FMAs as a
+  // memory operand (kR loads instead of one: 15 loads per 12 FMAs at 3 x 4,
+  // load-bound at ~78% of peak on Zen 3). An empty asm with b in a vector
+  // register makes it load b once.
+  asm("" : "+v"(b.raw));
+#endif
+  c0 = hn::MulAdd(a0, b, c0);
+  if constexpr (kR > 1) c1 = hn::MulAdd(a1, b, c1);
+  if constexpr (kR > 2) c2 = hn::MulAdd(a2, b, c2);
+  if constexpr (kR > 3) c3 = hn::MulAdd(a3, b, c3);
+}
+
+// The first `rem` (< Lanes) floats at src, zero-padded, via `buf`.
+template <class D>
+HWY_INLINE hn::Vec<D> LoadTail(D d, const float* HWY_RESTRICT src, size_t rem,
+                               float* HWY_RESTRICT buf) {
+  hn::Store(hn::Zero(d), d, buf);
+  hn::SafeCopyN(rem, d, src, buf);
+  return hn::Load(d, buf);
+}
+
+// Writes kC sums to C row `c` (c = sum, or c += sum).
+template <size_t kC>
+HWY_INLINE void StoreDotRow(const float* sums, float* HWY_RESTRICT c,
+                            bool add) {
+  for (size_t j = 0; j < kC; ++j) c[j] = add ? c[j] + sums[j] : sums[j];
+}
+
+// C[kR x kC at c] (+)= A[kR rows at a, stride lda] . B[kC rows at b,
+// stride ldb]^T over k. The last partial vector of k goes through zeroed
+// stack copies (both operands, so padding lanes add 0 * 0).
+// Not inlined: inside the (large) driver the compiler ran out of general
+// registers and spilled the row pointers in the k loop (~10% slower).
+template <size_t kR, size_t kC>
+HWY_NOINLINE void DotTile(size_t k, const float* HWY_RESTRICT a, size_t lda,
+                        const float* HWY_RESTRICT b, size_t ldb,
+                        float* HWY_RESTRICT c, size_t ldc, bool add) {
+  static_assert(kR >= 1 && kR <= 4 && kC >= 1 && kC <= 4, "dot tile");
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
-  // Steps between C' rows and between C' vectors, in floats.
-  const size_t c_row = kTransposeC ? 1 : ldc;
-  const size_t c_vec = kTransposeC ? N * ldc : N;
-  auto c00 = hn::Zero(d), c01 = hn::Zero(d), c10 = hn::Zero(d);
-  auto c11 = hn::Zero(d), c20 = hn::Zero(d), c21 = hn::Zero(d);
-  auto c30 = hn::Zero(d), c31 = hn::Zero(d);
-  HWY_ALIGN float b_tail[HWY_LANES(float)];
-  if constexpr (kPartial) hn::Store(hn::Zero(d), d, b_tail);
-  for (size_t p = 0; p < k; ++p) {
-    const float* bp = b + p * ldb;
-    auto b0 = hn::Zero(d);
-    auto b1 = hn::Zero(d);
-    if constexpr (kPartial) {
-      hn::SafeCopyN(cols, d, bp, b_tail);
-      b0 = hn::Load(d, b_tail);
-    } else {
-      b0 = hn::LoadU(d, bp);
-      if constexpr (kVecs == 2) b1 = hn::LoadU(d, bp + N);
+  using V = hn::Vec<decltype(d)>;
+  V c00 = hn::Zero(d), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00;
+  V c12 = c00, c13 = c00, c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+  V c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+  // Accumulator c<r><c> belongs to A row r and B row c.
+  size_t p = 0;
+  for (; p + N <= k; p += N) {
+    const V a0 = hn::LoadU(d, a + p);
+    V a1 = a0, a2 = a0, a3 = a0;
+    if constexpr (kR > 1) a1 = hn::LoadU(d, a + lda + p);
+    if constexpr (kR > 2) a2 = hn::LoadU(d, a + 2 * lda + p);
+    if constexpr (kR > 3) a3 = hn::LoadU(d, a + 3 * lda + p);
+    DotColumn<kR>(hn::LoadU(d, b + p), a0, a1, a2, a3, c00, c10, c20, c30);
+    if constexpr (kC > 1) {
+      DotColumn<kR>(hn::LoadU(d, b + ldb + p), a0, a1, a2, a3, c01, c11, c21,
+                    c31);
     }
-    const float* ap = a + p * a_col_stride;
-    const auto a0 = hn::Set(d, ap[0]);
-    c00 = hn::MulAdd(a0, b0, c00);
-    if constexpr (kVecs == 2) c01 = hn::MulAdd(a0, b1, c01);
-    if constexpr (kRows > 1) {
-      const auto a1 = hn::Set(d, ap[a_row_stride]);
-      c10 = hn::MulAdd(a1, b0, c10);
-      if constexpr (kVecs == 2) c11 = hn::MulAdd(a1, b1, c11);
+    if constexpr (kC > 2) {
+      DotColumn<kR>(hn::LoadU(d, b + 2 * ldb + p), a0, a1, a2, a3, c02, c12,
+                    c22, c32);
     }
-    if constexpr (kRows > 2) {
-      const auto a2 = hn::Set(d, ap[2 * a_row_stride]);
-      c20 = hn::MulAdd(a2, b0, c20);
-      if constexpr (kVecs == 2) c21 = hn::MulAdd(a2, b1, c21);
-    }
-    if constexpr (kRows > 3) {
-      const auto a3 = hn::Set(d, ap[3 * a_row_stride]);
-      c30 = hn::MulAdd(a3, b0, c30);
-      if constexpr (kVecs == 2) c31 = hn::MulAdd(a3, b1, c31);
+    if constexpr (kC > 3) {
+      DotColumn<kR>(hn::LoadU(d, b + 3 * ldb + p), a0, a1, a2, a3, c03, c13,
+                    c23, c33);
     }
   }
-  const size_t first_cols = kVecs == 2 ? N : cols;
-  StoreCVector<kPartial, kTransposeC>(d, c00, c, ldc, first_cols, accumulate);
-  if constexpr (kVecs == 2) {
-    StoreCVector<false, kTransposeC>(d, c01, c + c_vec, ldc, N, accumulate);
-  }
-  if constexpr (kRows > 1) {
-    float* c1 = c + c_row;
-    StoreCVector<kPartial, kTransposeC>(d, c10, c1, ldc, first_cols,
-                                        accumulate);
-    if constexpr (kVecs == 2) {
-      StoreCVector<false, kTransposeC>(d, c11, c1 + c_vec, ldc, N, accumulate);
+  if (p < k) {
+    const size_t rem = k - p;
+    HWY_ALIGN float buf[HWY_LANES(float)];
+    const V a0 = LoadTail(d, a + p, rem, buf);
+    V a1 = a0, a2 = a0, a3 = a0;
+    if constexpr (kR > 1) a1 = LoadTail(d, a + lda + p, rem, buf);
+    if constexpr (kR > 2) a2 = LoadTail(d, a + 2 * lda + p, rem, buf);
+    if constexpr (kR > 3) a3 = LoadTail(d, a + 3 * lda + p, rem, buf);
+    DotColumn<kR>(LoadTail(d, b + p, rem, buf), a0, a1, a2, a3, c00, c10, c20,
+                  c30);
+    if constexpr (kC > 1) {
+      DotColumn<kR>(LoadTail(d, b + ldb + p, rem, buf), a0, a1, a2, a3, c01,
+                    c11, c21, c31);
+    }
+    if constexpr (kC > 2) {
+      DotColumn<kR>(LoadTail(d, b + 2 * ldb + p, rem, buf), a0, a1, a2, a3,
+                    c02, c12, c22, c32);
+    }
+    if constexpr (kC > 3) {
+      DotColumn<kR>(LoadTail(d, b + 3 * ldb + p, rem, buf), a0, a1, a2, a3,
+                    c03, c13, c23, c33);
     }
   }
-  if constexpr (kRows > 2) {
-    float* c2 = c + 2 * c_row;
-    StoreCVector<kPartial, kTransposeC>(d, c20, c2, ldc, first_cols,
-                                        accumulate);
-    if constexpr (kVecs == 2) {
-      StoreCVector<false, kTransposeC>(d, c21, c2 + c_vec, ldc, N, accumulate);
-    }
+  float sums[4];
+  SumLanes4(d, c00, c01, c02, c03, sums);
+  StoreDotRow<kC>(sums, c, add);
+  if constexpr (kR > 1) {
+    SumLanes4(d, c10, c11, c12, c13, sums);
+    StoreDotRow<kC>(sums, c + ldc, add);
   }
-  if constexpr (kRows > 3) {
-    float* c3 = c + 3 * c_row;
-    StoreCVector<kPartial, kTransposeC>(d, c30, c3, ldc, first_cols,
-                                        accumulate);
-    if constexpr (kVecs == 2) {
-      StoreCVector<false, kTransposeC>(d, c31, c3 + c_vec, ldc, N, accumulate);
-    }
+  if constexpr (kR > 2) {
+    SumLanes4(d, c20, c21, c22, c23, sums);
+    StoreDotRow<kC>(sums, c + 2 * ldc, add);
+  }
+  if constexpr (kR > 3) {
+    SumLanes4(d, c30, c31, c32, c33, sums);
+    StoreDotRow<kC>(sums, c + 3 * ldc, add);
   }
 }
 
-// kRows rows of C' (layout as in GemmTile), all `cols` columns.
-template <size_t kRows, bool kTransposeC>
-HWY_INLINE void GemmTileRow(const float* a, size_t a_row_stride,
-                            size_t a_col_stride, const float* b, size_t ldb,
-                            float* c, size_t ldc, size_t cols, size_t k,
-                            bool accumulate) {
-  const hn::ScalableTag<float> d;
-  const size_t N = hn::Lanes(d);
-  const size_t c_col = kTransposeC ? ldc : 1;  // step between C' columns
-  size_t j = 0;
-  for (; j + 2 * N <= cols; j += 2 * N) {
-    GemmTile<kRows, 2, false, kTransposeC>(a, a_row_stride, a_col_stride, b + j,
-                                           ldb, c + j * c_col, ldc, k, 2 * N,
-                                           accumulate);
+// kC (< kDC at the right edge) columns for rows [i0, i1) of C.
+template <size_t kC>
+HWY_INLINE void DotColumns(size_t i0, size_t i1, size_t k, const float* a,
+                           size_t lda, const float* b, size_t ldb, float* c,
+                           size_t ldc, bool add) {
+  size_t i = i0;
+  for (; i + kDR <= i1; i += kDR) {
+    DotTile<kDR, kC>(k, a + i * lda, lda, b, ldb, c + i * ldc, ldc, add);
   }
-  if (j + N <= cols) {
-    GemmTile<kRows, 1, false, kTransposeC>(a, a_row_stride, a_col_stride, b + j,
-                                           ldb, c + j * c_col, ldc, k, N,
-                                           accumulate);
-    j += N;
-  }
-  if (j < cols) {
-    GemmTile<kRows, 1, true, kTransposeC>(a, a_row_stride, a_col_stride, b + j,
-                                          ldb, c + j * c_col, ldc, k, cols - j,
-                                          accumulate);
-  }
-}
-
-// C' (+)= A' * B' for a rows x cols C', B' row-major (layouts as in
-// GemmTile), in tiles of up to 4 rows x 2 vectors.
-template <bool kTransposeC>
-HWY_INLINE void GemmRowMajorB(const float* a, size_t a_row_stride,
-                              size_t a_col_stride, const float* b, size_t ldb,
-                              float* c, size_t ldc, size_t rows, size_t cols,
-                              size_t k, bool accumulate) {
-  const size_t c_row = kTransposeC ? 1 : ldc;
-  size_t i = 0;
-  for (; i + 4 <= rows; i += 4) {
-    GemmTileRow<4, kTransposeC>(a + i * a_row_stride, a_row_stride,
-                                a_col_stride, b, ldb, c + i * c_row, ldc, cols,
-                                k, accumulate);
-  }
-  const float* a_rest = a + i * a_row_stride;
-  float* c_rest = c + i * c_row;
-  switch (rows - i) {
+  const float* a_rest = a + i * lda;
+  float* c_rest = c + i * ldc;
+  switch (i1 - i) {
     case 3:
-      GemmTileRow<3, kTransposeC>(a_rest, a_row_stride, a_col_stride, b, ldb,
-                                  c_rest, ldc, cols, k, accumulate);
+      if constexpr (kDR > 3) DotTile<3, kC>(k, a_rest, lda, b, ldb, c_rest, ldc, add);
       break;
     case 2:
-      GemmTileRow<2, kTransposeC>(a_rest, a_row_stride, a_col_stride, b, ldb,
-                                  c_rest, ldc, cols, k, accumulate);
+      if constexpr (kDR > 2) DotTile<2, kC>(k, a_rest, lda, b, ldb, c_rest, ldc, add);
       break;
     case 1:
-      GemmTileRow<1, kTransposeC>(a_rest, a_row_stride, a_col_stride, b, ldb,
-                                  c_rest, ldc, cols, k, accumulate);
+      DotTile<1, kC>(k, a_rest, lda, b, ldb, c_rest, ldc, add);
       break;
     default:
       break;
   }
 }
 
-// C[i, j0 .. j0 + kCols) = dot(A[i, :], B[j, :]) for B stored n x k (the
-// trans_b layout). b points at row j0 of that storage, c at C(i, j0).
-template <size_t kCols>
-HWY_INLINE void GemmDotTile(const float* a_row, const float* b, size_t ldb,
-                            float* c, size_t k, bool accumulate) {
-  static_assert(kCols >= 1 && kCols <= 4, "1 to 4 columns");
-  const hn::ScalableTag<float> d;
-  const size_t N = hn::Lanes(d);
-  auto s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
-  size_t p = 0;
-  for (; p + N <= k; p += N) {
-    const auto va = hn::LoadU(d, a_row + p);
-    s0 = hn::MulAdd(va, hn::LoadU(d, b + p), s0);
-    if constexpr (kCols > 1) s1 = hn::MulAdd(va, hn::LoadU(d, b + ldb + p), s1);
-    if constexpr (kCols > 2) {
-      s2 = hn::MulAdd(va, hn::LoadU(d, b + 2 * ldb + p), s2);
-    }
-    if constexpr (kCols > 3) {
-      s3 = hn::MulAdd(va, hn::LoadU(d, b + 3 * ldb + p), s3);
-    }
+// Rows [i0, i1) x columns [j0, j1) of C = A B^T (+ C). Column groups of
+// kDC B rows outside (they stay in L1), row groups of kDR inside.
+HWY_INLINE void DotBlock(size_t i0, size_t i1, size_t j0, size_t j1, size_t k,
+                         const float* a, size_t lda, const float* b,
+                         size_t ldb, float* c, size_t ldc, bool add) {
+  size_t j = j0;
+  for (; j + kDC <= j1; j += kDC) {
+    DotColumns<kDC>(i0, i1, k, a, lda, b + j * ldb, ldb, c + j, ldc, add);
   }
-  if (p < k) {
-    // Zero-padded copies: padded lanes add 0 * 0.
-    const size_t rem = k - p;
-    HWY_ALIGN float a_tail[HWY_LANES(float)];
-    HWY_ALIGN float b_tail[HWY_LANES(float)];
-    hn::Store(hn::Zero(d), d, a_tail);
-    hn::Store(hn::Zero(d), d, b_tail);
-    hn::SafeCopyN(rem, d, a_row + p, a_tail);
-    const auto va = hn::Load(d, a_tail);
-    hn::SafeCopyN(rem, d, b + p, b_tail);
-    s0 = hn::MulAdd(va, hn::Load(d, b_tail), s0);
-    if constexpr (kCols > 1) {
-      hn::SafeCopyN(rem, d, b + ldb + p, b_tail);
-      s1 = hn::MulAdd(va, hn::Load(d, b_tail), s1);
-    }
-    if constexpr (kCols > 2) {
-      hn::SafeCopyN(rem, d, b + 2 * ldb + p, b_tail);
-      s2 = hn::MulAdd(va, hn::Load(d, b_tail), s2);
-    }
-    if constexpr (kCols > 3) {
-      hn::SafeCopyN(rem, d, b + 3 * ldb + p, b_tail);
-      s3 = hn::MulAdd(va, hn::Load(d, b_tail), s3);
-    }
-  }
-  const float r0 = hn::GetLane(hn::SumOfLanes(d, s0));
-  c[0] = accumulate ? c[0] + r0 : r0;
-  if constexpr (kCols > 1) {
-    const float r1 = hn::GetLane(hn::SumOfLanes(d, s1));
-    c[1] = accumulate ? c[1] + r1 : r1;
-  }
-  if constexpr (kCols > 2) {
-    const float r2 = hn::GetLane(hn::SumOfLanes(d, s2));
-    c[2] = accumulate ? c[2] + r2 : r2;
-  }
-  if constexpr (kCols > 3) {
-    const float r3 = hn::GetLane(hn::SumOfLanes(d, s3));
-    c[3] = accumulate ? c[3] + r3 : r3;
+  switch (j1 - j) {
+    case 3:
+      DotColumns<3>(i0, i1, k, a, lda, b + j * ldb, ldb, c + j, ldc, add);
+      break;
+    case 2:
+      DotColumns<2>(i0, i1, k, a, lda, b + j * ldb, ldb, c + j, ldc, add);
+      break;
+    case 1:
+      DotColumns<1>(i0, i1, k, a, lda, b + j * ldb, ldb, c + j, ldc, add);
+      break;
+    default:
+      break;
   }
 }
 
-}  // namespace detail
+// Whether C = A B^T (A m x k and B n x k, both rows contiguous in k) takes
+// the dot-product path rather than the packed one.
+// Measured on Zen 3 (AVX2) against the packed path: the dot path wins when
+// one side is skinny (a batch of <= 64 rows, or <= 16 outputs), where the
+// packed path pays transposing packs of both operands and pads n to NR. It
+// loses when k < 64 (the horizontal sums dominate), when k > 1024 (kDC rows
+// of B no longer stay in L1), and when A does not stay in L2 while every
+// column group streams it again.
+HWY_INLINE bool UseDot(size_t m, size_t n, size_t k) {
+  if (k < 64 || k > 1024) return false;
+  const bool a_in_l2 = m * k * sizeof(float) <= (size_t{256} << 10);
+  const bool few_columns = n <= 4 * kDC;
+  return (m <= 64 && a_in_l2) || few_columns;
+}
 
-// Rows [row_begin, row_end) of C (+)= op(A) * op(B); arguments as in
-// simd::Gemm. Requires k > 0 (the caller handles k == 0), n > 0.
-HWY_INLINE void GemmRows(const float* HWY_RESTRICT a, size_t lda, bool trans_a,
-                         const float* HWY_RESTRICT b, size_t ldb, bool trans_b,
-                         float* HWY_RESTRICT c, size_t ldc, size_t row_begin,
-                         size_t row_end, size_t n, size_t k, bool accumulate) {
-  const size_t rows = row_end - row_begin;
-  if (!trans_b) {
-    // C' = C and A' = op(A): A(i, p) = a[i * row_stride + p * col_stride].
-    const size_t row_stride = trans_a ? 1 : lda;
-    const size_t col_stride = trans_a ? lda : 1;
-    detail::GemmRowMajorB<false>(a + row_begin * row_stride, row_stride,
-                                 col_stride, b, ldb, c + row_begin * ldc, ldc,
-                                 rows, n, k, accumulate);
-  } else if (!trans_a) {
-    for (size_t i = row_begin; i < row_end; ++i) {
-      const float* a_row = a + i * lda;
-      float* c_row = c + i * ldc;
-      size_t j = 0;
-      for (; j + 4 <= n; j += 4) {
-        detail::GemmDotTile<4>(a_row, b + j * ldb, ldb, c_row + j, k,
-                               accumulate);
-      }
-      switch (n - j) {
-        case 3:
-          detail::GemmDotTile<3>(a_row, b + j * ldb, ldb, c_row + j, k,
-                                 accumulate);
-          break;
-        case 2:
-          detail::GemmDotTile<2>(a_row, b + j * ldb, ldb, c_row + j, k,
-                                 accumulate);
-          break;
-        case 1:
-          detail::GemmDotTile<1>(a_row, b + j * ldb, ldb, c_row + j, k,
-                                 accumulate);
-          break;
-        default:
-          break;
-      }
-    }
+// The dot-product path on `threads` threads: the same tiles either way,
+// split by column groups (or row groups when there are few columns).
+HWY_INLINE void RunDot(const float* a, size_t lda, const float* b, size_t ldb,
+                       float* c, size_t ldc, size_t m, size_t n, size_t k,
+                       bool add, ThreadPool& pool) {
+  const size_t tasks = TaskCount(m, n, k, pool.num_threads());
+  const size_t col_groups = DivCeil(n, kDC), row_groups = DivCeil(m, kDR);
+  if (tasks <= 1) {
+    DotBlock(0, m, 0, n, k, a, lda, b, ldb, c, ldc, add);
+  } else if (col_groups >= 2 * tasks || col_groups >= row_groups) {
+    pool.ParallelFor(tasks, [&](size_t t) HWY_ATTR {
+      size_t j0, j1;
+      Share(t, tasks, col_groups, kDC, n, &j0, &j1);
+      if (j0 < j1) DotBlock(0, m, j0, j1, k, a, lda, b, ldb, c, ldc, add);
+    });
   } else {
-    // Both transposed: C^T = B_stored (n x k) * A_stored (k x m), a product
-    // with a row-major right operand whose result is written transposed.
-    // C' = C^T restricted to this block's rows of C: C'(j, i) = C(row_begin +
-    // i, j); A'(j, p) = b[j * ldb + p]; B'(p, i) = a[p * lda + row_begin + i].
-    detail::GemmRowMajorB<true>(b, ldb, 1, a + row_begin, lda,
-                                c + row_begin * ldc, ldc, n, rows, k,
-                                accumulate);
+    pool.ParallelFor(tasks, [&](size_t t) HWY_ATTR {
+      size_t i0, i1;
+      Share(t, tasks, row_groups, kDR, m, &i0, &i1);
+      if (i0 < i1) DotBlock(i0, i1, 0, n, k, a, lda, b, ldb, c, ldc, add);
+    });
   }
 }
+
+// ---- Blocks and tasks ----
+
+// Per-call state shared by all tasks.
+struct Run {
+  Plan plan;
+  ScratchLayout layout;
+  float* scratch;
+  size_t nc;  // columns per R block
+  bool accumulate;
+};
+
+HWY_INLINE float* TaskArea(const Run& run, size_t task) {
+  return run.scratch + run.layout.right + task * run.layout.per_task;
+}
+
+// One task's share of one (jc, pc) block: rows [i_begin, i_end) and columns
+// [j_begin, j_end) of C' (multiples of MR / NR, or the matrix end), k rows
+// [k0, k0 + kc). R is packed at run.scratch (panel 0 = column jc) when
+// plan.pack_right; pack_own_right makes this task pack its own columns
+// first (column split).
+HWY_INLINE void RunTask(const Run& run, size_t task, size_t i_begin,
+                        size_t i_end, size_t j_begin, size_t j_end, size_t jc,
+                        size_t k0, size_t kc, bool pack_own_right) {
+  const Plan& plan = run.plan;
+  const Operands& o = plan.o;
+  const size_t nr = TileCols();
+  const bool add = run.accumulate || k0 > 0;
+  float* const right = run.scratch;
+  float* const left = TaskArea(run, task);
+  float* const edge_left = left + run.layout.left;
+  float* const edge_right = edge_left + run.layout.edge_left;
+  if (pack_own_right) {
+    PackRight(o, k0, kc, j_begin, j_end, right + (j_begin - jc) * kc);
+  }
+  // In-place operands: the last partial panel / tile is copied, padded.
+  const size_t last_panel = o.N / nr * nr;
+  const size_t last_tile = o.M / kMR * kMR;
+  if (!plan.pack_right && j_end == o.N && last_panel < o.N) {
+    PackRight(o, k0, kc, last_panel, o.N, edge_right);
+  }
+  for (size_t ic = i_begin; ic < i_end; ic += kMC) {
+    const size_t i_stop = std::min(i_end, ic + kMC);
+    if (plan.pack_left) {
+      PackLeft(o, k0, kc, ic, i_stop, left);
+    } else if (i_stop == o.M && last_tile < o.M) {
+      PackLeft(o, k0, kc, last_tile, o.M, edge_left);
+    }
+    for (size_t jr = j_begin; jr < j_end; jr += nr) {
+      const size_t cols = std::min(nr, o.N - jr);
+      const float* r_tile;
+      bool r_packed = true;
+      if (plan.pack_right) {
+        r_tile = right + (jr - jc) * kc;
+      } else if (cols < nr) {
+        r_tile = edge_right;
+      } else {
+        r_tile = o.r + k0 * o.r_ks + jr;
+        r_packed = false;
+      }
+      float* c_col = o.c + jr * o.c_cs;
+      for (size_t ir = ic; ir < i_stop; ir += kMR) {
+        const size_t rows = std::min(kMR, o.M - ir);
+        const float* l_tile;
+        bool l_packed = true;
+        if (plan.pack_left) {
+          l_tile = left + (ir - ic) * kc;
+        } else if (rows < kMR) {
+          l_tile = edge_left;
+        } else {
+          l_tile = o.l + ir * o.l_rs + k0 * o.l_ks;
+          l_packed = false;
+        }
+        float* c_tile = c_col + ir * o.c_rs;
+        if (l_packed) {
+          if (r_packed) {
+            Tile<true, true>(kc, l_tile, 0, 0, r_tile, 0, c_tile, o.c_rs,
+                             o.c_cs, rows, cols, add);
+          } else {
+            Tile<true, false>(kc, l_tile, 0, 0, r_tile, o.r_ks, c_tile,
+                              o.c_rs, o.c_cs, rows, cols, add);
+          }
+        } else {
+          if (r_packed) {
+            Tile<false, true>(kc, l_tile, o.l_rs, o.l_ks, r_tile, 0, c_tile,
+                              o.c_rs, o.c_cs, rows, cols, add);
+          } else {
+            Tile<false, false>(kc, l_tile, o.l_rs, o.l_ks, r_tile, o.r_ks,
+                               c_tile, o.c_rs, o.c_cs, rows, cols, add);
+          }
+        }
+      }
+    }
+  }
+}
+
+HWY_INLINE void RunPlan(const Plan& plan, bool accumulate, float* scratch,
+                        const ScratchLayout& layout, ThreadPool& pool) {
+  Run run{plan, layout, scratch, NBlock(), accumulate};
+  const Operands& o = plan.o;
+  const size_t nr = TileCols();
+  const size_t kc_max = KBlock(o.K);
+  const size_t tasks = plan.tasks;
+  for (size_t jc = 0; jc < o.N; jc += run.nc) {
+    const size_t j_stop = std::min(o.N, jc + run.nc);
+    for (size_t k0 = 0; k0 < o.K; k0 += kc_max) {
+      const size_t kc = std::min(kc_max, o.K - k0);
+      if (plan.split == Split::kCols) {
+        const size_t panels = DivCeil(j_stop - jc, nr);
+        pool.ParallelFor(tasks, [&](size_t t) HWY_ATTR {
+          size_t j0, j1;
+          Share(t, tasks, panels, nr, j_stop - jc, &j0, &j1);
+          if (j0 < j1) {
+            RunTask(run, t, 0, o.M, jc + j0, jc + j1, jc, k0, kc,
+                    plan.pack_right);
+          }
+        });
+        continue;
+      }
+      if (plan.pack_right) {
+        if (tasks > 1) {
+          const size_t panels = DivCeil(j_stop - jc, nr);
+          pool.ParallelFor(tasks, [&](size_t t) HWY_ATTR {
+            size_t j0, j1;
+            Share(t, tasks, panels, nr, j_stop - jc, &j0, &j1);
+            if (j0 < j1) {
+              PackRight(o, k0, kc, jc + j0, jc + j1, scratch + j0 * kc);
+            }
+          });
+        } else {
+          PackRight(o, k0, kc, jc, j_stop, scratch);
+        }
+      }
+      if (tasks > 1) {
+        const size_t tiles = DivCeil(o.M, kMR);
+        pool.ParallelFor(tasks, [&](size_t t) HWY_ATTR {
+          size_t i0, i1;
+          Share(t, tasks, tiles, kMR, o.M, &i0, &i1);
+          if (i0 < i1) RunTask(run, t, i0, i1, jc, j_stop, jc, k0, kc, false);
+        });
+      } else {
+        RunTask(run, 0, 0, o.M, jc, j_stop, jc, k0, kc, false);
+      }
+    }
+  }
+}
+
+// Floats of scratch GemmT needs for this shape (any transposes).
+HWY_INLINE size_t GemmScratchFloatsT(size_t m, size_t n, size_t k,
+                                     int threads) {
+  if (m == 0 || n == 0 || k == 0) return 0;
+  return Layout(m, n, k, threads).total;
+}
+
+// C (+)= op(A) op(B) as in simd::Gemm; m, n, k > 0. scratch: 64-byte
+// aligned, GemmScratchFloatsT(m, n, k, pool.num_threads()) floats.
+HWY_INLINE void GemmT(const float* a, size_t lda, bool trans_a, const float* b,
+                      size_t ldb, bool trans_b, float* c, size_t ldc, size_t m,
+                      size_t n, size_t k, bool accumulate, float* scratch,
+                      ThreadPool& pool) {
+  const int threads = pool.num_threads();
+  if (!trans_a && trans_b && UseDot(m, n, k)) {
+    RunDot(a, lda, b, ldb, c, ldc, m, n, k, accumulate, pool);
+    return;
+  }
+  const Plan plan = MakePlan(a, lda, trans_a, b, ldb, trans_b, c, ldc, m, n,
+                             k, threads);
+  RunPlan(plan, accumulate, scratch, Layout(m, n, k, threads), pool);
+}
+
+}  // namespace THAW_GEMM_NAMESPACE
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)
 }  // namespace HWY_NAMESPACE

@@ -1,4 +1,5 @@
-// thaw/simd/gemm.cc — dispatch and row-block threading for simd/gemm.h.
+// thaw/simd/gemm.cc — dispatch for simd/gemm.h. The whole product, threads
+// included, runs in the dispatched target's code (simd/gemm-inl.h).
 // Compiled once per Highway target (foreach_target).
 #include "simd/gemm.h"
 
@@ -16,12 +17,17 @@ HWY_BEFORE_NAMESPACE();
 namespace thaw {
 namespace HWY_NAMESPACE {
 
-static void GemmRowsImpl(const float* a, size_t lda, bool trans_a,
-                         const float* b, size_t ldb, bool trans_b, float* c,
-                         size_t ldc, size_t row_begin, size_t row_end, size_t n,
-                         size_t k, bool accumulate) {
-  GemmRows(a, lda, trans_a, b, ldb, trans_b, c, ldc, row_begin, row_end, n, k,
-           accumulate);
+static size_t GemmScratchFloatsImpl(size_t m, size_t n, size_t k,
+                                    int threads) {
+  return gemm::GemmScratchFloatsT(m, n, k, threads);
+}
+
+static void GemmImpl(const float* a, size_t lda, bool trans_a, const float* b,
+                     size_t ldb, bool trans_b, float* c, size_t ldc, size_t m,
+                     size_t n, size_t k, bool accumulate, float* scratch,
+                     ThreadPool& pool) {
+  gemm::GemmT(a, lda, trans_a, b, ldb, trans_b, c, ldc, m, n, k, accumulate,
+              scratch, pool);
 }
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)
@@ -32,27 +38,22 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 #include <algorithm>
 
-#include "simd/parallel_chunks.h"
+#include "platform/memory.h"
 
 namespace thaw {
 
-HWY_EXPORT(GemmRowsImpl);
+HWY_EXPORT(GemmScratchFloatsImpl);
+HWY_EXPORT(GemmImpl);
 
 namespace simd {
-namespace {
 
-// Rows of C per task: a multiple of the 4-row register tile.
-constexpr size_t kGemmRowBlock = 16;
-// Below this many multiply-adds (~10 us at a few GFLOP/s even on the slowest
-// vector target) the product runs on the calling thread: a task hand-off
-// costs ~1 us. Blocks are the same either way, so the bits are too.
-constexpr size_t kGemmSerialMacs = size_t{1} << 16;
-
-}  // namespace
+size_t GemmScratchFloats(size_t m, size_t n, size_t k, int num_threads) {
+  return HWY_DYNAMIC_DISPATCH(GemmScratchFloatsImpl)(m, n, k, num_threads);
+}
 
 void Gemm(const float* a, size_t lda, bool trans_a, const float* b, size_t ldb,
           bool trans_b, float* c, size_t ldc, size_t m, size_t n, size_t k,
-          bool accumulate, ThreadPool& pool) {
+          bool accumulate, float* scratch, ThreadPool& pool) {
   if (m == 0 || n == 0) return;
   // Leading dimensions below a row's length mean overlapping rows: a bug.
   THAW_CHECK(ldc >= n);
@@ -66,14 +67,10 @@ void Gemm(const float* a, size_t lda, bool trans_a, const float* b, size_t ldb,
   }
   THAW_CHECK(lda >= (trans_a ? m : k));
   THAW_CHECK(ldb >= (trans_b ? k : n));
-  ThreadPool& run_on =
-      m * n * k < kGemmSerialMacs ? ThreadPool::Serial() : pool;
-  internal::ForEachChunk(m, kGemmRowBlock, run_on,
-                         [&](size_t row_begin, size_t rows) {
-                           HWY_DYNAMIC_DISPATCH(GemmRowsImpl)
-                           (a, lda, trans_a, b, ldb, trans_b, c, ldc, row_begin,
-                            row_begin + rows, n, k, accumulate);
-                         });
+  THAW_CHECK(IsAligned(scratch));
+  HWY_DYNAMIC_DISPATCH(GemmImpl)
+  (a, lda, trans_a, b, ldb, trans_b, c, ldc, m, n, k, accumulate, scratch,
+   pool);
 }
 
 }  // namespace simd
