@@ -67,10 +67,7 @@ double StepFlops(int trainable) {
   return flops;
 }
 
-void BM_MlpStep(benchmark::State& state) {
-  const int trainable = static_cast<int>(state.range(0));
-  const bool adam = state.range(1) != 0;
-  const int threads = static_cast<int>(state.range(2));
+void BM_MlpStep(benchmark::State& state, int trainable, bool adam, int threads) {
   auto m = MakeMlp(threads, adam, trainable);
   thaw::Examples batch{m->x.data(), kBatch, m->labels.data(), nullptr};
   THAW_CHECK(m->model->TrainOnBatch(batch).ok());  // plan and warm up
@@ -80,13 +77,9 @@ void BM_MlpStep(benchmark::State& state) {
   }
   state.counters["FLOP/s"] = benchmark::Counter(StepFlops(trainable),
                                                 benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(std::string("mlp_step/thaw/") + kTrainableNames[trainable] + "_" +
-                 (adam ? "adam" : "sgd_momentum") + "/" + std::to_string(threads));
 }
 
-void BM_MlpInfer(benchmark::State& state) {
-  const size_t batch = static_cast<size_t>(state.range(0));
-  const int threads = static_cast<int>(state.range(1));
+void BM_MlpInfer(benchmark::State& state, size_t batch, int threads) {
   auto m = MakeMlp(threads, false, kAll);
   std::vector<float> out(batch * kClasses);
   THAW_CHECK(m->model->Predict(m->x.data(), batch, out.data()).ok());
@@ -95,19 +88,25 @@ void BM_MlpInfer(benchmark::State& state) {
     benchmark::DoNotOptimize(s);
     benchmark::DoNotOptimize(out.data());
   }
-  state.SetLabel("mlp_infer/thaw/batch" + std::to_string(batch) + "/" + std::to_string(threads));
 }
 
-void StepArgs(benchmark::internal::Benchmark* b) {
+const int kRegistered = [] {
   for (int threads : {1, 2}) {
-    for (int adam : {0, 1}) {
-      for (int trainable : {kAll, kFirstFrozen, kHeadOnly}) b->Args({trainable, adam, threads});
+    for (bool adam : {false, true}) {
+      for (int trainable : {kAll, kFirstFrozen, kHeadOnly}) {
+        const std::string name = std::string("mlp_step/thaw/") + kTrainableNames[trainable] +
+                                 (adam ? "_adam/" : "_sgd_momentum/") + std::to_string(threads);
+        benchmark::RegisterBenchmark(name.c_str(), BM_MlpStep, trainable, adam, threads)
+            ->UseRealTime();
+      }
+    }
+    for (size_t batch : {size_t{1}, kBatch}) {
+      const std::string name =
+          "mlp_infer/thaw/batch" + std::to_string(batch) + "/" + std::to_string(threads);
+      benchmark::RegisterBenchmark(name.c_str(), BM_MlpInfer, batch, threads)->UseRealTime();
     }
   }
-  b->ArgNames({"trainable", "adam", "threads"});
-}
-
-BENCHMARK(BM_MlpStep)->Apply(StepArgs)->UseRealTime();
-BENCHMARK(BM_MlpInfer)->ArgsProduct({{1, 64}, {1, 2}})->ArgNames({"batch", "threads"})->UseRealTime();
+  return 0;
+}();
 
 }  // namespace

@@ -12,7 +12,7 @@ out=$(mktemp -d)
 # SSE3 kernels; give it its best kernel for an AVX2 (Haswell-class) machine
 # unless the caller chose one.
 export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell}
-"$build/bench/thaw_bench" --benchmark_filter='Mlp' --benchmark_repetitions=7 \
+"$build/bench/thaw_bench" --benchmark_filter='^mlp_' --benchmark_repetitions=7 \
   --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true \
   --benchmark_out="$out/thaw.json" --benchmark_out_format=json >/dev/null
 for t in 1 2; do /usr/bin/python3 "$root/bench/pytorch_mlp.py" "$t" 7 >"$out/torch$t.json"; done
@@ -22,7 +22,7 @@ out = sys.argv[1]
 thaw = {}
 for b in json.load(open(os.path.join(out, "thaw.json")))["benchmarks"]:
     if b.get("aggregate_name") == "median":
-        thaw[b["label"]] = b["real_time"] * {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
+        thaw[b["run_name"].replace("/real_time", "")] = b["real_time"] * {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
 torch = {}
 for t in (1, 2):
     torch.update({k: v for k, v in json.load(open(os.path.join(out, "torch%d.json" % t))).items()
