@@ -263,13 +263,16 @@ HWY_INLINE Plan MakePlan(const float* a, size_t lda, bool trans_a,
   const Operands& o = plan.o;
   const size_t nr = TileCols();
   // R is read in place when its panels are contiguous rows and few row
-  // tiles reuse them (M <= MC: one row block). L is read in place when few
-  // column panels reuse it, or when it is a batch of <= 64 contiguous rows
-  // (it then stays in L1/L2 anyway; packing it cost 2-6% on the input-
-  // gradient shapes). A strided L (l_ks != 1) is packed, else each k step
-  // touches MR rows of a different cache line.
+  // tiles reuse them (M <= MC: one row block). L rows that are contiguous in
+  // k (l_ks == 1) are read in place too: the microkernel's broadcasts come
+  // from MR sequential streams, and packing them was 2-10% slower from the
+  // skinny shapes up to 512^3 (even at 1024^3 it gained only ~2%, so only L
+  // of 4 MiB and more is packed, for the TLB). A strided L (l_ks != 1) is
+  // packed when several panels reuse it, else each k step touches MR floats
+  // of a different cache line.
   plan.pack_right = o.r_js != 1 || o.M > kMC;
-  plan.pack_left = o.N > 4 * nr && (o.M > 64 || o.l_ks != 1);
+  plan.pack_left = o.N > 4 * nr &&
+                   (o.l_ks != 1 || o.M * o.K >= (size_t{1} << 20));
   plan.tasks = TaskCount(m, n, k, threads);
   plan.split = Split::kNone;
   if (plan.tasks > 1) {
@@ -332,7 +335,8 @@ HWY_INLINE void Transpose4x4(const float* HWY_RESTRICT in, size_t in_stride,
 // q covers columns j0 + q * NR ..; element (p, j) at p * NR + j). Columns
 // past j1 in the last panel are zero. Reads R in its storage order (rows of
 // R, or rows of R^T when r_js != 1) so the hardware prefetchers see
-// sequential streams; writes are whole panel rows.
+// sequential streams; writes are whole panel rows, with aligned stores
+// (dst must be vector-aligned, as the 64-byte-aligned scratch is).
 HWY_INLINE void PackRight(const Operands& o, size_t k0, size_t kc, size_t j0,
                           size_t j1, float* HWY_RESTRICT dst) {
   const hn::ScalableTag<float> d;
@@ -1134,13 +1138,16 @@ HWY_INLINE void RunPlan(const Plan& plan, bool accumulate, float* scratch,
     sched.rows_per_item = o.M;
     sched.panels_per_item = panels;
   } else {
-    // About 2 items per task and phase. Finer items balance better when a
-    // thread starts late, but each row item streams all of R's block from
-    // L2/L3 again and packs its own L rows: at 256^3 to 1024^3 on 2
-    // threads, 4-8 items per task were 3-15% slower than 2.
+    // Items of (nearly) equal size, 2 per task or more, a multiple of the
+    // task count per phase: every phase ends with a wait for its last item,
+    // so 7 full items and a small 8th cost ~10% at 1024^3. Finer items
+    // would balance a late thread better, but each row item streams all of
+    // R's block from L2/L3 again and packs its own L rows: on 2 threads, 4-8
+    // items per task were 3-15% slower than 2.
+    const size_t row_items =
+        RoundUp(std::max(DivCeil(o.M, kMC), 2 * tasks), tasks);
+    sched.rows_per_item = RoundUp(DivCeil(o.M, row_items), kMR);
     sched.panels_per_pack = DivCeil(panels, 2 * tasks);
-    sched.rows_per_item = std::min(
-        kMC, std::max(kMR, RoundUp(DivCeil(o.M, 2 * tasks), kMR)));
     sched.panels_per_item = DivCeil(panels, 2 * tasks);
   }
   size_t total = 0;

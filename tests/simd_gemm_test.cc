@@ -250,6 +250,13 @@ TEST_P(GemmTest, MatchesReferenceOneThread) {
   }
 }
 
+// A large enough for the packed path to pack its contiguous rows too (L of
+// 2^20 floats or more, simd/gemm-inl.h): the 4 x 4 transposing pack.
+TEST_P(GemmTest, MatchesReferenceLargeA) {
+  std::mt19937 rng(7);
+  CheckGemm(2100, 70, 500, false, false, false, 0, rng, Pool());
+}
+
 // [1 2 3; 4 5 6] * [1 0; 0 1; 1 1] = [4 5; 10 11], then += the same again.
 TEST_P(GemmTest, KnownValues) {
   const float a[] = {1, 2, 3, 4, 5, 6};
