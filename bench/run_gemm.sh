@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs thaw's GEMM benchmarks against OpenBLAS the recommended way and prints
-# medians: interleaved repetitions in one process (the machines we measure on
-# are shared and drift), a peak-FMA probe in the same run, and the ratios.
+# medians: interleaved repetitions, 1- and 2-thread cases in separate passes
+# (the machines we measure on are shared and drift), a peak-FMA probe in the
+# same run, and the ratios.
 #
 # Usage: bench/run_gemm.sh [build-dir] [extra Google Benchmark flags...]
 #   build-dir defaults to build/bench (configured Release if missing).
+#   Extra flags go to both passes below (a --benchmark_filter replaces the
+#   passes' own filters), e.g. --benchmark_repetitions=9.
 #   OPENBLAS_CORETYPE=... overrides the OpenBLAS kernel choice below.
-#   e.g. bench/run_gemm.sh build/bench --benchmark_filter='gemm/.*/512x'
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build/bench}
@@ -31,28 +33,33 @@ if [[ -z "${OPENBLAS_CORETYPE:-}" ]]; then
 fi
 echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<auto>}"
 
-json="$build/gemm_bench.json"
-"$build/bench/thaw_bench" \
-  --benchmark_filter='^(gemm|fma_probe)/' \
-  --benchmark_repetitions=5 \
-  --benchmark_enable_random_interleaving=true \
-  --benchmark_report_aggregates_only=true \
-  --benchmark_min_time=0.2 \
-  --benchmark_out="$json" --benchmark_out_format=json \
-  "$@" >/dev/null
-echo "results: $json"
+# Two passes, each interleaved: 1-thread cases (with the FMA probe), then
+# 2-thread cases. In one mixed pass, OpenBLAS's worker threads keep spinning
+# for a while after each 2-thread call (and TBB's do after thaw's), and the
+# 1-thread cases that run next lose ~5% to them: the 2-thread runs would
+# disturb the 1-thread baseline they are compared with.
+args=(--benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
+      --benchmark_report_aggregates_only=true --benchmark_min_time=0.2)
+json1="$build/gemm_bench_1thread.json"
+json2="$build/gemm_bench_2threads.json"
+"$build/bench/thaw_bench" --benchmark_filter='^(gemm/[^/]+/[^/]+/1/|fma_probe/)' \
+  "${args[@]}" --benchmark_out="$json1" --benchmark_out_format=json "$@" >/dev/null
+"$build/bench/thaw_bench" --benchmark_filter='^gemm/[^/]+/[^/]+/2/' \
+  "${args[@]}" --benchmark_out="$json2" --benchmark_out_format=json "$@" >/dev/null
+echo "results: $json1 $json2"
 
-command -v python3 >/dev/null || { echo "python3 not found: see $json"; exit 0; }
-python3 - "$json" <<'EOF'
+command -v python3 >/dev/null || { echo "python3 not found: see the JSON files"; exit 0; }
+python3 - "$json1" "$json2" <<'EOF'
 import json, re, sys
-data = json.load(open(sys.argv[1]))
-ctx = data["context"]
-print("host: %s CPUs @ %s MHz, load %s" % (ctx.get("num_cpus"), ctx.get("mhz_per_cpu"),
-      " ".join("%.2f" % x for x in ctx.get("load_avg", []))))
+runs = [json.load(open(path)) for path in sys.argv[1:]]
+ctx = runs[0]["context"]
+print("host: %s CPUs @ %s MHz, load at start of each pass: %s" % (
+      ctx.get("num_cpus"), ctx.get("mhz_per_cpu"),
+      " | ".join(" ".join("%.2f" % x for x in r["context"].get("load_avg", [])) for r in runs)))
 for key in ("thaw_target", "openblas_core", "openblas_config"):
     print("%s: %s" % (key, ctx.get(key, "-")))
 rate = {}
-for b in data["benchmarks"]:
+for b in [b for data in runs for b in data["benchmarks"]]:
     if b.get("aggregate_name") != "median":
         continue
     name = re.sub(r"/real_time$", "", b["run_name"])
@@ -65,6 +72,18 @@ for name in rate:
     m = re.match(r"gemm/thaw/([^/]+)/(\d)$", name)
     if m and m.group(1) not in shapes:
         shapes.append(m.group(1))
+def order(shape):
+    # Squares by size, then per batch the layers from the input side, each
+    # as forward, input gradient, weight gradient.
+    m = re.match(r"(\d+)x(\d+)x(\d+)(?:_[nt]{2})?(?:_(fwd|dx|dw))?$", shape)
+    if not m:
+        return (2, 0, 0, 0)
+    a, b, c, kind = int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(4)
+    if kind is None:
+        return (0, a, 0, 0)
+    batch, layer_in = {"fwd": (a, c), "dx": (a, b), "dw": (c, b)}[kind]
+    return (1, batch, -layer_in, ["fwd", "dx", "dw"].index(kind))
+shapes.sort(key=order)
 print()
 print("%-22s %3s %9s %9s %7s %7s %8s" % ("shape (m x n x k)", "thr", "thaw", "openblas",
       "ratio", "%peak", "2t/1t"))

@@ -1,30 +1,40 @@
 // thaw/simd/gemm-inl.h — the packed, cache-blocked SGEMM behind simd/gemm.h.
 // Included once per Highway target (toggling guard below).
 //
-// Goto/BLIS structure. The product is first oriented (see Orient): it
-// computes C' = L * R, where L is M x K, R is K x N, and C' is either C
-// (L = op(A), R = op(B)) or C^T (L = op(B)^T, R = op(A)^T). Then
+// Two paths, chosen from the shape and the transposes only (never from the
+// thread count):
 //
-//   for jc in N, step NC:              R block columns
-//     for pc in K, step kc (<= KC):    never split across threads
-//       pack R[pc, jc] into kc x NR panels (shared by all tasks)
-//       tasks (ParallelFor), each a range of rows or of columns of C':
-//         for ic in rows, step MC:     pack L[ic, pc] into kc x MR panels
-//           for jr in columns, step NR:
-//             for ir in ic.., step MR: microkernel, an MR x NR tile of C'
+// 1. Packed (Goto/BLIS). The product is first oriented (see Orient): it
+//    computes C' = L * R, where L is M x K, R is K x N, and C' is either C
+//    (L = op(A), R = op(B)) or C^T (L = op(B)^T, R = op(A)^T). Then
 //
-// The microkernel keeps MR x NV vectors of C' in registers (NR = NV lanes
-// * vectors), loads NV vectors of R and broadcasts one L value per row per
-// k. Packing absorbs the transposes; both packs can be skipped when the
-// operand already has the panel layout's contiguity and is small enough to
-// stay in cache (the small and skinny shapes of training), in which case the
-// microkernel reads the caller's memory directly and only the last, partial
-// panel or tile is copied into a zero-padded buffer.
+//      for jc in N, step NC:            R block columns
+//        for pc in K, step kc <= KC:    never split across threads
+//          pack R[pc, jc] into kc x NR panels (shared by all tasks)
+//          work items of rows (or columns) of C', on any task:
+//            for ic in rows, step MC:   pack L[ic, pc] into kc x MR panels
+//              for jr in columns, step NR:
+//                for ir in ic.., step MR: microkernel, an MR x NR tile
 //
-// Numerics: each element of C' is sum over k blocks (in order) of a
-// sequential MulAdd chain over that block, added to C (or to zero). Task
-// boundaries never cut that chain, so the bits are the same for any number
-// of threads. MulAdd fuses on FMA targets (AVX2, AVX3, NEON, SVE), so bits
+//    The microkernel keeps MR x NV vectors of C' in registers (NR = NV *
+//    lanes), loads NV vectors of R and broadcasts one L value per row per k.
+//    Packing absorbs the transposes. Either pack is skipped when the operand
+//    already has the panel's contiguity and stays in cache anyway (the
+//    skinny shapes of training); the microkernel then reads the caller's
+//    memory, and only a last, partial panel or tile is copied (padded).
+//
+// 2. Dot product, for C = A B^T with both operands contiguous along k and
+//    one side skinny (a dense layer's forward product at small batch):
+//    tiles of dot products, no packing at all (see UseDot).
+//
+// Threads: one ParallelFor per call; tasks claim work items in a fixed
+// order (see WorkQueue).
+//
+// Numerics: each element of C' is the sum over k blocks (in order) of a
+// sequential MulAdd chain over that block, added to C (or to zero); on the
+// dot path, lane-wise chains over all of k, then a fixed reduction tree.
+// Work items never cut a chain, so the bits are the same for any number of
+// threads. MulAdd fuses on FMA targets (AVX2, AVX3, NEON, SVE), so bits
 // differ between targets; the tests use a rounding-error bound.
 
 #if defined(THAW_SIMD_GEMM_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -35,9 +45,11 @@
 #endif
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
@@ -99,9 +111,11 @@ constexpr size_t kMC = 144;
 constexpr size_t kNC = 2048;
 static_assert(kMC % kMR == 0, "MC must be a multiple of MR");
 
-// Below this many multiply-adds a product runs on the calling thread: it
-// takes < ~5 us on AVX2, comparable to handing tasks to another thread.
-constexpr size_t kSerialMacs = size_t{1} << 18;
+// Below this many multiply-adds (~20 us on one AVX2 core) a product runs
+// on the calling thread. Measured on a 2-vCPU Zen 3 VM: an idle TBB worker
+// needs 10-60 us to join a parallel region, so 2 threads were 5-15% slower
+// than 1 at 64^3 (2^18 multiply-adds) and only 1.1-1.5x faster at 2^20.
+constexpr size_t kSerialMacs = size_t{1} << 20;
 
 HWY_INLINE size_t DivCeil(size_t a, size_t b) { return (a + b - 1) / b; }
 HWY_INLINE size_t RoundUp(size_t a, size_t b) { return DivCeil(a, b) * b; }
@@ -218,15 +232,20 @@ HWY_INLINE Operands Orient(bool transpose_c, const float* a, size_t lda,
 }
 
 // Rough cycles on a 2-FMA-per-cycle core, to choose an orientation: the
-// padded tile grid's FMAs, plus a transposing pack of R (~1 cycle per
-// element) and scalar stores of a transposed C (~2 cycles per element).
+// padded tile grid's FMAs, a transposing pack of R (~0.6 cycles per element
+// with 4 x 4 transposes), and writing C once per k block: ~0.3 cycles per
+// element from registers, ~2.5 through the stack tile when C' = C^T (the
+// scattered scalar stores made the transposed orientation 2-3x slower on
+// the small weight-gradient shapes, and ~30% slower on the larger ones).
 HWY_INLINE double EstimatedCycles(const Operands& o) {
   const size_t nr = TileCols();
   const double tiles =
       static_cast<double>(DivCeil(o.M, kMR) * DivCeil(o.N, nr));
+  const double k_blocks = static_cast<double>(DivCeil(o.K, kKC));
+  const double c_elements = static_cast<double>(o.M * o.N);
   double cycles = tiles * static_cast<double>(kMR * kNV * o.K) / 2.0;
-  if (o.r_js != 1) cycles += static_cast<double>(o.K * o.N);
-  if (o.c_cs != 1) cycles += 2.0 * static_cast<double>(o.M * o.N);
+  if (o.r_js != 1) cycles += 0.6 * static_cast<double>(o.K * o.N);
+  cycles += k_blocks * c_elements * (o.c_cs != 1 ? 2.5 : 0.3);
   return cycles;
 }
 
@@ -243,10 +262,17 @@ HWY_INLINE Plan MakePlan(const float* a, size_t lda, bool trans_a,
                                                                  : normal;
   const Operands& o = plan.o;
   const size_t nr = TileCols();
-  // R is read in place only when its panels are contiguous rows and few
-  // row tiles reuse them; L in place when few column panels reuse it.
+  // R is read in place when its panels are contiguous rows and few row
+  // tiles reuse them (M <= MC: one row block). L rows that are contiguous in
+  // k (l_ks == 1) are read in place too: the microkernel's broadcasts come
+  // from MR sequential streams, and packing them was 2-10% slower from the
+  // skinny shapes up to 512^3 (even at 1024^3 it gained only ~2%, so only L
+  // of 4 MiB and more is packed, for the TLB). A strided L (l_ks != 1) is
+  // packed when several panels reuse it, else each k step touches MR floats
+  // of a different cache line.
   plan.pack_right = o.r_js != 1 || o.M > kMC;
-  plan.pack_left = o.N > 4 * nr;
+  plan.pack_left = o.N > 4 * nr &&
+                   (o.l_ks != 1 || o.M * o.K >= (size_t{1} << 20));
   plan.tasks = TaskCount(m, n, k, threads);
   plan.split = Split::kNone;
   if (plan.tasks > 1) {
@@ -309,7 +335,8 @@ HWY_INLINE void Transpose4x4(const float* HWY_RESTRICT in, size_t in_stride,
 // q covers columns j0 + q * NR ..; element (p, j) at p * NR + j). Columns
 // past j1 in the last panel are zero. Reads R in its storage order (rows of
 // R, or rows of R^T when r_js != 1) so the hardware prefetchers see
-// sequential streams; writes are whole panel rows.
+// sequential streams; writes are whole panel rows, with aligned stores
+// (dst must be vector-aligned, as the 64-byte-aligned scratch is).
 HWY_INLINE void PackRight(const Operands& o, size_t k0, size_t kc, size_t j0,
                           size_t j1, float* HWY_RESTRICT dst) {
   const hn::ScalableTag<float> d;
@@ -579,12 +606,70 @@ HWY_NOINLINE void Tile(size_t kc, const float* HWY_RESTRICT l, size_t l_rs,
   }
 }
 
-// [begin, end) of `units` units of size `unit` for task t of `tasks`,
-// clipped to `limit`: equal shares of whole units.
-HWY_INLINE void Share(size_t t, size_t tasks, size_t units, size_t unit,
-                      size_t limit, size_t* begin, size_t* end) {
-  *begin = std::min(limit, t * units / tasks * unit);
-  *end = std::min(limit, (t + 1) * units / tasks * unit);
+// ---- Threads: ordered work items ----
+
+// A GEMM call is one ParallelFor of `tasks` tasks, which claim work items
+// from a shared counter in a fixed order. Not one ParallelFor per phase: on
+// the 2-vCPU VM we measured, an idle TBB worker took 12-60 us to start each
+// parallel region, and a call with a separate R-packing region per k block
+// paid that 2-8 times per call (256^3 on 2 threads ran at 1.5x one thread).
+// With claiming, a late worker simply takes fewer items.
+//
+// Items come in phases: pack R for a (jc, pc) block, then compute with it.
+// An item starts only when every item of the earlier phases has finished.
+// That wait only ever targets items already claimed by a running task, so
+// it ends even when the pool runs the tasks one after the other. Which task
+// runs an item never changes the bits: items are whole tiles, and a tile's
+// k blocks run in order (each is a later phase).
+class WorkQueue {
+ public:
+  explicit WorkQueue(size_t total) : total_(total) {}
+  WorkQueue(const WorkQueue&) = delete;
+  WorkQueue& operator=(const WorkQueue&) = delete;
+
+  // Claims the next item in order; false once all are claimed.
+  bool Claim(size_t* item) {
+    *item = next_.fetch_add(1, std::memory_order_relaxed);
+    return *item < total_;
+  }
+  // Waits until `count` items have finished. Since no item finishes before
+  // all earlier phases have, when `count` is where a phase begins this
+  // means: every item before it has finished (and its writes are visible).
+  void WaitFinished(size_t count) const {
+    for (size_t spins = 0;
+         finished_.load(std::memory_order_acquire) < count; ++spins) {
+      if (spins < 4096) {
+        hwy::Pause();
+      } else {
+        std::this_thread::yield();  // the other task may be descheduled
+      }
+    }
+  }
+  void Finish() { finished_.fetch_add(1, std::memory_order_release); }
+
+ private:
+  const size_t total_;
+  std::atomic<size_t> next_{0};
+  std::atomic<size_t> finished_{0};
+};
+
+// Runs item(t, index) for every index in [0, items) on `tasks` tasks, for
+// single-phase work (no waits).
+template <class Fn>
+HWY_INLINE void ForEachItem(size_t items, size_t tasks, ThreadPool& pool,
+                            const Fn& item) {
+  if (tasks <= 1) {
+    for (size_t i = 0; i < items; ++i) item(size_t{0}, i);
+    return;
+  }
+  WorkQueue queue(items);
+  pool.ParallelFor(tasks, [&](size_t t) HWY_ATTR {
+    size_t i;
+    while (queue.Claim(&i)) {
+      item(t, i);
+      queue.Finish();
+    }
+  });
 }
 
 // ---- Dot-product path (A and B both contiguous along k) ----
@@ -826,28 +911,31 @@ HWY_INLINE bool UseDot(size_t m, size_t n, size_t k) {
   return (m <= 64 && a_in_l2) || few_columns;
 }
 
-// The dot-product path on `threads` threads: the same tiles either way,
-// split by column groups (or row groups when there are few columns).
+// The dot-product path: items of whole column groups (or, with few columns,
+// row groups), about 4 per task so that a late or slow thread takes fewer.
 HWY_INLINE void RunDot(const float* a, size_t lda, const float* b, size_t ldb,
                        float* c, size_t ldc, size_t m, size_t n, size_t k,
                        bool add, ThreadPool& pool) {
   const size_t tasks = TaskCount(m, n, k, pool.num_threads());
-  const size_t col_groups = DivCeil(n, kDC), row_groups = DivCeil(m, kDR);
   if (tasks <= 1) {
     DotBlock(0, m, 0, n, k, a, lda, b, ldb, c, ldc, add);
-  } else if (col_groups >= 2 * tasks || col_groups >= row_groups) {
-    pool.ParallelFor(tasks, [&](size_t t) HWY_ATTR {
-      size_t j0, j1;
-      Share(t, tasks, col_groups, kDC, n, &j0, &j1);
-      if (j0 < j1) DotBlock(0, m, j0, j1, k, a, lda, b, ldb, c, ldc, add);
-    });
-  } else {
-    pool.ParallelFor(tasks, [&](size_t t) HWY_ATTR {
-      size_t i0, i1;
-      Share(t, tasks, row_groups, kDR, m, &i0, &i1);
-      if (i0 < i1) DotBlock(i0, i1, 0, n, k, a, lda, b, ldb, c, ldc, add);
-    });
+    return;
   }
+  const size_t col_groups = DivCeil(n, kDC), row_groups = DivCeil(m, kDR);
+  const bool by_columns = col_groups >= 4 * tasks || col_groups >= row_groups;
+  const size_t groups = by_columns ? col_groups : row_groups;
+  const size_t unit = (by_columns ? kDC : kDR) * DivCeil(groups, 4 * tasks);
+  const size_t extent = by_columns ? n : m;
+  ForEachItem(DivCeil(extent, unit), tasks, pool,
+              [&](size_t /*task*/, size_t i) HWY_ATTR {
+                const size_t begin = i * unit;
+                const size_t end = std::min(extent, begin + unit);
+                if (by_columns) {
+                  DotBlock(0, m, begin, end, k, a, lda, b, ldb, c, ldc, add);
+                } else {
+                  DotBlock(begin, end, 0, n, k, a, lda, b, ldb, c, ldc, add);
+                }
+              });
 }
 
 // ---- Blocks and tasks ----
@@ -865,14 +953,23 @@ HWY_INLINE float* TaskArea(const Run& run, size_t task) {
   return run.scratch + run.layout.right + task * run.layout.per_task;
 }
 
+// What a task's slice of the scratch holds: the packed L block of rows
+// [i0, i1) for k from k0 (kNone: nothing yet). Column-split items of one k
+// block all need the same L block, so a task packs it once, not per item.
+struct TaskState {
+  static constexpr size_t kNone = ~size_t{0};
+  size_t k0 = kNone, i0 = 0, i1 = 0;
+};
+
 // One task's share of one (jc, pc) block: rows [i_begin, i_end) and columns
 // [j_begin, j_end) of C' (multiples of MR / NR, or the matrix end), k rows
 // [k0, k0 + kc). R is packed at run.scratch (panel 0 = column jc) when
 // plan.pack_right; pack_own_right makes this task pack its own columns
 // first (column split).
-HWY_INLINE void RunTask(const Run& run, size_t task, size_t i_begin,
-                        size_t i_end, size_t j_begin, size_t j_end, size_t jc,
-                        size_t k0, size_t kc, bool pack_own_right) {
+HWY_INLINE void RunTask(const Run& run, size_t task, TaskState* state,
+                        size_t i_begin, size_t i_end, size_t j_begin,
+                        size_t j_end, size_t jc, size_t k0, size_t kc,
+                        bool pack_own_right) {
   const Plan& plan = run.plan;
   const Operands& o = plan.o;
   const size_t nr = TileCols();
@@ -893,7 +990,10 @@ HWY_INLINE void RunTask(const Run& run, size_t task, size_t i_begin,
   for (size_t ic = i_begin; ic < i_end; ic += kMC) {
     const size_t i_stop = std::min(i_end, ic + kMC);
     if (plan.pack_left) {
-      PackLeft(o, k0, kc, ic, i_stop, left);
+      if (state->k0 != k0 || state->i0 != ic || state->i1 != i_stop) {
+        PackLeft(o, k0, kc, ic, i_stop, left);
+        *state = TaskState{k0, ic, i_stop};
+      }
     } else if (i_stop == o.M && last_tile < o.M) {
       PackLeft(o, k0, kc, last_tile, o.M, edge_left);
     }
@@ -945,54 +1045,142 @@ HWY_INLINE void RunTask(const Run& run, size_t task, size_t i_begin,
   }
 }
 
-HWY_INLINE void RunPlan(const Plan& plan, bool accumulate, float* scratch,
-                        const ScratchLayout& layout, ThreadPool& pool) {
-  Run run{plan, layout, scratch, NBlock(), accumulate};
+// The work items of one (jc, pc) block of C' = L R. Row split (and one
+// task): first `packs` items pack R's panels of the block, `panels_per_pack`
+// each, into the shared buffer; then `computes` items of `rows_per_item`
+// rows of C' each (all of the block's columns). Column split: `computes`
+// items of `panels_per_item` panels each, which pack their own R panels and
+// all of L.
+struct BlockItems {
+  size_t jc, j_stop, k0, kc;
+  size_t packs, computes;
+};
+
+struct Schedule {
+  size_t kc_max, nc;
+  size_t panels_per_pack;  // row split: R panels per pack item
+  size_t rows_per_item;    // row split
+  size_t panels_per_item;  // column split
+};
+
+HWY_INLINE BlockItems ItemsOf(const Plan& plan, const Schedule& sched,
+                              size_t jc, size_t k0) {
+  const size_t nr = TileCols();
+  BlockItems b;
+  b.jc = jc;
+  b.j_stop = std::min(plan.o.N, jc + sched.nc);
+  b.k0 = k0;
+  b.kc = std::min(sched.kc_max, plan.o.K - k0);
+  const size_t panels = DivCeil(b.j_stop - jc, nr);
+  if (plan.split == Split::kCols) {
+    b.packs = 0;
+    b.computes = DivCeil(panels, sched.panels_per_item);
+  } else {
+    b.packs = plan.pack_right ? DivCeil(panels, sched.panels_per_pack) : 0;
+    b.computes = DivCeil(plan.o.M, sched.rows_per_item);
+  }
+  return b;
+}
+
+// Moves `b` to the next (jc, pc) block in order (pc inner). False at the end.
+HWY_INLINE bool NextBlock(const Plan& plan, const Schedule& sched,
+                          BlockItems* b) {
+  size_t jc = b->jc, k0 = b->k0 + sched.kc_max;
+  if (k0 >= plan.o.K) {
+    k0 = 0;
+    jc += sched.nc;
+    if (jc >= plan.o.N) return false;
+  }
+  *b = ItemsOf(plan, sched, jc, k0);
+  return true;
+}
+
+// Item `local` of block `b`, on task t. R's packed block starts at
+// run.scratch (its panel 0 is column b.jc).
+HWY_INLINE void RunItem(const Run& run, const Schedule& sched,
+                        const BlockItems& b, size_t local, size_t t,
+                        TaskState* state) {
+  const Plan& plan = run.plan;
   const Operands& o = plan.o;
   const size_t nr = TileCols();
-  const size_t kc_max = KBlock(o.K);
+  if (plan.split == Split::kCols) {
+    const size_t j0 = b.jc + local * sched.panels_per_item * nr;
+    const size_t j1 = std::min(b.j_stop, j0 + sched.panels_per_item * nr);
+    RunTask(run, t, state, 0, o.M, j0, j1, b.jc, b.k0, b.kc,
+            plan.pack_right);
+  } else if (local < b.packs) {
+    const size_t j0 = local * sched.panels_per_pack * nr;
+    const size_t j1 =
+        std::min(b.j_stop - b.jc, j0 + sched.panels_per_pack * nr);
+    PackRight(o, b.k0, b.kc, b.jc + j0, b.jc + j1, run.scratch + j0 * b.kc);
+  } else {
+    const size_t i0 = (local - b.packs) * sched.rows_per_item;
+    const size_t i1 = std::min(o.M, i0 + sched.rows_per_item);
+    RunTask(run, t, state, i0, i1, b.jc, b.j_stop, b.jc, b.k0, b.kc, false);
+  }
+}
+
+// All items of all blocks, claimed in order by the tasks.
+HWY_INLINE void RunPlan(const Plan& plan, bool accumulate, float* scratch,
+                        const ScratchLayout& layout, ThreadPool& pool) {
+  const Run run{plan, layout, scratch, NBlock(), accumulate};
+  const Operands& o = plan.o;
+  const size_t nr = TileCols();
   const size_t tasks = plan.tasks;
-  for (size_t jc = 0; jc < o.N; jc += run.nc) {
-    const size_t j_stop = std::min(o.N, jc + run.nc);
-    for (size_t k0 = 0; k0 < o.K; k0 += kc_max) {
-      const size_t kc = std::min(kc_max, o.K - k0);
-      if (plan.split == Split::kCols) {
-        const size_t panels = DivCeil(j_stop - jc, nr);
-        pool.ParallelFor(tasks, [&](size_t t) HWY_ATTR {
-          size_t j0, j1;
-          Share(t, tasks, panels, nr, j_stop - jc, &j0, &j1);
-          if (j0 < j1) {
-            RunTask(run, t, 0, o.M, jc + j0, jc + j1, jc, k0, kc,
-                    plan.pack_right);
-          }
-        });
-        continue;
+  Schedule sched;
+  sched.kc_max = KBlock(o.K);
+  sched.nc = run.nc;
+  const size_t panels = DivCeil(std::min(o.N, sched.nc), nr);
+  if (tasks <= 1) {
+    // The plain Goto loop: one pack item, one compute item (RunTask walks
+    // the MC row blocks).
+    sched.panels_per_pack = panels;
+    sched.rows_per_item = o.M;
+    sched.panels_per_item = panels;
+  } else {
+    // Items of (nearly) equal size, 2 per task or more, a multiple of the
+    // task count per phase: every phase ends with a wait for its last item,
+    // so 7 full items and a small 8th cost ~10% at 1024^3. Finer items
+    // would balance a late thread better, but each row item streams all of
+    // R's block from L2/L3 again and packs its own L rows: on 2 threads, 4-8
+    // items per task were 3-15% slower than 2.
+    const size_t row_items =
+        RoundUp(std::max(DivCeil(o.M, kMC), 2 * tasks), tasks);
+    sched.rows_per_item = RoundUp(DivCeil(o.M, row_items), kMR);
+    sched.panels_per_pack = DivCeil(panels, 2 * tasks);
+    sched.panels_per_item = DivCeil(panels, 2 * tasks);
+  }
+  size_t total = 0;
+  BlockItems b = ItemsOf(plan, sched, 0, 0);
+  do {
+    total += b.packs + b.computes;
+  } while (NextBlock(plan, sched, &b));
+
+  WorkQueue queue(total);
+  auto task = [&](size_t t) HWY_ATTR {
+    BlockItems block = ItemsOf(plan, sched, 0, 0);
+    size_t block_begin = 0;  // index of the block's first item
+    TaskState state;
+    size_t item;
+    while (queue.Claim(&item)) {
+      while (item >= block_begin + block.packs + block.computes) {
+        block_begin += block.packs + block.computes;
+        NextBlock(plan, sched, &block);
       }
-      if (plan.pack_right) {
-        if (tasks > 1) {
-          const size_t panels = DivCeil(j_stop - jc, nr);
-          pool.ParallelFor(tasks, [&](size_t t) HWY_ATTR {
-            size_t j0, j1;
-            Share(t, tasks, panels, nr, j_stop - jc, &j0, &j1);
-            if (j0 < j1) {
-              PackRight(o, k0, kc, jc + j0, jc + j1, scratch + j0 * kc);
-            }
-          });
-        } else {
-          PackRight(o, k0, kc, jc, j_stop, scratch);
-        }
-      }
-      if (tasks > 1) {
-        const size_t tiles = DivCeil(o.M, kMR);
-        pool.ParallelFor(tasks, [&](size_t t) HWY_ATTR {
-          size_t i0, i1;
-          Share(t, tasks, tiles, kMR, o.M, &i0, &i1);
-          if (i0 < i1) RunTask(run, t, i0, i1, jc, j_stop, jc, k0, kc, false);
-        });
-      } else {
-        RunTask(run, 0, 0, o.M, jc, j_stop, jc, k0, kc, false);
-      }
+      const size_t local = item - block_begin;
+      // Packing waits for the previous block's computes (same buffer);
+      // computing waits for this block's packs, and hence for every earlier
+      // k block of the same tiles.
+      queue.WaitFinished(local < block.packs ? block_begin
+                                             : block_begin + block.packs);
+      RunItem(run, sched, block, local, t, &state);
+      queue.Finish();
     }
+  };
+  if (tasks <= 1) {
+    task(0);
+  } else {
+    pool.ParallelFor(tasks, task);
   }
 }
 

@@ -76,7 +76,7 @@ std::vector<Shape> Shapes() {
   shapes.emplace_back(10, 128, 64);
   shapes.emplace_back(32, 128, 10);
   shapes.emplace_back(64, 128, 256);
-  shapes.emplace_back(600, 7, 129);  // as A B^T: dot path, split by rows
+  shapes.emplace_back(1200, 7, 129);  // as A B^T: dot path, split by rows
   // More than one R block of columns in either orientation.
   shapes.emplace_back(3, 2100, 5);
   shapes.emplace_back(2100, 3, 5);
@@ -250,6 +250,13 @@ TEST_P(GemmTest, MatchesReferenceOneThread) {
   }
 }
 
+// A large enough for the packed path to pack its contiguous rows too (L of
+// 2^20 floats or more, simd/gemm-inl.h): the 4 x 4 transposing pack.
+TEST_P(GemmTest, MatchesReferenceLargeA) {
+  std::mt19937 rng(7);
+  CheckGemm(2100, 70, 500, false, false, false, 0, rng, Pool());
+}
+
 // [1 2 3; 4 5 6] * [1 0; 0 1; 1 1] = [4 5; 10 11], then += the same again.
 TEST_P(GemmTest, KnownValues) {
   const float a[] = {1, 2, 3, 4, 5, 6};
@@ -281,8 +288,10 @@ TEST_P(GemmTest, SameBitsForOneAndTwoThreads) {
   std::mt19937 rng(5);
   for (const Shape& shape :
        {Shape{300, 65, 63}, Shape{65, 300, 129}, Shape{129, 129, 300},
-        Shape{64, 256, 784}, Shape{600, 7, 129}}) {
+        Shape{64, 256, 784}, Shape{1200, 7, 129}}) {
     const auto& [m, n, k] = shape;
+    // Smaller products run on one thread (kSerialMacs in simd/gemm-inl.h).
+    ASSERT_GE(m * n * k, size_t{1} << 20);
     for (bool trans_a : {false, true}) {
       for (bool trans_b : {false, true}) {
         const size_t lda = trans_a ? m : k, ldb = trans_b ? k : n;

@@ -4,7 +4,9 @@
 // shape-generic code (8 accumulator rows, 8-row packed panels, 4-row dot
 // tiles, MR not a multiple of 6) is right, against ScalarGemm, so that
 // AVX3 differs from the tested targets only in its lane count, which the
-// SCALAR (1), SSE4 (4) and AVX2 (8) runs already vary.
+// SCALAR (1), SSE4 (4) and AVX2 (8) runs already vary. The packing routines
+// are checked here directly, element by element, in that shape.
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstddef>
@@ -113,6 +115,73 @@ static void CheckTiles(size_t m, size_t n, size_t k, bool trans_a,
   }
 }
 
+// PackLeft / PackRight against the panel layout they document, for every
+// stride pattern (rows or columns contiguous), partial panels and tiles,
+// and a k offset; the padding must be zero.
+HWY_NOINLINE void TestAvx3TilePacking() {
+  namespace g = gemm_avx3_tiles;
+  const size_t nr = g::TileCols(), mr = g::kMR;
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (size_t rows : {size_t{1}, mr - 1, mr, 2 * mr + 3, size_t{37}}) {
+    for (size_t kc : {size_t{1}, size_t{3}, size_t{4}, size_t{9}, size_t{33}}) {
+      for (bool contiguous_k : {false, true}) {
+        // Source: rows x (kc + 2) values at k offset 2, both layouts.
+        const size_t k0 = 2, depth = kc + k0, pad = 3;
+        const size_t ld = (contiguous_k ? depth : rows) + pad;
+        std::vector<float> src((contiguous_k ? rows : depth) * ld);
+        for (float& x : src) x = dist(rng);
+        auto at = [&](size_t i, size_t p) {
+          return contiguous_k ? src[i * ld + p] : src[p * ld + i];
+        };
+        g::Operands o{};
+        // As L: L(i, p) = l[i * l_rs + p * l_ks].
+        o.l = src.data();
+        o.l_rs = contiguous_k ? ld : 1;
+        o.l_ks = contiguous_k ? 1 : ld;
+        const size_t panels = (rows + mr - 1) / mr;
+        // Packed panels are 64-byte aligned in the scratch; so here.
+        auto left = hwy::AllocateAligned<float>(panels * kc * mr);
+        std::fill(left.get(), left.get() + panels * kc * mr, -1.0f);
+        g::PackLeft(o, k0, kc, 0, rows, left.get());
+        for (size_t q = 0; q < panels; ++q) {
+          for (size_t p = 0; p < kc; ++p) {
+            for (size_t r = 0; r < mr; ++r) {
+              const size_t i = q * mr + r;
+              const float want = i < rows ? at(i, k0 + p) : 0.0f;
+              EXPECT_EQ(left[(q * kc + p) * mr + r], want)
+                  << "PackLeft rows=" << rows << " kc=" << kc
+                  << " contiguous_k=" << contiguous_k << " i=" << i
+                  << " p=" << p;
+            }
+          }
+        }
+        // As R, the same storage read with rows as columns: R(p, j) =
+        // r[p * r_ks + j * r_js].
+        o.r = src.data();
+        o.r_ks = contiguous_k ? 1 : ld;
+        o.r_js = contiguous_k ? ld : 1;
+        const size_t rpanels = (rows + nr - 1) / nr;
+        auto right = hwy::AllocateAligned<float>(rpanels * kc * nr);
+        std::fill(right.get(), right.get() + rpanels * kc * nr, -1.0f);
+        g::PackRight(o, k0, kc, 0, rows, right.get());
+        for (size_t q = 0; q < rpanels; ++q) {
+          for (size_t p = 0; p < kc; ++p) {
+            for (size_t c = 0; c < nr; ++c) {
+              const size_t j = q * nr + c;
+              const float want = j < rows ? at(j, k0 + p) : 0.0f;
+              EXPECT_EQ(right[(q * kc + p) * nr + c], want)
+                  << "PackRight cols=" << rows << " kc=" << kc
+                  << " contiguous_k=" << contiguous_k << " j=" << j
+                  << " p=" << p;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 HWY_NOINLINE void TestAvx3TileShapes() {
   static ThreadPool one(1), two(2);
   std::mt19937 rng(7);
@@ -126,7 +195,7 @@ HWY_NOINLINE void TestAvx3TileShapes() {
                           {17, 65, 300}, {300, 17, 65},  {65, 129, 63},
                           {129, 63, 65}, {3, 2100, 5},   {2100, 3, 5},
                           {64, 10, 128}, {33, 17, 65},   {63, 129, 257},
-                          {600, 7, 129}, {300, 129, 33}};
+                          {1200, 7, 129}, {300, 129, 33}};
   for (const Shape& s : shapes) {
     for (int t = 0; t < 4; ++t) {
       const bool trans_a = (t & 1) != 0, trans_b = (t & 2) != 0;
@@ -145,5 +214,6 @@ HWY_AFTER_NAMESPACE();
 namespace thaw {
 HWY_BEFORE_TEST(GemmTilesTest);
 HWY_EXPORT_AND_TEST_P(GemmTilesTest, TestAvx3TileShapes);
+HWY_EXPORT_AND_TEST_P(GemmTilesTest, TestAvx3TilePacking);
 }  // namespace thaw
 #endif
