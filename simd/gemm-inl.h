@@ -889,26 +889,37 @@ HWY_INLINE void DotColumns(size_t i0, size_t i1, size_t k, const float* a,
 }
 
 // Rows [i0, i1) x columns [j0, j1) of C = A B^T (+ C). Column groups of
-// kDC B rows outside (they stay in L1), row groups of kDR inside.
+// kDC B rows (they stay in L1) outside, row groups of kDR inside. When the
+// rows of A exceed 256 KiB they go in blocks of 128 KiB (a multiple of kDR
+// rows) around that, so that A is read from memory once, not once per
+// column group (4096 x 10 x 256: +18%).
 HWY_INLINE void DotBlock(size_t i0, size_t i1, size_t j0, size_t j1, size_t k,
                          const float* a, size_t lda, const float* b,
                          size_t ldb, float* c, size_t ldc, bool add) {
-  size_t j = j0;
-  for (; j + kDC <= j1; j += kDC) {
-    DotColumns<kDC>(i0, i1, k, a, lda, b + j * ldb, ldb, c + j, ldc, add);
-  }
-  switch (j1 - j) {
-    case 3:
-      DotColumns<3>(i0, i1, k, a, lda, b + j * ldb, ldb, c + j, ldc, add);
-      break;
-    case 2:
-      DotColumns<2>(i0, i1, k, a, lda, b + j * ldb, ldb, c + j, ldc, add);
-      break;
-    case 1:
-      DotColumns<1>(i0, i1, k, a, lda, b + j * ldb, ldb, c + j, ldc, add);
-      break;
-    default:
-      break;
+  const size_t row_bytes = k * sizeof(float);
+  const size_t block_rows =
+      (i1 - i0) * row_bytes <= (size_t{256} << 10)
+          ? i1 - i0
+          : std::max(kDR, (size_t{128} << 10) / row_bytes / kDR * kDR);
+  for (size_t ib = i0; ib < i1; ib += block_rows) {
+    const size_t ie = std::min(i1, ib + block_rows);
+    size_t j = j0;
+    for (; j + kDC <= j1; j += kDC) {
+      DotColumns<kDC>(ib, ie, k, a, lda, b + j * ldb, ldb, c + j, ldc, add);
+    }
+    switch (j1 - j) {
+      case 3:
+        DotColumns<3>(ib, ie, k, a, lda, b + j * ldb, ldb, c + j, ldc, add);
+        break;
+      case 2:
+        DotColumns<2>(ib, ie, k, a, lda, b + j * ldb, ldb, c + j, ldc, add);
+        break;
+      case 1:
+        DotColumns<1>(ib, ie, k, a, lda, b + j * ldb, ldb, c + j, ldc, add);
+        break;
+      default:
+        break;
+    }
   }
 }
 
@@ -918,8 +929,9 @@ HWY_INLINE void DotBlock(size_t i0, size_t i1, size_t j0, size_t j1, size_t k,
 // one side is skinny (a batch of <= 64 rows, or <= 16 outputs), where the
 // packed path pays transposing packs of both operands and pads n to NR. It
 // loses when k < 64 (the horizontal sums dominate), when k > 1024 (kDC rows
-// of B no longer stay in L1), and when A does not stay in L2 while every
-// column group streams it again.
+// of B no longer stay in L1), and on larger squares (from 128^3: B's rows
+// stream from L2/L3 once per row block, where the packed path keeps a
+// panel in L1 for MC rows).
 HWY_INLINE bool UseDot(size_t m, size_t n, size_t k) {
   if (k < 64 || k > 1024) return false;
   const bool a_in_l2 = m * k * sizeof(float) <= (size_t{256} << 10);
