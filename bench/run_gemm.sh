@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs thaw's GEMM benchmarks against OpenBLAS the recommended way and prints
-# medians: interleaved repetitions, 1- and 2-thread cases in separate passes
-# (the machines we measure on are shared and drift), a peak-FMA probe in the
-# same run, and the ratios.
+# medians: interleaved repetitions (the machines we measure on are shared and
+# drift), 1- and 2-thread cases in separate passes, a peak-FMA probe next to
+# the 1-thread cases, and the ratios.
 #
 # Usage: bench/run_gemm.sh [build-dir] [extra Google Benchmark flags...]
 #   build-dir defaults to build/bench (configured Release if missing).
-#   Extra flags go to both passes below (a --benchmark_filter replaces the
+#   Extra flags go to every pass below (a --benchmark_filter replaces the
 #   passes' own filters), e.g. --benchmark_repetitions=9.
 #   OPENBLAS_CORETYPE=... overrides the OpenBLAS kernel choice below.
 set -euo pipefail
@@ -33,23 +33,29 @@ if [[ -z "${OPENBLAS_CORETYPE:-}" ]]; then
 fi
 echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<auto>}"
 
-# Two passes, each interleaved: 1-thread cases (with the FMA probe), then
-# 2-thread cases. In one mixed pass, OpenBLAS's worker threads keep spinning
-# for a while after each 2-thread call (and TBB's do after thaw's), and the
-# 1-thread cases that run next lose ~5% to them: the 2-thread runs would
-# disturb the 1-thread baseline they are compared with.
+# Three passes, each with interleaved repetitions: all 1-thread cases (and
+# the FMA probe); thaw's 2-thread cases; OpenBLAS's 2-thread cases. After
+# each multi-threaded call OpenBLAS's worker threads keep spinning for a
+# while (~0.1 s) and TBB's briefly too, so in one mixed pass whatever runs
+# next has a busy second core: the 1-thread cases lost ~5%, and thaw's
+# 2-thread cases after OpenBLAS's lost 10-15% (512^3: 141 GFLOP/s mixed,
+# 171 alone). Each pass writes its own JSON file.
 args=(--benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
       --benchmark_report_aggregates_only=true --benchmark_min_time=0.2)
-json1="$build/gemm_bench_1thread.json"
-json2="$build/gemm_bench_2threads.json"
-"$build/bench/thaw_bench" --benchmark_filter='^(gemm/[^/]+/[^/]+/1/|fma_probe/)' \
-  "${args[@]}" --benchmark_out="$json1" --benchmark_out_format=json "$@" >/dev/null
-"$build/bench/thaw_bench" --benchmark_filter='^gemm/[^/]+/[^/]+/2/' \
-  "${args[@]}" --benchmark_out="$json2" --benchmark_out_format=json "$@" >/dev/null
-echo "results: $json1 $json2"
+jsons=()
+pass=0
+for filter in '^(gemm/[^/]+/[^/]+/1/|fma_probe/)' '^gemm/thaw/[^/]+/2/' \
+              '^gemm/openblas/[^/]+/2/'; do
+  pass=$((pass + 1))
+  json="$build/gemm_bench_pass$pass.json"
+  "$build/bench/thaw_bench" --benchmark_filter="$filter" "${args[@]}" \
+    --benchmark_out="$json" --benchmark_out_format=json "$@" >/dev/null
+  jsons+=("$json")
+done
+echo "results: ${jsons[*]}"
 
 command -v python3 >/dev/null || { echo "python3 not found: see the JSON files"; exit 0; }
-python3 - "$json1" "$json2" <<'EOF'
+python3 - "${jsons[@]}" <<'EOF'
 import json, re, sys
 runs = [json.load(open(path)) for path in sys.argv[1:]]
 ctx = runs[0]["context"]
@@ -98,6 +104,7 @@ for shape in shapes:
             "%.2f" % (th / ob) if ob else "-",
             "%.0f%%" % (100 * th / (peak * int(t))) if peak else "-",
             "%.2f" % (th / one) if t == "2" and one else ""))
-print("\nGFLOP/s: medians of interleaved repetitions; ratio = thaw / OpenBLAS;"
-      " %peak = thaw / (threads x 1-thread FMA probe); 2t/1t = thaw's 2-thread speedup.")
+print("\nGFLOP/s: medians of interleaved repetitions; ratio = thaw / OpenBLAS (2-thread"
+      " rows: from two passes run one after the other); %peak = thaw / (threads x"
+      " 1-thread FMA probe); 2t/1t = thaw's 2-thread speedup.")
 EOF
