@@ -3,27 +3,34 @@
 
 Training steps for three freeze sets (all trainable; first layer frozen; first
 two frozen, i.e. head only) with SGD (momentum 0.9) and Adam, and inference at batch 1 and 64.
-PyTorch gets its best configuration: torch.set_num_threads(t) *and*
-OPENBLAS_NUM_THREADS/OMP_NUM_THREADS=t (Debian's torch calls OpenBLAS, which
-set_num_threads does not reach), frozen parameters with requires_grad=False,
+PyTorch gets its best configuration: Debian's torch runs its own ops on
+OpenMP threads (torch.set_num_threads, OMP_NUM_THREADS) and its matrix
+products in OpenBLAS (OPENBLAS_NUM_THREADS, which set_num_threads does not
+reach); both are set here, and bench/run_mlp.sh tries every split of the
+thread budget and keeps the fastest (on 2 shared cores, 2 + 2 threads
+oversubscribe and can be several times slower). Frozen parameters have
+requires_grad=False,
 zero_grad(set_to_none=True), inference under torch.inference_mode().
 Set OPENBLAS_CORETYPE before running to give OpenBLAS its best kernel
 (bench/run_mlp.sh does). Prints one JSON object: name -> median seconds.
 
-Usage: /usr/bin/python3 bench/pytorch_mlp.py THREADS [REPETITIONS]
+Usage: /usr/bin/python3 bench/pytorch_mlp.py TORCH_THREADS BLAS_THREADS [REPETITIONS]
+Results are named by the larger of the two thread counts.
 """
 import json
 import os
 import sys
 import time
 
-THREADS = int(sys.argv[1]) if len(sys.argv) > 1 else 1
-REPS = int(sys.argv[2]) if len(sys.argv) > 2 else 7
-os.environ["OPENBLAS_NUM_THREADS"] = str(THREADS)
-os.environ["OMP_NUM_THREADS"] = str(THREADS)
+TORCH_THREADS = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+BLAS_THREADS = int(sys.argv[2]) if len(sys.argv) > 2 else TORCH_THREADS
+REPS = int(sys.argv[3]) if len(sys.argv) > 3 else 7
+THREADS = max(TORCH_THREADS, BLAS_THREADS)
+os.environ["OPENBLAS_NUM_THREADS"] = str(BLAS_THREADS)
+os.environ["OMP_NUM_THREADS"] = str(TORCH_THREADS)
 import torch  # noqa: E402  (after the environment is set)
 
-torch.set_num_threads(THREADS)
+torch.set_num_threads(TORCH_THREADS)
 BATCH, IN, CLASSES = 64, 784, 10
 
 
@@ -83,7 +90,8 @@ def main():
             with torch.inference_mode():
                 model(xb)
         results["mlp_infer/pytorch/batch%d/%d" % (batch, THREADS)] = median_time(infer)
-    results["_context"] = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+    results["_context"] = {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                           "blas_threads": BLAS_THREADS,
                            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "")}
     print(json.dumps(results))
 
