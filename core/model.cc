@@ -84,6 +84,7 @@ double Seconds(std::chrono::steady_clock::time_point since) {
 // Sizes (in floats, or bytes for labels) of every transient buffer of one
 // step, in allocation order. Computed per step into vectors sized at Build.
 struct Sequential::StepLayout {
+  explicit StepLayout(size_t layers) : act(layers + 1), state(layers) {}
   Mode mode = Mode::kPredict;
   size_t batch = 0;
   size_t first_backward = 0;  // == num_layers() when no backward pass runs
@@ -116,6 +117,7 @@ struct Sequential::StepLayout {
 
 // Pointers into the arena for one step.
 struct Sequential::StepBuffers {
+  explicit StepBuffers(size_t layers) : act(layers + 1), state(layers) {}
   std::vector<float*> act;    // a_0 .. a_n
   std::vector<float*> state;  // per layer
   float* grad[2] = {nullptr, nullptr};
@@ -183,12 +185,8 @@ Status Sequential::Build(size_t input_features, size_t max_batch, Arena* arena,
   max_batch_ = max_batch;
   arena_token_ = Arena::NewOwnerToken();
   // Size the per-step bookkeeping once, so a step never allocates.
-  layout_ = std::make_unique<StepLayout>();
-  layout_->act.resize(layers_.size() + 1);
-  layout_->state.resize(layers_.size());
-  buffers_ = std::make_unique<StepBuffers>();
-  buffers_->act.resize(layers_.size() + 1);
-  buffers_->state.resize(layers_.size());
+  layout_ = std::make_unique<StepLayout>(layers_.size());
+  buffers_ = std::make_unique<StepBuffers>(layers_.size());
   return Status::Ok();
 }
 
@@ -336,9 +334,7 @@ Status Sequential::PlanMemory(size_t batch, bool training, ModelPlan* plan) cons
   THAW_RETURN_IF_ERROR(CheckReady("PlanMemory", false));
   if (training) return PlanMemory(batch, vars_->trainable_bits(), plan);
   // Inference: weights, the input and two ping-pong buffers; no gradients.
-  StepLayout layout;
-  layout.act.resize(layers_.size() + 1);
-  layout.state.resize(layers_.size());
+  StepLayout layout(layers_.size());
   Layout(batch, Mode::kPredict, layers_.size(), vars_->trainable_bits(), &layout);
   FillPlan(layout, vars_->trainable_bits(), plan);
   return Status::Ok();
@@ -350,9 +346,7 @@ Status Sequential::PlanMemory(size_t batch, const Bitmap& trainable, ModelPlan* 
     return InvalidArgument("PlanMemory: the freeze set has %zu bits; the model has %d variables",
                            trainable.size(), vars_->size());
   }
-  StepLayout layout;
-  layout.act.resize(layers_.size() + 1);
-  layout.state.resize(layers_.size());
+  StepLayout layout(layers_.size());
   Layout(batch, Mode::kTrain, FirstBackwardLayer(trainable), trainable, &layout);
   FillPlan(layout, trainable, plan);
   return Status::Ok();

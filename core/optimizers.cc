@@ -9,12 +9,26 @@ namespace thaw {
 Optimizer::Optimizer(VariableSet* vars, int slots, ThreadPool& pool)
     : vars_(vars), pool_(&pool), slots_(slots), id_(vars->AttachOptimizer(slots)) {}
 
-Status Optimizer::ApplyGradients(Span<const GradientAndVariable> pairs) {
+Status Optimizer::CheckAttached(const char* what) const {
   if (vars_->attached_optimizer() != id_) {
     return FailedPrecondition(
-        "ApplyGradients: another optimizer has been attached to this variable "
-        "set since this one; only the most recent one may step");
+        "%s: another optimizer has been attached to this variable set since "
+        "this one; only the most recent one may step",
+        what);
   }
+  return Status::Ok();
+}
+
+void Optimizer::StepVariable(int index, const float* grad) {
+  float* slots[2] = {nullptr, nullptr};
+  for (int s = 0; s < slots_; ++s) slots[s] = vars_->slot_data(index, s);
+  const uint64_t step = ++vars_->steps(index);
+  const Variable v = (*vars_)[index];
+  Update(grad, v.value().data(), slots, v.shape().num_elements(), step);
+}
+
+Status Optimizer::ApplyGradients(Span<const GradientAndVariable> pairs) {
+  THAW_RETURN_IF_ERROR(CheckAttached("ApplyGradients"));
   if (vars_->planned_optimizer() != id_) {
     return FailedPrecondition(
         "ApplyGradients: the optimizer was attached after this step's tape "
@@ -58,37 +72,21 @@ Status Optimizer::ApplyGradients(Span<const GradientAndVariable> pairs) {
       }
     }
   }
-  float* slots[2] = {nullptr, nullptr};
   for (const GradientAndVariable& p : pairs) {
-    if (!p.gradient.present()) continue;
-    const int index = p.variable.index();
-    for (int s = 0; s < slots_; ++s) slots[s] = vars_->slot_data(index, s);
-    const uint64_t step = ++vars_->steps(index);
-    Update(p.gradient.data(), p.variable.value().data(), slots,
-           p.variable.shape().num_elements(), step);
+    if (p.gradient.present()) StepVariable(p.variable.index(), p.gradient.data());
   }
   return Status::Ok();
 }
 
 Status Optimizer::ApplyOwnGradients() {
-  if (vars_->attached_optimizer() != id_) {
-    return FailedPrecondition(
-        "ApplyOwnGradients: another optimizer has been attached to this "
-        "variable set since this one");
-  }
+  THAW_RETURN_IF_ERROR(CheckAttached("ApplyOwnGradients"));
   if (vars_->plan_stale()) {
     return FailedPrecondition(
         "ApplyOwnGradients: the freeze set or the optimizer changed since the "
         "gradients were computed; run a new step");
   }
-  float* slots[2] = {nullptr, nullptr};
   for (int i = 0; i < vars_->size(); ++i) {
-    if (!vars_->planned_trainable(i)) continue;
-    for (int s = 0; s < slots_; ++s) slots[s] = vars_->slot_data(i, s);
-    const uint64_t step = ++vars_->steps(i);
-    Variable v = (*vars_)[i];
-    Update(vars_->gradient_data(i), v.value().data(), slots,
-           v.shape().num_elements(), step);
+    if (vars_->planned_trainable(i)) StepVariable(i, vars_->gradient_data(i));
   }
   return Status::Ok();
 }

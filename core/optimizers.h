@@ -65,6 +65,10 @@ class Optimizer {
   ThreadPool& pool() { return *pool_; }
 
  private:
+  Status CheckAttached(const char* what) const;
+  // Counts a step for variable `index` and updates it from `grad`.
+  void StepVariable(int index, const float* grad);
+
   VariableSet* vars_;
   ThreadPool* pool_;
   int slots_;
