@@ -119,15 +119,23 @@ size_t Dense::ScratchFloats(size_t batch, int threads, bool backward) const {
 void Dense::Forward(const float* x, float* y, size_t batch, const LayerContext& ctx) {
   ThreadPool& pool = *ctx.pool;
   const size_t in = input_features();
-  // y[batch, units] = x[batch, in] · W[units, in]^T
-  simd::Gemm(x, in, false, weight_.value().data(), in, true, y, units_, batch,
-             units_, in, /*accumulate=*/false, ctx.scratch, pool);
-  if (use_bias_) {
-    const float* b = bias_.value().data();
-    for (size_t r = 0; r < batch; ++r) simd::Add(y + r * units_, b, y + r * units_, units_, pool);
+  // y[batch, units] = f(x[batch, in] · W[units, in]^T + b), bias and
+  // elementwise activations applied by the product itself; softmax (whole
+  // rows) after it.
+  simd::GemmEpilogue epilogue;
+  if (use_bias_) epilogue.bias = bias_.value().data();
+  switch (activation_) {
+    case Activation::kLinear:
+    case Activation::kSoftmax: break;
+    case Activation::kRelu: epilogue.activation = simd::GemmActivation::kRelu; break;
+    case Activation::kSigmoid: epilogue.activation = simd::GemmActivation::kSigmoid; break;
+    case Activation::kTanh: epilogue.activation = simd::GemmActivation::kTanh; break;
   }
-  if (activation_ == Activation::kSoftmax && ctx.skip_softmax) return;
-  ActivationForward(activation_, y, y, batch, units_, pool);
+  simd::Gemm(x, in, false, weight_.value().data(), in, true, y, units_, batch,
+             units_, in, /*accumulate=*/false, ctx.scratch, pool, epilogue);
+  if (activation_ == Activation::kSoftmax && !ctx.skip_softmax) {
+    simd::SoftmaxForward(y, y, batch, units_, pool);
+  }
 }
 
 void Dense::Backward(const float* x, const float* y, float* dy, float* dx,
@@ -145,11 +153,7 @@ void Dense::Backward(const float* x, const float* y, float* dy, float* dx,
                /*accumulate=*/false, ctx.scratch, pool);
   }
   const TensorView db = use_bias_ ? bias_.gradient() : TensorView();
-  if (db.present()) {
-    // db[j] = sum over rows of dz[:, j], rows added in order.
-    std::memset(db.data(), 0, units_ * sizeof(float));
-    for (size_t r = 0; r < batch; ++r) simd::Add(db.data(), dz + r * units_, db.data(), units_, pool);
-  }
+  if (db.present()) simd::ColumnSums(dz, batch, units_, db.data(), pool);
   if (dx != nullptr) {
     // dx[batch, in] = dz[batch, units] · W[units, in]
     simd::Gemm(dz, units_, false, weight_.value().data(), in, false, dx, in,

@@ -482,11 +482,15 @@ Status Sequential::Step(const Examples& examples, const size_t* index, size_t ba
     if (buf.act[i] == nullptr) buf.act[i] = ping[i % 2];
   }
 
-  // 4. Gather the batch.
+  // 4. Gather the batch. Consecutive examples are read where they are (the
+  // step only reads its input); a shuffled batch is copied into the arena.
   const size_t in = input_features_, outputs = output_features();
+  const float* input = index != nullptr ? buf.act[0] : examples.x;
   for (size_t r = 0; r < batch; ++r) {
     const size_t row = index != nullptr ? index[r] : r;
-    std::memcpy(buf.act[0] + r * in, examples.x + row * in, in * sizeof(float));
+    if (index != nullptr) {
+      std::memcpy(buf.act[0] + r * in, examples.x + row * in, in * sizeof(float));
+    }
     if (buf.labels != nullptr) buf.labels[r] = examples.labels[row];
     if (buf.targets != nullptr) {
       std::memcpy(buf.targets + r * outputs, examples.targets + row * outputs,
@@ -504,7 +508,7 @@ Status Sequential::Step(const Examples& examples, const size_t* index, size_t ba
   for (size_t i = 0; i < n; ++i) {
     ctx.saved = buf.state[i] != nullptr ? buf.state[i] : prefix_state;
     ctx.skip_softmax = fuse && i == n - 1;
-    layers_[i]->Forward(buf.act[i], buf.act[i + 1], batch, ctx);
+    layers_[i]->Forward(i == 0 ? input : buf.act[i], buf.act[i + 1], batch, ctx);
   }
   float* output = buf.act[n];
   if (mode == Mode::kPredict) {
@@ -554,7 +558,8 @@ Status Sequential::Step(const Examples& examples, const size_t* index, size_t ba
     ctx.saved = buf.state[i];
     ctx.skip_softmax = fuse && i == n - 1;
     float* dx = i > f ? buf.grad[i % 2] : nullptr;
-    layers_[i]->Backward(buf.act[i], buf.act[i + 1], buf.grad[(i + 1) % 2], dx, batch, ctx);
+    layers_[i]->Backward(i == 0 ? input : buf.act[i], buf.act[i + 1], buf.grad[(i + 1) % 2], dx,
+                         batch, ctx);
   }
   ++steps_;
   if (f == n) return Status::Ok();  // nothing is trainable

@@ -5,6 +5,7 @@
 #include "simd/elementwise.h"
 
 #include <cstddef>
+#include <cstring>
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "simd/elementwise.cc"
@@ -46,6 +47,12 @@ static void ReluBackwardImpl(const float* x, const float* dy, float* dx,
                              size_t n) {
   ReluBackwardChunk(x, dy, dx, n);
 }
+// Columns [0, n) of rows of `stride` floats; rows > 0.
+static void ColumnSumsImpl(const float* x, size_t rows, size_t stride,
+                           float* out, size_t n) {
+  std::memcpy(out, x, n * sizeof(float));
+  for (size_t r = 1; r < rows; ++r) AddChunk(out, x + r * stride, out, n);
+}
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)
 }  // namespace HWY_NAMESPACE
@@ -53,6 +60,8 @@ static void ReluBackwardImpl(const float* x, const float* dy, float* dx,
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+#include <algorithm>
+
 #include "simd/parallel_chunks.h"
 
 namespace thaw {
@@ -66,6 +75,7 @@ HWY_EXPORT(AxpyImpl);
 HWY_EXPORT(MulAccImpl);
 HWY_EXPORT(ReluForwardImpl);
 HWY_EXPORT(ReluBackwardImpl);
+HWY_EXPORT(ColumnSumsImpl);
 
 namespace simd {
 
@@ -131,6 +141,19 @@ void ReluBackward(const float* x, const float* dy, float* dx, size_t n,
                   ThreadPool& pool) {
   internal::ForEachChunk(n, kElementwiseChunk, pool, [&](size_t i, size_t len) {
     HWY_DYNAMIC_DISPATCH(ReluBackwardImpl)(x + i, dy + i, dx + i, len);
+  });
+}
+
+void ColumnSums(const float* x, size_t rows, size_t cols, float* out,
+                ThreadPool& pool) {
+  if (rows == 0) {
+    std::memset(out, 0, cols * sizeof(float));
+    return;
+  }
+  // About kElementwiseChunk floats of x per chunk, whole vectors of columns.
+  const size_t chunk = std::max<size_t>(64, kElementwiseChunk / rows / 64 * 64);
+  internal::ForEachChunk(cols, chunk, pool, [&](size_t j, size_t len) {
+    HWY_DYNAMIC_DISPATCH(ColumnSumsImpl)(x + j, rows, cols, out + j, len);
   });
 }
 

@@ -42,6 +42,13 @@ void ReluForward(const float* x, float* y, size_t n, ThreadPool& pool);
 void ReluBackward(const float* x, const float* dy, float* dx, size_t n,
                   ThreadPool& pool);
 
+// out[j] = x[0, j] + x[1, j] + ... + x[rows - 1, j], rows added in order,
+// for the row-major [rows, cols] matrix x (a bias gradient); zeros when rows
+// is 0. out must not overlap x. Columns are split into fixed chunks, so the
+// bits never depend on the thread count.
+void ColumnSums(const float* x, size_t rows, size_t cols, float* out,
+                ThreadPool& pool);
+
 }  // namespace simd
 }  // namespace thaw
 

@@ -54,6 +54,8 @@
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "platform/threads.h"
+#include "simd/activation-inl.h"  // also elementwise-inl.h
+#include "simd/gemm.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace thaw {
@@ -622,6 +624,31 @@ HWY_NOINLINE void Tile(size_t kc, const float* HWY_RESTRICT l, size_t l_rs,
   }
 }
 
+// ---- Epilogue ----
+
+// C[i, j] = f(C[i, j] + bias[j]) on rows [i0, i1), columns [j0, j1) of C:
+// the chunk kernels of simd::Add and the activation, row by row (a row is
+// in L1 for the second pass), so the bits are theirs.
+HWY_INLINE void ApplyEpilogue(const simd::GemmEpilogue& e, float* c,
+                              size_t ldc, size_t i0, size_t i1, size_t j0,
+                              size_t j1) {
+  const size_t n = j1 - j0;
+  for (size_t i = i0; i < i1; ++i) {
+    float* row = c + i * ldc + j0;
+    if (e.bias != nullptr) AddChunk(row, e.bias + j0, row, n);
+    switch (e.activation) {
+      case simd::GemmActivation::kNone: break;
+      case simd::GemmActivation::kRelu: ReluForwardChunk(row, row, n); break;
+      case simd::GemmActivation::kSigmoid: SigmoidForwardChunk(row, row, n); break;
+      case simd::GemmActivation::kTanh: TanhForwardChunk(row, row, n); break;
+    }
+  }
+}
+
+HWY_INLINE bool IsIdentity(const simd::GemmEpilogue& e) {
+  return e.bias == nullptr && e.activation == simd::GemmActivation::kNone;
+}
+
 // ---- Threads: ordered work items ----
 
 // A GEMM call is one ParallelFor of `tasks` tasks, which claim work items
@@ -943,10 +970,13 @@ HWY_INLINE bool UseDot(size_t m, size_t n, size_t k) {
 // row groups), about 4 per task so that a late or slow thread takes fewer.
 HWY_INLINE void RunDot(const float* a, size_t lda, const float* b, size_t ldb,
                        float* c, size_t ldc, size_t m, size_t n, size_t k,
-                       bool add, ThreadPool& pool) {
+                       bool add, const simd::GemmEpilogue& epilogue,
+                       ThreadPool& pool) {
+  const bool finish = !IsIdentity(epilogue);
   const size_t tasks = TaskCount(m, n, k, pool.num_threads());
   if (tasks <= 1) {
     DotBlock(0, m, 0, n, k, a, lda, b, ldb, c, ldc, add);
+    if (finish) ApplyEpilogue(epilogue, c, ldc, 0, m, 0, n);
     return;
   }
   const size_t col_groups = DivCeil(n, kDC), row_groups = DivCeil(m, kDR);
@@ -958,11 +988,12 @@ HWY_INLINE void RunDot(const float* a, size_t lda, const float* b, size_t ldb,
               [&](size_t /*task*/, size_t i) HWY_ATTR {
                 const size_t begin = i * unit;
                 const size_t end = std::min(extent, begin + unit);
-                if (by_columns) {
-                  DotBlock(0, m, begin, end, k, a, lda, b, ldb, c, ldc, add);
-                } else {
-                  DotBlock(begin, end, 0, n, k, a, lda, b, ldb, c, ldc, add);
-                }
+                const size_t i0 = by_columns ? 0 : begin;
+                const size_t i1 = by_columns ? m : end;
+                const size_t j0 = by_columns ? begin : 0;
+                const size_t j1 = by_columns ? end : n;
+                DotBlock(i0, i1, j0, j1, k, a, lda, b, ldb, c, ldc, add);
+                if (finish) ApplyEpilogue(epilogue, c, ldc, i0, i1, j0, j1);
               });
 }
 
@@ -975,7 +1006,21 @@ struct Run {
   float* scratch;
   size_t nc;  // columns per R block
   bool accumulate;
+  const simd::GemmEpilogue* epilogue;  // null: none
 };
+
+// Once the last k block of rows [i0, i1) x columns [j0, j1) of C' is done:
+// the epilogue on that block, in C's coordinates.
+HWY_INLINE void FinishBlock(const Run& run, size_t k_end, size_t i0, size_t i1,
+                            size_t j0, size_t j1) {
+  const Operands& o = run.plan.o;
+  if (run.epilogue == nullptr || k_end != o.K) return;
+  if (o.c_transposed) {
+    ApplyEpilogue(*run.epilogue, o.c, o.c_cs, j0, j1, i0, i1);
+  } else {
+    ApplyEpilogue(*run.epilogue, o.c, o.c_rs, i0, i1, j0, j1);
+  }
+}
 
 HWY_INLINE float* TaskArea(const Run& run, size_t task) {
   return run.scratch + run.layout.right + task * run.layout.per_task;
@@ -1136,6 +1181,7 @@ HWY_INLINE void RunItem(const Run& run, const Schedule& sched,
     const size_t j1 = std::min(b.j_stop, j0 + sched.panels_per_item * nr);
     RunTask(run, t, state, 0, o.M, j0, j1, b.jc, b.k0, b.kc,
             plan.pack_right);
+    FinishBlock(run, b.k0 + b.kc, 0, o.M, j0, j1);
   } else if (local < b.packs) {
     const size_t j0 = local * sched.panels_per_pack * nr;
     const size_t j1 =
@@ -1145,13 +1191,16 @@ HWY_INLINE void RunItem(const Run& run, const Schedule& sched,
     const size_t i0 = (local - b.packs) * sched.rows_per_item;
     const size_t i1 = std::min(o.M, i0 + sched.rows_per_item);
     RunTask(run, t, state, i0, i1, b.jc, b.j_stop, b.jc, b.k0, b.kc, false);
+    FinishBlock(run, b.k0 + b.kc, i0, i1, b.jc, b.j_stop);
   }
 }
 
 // All items of all blocks, claimed in order by the tasks.
-HWY_INLINE void RunPlan(const Plan& plan, bool accumulate, float* scratch,
+HWY_INLINE void RunPlan(const Plan& plan, bool accumulate,
+                        const simd::GemmEpilogue& epilogue, float* scratch,
                         const ScratchLayout& layout, ThreadPool& pool) {
-  const Run run{plan, layout, scratch, NBlock(), accumulate};
+  const Run run{plan,       layout, scratch, NBlock(), accumulate,
+                IsIdentity(epilogue) ? nullptr : &epilogue};
   const Operands& o = plan.o;
   const size_t nr = TileCols();
   const size_t tasks = plan.tasks;
@@ -1230,20 +1279,28 @@ HWY_INLINE size_t GemmScratchFloatsT(size_t m, size_t n, size_t k,
   return floats;
 }
 
-// C (+)= op(A) op(B) as in simd::Gemm; m, n, k > 0. scratch: 64-byte
-// aligned, GemmScratchFloatsT(m, n, k, pool.num_threads()) floats.
+// C (+)= op(A) op(B), then the epilogue, as in simd::Gemm; m, n > 0.
+// scratch: 64-byte aligned, GemmScratchFloatsT(m, n, k, pool.num_threads())
+// floats.
 HWY_INLINE void GemmT(const float* a, size_t lda, bool trans_a, const float* b,
                       size_t ldb, bool trans_b, float* c, size_t ldc, size_t m,
                       size_t n, size_t k, bool accumulate, float* scratch,
-                      ThreadPool& pool) {
+                      ThreadPool& pool, const simd::GemmEpilogue& epilogue) {
+  if (k == 0) {  // op(A) op(B) is an m x n zero matrix
+    if (!accumulate) {
+      for (size_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+    }
+    if (!IsIdentity(epilogue)) ApplyEpilogue(epilogue, c, ldc, 0, m, 0, n);
+    return;
+  }
   const int threads = pool.num_threads();
   if (!trans_a && trans_b && UseDot(m, n, k)) {
-    RunDot(a, lda, b, ldb, c, ldc, m, n, k, accumulate, pool);
+    RunDot(a, lda, b, ldb, c, ldc, m, n, k, accumulate, epilogue, pool);
     return;
   }
   const Plan plan = MakePlan(a, lda, trans_a, b, ldb, trans_b, c, ldc, m, n,
                              k, threads);
-  RunPlan(plan, accumulate, scratch, PlanLayout(plan), pool);
+  RunPlan(plan, accumulate, epilogue, scratch, PlanLayout(plan), pool);
 }
 
 }  // namespace THAW_GEMM_NAMESPACE

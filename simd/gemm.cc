@@ -25,9 +25,9 @@ static size_t GemmScratchFloatsImpl(size_t m, size_t n, size_t k,
 static void GemmImpl(const float* a, size_t lda, bool trans_a, const float* b,
                      size_t ldb, bool trans_b, float* c, size_t ldc, size_t m,
                      size_t n, size_t k, bool accumulate, float* scratch,
-                     ThreadPool& pool) {
+                     ThreadPool& pool, const simd::GemmEpilogue& epilogue) {
   gemm::GemmT(a, lda, trans_a, b, ldb, trans_b, c, ldc, m, n, k, accumulate,
-              scratch, pool);
+              scratch, pool, epilogue);
 }
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)
@@ -36,8 +36,6 @@ static void GemmImpl(const float* a, size_t lda, bool trans_a, const float* b,
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-#include <algorithm>
-
 #include "platform/memory.h"
 
 namespace thaw {
@@ -53,24 +51,19 @@ size_t GemmScratchFloats(size_t m, size_t n, size_t k, int num_threads) {
 
 void Gemm(const float* a, size_t lda, bool trans_a, const float* b, size_t ldb,
           bool trans_b, float* c, size_t ldc, size_t m, size_t n, size_t k,
-          bool accumulate, float* scratch, ThreadPool& pool) {
+          bool accumulate, float* scratch, ThreadPool& pool,
+          const GemmEpilogue& epilogue) {
   if (m == 0 || n == 0) return;
   // Leading dimensions below a row's length mean overlapping rows: a bug.
   THAW_CHECK(ldc >= n);
-  if (k == 0) {
-    // op(A) * op(B) is an m x n zero matrix.
-    if (!accumulate) {
-      for (size_t i = 0; i < m; ++i)
-        std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
-    }
-    return;
+  if (k > 0) {
+    THAW_CHECK(lda >= (trans_a ? m : k));
+    THAW_CHECK(ldb >= (trans_b ? k : n));
+    THAW_CHECK(IsAligned(scratch));
   }
-  THAW_CHECK(lda >= (trans_a ? m : k));
-  THAW_CHECK(ldb >= (trans_b ? k : n));
-  THAW_CHECK(IsAligned(scratch));
   HWY_DYNAMIC_DISPATCH(GemmImpl)
   (a, lda, trans_a, b, ldb, trans_b, c, ldc, m, n, k, accumulate, scratch,
-   pool);
+   pool, epilogue);
 }
 
 }  // namespace simd

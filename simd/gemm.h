@@ -43,9 +43,23 @@ namespace simd {
 // 0.8 MiB at 512^3, 1.3 MiB at 1024^3 (R blocks of at most 256 x 2048).
 size_t GemmScratchFloats(size_t m, size_t n, size_t k, int num_threads);
 
+// What Gemm does to C once the product (and any accumulation) is complete:
+//   C[i, j] = f(C[i, j] + bias[j])     (no bias: f(C[i, j]))
+// block by block, on the thread that computed the block, while it is still
+// in cache; a dense layer's forward pass in one sweep over its output. The
+// bits equal those of simd::Add then the matching kernel of
+// simd/elementwise.h or simd/activation.h (ReluForward, SigmoidForward,
+// TanhForward). The default does nothing.
+enum class GemmActivation { kNone, kRelu, kSigmoid, kTanh };
+struct GemmEpilogue {
+  const float* bias = nullptr;  // n floats, or null
+  GemmActivation activation = GemmActivation::kNone;
+};
+
 void Gemm(const float* a, size_t lda, bool trans_a, const float* b, size_t ldb,
           bool trans_b, float* c, size_t ldc, size_t m, size_t n, size_t k,
-          bool accumulate, float* scratch, ThreadPool& pool);
+          bool accumulate, float* scratch, ThreadPool& pool,
+          const GemmEpilogue& epilogue = GemmEpilogue());
 
 }  // namespace simd
 }  // namespace thaw

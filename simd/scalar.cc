@@ -44,6 +44,14 @@ void ScalarReluForward(const float* x, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
+void ScalarColumnSums(const float* x, size_t rows, size_t cols, float* out) {
+  for (size_t j = 0; j < cols; ++j) {
+    float sum = rows > 0 ? x[j] : 0.0f;
+    for (size_t r = 1; r < rows; ++r) sum += x[r * cols + j];
+    out[j] = sum;
+  }
+}
+
 void ScalarReluBackward(const float* x, const float* dy, float* dx, size_t n) {
   for (size_t i = 0; i < n; ++i) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
 }

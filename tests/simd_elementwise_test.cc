@@ -226,6 +226,29 @@ TEST_P(ElementwiseTest, ReluSpecialValues) {
   }
 }
 
+// Rows added in order; a matrix wide enough for several column chunks at
+// 3 rows, one chunk at 1000 rows, and no rows at all (zeros).
+TEST_P(ElementwiseTest, ColumnSums) {
+  std::mt19937 rng(8);
+  ThreadPool one(1);
+  for (size_t rows : {0, 1, 2, 3, 7, 64, 1000}) {
+    for (size_t cols : {1, 3, 8, 17, 70, 256, 6000}) {
+      if (rows * cols > 400000) continue;
+      SCOPED_TRACE(Where("ColumnSums", cols, 0) + " rows=" + std::to_string(rows));
+      Array x(rows * cols, 1), out(cols, 1), out1(cols, 1);
+      x.FillRandom(rng, -3.0f, 3.0f);
+      out.FillRandom(rng, -1.0f, 1.0f);  // overwritten, never read
+      std::vector<float> expected(cols);
+      ScalarColumnSums(x.data(), rows, cols, expected.data());
+      ColumnSums(x.data(), rows, cols, out.data(), Pool());
+      EXPECT_TRUE(SameBits(expected, out.data()));
+      EXPECT_TRUE(out.GuardsIntact());
+      ColumnSums(x.data(), rows, cols, out1.data(), one);
+      EXPECT_TRUE(SameBits(expected, out1.data()));
+    }
+  }
+}
+
 // Chunks are fixed, so one thread and two threads give the same bits, and a
 // fused kernel (Axpy) is no exception.
 TEST_P(ElementwiseTest, SameBitsForAnyThreadCount) {

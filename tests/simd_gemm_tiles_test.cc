@@ -86,7 +86,7 @@ static void CheckTiles(size_t m, size_t n, size_t k, bool trans_a,
     scratch[i] = i < scratch_floats ? kNaN : kSentinel;
   }
   g::GemmT(a.data(), lda, trans_a, b.data(), ldb, trans_b, c.data(), ldc, m,
-           n, k, accumulate, scratch.get(), pool);
+           n, k, accumulate, scratch.get(), pool, simd::GemmEpilogue());
 
   for (size_t i = 0; i < kGuard; ++i) {
     EXPECT_EQ(scratch[scratch_floats + i], kSentinel) << "wrote past the scratch";
