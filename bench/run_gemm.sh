@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# Runs thaw's GEMM benchmarks against OpenBLAS the recommended way and prints
+# Runs thaw's GEMM benchmarks against OpenBLAS the recommended way and reports
 # medians: interleaved repetitions (the machines we measure on are shared and
 # drift), 1- and 2-thread cases in separate passes, a peak-FMA probe next to
-# the 1-thread cases, and the ratios.
+# the 1-thread cases, and the ratios. bench/report.py prints the Markdown
+# table and writes it and a plot to bench/results/gemm.md and gemm.png.
 #
 # Usage: bench/run_gemm.sh [build-dir] [extra Google Benchmark flags...]
 #   build-dir defaults to build/bench (configured Release if missing).
 #   Extra flags go to every pass below (a --benchmark_filter replaces the
 #   passes' own filters), e.g. --benchmark_repetitions=9.
 #   OPENBLAS_CORETYPE=... overrides the OpenBLAS kernel choice below.
+#   THAW_RESULTS_DIR=... writes gemm.md and gemm.png there instead (a quick
+#   or filtered run would otherwise replace the committed results).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build/bench}
 [[ $# -gt 0 ]] && shift
+results=${THAW_RESULTS_DIR:-$root/bench/results}
 if [[ ! -f "$build/build.ninja" && ! -f "$build/Makefile" ]]; then
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DTHAW_BUILD_TESTS=OFF -DTHAW_BUILD_EXAMPLES=OFF >/dev/null
@@ -32,6 +36,12 @@ if [[ -z "${OPENBLAS_CORETYPE:-}" ]]; then
   fi
 fi
 echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<auto>}"
+
+# The plot needs matplotlib for the system Python; install it now, before
+# measuring. Without it bench/report.py prints the table and says why no plot.
+if ! /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+  "$root/.ci/deps" python3-matplotlib || echo "no python3-matplotlib: no plot"
+fi
 
 # Three passes, each with interleaved repetitions: all 1-thread cases (and
 # the FMA probe); thaw's 2-thread cases; OpenBLAS's 2-thread cases. After
@@ -54,57 +64,7 @@ for filter in '^(gemm/[^/]+/[^/]+/1/|fma_probe/)' '^gemm/thaw/[^/]+/2/' \
 done
 echo "results: ${jsons[*]}"
 
-command -v python3 >/dev/null || { echo "python3 not found: see the JSON files"; exit 0; }
-python3 - "${jsons[@]}" <<'EOF'
-import json, re, sys
-runs = [json.load(open(path)) for path in sys.argv[1:]]
-ctx = runs[0]["context"]
-print("host: %s CPUs @ %s MHz, load at start of each pass: %s" % (
-      ctx.get("num_cpus"), ctx.get("mhz_per_cpu"),
-      " | ".join(" ".join("%.2f" % x for x in r["context"].get("load_avg", [])) for r in runs)))
-for key in ("thaw_target", "openblas_core", "openblas_config"):
-    print("%s: %s" % (key, ctx.get(key, "-")))
-rate = {}
-for b in [b for data in runs for b in data["benchmarks"]]:
-    if b.get("aggregate_name") != "median":
-        continue
-    name = re.sub(r"/real_time$", "", b["run_name"])
-    rate[name] = b["FLOP/s"] / 1e9
-peak = next((v for k, v in rate.items() if k.startswith("fma_probe/")), None)
-if peak:
-    print("FMA probe (1 thread): %.1f GFLOP/s" % peak)
-shapes = []
-for name in rate:
-    m = re.match(r"gemm/thaw/([^/]+)/(\d)$", name)
-    if m and m.group(1) not in shapes:
-        shapes.append(m.group(1))
-def order(shape):
-    # Squares by size, then per batch the layers from the input side, each
-    # as forward, input gradient, weight gradient.
-    m = re.match(r"(\d+)x(\d+)x(\d+)(?:_[nt]{2})?(?:_(fwd|dx|dw))?$", shape)
-    if not m:
-        return (2, 0, 0, 0)
-    a, b, c, kind = int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(4)
-    if kind is None:
-        return (0, a, 0, 0)
-    batch, layer_in = {"fwd": (a, c), "dx": (a, b), "dw": (c, b)}[kind]
-    return (1, batch, -layer_in, ["fwd", "dx", "dw"].index(kind))
-shapes.sort(key=order)
-print()
-print("%-22s %3s %9s %9s %7s %7s %8s" % ("shape (m x n x k)", "thr", "thaw", "openblas",
-      "ratio", "%peak", "2t/1t"))
-for shape in shapes:
-    for t in ("1", "2"):
-        th = rate.get("gemm/thaw/%s/%s" % (shape, t))
-        ob = rate.get("gemm/openblas/%s/%s" % (shape, t))
-        one = rate.get("gemm/thaw/%s/1" % shape)
-        print("%-22s %3s %9.1f %9s %7s %7s %8s" % (
-            shape, t, th,
-            "%.1f" % ob if ob else "-",
-            "%.2f" % (th / ob) if ob else "-",
-            "%.0f%%" % (100 * th / (peak * int(t))) if peak else "-",
-            "%.2f" % (th / one) if t == "2" and one else ""))
-print("\nGFLOP/s: medians of interleaved repetitions; ratio = thaw / OpenBLAS (2-thread"
-      " rows: from two passes run one after the other); %peak = thaw / (threads x"
-      " 1-thread FMA probe); 2t/1t = thaw's 2-thread speedup.")
-EOF
+[[ -x /usr/bin/python3 ]] || { echo "/usr/bin/python3 not found: see the JSON files"; exit 0; }
+/usr/bin/python3 "$root/bench/report.py" --markdown "$results/gemm.md" \
+  --plot "$results/gemm.png" "${jsons[@]}"
+echo "wrote $results/gemm.md and $results/gemm.png"
