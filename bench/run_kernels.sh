@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Elementwise, reduction and optimizer kernels in GB/s, against their scalar
+# references and against a STREAM-style scale loop (y = a * x) at the same size (4096 floats per
+# array sit in L1, 2^18 in L2/L3, 2^22 in DRAM), medians of interleaved
+# repetitions. Bytes are counted as STREAM counts them: Adam 7 floats per
+# parameter, SGD-momentum 5, axpy 3, the probe 2 (a write to a line not in
+# cache also reads it first, so the probe really moves ~3 floats per element
+# from DRAM: at 2^22, ~1.5x its counted GiB/s is the machine's bandwidth).
+# Usage: bench/run_kernels.sh [build-dir]   (default build/tests, as tests/run.sh makes)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build/tests}
+json=$(mktemp --suffix=.json)
+"$build/bench/thaw_bench" --benchmark_filter='^(stream_scale|axpy|sum|sgd_momentum|adam)/' \
+  --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true \
+  --benchmark_report_aggregates_only=true --benchmark_min_time=0.1 \
+  --benchmark_out="$json" --benchmark_out_format=json >/dev/null
+/usr/bin/python3 - "$json" <<'PY'
+import json, sys
+runs = json.load(open(sys.argv[1]))
+rate = {}
+for b in runs["benchmarks"]:
+    if b.get("aggregate_name") == "median":
+        rate[b["run_name"].replace("/real_time", "")] = b["bytes/s"] / 2**30
+print("target: %s; %s CPUs" % (runs["context"].get("cpu_targets", "?"), runs["context"].get("num_cpus")))
+print("| kernel | floats per array | threads | thaw GiB/s | scalar GiB/s | thaw / scalar | thaw / stream |")
+print("|---|---|---|---|---|---|---|")
+for op in ("axpy", "sum", "sgd_momentum", "adam"):
+    for n in ("4096", "262144", "4194304"):
+        for t in ("1", "2"):
+            thaw = rate.get("%s/thaw/%s/%s" % (op, n, t))
+            scalar = rate.get("%s/scalar/%s/1" % (op, n))
+            copy = rate.get("stream_scale/plain/%s/1" % n)
+            if thaw is None:
+                continue
+            print("| %s | %s | %s | %.1f | %s | %s | %s |" % (
+                op, n, t, thaw, "%.1f" % scalar if scalar and t == "1" else "",
+                "%.2f" % (thaw / scalar) if scalar and t == "1" else "",
+                "%.2f" % (thaw / copy) if copy else "-"))
+print("\nstream scale probe (1 thread): " + ", ".join("%s floats %.1f GiB/s" % (n, rate["stream_scale/plain/%s/1" % n])
+                                         for n in ("4096", "262144", "4194304") if "stream_scale/plain/%s/1" % n in rate))
+PY
+rm -f "$json"
