@@ -6,6 +6,7 @@
 # parameter, SGD-momentum 5, axpy 3, the probe 2 (a write to a line not in
 # cache also reads it first, so the probe really moves ~3 floats per element
 # from DRAM: at 2^22, ~1.5x its counted GiB/s is the machine's bandwidth).
+# Writes the table to bench/results/kernels.md (THAW_RESULTS_DIR=... elsewhere).
 # Usage: bench/run_kernels.sh [build-dir]   (default build/tests, as tests/run.sh makes)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,14 +16,18 @@ json=$(mktemp --suffix=.json)
   --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true \
   --benchmark_report_aggregates_only=true --benchmark_min_time=0.1 \
   --benchmark_out="$json" --benchmark_out_format=json >/dev/null
-/usr/bin/python3 - "$json" <<'PY'
+results=${THAW_RESULTS_DIR:-$root/bench/results}
+mkdir -p "$results"
+/usr/bin/python3 - "$json" >"$results/kernels.md" <<'PY'
 import json, sys
 runs = json.load(open(sys.argv[1]))
 rate = {}
 for b in runs["benchmarks"]:
     if b.get("aggregate_name") == "median":
         rate[b["run_name"].replace("/real_time", "")] = b["bytes/s"] / 2**30
-print("target: %s; %s CPUs" % (runs["context"].get("cpu_targets", "?"), runs["context"].get("num_cpus")))
+ctx = runs["context"]
+print("**Elementwise and optimizer kernels** (GiB/s) — %s CPUs @ %.0f MHz, thaw: %s, %s\n" % (
+      ctx.get("num_cpus"), ctx.get("mhz_per_cpu", 0), ctx.get("thaw_target", "?"), ctx.get("date", "")[:10]))
 print("| kernel | floats per array | threads | thaw GiB/s | scalar GiB/s | thaw / scalar | thaw / stream |")
 print("|---|---|---|---|---|---|---|")
 for op in ("axpy", "sum", "sgd_momentum", "adam"):
@@ -37,7 +42,12 @@ for op in ("axpy", "sum", "sgd_momentum", "adam"):
                 op, n, t, thaw, "%.1f" % scalar if scalar and t == "1" else "",
                 "%.2f" % (thaw / scalar) if scalar and t == "1" else "",
                 "%.2f" % (thaw / copy) if copy else "-"))
+print("\nMedians of 5 interleaved repetitions (`bench/run_kernels.sh`). Bytes are counted as STREAM "
+      "counts them (axpy 3 floats per element, SGD-momentum 5, Adam 7, the probe 2); the probe is "
+      "STREAM's scale loop y = a * x, whose writes also read each line first, so at 2^22 floats it "
+      "moves ~1.5x what it is credited with.")
 print("\nstream scale probe (1 thread): " + ", ".join("%s floats %.1f GiB/s" % (n, rate["stream_scale/plain/%s/1" % n])
                                          for n in ("4096", "262144", "4194304") if "stream_scale/plain/%s/1" % n in rate))
 PY
+cat "$results/kernels.md"
 rm -f "$json"

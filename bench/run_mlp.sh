@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # thaw vs PyTorch on the MLP 784-256-128-10 (batch 64): training steps for
 # three freeze sets with SGD-momentum and Adam, and inference at batch 1 and 64,
-# on 1 and 2 threads; prints a Markdown table of medians and ratios.
+# on 1 and 2 threads; prints a Markdown table of medians and ratios and writes
+# it to bench/results/mlp.md (THAW_RESULTS_DIR=... writes it elsewhere).
 # Usage: bench/run_mlp.sh [build_dir]   (default build/tests, as tests/run.sh makes)
 # PyTorch comes from Debian's python3-torch (system /usr/bin/python3).
 set -euo pipefail
@@ -20,26 +21,53 @@ export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell}
 for split in "1 1" "2 2" "1 2" "2 1"; do
   /usr/bin/python3 "$root/bench/pytorch_mlp.py" $split 7 >"$out/torch_${split/ /_}.json"
 done
-/usr/bin/python3 - "$out" <<'PY'
-import json, sys, os
-out = sys.argv[1]
+results=${THAW_RESULTS_DIR:-$root/bench/results}
+mkdir -p "$results"
+/usr/bin/python3 - "$out" "$OPENBLAS_CORETYPE" "$(nproc)" >"$results/mlp.md" <<'PY'
+import glob, json, os, sys
+out, coretype, cores = sys.argv[1:4]
+unit = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+run = json.load(open(os.path.join(out, "thaw.json")))
 thaw = {}
-for b in json.load(open(os.path.join(out, "thaw.json")))["benchmarks"]:
+for b in run["benchmarks"]:
     if b.get("aggregate_name") == "median":
-        thaw[b["run_name"].replace("/real_time", "")] = b["real_time"] * {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
-import glob
-torch = {}
+        thaw[b["run_name"].replace("/real_time", "")] = b["real_time"] * unit[b["time_unit"]]
+torch, version = {}, ""  # the fastest thread split per case
 for path in glob.glob(os.path.join(out, "torch_*.json")):
     for k, v in json.load(open(path)).items():
-        if not k.startswith("_"):
+        if k == "_context":
+            version = v.get("torch", "")
+        elif not k.startswith("_"):
             torch[k] = min(v, torch.get(k, v))
-print("| case | threads | thaw | PyTorch | PyTorch / thaw |")
-print("|---|---|---|---|---|")
-for name in sorted(thaw):
-    op, _, case, threads = name.split("/")
-    peer = torch.get("%s/pytorch/%s/%s" % (op, case, threads))
-    if peer is None:
-        continue
-    print("| %s %s | %s | %.3f ms | %.3f ms | %.2fx |" % (op, case, threads, 1e3 * thaw[name], 1e3 * peer, peer / thaw[name]))
+rows = [("mlp_step", "all_sgd_momentum", "train, all layers, SGD-momentum"),
+        ("mlp_step", "all_adam", "train, all layers, Adam"),
+        ("mlp_step", "first_frozen_sgd_momentum", "train, first layer frozen, SGD-momentum"),
+        ("mlp_step", "first_frozen_adam", "train, first layer frozen, Adam"),
+        ("mlp_step", "head_only_sgd_momentum", "train, head only, SGD-momentum"),
+        ("mlp_step", "head_only_adam", "train, head only, Adam"),
+        ("mlp_infer", "batch1", "inference, batch 1"),
+        ("mlp_infer", "batch64", "inference, batch 64")]
+ctx = run["context"]
+print("**MLP 784-256-128-10, batch 64, thaw vs PyTorch %s** — %s CPUs @ %.0f MHz, thaw: %s, "
+      "OpenBLAS: %s kernels, %s" % (version, cores, ctx.get("mhz_per_cpu", 0),
+      ctx.get("thaw_target", "?"), coretype, ctx.get("date", "")[:10]))
+print()
+print("| step | thaw 1t | PyTorch 1t | PyTorch / thaw | thaw 2t | PyTorch 2t | PyTorch / thaw | thaw 2t/1t |")
+print("|---|--:|--:|--:|--:|--:|--:|--:|")
+def ms(x):
+    return "%.3f ms" % (1e3 * x) if x else "-"
+for op, case, label in rows:
+    cells = [label]
+    for t in ("1", "2"):
+        mine, peer = thaw.get("%s/thaw/%s/%s" % (op, case, t)), torch.get("%s/pytorch/%s/%s" % (op, case, t))
+        cells += [ms(mine), ms(peer), "%.2fx" % (peer / mine) if mine and peer else "-"]
+    one, two = thaw.get("%s/thaw/%s/1" % (op, case)), thaw.get("%s/thaw/%s/2" % (op, case))
+    cells.append("%.2f" % (one / two) if one and two else "-")
+    print("| " + " | ".join(cells) + " |")
+print()
+print("Medians of 7 interleaved repetitions (`bench/run_mlp.sh`). PyTorch: the fastest split of each "
+      "thread budget between its OpenMP threads and OpenBLAS's (1+1, 1+2, 2+1, 2+2), frozen layers "
+      "with requires_grad=False, inference under inference_mode.")
 PY
+cat "$results/mlp.md"
 echo "(medians of 7; OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE; $(nproc) cores; raw results in $out)"
