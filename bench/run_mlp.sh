@@ -19,7 +19,7 @@ export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell}
 # over rounds (and the range of the ratios).
 rounds=${ROUNDS:-3}
 for round in $(seq "$rounds"); do
-  "$build/bench/thaw_bench" --benchmark_filter='^mlp_' --benchmark_repetitions=5 \
+  "$build/bench/thaw_bench" --benchmark_filter='^(mlp_|cross_core/)' --benchmark_repetitions=5 \
     --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true \
     --benchmark_out="$out/thaw_$round.json" --benchmark_out_format=json >/dev/null
   # PyTorch: every split of each thread budget between its own (OpenMP)
@@ -82,7 +82,14 @@ for op, case, label in rows:
     one, two = "%s/thaw/%s/1" % (op, case), "%s/thaw/%s/2" % (op, case)
     cells.append(ratio([(m.get(one), m.get(two)) for m in thaw]).rstrip("x").replace("x (", " ("))
     print("| " + " | ".join(cells) + " |")
+own = [m.get("cross_core/read_own/2400/2") for m in thaw]
+other = [m.get("cross_core/read_other/2400/2") for m in thaw]
 print()
+if all(own) and all(other):
+    print("Cross-core probe per round (reading 2400 KiB that this core / the other core wrote last; "
+          "the 2-thread steps pay the difference where a phase reads what the other thread wrote): "
+          + ", ".join("%.0f / %.0f us" % (1e6 * a, 1e6 * b) for a, b in zip(own, other)) + ".")
+    print()
 print("Times: medians over %d rounds of the medians of 5 interleaved repetitions; ratios: the median "
       "(and range) of the per-round ratios (`bench/run_mlp.sh`). PyTorch: the fastest split of each "
       "thread budget between its OpenMP threads and OpenBLAS's (1+1, 1+2, 2+1, 2+2), frozen layers "
