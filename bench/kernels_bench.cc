@@ -70,6 +70,21 @@ void BM_Sum_Scalar(benchmark::State& state, size_t n, int threads) {
   SetBytes(state, n * sizeof(float));
 }
 
+// The optimizers' check for NaN and Inf reads every gradient once.
+void BM_NonFinite_Thaw(benchmark::State& state, size_t n, int threads) {
+  auto x = Ramp(n, 1.0f);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(thaw::simd::CountNonFinite(x.data(), n, Pool(threads)));
+  }
+  SetBytes(state, n * sizeof(float));
+}
+
+void BM_NonFinite_Scalar(benchmark::State& state, size_t n, int) {
+  auto x = Ramp(n, 1.0f);
+  for (auto _ : state) benchmark::DoNotOptimize(thaw::simd::ScalarCountNonFinite(x.data(), n));
+  SetBytes(state, n * sizeof(float));
+}
+
 // SGD with momentum reads grad, weight, velocity and writes weight, velocity:
 // 5 floats per element.
 thaw::simd::SgdParams Momentum() {
@@ -147,6 +162,7 @@ const int kRegistered = [] {
   };
   const Case cases[] = {{"axpy", BM_Axpy_Thaw, BM_Axpy_Scalar},
                         {"sum", BM_Sum_Thaw, BM_Sum_Scalar},
+                        {"non_finite", BM_NonFinite_Thaw, BM_NonFinite_Scalar},
                         {"sgd_momentum", BM_Sgd_Thaw, BM_Sgd_Scalar},
                         {"adam", BM_Adam_Thaw, BM_Adam_Scalar}};
   benchmark::RegisterBenchmark("stream_scale/plain/4194304/1", BM_Stream_Plain, size_t{1} << 22, 1)

@@ -12,7 +12,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build/tests}
 json=$(mktemp --suffix=.json)
-"$build/bench/thaw_bench" --benchmark_filter='^(stream_scale|axpy|sum|sgd_momentum|adam)/' \
+"$build/bench/thaw_bench" --benchmark_filter='^(stream_scale|axpy|sum|non_finite|sgd_momentum|adam)/' \
   --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true \
   --benchmark_report_aggregates_only=true --benchmark_min_time=0.1 \
   --benchmark_out="$json" --benchmark_out_format=json >/dev/null
@@ -30,7 +30,7 @@ print("**Elementwise and optimizer kernels** (GiB/s) — %s CPUs @ %.0f MHz, tha
       ctx.get("num_cpus"), ctx.get("mhz_per_cpu", 0), ctx.get("thaw_target", "?"), ctx.get("date", "")[:10]))
 print("| kernel | floats per array | threads | thaw GiB/s | scalar GiB/s | thaw / scalar | thaw / stream |")
 print("|---|---|---|---|---|---|---|")
-for op in ("axpy", "sum", "sgd_momentum", "adam"):
+for op in ("axpy", "sum", "non_finite", "sgd_momentum", "adam"):
     for n in ("4096", "262144", "4194304"):
         for t in ("1", "2"):
             thaw = rate.get("%s/thaw/%s/%s" % (op, n, t))
@@ -43,7 +43,7 @@ for op in ("axpy", "sum", "sgd_momentum", "adam"):
                 "%.2f" % (thaw / scalar) if scalar and t == "1" else "",
                 "%.2f" % (thaw / copy) if copy else "-"))
 print("\nMedians of 5 interleaved repetitions (`bench/run_kernels.sh`). Bytes are counted as STREAM "
-      "counts them (axpy 3 floats per element, SGD-momentum 5, Adam 7, the probe 2); the probe "
+      "counts them (axpy 3 floats per element, sum and non_finite 1, SGD-momentum 5, Adam 7, the probe 2); the probe "
       "(2^22 only) is STREAM's scale loop y = a * x, whose writes also read each line first, so it "
       "moves ~1.5x what it is credited with.")
 if "stream_scale/plain/4194304/1" in rate:

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "simd/optimizer.h"
+#include "simd/reduce.h"
 
 namespace thaw {
 
@@ -17,6 +18,16 @@ Status Optimizer::CheckAttached(const char* what) const {
         what);
   }
   return Status::Ok();
+}
+
+Status Optimizer::CheckFinite(const Variable& v, const float* grad) const {
+  const size_t n = v.shape().num_elements();
+  const size_t bad = simd::CountNonFinite(grad, n, *pool_);
+  if (bad == 0) return Status::Ok();
+  return InvalidArgument(
+      "%s: the gradient holds %zu NaN or infinite value%s (of %zu); nothing was updated. "
+      "The inputs held them, or training diverged: check the data, lower the learning rate",
+      v.name().c_str(), bad, bad == 1 ? "" : "s", n);
 }
 
 void Optimizer::StepVariable(int index, const float* grad) {
@@ -71,6 +82,7 @@ Status Optimizer::ApplyGradients(Span<const GradientAndVariable> pairs) {
                                name);
       }
     }
+    THAW_RETURN_IF_ERROR(CheckFinite(p.variable, p.gradient.data()));
   }
   for (const GradientAndVariable& p : pairs) {
     if (p.gradient.present()) StepVariable(p.variable.index(), p.gradient.data());
@@ -84,6 +96,12 @@ Status Optimizer::ApplyOwnGradients() {
     return FailedPrecondition(
         "ApplyOwnGradients: the freeze set or the optimizer changed since the "
         "gradients were computed; run a new step");
+  }
+  // Every gradient is checked before any variable changes.
+  for (int i = 0; i < vars_->size(); ++i) {
+    if (vars_->planned_trainable(i)) {
+      THAW_RETURN_IF_ERROR(CheckFinite((*vars_)[i], vars_->gradient_data(i)));
+    }
   }
   for (int i = 0; i < vars_->size(); ++i) {
     if (vars_->planned_trainable(i)) StepVariable(i, vars_->gradient_data(i));

@@ -45,9 +45,13 @@ class Optimizer {
   Optimizer& operator=(const Optimizer&) = delete;
 
   // Applies one step to each variable of `pairs` whose gradient is present.
+  // Every pair is checked first (set, trainable, shape, no duplicates, no
+  // NaN or Inf in the gradient); on any error nothing changes, not even the
+  // step counts.
   Status ApplyGradients(Span<const GradientAndVariable> pairs);
   // Applies every trainable variable's own gradient buffer, for models whose
   // backward pass has just written all of them. Frozen variables are skipped.
+  // A NaN or Inf in any gradient is an error that changes nothing.
   Status ApplyOwnGradients();
 
   VariableSet& variables() { return *vars_; }
@@ -66,6 +70,8 @@ class Optimizer {
 
  private:
   Status CheckAttached(const char* what) const;
+  // InvalidArgument naming v when `grad` (v's size) holds a NaN or Inf.
+  Status CheckFinite(const Variable& v, const float* grad) const;
   // Counts a step for variable `index` and updates it from `grad`.
   void StepVariable(int index, const float* grad);
 

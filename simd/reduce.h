@@ -28,6 +28,10 @@ float Sum(const float* x, size_t n, ThreadPool& pool);
 // Returns sum(a[i] * b[i]); 0 for n == 0.
 float Dot(const float* a, const float* b, size_t n, ThreadPool& pool);
 
+// Returns how many of x[0..n) are NaN or infinite (exact for any thread
+// count): the check an optimizer makes before it changes anything.
+size_t CountNonFinite(const float* x, size_t n, ThreadPool& pool);
+
 }  // namespace simd
 }  // namespace thaw
 

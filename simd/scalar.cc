@@ -44,6 +44,12 @@ void ScalarReluForward(const float* x, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
+size_t ScalarCountNonFinite(const float* x, size_t n) {
+  size_t count = 0;
+  for (size_t i = 0; i < n; ++i) count += std::isfinite(x[i]) ? 0 : 1;
+  return count;
+}
+
 void ScalarColumnSums(const float* x, size_t rows, size_t cols, float* out) {
   for (size_t j = 0; j < cols; ++j) {
     float sum = rows > 0 ? x[j] : 0.0f;

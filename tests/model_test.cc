@@ -246,6 +246,43 @@ TEST(ModelTest, BadInputsGetClearStatuses) {
   EXPECT_EQ(unbuilt.Predict(x.data(), 1, nullptr).code(), StatusCode::kFailedPrecondition);
 }
 
+// A NaN in the input poisons every gradient of the step; the update is
+// refused with a sentence and the weights and optimizer state are untouched,
+// so training can go on with clean data.
+TEST(ModelTest, NonFiniteGradientsLeaveTheModelIntact) {
+  Reference ref;
+  ASSERT_TRUE(ref.Make(1 << 16).ok());
+  Sequential& model = ref.model;
+  std::vector<float> x = Inputs(4 * 20);
+  const int32_t labels[4] = {2, 0, 1, 1};
+  Examples batch{x.data(), 4, labels, nullptr};
+  ASSERT_TRUE(model.TrainOnBatch(batch).ok());
+  VariableSet& vars = model.variables();
+  std::vector<std::vector<float>> weights, moments;
+  for (int i = 0; i < vars.size(); ++i) {
+    const TensorView v = vars[i].value();
+    weights.emplace_back(v.data(), v.data() + v.num_elements());
+    moments.emplace_back(vars.slot_data(i, 1), vars.slot_data(i, 1) + v.num_elements());
+  }
+  x[25] = std::nanf("");
+  Status s = model.TrainOnBatch(batch);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(s, "NaN or infinite")) << s.message();
+  EXPECT_TRUE(Contains(s, "nothing was updated")) << s.message();
+  for (int i = 0; i < vars.size(); ++i) {
+    const TensorView v = vars[i].value();
+    EXPECT_EQ(std::memcmp(v.data(), weights[i].data(), weights[i].size() * sizeof(float)), 0)
+        << vars[i].name();
+    EXPECT_EQ(std::memcmp(vars.slot_data(i, 1), moments[i].data(),
+                          moments[i].size() * sizeof(float)), 0)
+        << vars[i].name();
+    EXPECT_EQ(vars.steps(i), 1u);
+  }
+  x[25] = 0.0f;
+  EXPECT_TRUE(model.TrainOnBatch(batch).ok());
+  EXPECT_EQ(vars.steps(0), 2u);
+}
+
 TEST(ModelTest, LayerNamesAreAutomaticOrChosen) {
   Arena arena;
   ASSERT_TRUE(Arena::Create(1 << 16, &arena).ok());

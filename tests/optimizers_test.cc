@@ -197,6 +197,46 @@ TEST_F(OptimizerTest, RejectsBadPairsBeforeChangingAnything) {
   EXPECT_EQ(vars.steps(0), 0u);
 }
 
+// A NaN or Inf in any gradient (here the second pair's) is an error before
+// anything moves: weights, Adam moments and step counts stay as they were.
+TEST_F(OptimizerTest, NonFiniteGradientChangesNothing) {
+  for (float poison : {std::nanf(""), INFINITY, -INFINITY}) {
+    Arena arena;
+    ASSERT_TRUE(Arena::Create(1 << 16, &arena).ok());
+    VariableSet vars(&arena);
+    Variable a, b;
+    ASSERT_TRUE(vars.Create("a", {5}, true, &a).ok());
+    ASSERT_TRUE(vars.Create("layer.b", {40}, true, &b).ok());
+    ASSERT_TRUE(vars.Assign(b, Values(40, 0.5f)).ok());
+    Adam adam(&vars, AdamOptions());
+    const std::vector<std::vector<float>> targets = {Values(5, 1.0f), Values(40, -1.0f)};
+    const Variable ws[2] = {a, b};
+    ASSERT_TRUE(Step(vars, adam, ws, targets).ok());  // some state to keep
+    const std::vector<float> before_b(b.value().data(), b.value().data() + 40);
+    const std::vector<float> m_b(vars.slot_data(b.index(), 0), vars.slot_data(b.index(), 0) + 40);
+    const float a0 = a.value().at(0);
+
+    GradientTape tape(&vars);
+    TensorView g[2];
+    ASSERT_TRUE(tape.Gradient(tape.Add(tape.Sum(tape.Square(a)), tape.Sum(tape.Square(b))),
+                              {a, b}, g).ok());
+    g[1].data()[33] = poison;
+    g[1].data()[39] = poison;
+    Status s = adam.ApplyGradients({{g[0], a}, {g[1], b}});
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    EXPECT_TRUE(Contains(s, "layer.b: the gradient holds 2 NaN or infinite values (of 40); "
+                            "nothing was updated")) << s.message();
+    EXPECT_EQ(a.value().at(0), a0);
+    EXPECT_EQ(std::memcmp(b.value().data(), before_b.data(), 40 * sizeof(float)), 0);
+    EXPECT_EQ(std::memcmp(vars.slot_data(b.index(), 0), m_b.data(), 40 * sizeof(float)), 0);
+    EXPECT_EQ(vars.steps(a.index()), 1u);
+    EXPECT_EQ(vars.steps(b.index()), 1u);
+    g[1].data()[33] = g[1].data()[39] = 0.0f;  // repaired: the step goes through
+    EXPECT_TRUE(adam.ApplyGradients({{g[0], a}, {g[1], b}}).ok());
+    EXPECT_EQ(vars.steps(b.index()), 2u);
+  }
+}
+
 TEST_F(OptimizerTest, VariableThawedAfterTheTapeBeganWaitsForTheNextTape) {
   VariableSet vars(&arena_);
   Variable a, f;

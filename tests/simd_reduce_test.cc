@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <random>
 #include <string>
@@ -98,6 +99,35 @@ TEST(ReduceEmptyTest, EmptyIsZero) {
   float x = 1.0f;
   EXPECT_EQ(Bits(Sum(&x, 0, Pool())), Bits(0.0f));
   EXPECT_EQ(Bits(Dot(&x, &x, 0, Pool())), Bits(0.0f));
+}
+
+// NaN (quiet and signalling, either sign), +-Inf and their neighbours
+// (FLT_MAX, denormals, -0) at every position class: body, lane edges, tail,
+// several chunks; 1 and 2 threads.
+TEST_P(ReduceTest, CountNonFinite) {
+  const float specials[] = {std::numeric_limits<float>::quiet_NaN(),
+                            -std::numeric_limits<float>::quiet_NaN(),
+                            std::numeric_limits<float>::signaling_NaN(),
+                            std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity()};
+  const float finite[] = {FLT_MAX, -FLT_MAX, FLT_MIN, 1e-40f, -0.0f, 0.0f};
+  std::mt19937 rng(11);
+  ThreadPool one(1);
+  for (size_t n : TestSizes()) {
+    if (n > 100003) continue;
+    Array x(n, 1);
+    FillRandom(x.data, n, rng, -1.0f, 1.0f);
+    for (size_t i = 0; i < n; i += 7) x.data[i] = finite[i % 6];
+    EXPECT_EQ(CountNonFinite(x.data, n, Pool()), 0u) << "n=" << n;
+    for (size_t i = 3; i < n; i += 11 + i % 5) x.data[i] = specials[i % 5];
+    const size_t expected = ScalarCountNonFinite(x.data, n);
+    EXPECT_EQ(CountNonFinite(x.data, n, Pool()), expected) << "n=" << n;
+    EXPECT_EQ(CountNonFinite(x.data, n, one), expected) << "n=" << n;
+    if (n > 0) {
+      x.data[n - 1] = specials[n % 5];  // the very last element counts too
+      EXPECT_EQ(CountNonFinite(x.data, n, Pool()), ScalarCountNonFinite(x.data, n));
+    }
+  }
 }
 
 TEST_P(ReduceTest, SumExactOnIntegers) {
