@@ -37,15 +37,13 @@ import glob, json, os, statistics, sys
 out, coretype, cores = sys.argv[1:4]
 unit = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 thaw, torch, version = [], [], ""  # per round: case -> seconds
+probe = []  # per round: the cross-core probe's (own_us, other_us), or None
 for path in sorted(glob.glob(os.path.join(out, "thaw_*.json"))):
     run = json.load(open(path))
     medians = [b for b in run["benchmarks"] if b.get("aggregate_name") == "median"]
-    times = {b["run_name"].replace("/real_time", ""): b["real_time"] * unit[b["time_unit"]]
-             for b in medians}
-    for b in medians:  # the cross-core probe reports microseconds as counters
-        if "own_us" in b:
-            times[b["run_name"].replace("/real_time", "")] = (b["own_us"], b["other_us"])
-    thaw.append(times)
+    thaw.append({b["run_name"].replace("/real_time", ""): b["real_time"] * unit[b["time_unit"]]
+                 for b in medians})
+    probe.append(next(((b["own_us"], b["other_us"]) for b in medians if "own_us" in b), None))
     best = {}  # the fastest thread split per case
     for split in glob.glob(path.replace("thaw_", "torch_").replace(".json", "_*.json")):
         for k, v in json.load(open(split)).items():
@@ -89,14 +87,11 @@ for op, case, label in rows:
     one, two = "%s/thaw/%s/1" % (op, case), "%s/thaw/%s/2" % (op, case)
     cells.append(ratio([(m.get(one), m.get(two)) for m in thaw]).rstrip("x").replace("x (", " ("))
     print("| " + " | ".join(cells) + " |")
-probe = [m.get("cross_core/read/2400/2") for m in thaw]
-own = [p and p[0] for p in probe]
-other = [p and p[1] for p in probe]
 print()
-if all(own) and all(other):
+if all(probe):
     print("Cross-core probe per round (reading 2400 KiB that this core / the other core wrote last; "
           "the 2-thread steps pay the difference where a phase reads what the other thread wrote): "
-          + ", ".join("%.0f / %.0f us" % (a, b) for a, b in zip(own, other)) + ".")
+          + ", ".join("%.0f / %.0f us" % p for p in probe) + ".")
     print()
 print("Times: medians over %d rounds of the medians of 5 interleaved repetitions; ratios: the median "
       "(and range) of the per-round ratios (`bench/run_mlp.sh`). PyTorch: the fastest split of each "

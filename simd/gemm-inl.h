@@ -628,10 +628,12 @@ HWY_NOINLINE void Tile(size_t kc, const float* HWY_RESTRICT l, size_t l_rs,
 
 // C[i, j] = f(C[i, j] + bias[j]) on rows [i0, i1), columns [j0, j1) of C:
 // the chunk kernels of simd::Add and the activation, row by row (a row is
-// in L1 for the second pass), so the bits are theirs.
+// in L1 for the second pass), so the bits are theirs. The default epilogue
+// touches nothing.
 HWY_INLINE void ApplyEpilogue(const simd::GemmEpilogue& e, float* c,
                               size_t ldc, size_t i0, size_t i1, size_t j0,
                               size_t j1) {
+  if (e.bias == nullptr && e.activation == simd::GemmActivation::kNone) return;
   const size_t n = j1 - j0;
   for (size_t i = i0; i < i1; ++i) {
     float* row = c + i * ldc + j0;
@@ -643,10 +645,6 @@ HWY_INLINE void ApplyEpilogue(const simd::GemmEpilogue& e, float* c,
       case simd::GemmActivation::kTanh: TanhForwardChunk(row, row, n); break;
     }
   }
-}
-
-HWY_INLINE bool IsIdentity(const simd::GemmEpilogue& e) {
-  return e.bias == nullptr && e.activation == simd::GemmActivation::kNone;
 }
 
 // ---- Threads: ordered work items ----
@@ -972,11 +970,10 @@ HWY_INLINE void RunDot(const float* a, size_t lda, const float* b, size_t ldb,
                        float* c, size_t ldc, size_t m, size_t n, size_t k,
                        bool add, const simd::GemmEpilogue& epilogue,
                        ThreadPool& pool) {
-  const bool finish = !IsIdentity(epilogue);
   const size_t tasks = TaskCount(m, n, k, pool.num_threads());
   if (tasks <= 1) {
     DotBlock(0, m, 0, n, k, a, lda, b, ldb, c, ldc, add);
-    if (finish) ApplyEpilogue(epilogue, c, ldc, 0, m, 0, n);
+    ApplyEpilogue(epilogue, c, ldc, 0, m, 0, n);
     return;
   }
   const size_t col_groups = DivCeil(n, kDC), row_groups = DivCeil(m, kDR);
@@ -993,7 +990,7 @@ HWY_INLINE void RunDot(const float* a, size_t lda, const float* b, size_t ldb,
                 const size_t j0 = by_columns ? begin : 0;
                 const size_t j1 = by_columns ? end : n;
                 DotBlock(i0, i1, j0, j1, k, a, lda, b, ldb, c, ldc, add);
-                if (finish) ApplyEpilogue(epilogue, c, ldc, i0, i1, j0, j1);
+                ApplyEpilogue(epilogue, c, ldc, i0, i1, j0, j1);
               });
 }
 
@@ -1006,7 +1003,7 @@ struct Run {
   float* scratch;
   size_t nc;  // columns per R block
   bool accumulate;
-  const simd::GemmEpilogue* epilogue;  // null: none
+  const simd::GemmEpilogue& epilogue;
 };
 
 // Once the last k block of rows [i0, i1) x columns [j0, j1) of C' is done:
@@ -1014,11 +1011,11 @@ struct Run {
 HWY_INLINE void FinishBlock(const Run& run, size_t k_end, size_t i0, size_t i1,
                             size_t j0, size_t j1) {
   const Operands& o = run.plan.o;
-  if (run.epilogue == nullptr || k_end != o.K) return;
+  if (k_end != o.K) return;
   if (o.c_transposed) {
-    ApplyEpilogue(*run.epilogue, o.c, o.c_cs, j0, j1, i0, i1);
+    ApplyEpilogue(run.epilogue, o.c, o.c_cs, j0, j1, i0, i1);
   } else {
-    ApplyEpilogue(*run.epilogue, o.c, o.c_rs, i0, i1, j0, j1);
+    ApplyEpilogue(run.epilogue, o.c, o.c_rs, i0, i1, j0, j1);
   }
 }
 
@@ -1199,8 +1196,7 @@ HWY_INLINE void RunItem(const Run& run, const Schedule& sched,
 HWY_INLINE void RunPlan(const Plan& plan, bool accumulate,
                         const simd::GemmEpilogue& epilogue, float* scratch,
                         const ScratchLayout& layout, ThreadPool& pool) {
-  const Run run{plan,       layout, scratch, NBlock(), accumulate,
-                IsIdentity(epilogue) ? nullptr : &epilogue};
+  const Run run{plan, layout, scratch, NBlock(), accumulate, epilogue};
   const Operands& o = plan.o;
   const size_t nr = TileCols();
   const size_t tasks = plan.tasks;
@@ -1290,7 +1286,7 @@ HWY_INLINE void GemmT(const float* a, size_t lda, bool trans_a, const float* b,
     if (!accumulate) {
       for (size_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
     }
-    if (!IsIdentity(epilogue)) ApplyEpilogue(epilogue, c, ldc, 0, m, 0, n);
+    ApplyEpilogue(epilogue, c, ldc, 0, m, 0, n);
     return;
   }
   const int threads = pool.num_threads();
