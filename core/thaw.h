@@ -20,15 +20,15 @@
 #ifndef THAW_CORE_THAW_H_
 #define THAW_CORE_THAW_H_
 
-#include "core/arena.h"        // IWYU pragma: export
-#include "core/checkpoint.h"   // IWYU pragma: export
-#include "core/dataset.h"      // IWYU pragma: export
-#include "core/layers.h"       // IWYU pragma: export
-#include "core/model.h"        // IWYU pragma: export
-#include "core/optimizers.h"   // IWYU pragma: export
-#include "core/tape.h"         // IWYU pragma: export
-#include "core/tensor.h"       // IWYU pragma: export
-#include "core/variables.h"    // IWYU pragma: export
+#include "core/memory/arena.h"        // IWYU pragma: export
+#include "core/io/checkpoint.h"   // IWYU pragma: export
+#include "core/io/dataset.h"      // IWYU pragma: export
+#include "core/api/layers.h"       // IWYU pragma: export
+#include "core/api/model.h"        // IWYU pragma: export
+#include "core/train/optimizers.h"   // IWYU pragma: export
+#include "core/api/tape.h"         // IWYU pragma: export
+#include "core/tensor/tensor.h"       // IWYU pragma: export
+#include "core/vars/variables.h"    // IWYU pragma: export
 #include "platform/cpu.h"      // IWYU pragma: export
 #include "platform/status.h"   // IWYU pragma: export
 #include "platform/threads.h"  // IWYU pragma: export

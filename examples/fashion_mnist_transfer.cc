@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "core/checkpoint.h"
+#include "core/io/checkpoint.h"
 #include "core/thaw.h"
 
 namespace {

@@ -1,4 +1,4 @@
-#include "core/checkpoint.h"
+#include "core/io/checkpoint.h"
 
 #include <sys/resource.h>
 
@@ -14,8 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/arena.h"
-#include "core/variables.h"
+#include "core/memory/arena.h"
+#include "core/vars/variables.h"
 #include "gtest/gtest.h"
 #include "tests/scratch_dir.h"
 

@@ -1,4 +1,4 @@
-#include "core/dataset.h"
+#include "core/io/dataset.h"
 
 #include <stdlib.h>
 #include <zlib.h>

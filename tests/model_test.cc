@@ -1,4 +1,4 @@
-#include "core/model.h"
+#include "core/api/model.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,11 +1,11 @@
-#include "core/optimizers.h"
+#include "core/train/optimizers.h"
 
 #include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include "core/tape.h"
+#include "core/api/tape.h"
 #include "gtest/gtest.h"
 
 namespace thaw {

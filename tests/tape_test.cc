@@ -1,4 +1,4 @@
-#include "core/tape.h"
+#include "core/api/tape.h"
 
 #include <cmath>
 #include <functional>
@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "core/optimizers.h"
+#include "core/train/optimizers.h"
 #include "gtest/gtest.h"
 
 namespace thaw {

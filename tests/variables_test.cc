@@ -1,11 +1,11 @@
-#include "core/variables.h"
+#include "core/vars/variables.h"
 
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include "core/optimizers.h"
-#include "core/tape.h"
+#include "core/train/optimizers.h"
+#include "core/api/tape.h"
 #include "gtest/gtest.h"
 
 namespace thaw {

@@ -1,4 +1,4 @@
-// thaw/core/variables.h — variables, their freeze bitmap, and the memory plan.
+// thaw/core/vars/variables.h — variables, their freeze bitmap, and the memory plan.
 //
 //   thaw::VariableSet vars(&arena);
 //   thaw::Variable w;
@@ -19,16 +19,16 @@
 // for trainable variables only, one gradient buffer (gradients region) and the
 // optimizer's state buffers (optimizer state region). Buffers are 64-byte
 // aligned, so a variable of n floats takes AlignUp(4 n, 64) bytes per buffer.
-#ifndef THAW_CORE_VARIABLES_H_
-#define THAW_CORE_VARIABLES_H_
+#ifndef THAW_CORE_VARS_VARIABLES_H_
+#define THAW_CORE_VARS_VARIABLES_H_
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "core/arena.h"
-#include "core/tensor.h"
+#include "core/memory/arena.h"
+#include "core/tensor/tensor.h"
 #include "platform/span.h"
 #include "platform/status.h"
 
@@ -185,4 +185,4 @@ class VariableSet {
 
 }  // namespace thaw
 
-#endif  // THAW_CORE_VARIABLES_H_
+#endif  // THAW_CORE_VARS_VARIABLES_H_

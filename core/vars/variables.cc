@@ -1,4 +1,4 @@
-#include "core/variables.h"
+#include "core/vars/variables.h"
 
 #include <cstring>
 

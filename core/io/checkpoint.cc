@@ -1,4 +1,4 @@
-#include "core/checkpoint.h"
+#include "core/io/checkpoint.h"
 
 #include <algorithm>
 #include <cstdint>

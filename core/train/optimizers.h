@@ -1,4 +1,4 @@
-// thaw/core/optimizers.h — SGD (momentum, Nesterov, weight decay), Adam, AdamW.
+// thaw/core/train/optimizers.h — SGD (momentum, Nesterov, weight decay), Adam, AdamW.
 //
 //   thaw::SgdOptions options;
 //   options.learning_rate = 0.1f;
@@ -20,13 +20,13 @@
 // rules and hyper-parameters match torch.optim.SGD / Adam / AdamW.
 // One optimizer is attached to a variable set at a time; attaching another
 // resets the state (and the first one then refuses to step).
-#ifndef THAW_CORE_OPTIMIZERS_H_
-#define THAW_CORE_OPTIMIZERS_H_
+#ifndef THAW_CORE_TRAIN_OPTIMIZERS_H_
+#define THAW_CORE_TRAIN_OPTIMIZERS_H_
 
 #include <cstdint>
 
-#include "core/tensor.h"
-#include "core/variables.h"
+#include "core/tensor/tensor.h"
+#include "core/vars/variables.h"
 #include "platform/span.h"
 #include "platform/status.h"
 #include "platform/threads.h"
@@ -135,4 +135,4 @@ class AdamW : public Adam {
 
 }  // namespace thaw
 
-#endif  // THAW_CORE_OPTIMIZERS_H_
+#endif  // THAW_CORE_TRAIN_OPTIMIZERS_H_

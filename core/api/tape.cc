@@ -1,4 +1,4 @@
-#include "core/tape.h"
+#include "core/api/tape.h"
 
 #include <algorithm>
 #include <cstring>

@@ -1,4 +1,4 @@
-// thaw/core/checkpoint.h — save and load a VariableSet as a safetensors file.
+// thaw/core/io/checkpoint.h — save and load a VariableSet as a safetensors file.
 //
 //   THAW_RETURN_IF_ERROR(thaw::SaveCheckpoint(vars, "head.safetensors"));
 //   ...
@@ -25,12 +25,12 @@
 // trainable flags, the memory plan or optimizer state. The host must be
 // little-endian (every target thaw runs on is); on a big-endian host both
 // return FailedPrecondition.
-#ifndef THAW_CORE_CHECKPOINT_H_
-#define THAW_CORE_CHECKPOINT_H_
+#ifndef THAW_CORE_IO_CHECKPOINT_H_
+#define THAW_CORE_IO_CHECKPOINT_H_
 
 #include <string>
 
-#include "core/variables.h"
+#include "core/vars/variables.h"
 #include "platform/status.h"
 
 namespace thaw {
@@ -73,4 +73,4 @@ Status LoadCheckpoint(const std::string& path, VariableSet* vars,
 
 }  // namespace thaw
 
-#endif  // THAW_CORE_CHECKPOINT_H_
+#endif  // THAW_CORE_IO_CHECKPOINT_H_

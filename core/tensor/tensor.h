@@ -1,4 +1,4 @@
-// thaw/core/tensor.h — shapes and non-owning float32 tensor views.
+// thaw/core/tensor/tensor.h — shapes and non-owning float32 tensor views.
 //
 //   float data[6] = {1, 2, 3, 4, 5, 6};
 //   thaw::TensorView m(data, {2, 3});   // row-major 2 x 3, contiguous
@@ -7,8 +7,8 @@
 // A TensorView never owns memory: it points into an Arena (weights, gradients,
 // activations) or into a caller's buffer, and is valid as long as that memory
 // is. Up to 4 dimensions; strides are in elements.
-#ifndef THAW_CORE_TENSOR_H_
-#define THAW_CORE_TENSOR_H_
+#ifndef THAW_CORE_TENSOR_TENSOR_H_
+#define THAW_CORE_TENSOR_TENSOR_H_
 
 #include <cstddef>
 #include <initializer_list>
@@ -75,4 +75,4 @@ class TensorView {
 
 }  // namespace thaw
 
-#endif  // THAW_CORE_TENSOR_H_
+#endif  // THAW_CORE_TENSOR_TENSOR_H_

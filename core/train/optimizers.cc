@@ -1,4 +1,4 @@
-#include "core/optimizers.h"
+#include "core/train/optimizers.h"
 
 #include <cmath>
 

@@ -1,4 +1,4 @@
-// thaw/core/arena.h — the one fixed block of memory thaw runs in.
+// thaw/core/memory/arena.h — the one fixed block of memory thaw runs in.
 //
 //   alignas(64) static unsigned char block[256 * 1024];   // firmware: a static array
 //   thaw::Arena arena;
@@ -14,8 +14,8 @@
 // never touches the heap after Create, and never moves or frees what it holds
 // on its own: a request that does not fit returns nullptr (and the caller a
 // Status naming bytes needed and free), leaving everything in place.
-#ifndef THAW_CORE_ARENA_H_
-#define THAW_CORE_ARENA_H_
+#ifndef THAW_CORE_MEMORY_ARENA_H_
+#define THAW_CORE_MEMORY_ARENA_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -117,4 +117,4 @@ class Arena {
 
 }  // namespace thaw
 
-#endif  // THAW_CORE_ARENA_H_
+#endif  // THAW_CORE_MEMORY_ARENA_H_

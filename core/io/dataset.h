@@ -1,4 +1,4 @@
-// thaw/core/dataset.h — IDX datasets (MNIST, Fashion-MNIST), gzip or plain.
+// thaw/core/io/dataset.h — IDX datasets (MNIST, Fashion-MNIST), gzip or plain.
 //
 //   thaw::Dataset train;
 //   THAW_RETURN_IF_ERROR(
@@ -28,8 +28,8 @@
 // before training, not inside a step. Peak memory is the float result plus
 // the raw bytes, 5 bytes per pixel. Not thread-safe on the same outputs;
 // loads into different outputs may run concurrently.
-#ifndef THAW_CORE_DATASET_H_
-#define THAW_CORE_DATASET_H_
+#ifndef THAW_CORE_IO_DATASET_H_
+#define THAW_CORE_IO_DATASET_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -89,4 +89,4 @@ Status FilterClasses(const Dataset& in, int first, int last, size_t per_class,
 
 }  // namespace thaw
 
-#endif  // THAW_CORE_DATASET_H_
+#endif  // THAW_CORE_IO_DATASET_H_

@@ -1,4 +1,4 @@
-#include "core/layers.h"
+#include "core/api/layers.h"
 
 #include <algorithm>
 #include <cmath>

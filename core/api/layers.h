@@ -1,4 +1,4 @@
-// thaw/core/layers.h — the layers a Sequential model is made of.
+// thaw/core/api/layers.h — the layers a Sequential model is made of.
 //
 //   thaw::Sequential model;
 //   model.Add(thaw::Dense::Make(256, thaw::Activation::kRelu));
@@ -14,8 +14,8 @@
 // Layers are driven by Sequential, which plans their memory: the model gives
 // each call its buffers (saved activations, gradient buffers, scratch); layers
 // never allocate. Users normally only construct layers and flip trainable.
-#ifndef THAW_CORE_LAYERS_H_
-#define THAW_CORE_LAYERS_H_
+#ifndef THAW_CORE_API_LAYERS_H_
+#define THAW_CORE_API_LAYERS_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "core/variables.h"
+#include "core/vars/variables.h"
 #include "platform/random.h"
 #include "platform/status.h"
 #include "platform/threads.h"
@@ -199,4 +199,4 @@ class Dropout : public Layer {
 
 }  // namespace thaw
 
-#endif  // THAW_CORE_LAYERS_H_
+#endif  // THAW_CORE_API_LAYERS_H_

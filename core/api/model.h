@@ -1,4 +1,4 @@
-// thaw/core/model.h — Keras-style Sequential models with freeze-aware memory.
+// thaw/core/api/model.h — Keras-style Sequential models with freeze-aware memory.
 //
 //   thaw::Sequential model(pool);
 //   model.Add(thaw::Dense::Make(256, thaw::Activation::kRelu));
@@ -28,8 +28,8 @@
 // Losses: a final softmax is fused with sparse categorical cross-entropy
 // (computed from logits, numerically stable), as is sigmoid with binary
 // cross-entropy when you use the *FromLogits loss on a linear output.
-#ifndef THAW_CORE_MODEL_H_
-#define THAW_CORE_MODEL_H_
+#ifndef THAW_CORE_API_MODEL_H_
+#define THAW_CORE_API_MODEL_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -37,10 +37,10 @@
 #include <string>
 #include <vector>
 
-#include "core/arena.h"
-#include "core/layers.h"
-#include "core/optimizers.h"
-#include "core/variables.h"
+#include "core/memory/arena.h"
+#include "core/api/layers.h"
+#include "core/train/optimizers.h"
+#include "core/vars/variables.h"
 #include "platform/status.h"
 #include "platform/threads.h"
 
@@ -209,4 +209,4 @@ class Sequential {
 
 }  // namespace thaw
 
-#endif  // THAW_CORE_MODEL_H_
+#endif  // THAW_CORE_API_MODEL_H_

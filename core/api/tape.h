@@ -1,4 +1,4 @@
-// thaw/core/tape.h — record operations, then ask for gradients (tf.GradientTape).
+// thaw/core/api/tape.h — record operations, then ask for gradients (tf.GradientTape).
 //
 //   thaw::GradientTape tape(&vars);                    // a step begins here
 //   thaw::Tensor loss = tape.Square(tape.Sub(tape.Add(var1, var2), 5.0f));
@@ -26,14 +26,14 @@
 // Shapes: Add, Sub and Mul take equal shapes, or one operand with a single
 // element (a scalar, broadcast). MatMul takes [m,k] x [k,n]. Sum and Mean give
 // a scalar. A non-scalar target is differentiated as the sum of its elements.
-#ifndef THAW_CORE_TAPE_H_
-#define THAW_CORE_TAPE_H_
+#ifndef THAW_CORE_API_TAPE_H_
+#define THAW_CORE_API_TAPE_H_
 
 #include <cstddef>
 #include <cstdint>
 
-#include "core/tensor.h"
-#include "core/variables.h"
+#include "core/tensor/tensor.h"
+#include "core/vars/variables.h"
 #include "platform/span.h"
 #include "platform/status.h"
 #include "platform/threads.h"
@@ -149,4 +149,4 @@ class GradientTape {
 
 }  // namespace thaw
 
-#endif  // THAW_CORE_TAPE_H_
+#endif  // THAW_CORE_API_TAPE_H_
