@@ -186,7 +186,7 @@ const int kRegistered = [] {
 
 // Context printed once with the results: which target the kernels ran on.
 const int kContext = [] {
-  benchmark::AddCustomContext("cpu_targets", thaw::SupportedTargetNames());
+  benchmark::AddCustomContext("cpu_targets", thaw::simd::SupportedTargetNames());
   return 0;
 }();
 

@@ -1,4 +1,4 @@
-// thaw/core/thaw.h — the one header a user includes.
+// thaw/core/thaw.h — the one header a user of the runtime includes.
 //
 //   #include "core/thaw.h"
 //
@@ -17,21 +17,28 @@
 //     THAW_CHECK(tape.Gradient(loss, {w}, grad).ok());
 //     THAW_CHECK(sgd.ApplyGradients({{grad[0], w}}).ok());
 //   }
+//
+// Checkpoints, datasets and the progress bar are the optional thaw_io
+// library: core/io/io.h.
 #ifndef THAW_CORE_THAW_H_
 #define THAW_CORE_THAW_H_
 
-#include "core/memory/arena.h"        // IWYU pragma: export
-#include "core/io/checkpoint.h"   // IWYU pragma: export
-#include "core/io/dataset.h"      // IWYU pragma: export
-#include "core/api/layers.h"       // IWYU pragma: export
-#include "core/api/model.h"        // IWYU pragma: export
-#include "core/train/optimizers.h"   // IWYU pragma: export
-#include "core/api/tape.h"         // IWYU pragma: export
-#include "core/tensor/tensor.h"       // IWYU pragma: export
+#include "core/api/model.h"         // IWYU pragma: export
+#include "core/api/tape.h"          // IWYU pragma: export
+#include "core/memory/arena.h"      // IWYU pragma: export
+#include "core/ops/activation.h"    // IWYU pragma: export
+#include "core/ops/arithmetic.h"    // IWYU pragma: export
+#include "core/ops/concat.h"        // IWYU pragma: export
+#include "core/ops/dense.h"         // IWYU pragma: export
+#include "core/ops/dropout.h"       // IWYU pragma: export
+#include "core/ops/loss.h"          // IWYU pragma: export
+#include "core/ops/reshape.h"       // IWYU pragma: export
+#include "core/tensor/tensor.h"     // IWYU pragma: export
+#include "core/train/optimizers.h"  // IWYU pragma: export
 #include "core/vars/variables.h"    // IWYU pragma: export
-#include "platform/cpu.h"      // IWYU pragma: export
-#include "platform/status.h"   // IWYU pragma: export
-#include "platform/threads.h"  // IWYU pragma: export
-#include "simd/targets.h"      // IWYU pragma: export
+#include "platform/cpu.h"           // IWYU pragma: export
+#include "platform/status.h"        // IWYU pragma: export
+#include "platform/threads.h"       // IWYU pragma: export
+#include "simd/targets.h"           // IWYU pragma: export
 
 #endif  // THAW_CORE_THAW_H_

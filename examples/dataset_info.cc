@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "core/io/dataset.h"
 #include "core/thaw.h"
 
 namespace {

@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "core/io/checkpoint.h"
+#include "core/io/io.h"
 #include "core/thaw.h"
 
 namespace {
@@ -85,7 +85,6 @@ Row Train(const char* name, thaw::Sequential* model, const Split& train, const S
   fit.epochs = epochs;
   fit.batch_size = kBatch;
   fit.seed = 5;
-  fit.verbose = thaw::Verbosity::kSilent;
   std::vector<thaw::EpochResult> history;
   Check(model->Fit(train.examples(), fit, &history));
   Row row;
@@ -93,8 +92,12 @@ Row Train(const char* name, thaw::Sequential* model, const Split& train, const S
   thaw::Metrics metrics;
   Check(model->Evaluate(test.examples(), kBatch, &metrics));
   row.accuracy = metrics.accuracy;
+  // The plan of the steps Fit ran: shuffled batches are copied into the arena.
+  thaw::PlanOptions step;
+  step.batch = kBatch;
+  step.gather = true;
   thaw::ModelPlan plan;
-  Check(model->PlanMemory(kBatch, /*training=*/true, &plan));
+  Check(model->PlanMemory(step, &plan));
   row.memory = plan.bytes;
   double step_seconds = 0;
   size_t steps = 0;
@@ -117,7 +120,7 @@ int main(int argc, char** argv) {
   const int threads = argc > 2 ? std::atoi(argv[2]) : 0;
   thaw::ThreadPool pool(threads);
   std::printf("thaw Fashion-MNIST transfer demo: kernels on %s (CPU: %s), %d thread(s)\n",
-              thaw::simd::DispatchedTargetName(), thaw::SupportedTargetNames().c_str(),
+              thaw::simd::DispatchedTargetName(), thaw::simd::SupportedTargetNames().c_str(),
               pool.num_threads());
 
   thaw::Dataset train_all, test_all;
@@ -139,12 +142,13 @@ int main(int argc, char** argv) {
     BuildModel(&lab, &lab_arena, "dense_2", /*seed=*/1);
     Compile(&lab, 1e-3f);
     std::printf("\n1. pretraining on classes 0-4 (%zu images)\n", lab_train.data.count);
+    thaw::ProgressBar progress(thaw::ProgressBar::Style::kEpochLines);
     thaw::FitOptions fit;
     fit.epochs = 3;
     fit.batch_size = kBatch;
     fit.seed = 1;
     fit.validation = nullptr;
-    fit.verbose = thaw::Verbosity::kEpochLines;
+    fit.callback = &progress;
     Check(lab.Fit(lab_train.examples(), fit));
     thaw::Metrics m;
     Check(lab.Evaluate(lab_test.examples(), kBatch, &m));

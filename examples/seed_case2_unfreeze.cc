@@ -40,7 +40,7 @@ int main() {
   std::printf("  gradient buffer: %zu bytes\n",
               vars.PlannedBytes()[thaw::Region::kGradients]);
 
-  var3.set_trainable(true);
+  Check(var3.set_trainable(true));
   std::printf("var3 now trainable: %s\n", PyBool(var3.trainable()));
   std::printf("  gradient buffer at the next step: %zu bytes\n",
               vars.PlannedBytes()[thaw::Region::kGradients]);

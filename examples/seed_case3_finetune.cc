@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "core/io/io.h"
 #include "core/thaw.h"
 
 namespace {
@@ -75,10 +76,11 @@ int main() {
                       thaw::Loss::kSparseCategoricalCrossentropy));
   std::printf("%s", model.Summary().c_str());
 
+  thaw::ProgressBar progress(thaw::ProgressBar::Style::kEpochLines);
   thaw::FitOptions fit;
   fit.epochs = 5;
   fit.batch_size = 32;
-  fit.verbose = thaw::Verbosity::kEpochLines;
+  fit.callback = &progress;
   const thaw::Variable first = model.variables().Find("dense_0.weight");
 
   PrintPhase("phase 1: train everything", model);

@@ -2,6 +2,10 @@
 
 #include <cstdlib>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace thaw {
 
 void* AlignedAlloc(size_t bytes) {
@@ -13,5 +17,13 @@ void* AlignedAlloc(size_t bytes) {
 }
 
 void AlignedFree(void* p) { std::free(p); }
+
+#if defined(__SANITIZE_ADDRESS__)
+void PoisonMemory(const void* p, size_t bytes) { ASAN_POISON_MEMORY_REGION(p, bytes); }
+void UnpoisonMemory(const void* p, size_t bytes) { ASAN_UNPOISON_MEMORY_REGION(p, bytes); }
+#else
+void PoisonMemory(const void*, size_t) {}
+void UnpoisonMemory(const void*, size_t) {}
+#endif
 
 }  // namespace thaw

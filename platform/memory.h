@@ -28,6 +28,13 @@ inline bool IsAligned(const void* p, size_t alignment = kAlignment) {
 void* AlignedAlloc(size_t bytes);
 void AlignedFree(void* p);
 
+// Under AddressSanitizer, marks [p, p + bytes) unreadable and unwritable
+// (Poison) or usable again (Unpoison); without it, both do nothing. thaw
+// poisons every planned buffer outside its lifetime, so a kernel that touches
+// memory the plan gave to someone else stops the sanitizer build at once.
+void PoisonMemory(const void* p, size_t bytes);
+void UnpoisonMemory(const void* p, size_t bytes);
+
 }  // namespace thaw
 
 #endif  // THAW_PLATFORM_MEMORY_H_

@@ -1257,20 +1257,26 @@ HWY_INLINE void RunPlan(const Plan& plan, bool accumulate,
   }
 }
 
-// Floats of scratch GemmT needs for this shape, whatever the transposes:
-// the largest of the four plans (the dot path needs none).
+// Floats of scratch GemmT needs for one product: the plan's packing
+// buffers (the dot path needs none).
+HWY_INLINE size_t GemmScratchFloatsT(size_t m, size_t n, size_t k,
+                                     bool trans_a, bool trans_b, int threads) {
+  if (m == 0 || n == 0 || k == 0) return 0;
+  if (!trans_a && trans_b && UseDot(m, n, k)) return 0;
+  // Only the layout flags matter to the plan, not pointers or strides.
+  const Plan plan = MakePlan(nullptr, trans_a ? m : k, trans_a, nullptr,
+                             trans_b ? k : n, trans_b, nullptr, n, m, n, k,
+                             threads);
+  return PlanLayout(plan).total;
+}
+
+// The same whatever the transposes: the largest of the four.
 HWY_INLINE size_t GemmScratchFloatsT(size_t m, size_t n, size_t k,
                                      int threads) {
-  if (m == 0 || n == 0 || k == 0) return 0;
   size_t floats = 0;
   for (int t = 0; t < 4; ++t) {
-    const bool trans_a = (t & 1) != 0, trans_b = (t & 2) != 0;
-    if (!trans_a && trans_b && UseDot(m, n, k)) continue;
-    // Only the layout flags matter to the plan, not pointers or strides.
-    const Plan plan =
-        MakePlan(nullptr, trans_a ? m : k, trans_a, nullptr, trans_b ? k : n,
-                 trans_b, nullptr, n, m, n, k, threads);
-    floats = std::max(floats, PlanLayout(plan).total);
+    floats = std::max(floats, GemmScratchFloatsT(m, n, k, (t & 1) != 0,
+                                                 (t & 2) != 0, threads));
   }
   return floats;
 }

@@ -22,6 +22,12 @@ static size_t GemmScratchFloatsImpl(size_t m, size_t n, size_t k,
   return gemm::GemmScratchFloatsT(m, n, k, threads);
 }
 
+static size_t GemmLayoutScratchFloatsImpl(size_t m, size_t n, size_t k,
+                                          bool trans_a, bool trans_b,
+                                          int threads) {
+  return gemm::GemmScratchFloatsT(m, n, k, trans_a, trans_b, threads);
+}
+
 static void GemmImpl(const float* a, size_t lda, bool trans_a, const float* b,
                      size_t ldb, bool trans_b, float* c, size_t ldc, size_t m,
                      size_t n, size_t k, bool accumulate, float* scratch,
@@ -41,12 +47,19 @@ HWY_AFTER_NAMESPACE();
 namespace thaw {
 
 HWY_EXPORT(GemmScratchFloatsImpl);
+HWY_EXPORT(GemmLayoutScratchFloatsImpl);
 HWY_EXPORT(GemmImpl);
 
 namespace simd {
 
 size_t GemmScratchFloats(size_t m, size_t n, size_t k, int num_threads) {
   return HWY_DYNAMIC_DISPATCH(GemmScratchFloatsImpl)(m, n, k, num_threads);
+}
+
+size_t GemmScratchFloats(size_t m, size_t n, size_t k, bool trans_a,
+                         bool trans_b, int num_threads) {
+  return HWY_DYNAMIC_DISPATCH(GemmLayoutScratchFloatsImpl)(m, n, k, trans_a,
+                                                           trans_b, num_threads);
 }
 
 void Gemm(const float* a, size_t lda, bool trans_a, const float* b, size_t ldb,

@@ -18,7 +18,8 @@
 //
 // Memory: Gemm allocates nothing. The packing buffers come from the caller:
 // `scratch` must be 64-byte aligned and hold GemmScratchFloats(m, n, k,
-// pool.num_threads()) floats (any transposes); its contents are clobbered
+// pool.num_threads()) floats (any transposes), or the layout's own size
+// (the overload with trans_a, trans_b); its contents are clobbered
 // and need no initialisation. The size depends on the SIMD target the
 // kernels dispatch to, so query it under the target that will run Gemm.
 //
@@ -42,6 +43,10 @@ namespace simd {
 // threads: ~8-300 KiB for the layers of a 784-256-128-10 MLP at batch 64,
 // 0.8 MiB at 512^3, 1.3 MiB at 1024^3 (R blocks of at most 256 x 2048).
 size_t GemmScratchFloats(size_t m, size_t n, size_t k, int num_threads);
+// The scratch of one layout: what Gemm with these transposes uses, at most
+// the above. Planners that know the layout ask this one.
+size_t GemmScratchFloats(size_t m, size_t n, size_t k, bool trans_a,
+                         bool trans_b, int num_threads);
 
 // What Gemm does to C once the product (and any accumulation) is complete:
 //   C[i, j] = f(C[i, j] + bias[j])     (no bias: f(C[i, j]))

@@ -10,6 +10,7 @@
 #include "platform/memory.h"
 #include "simd/gemm.h"
 #include "gtest/gtest.h"
+#include "tests/plan_util.h"
 
 namespace thaw {
 namespace {
@@ -40,54 +41,55 @@ std::vector<float> Inputs(size_t n) {
   return x;
 }
 
-// Hand-computed (every buffer is rounded up to 64 bytes), batch 4:
-//   weights: dense_0 1280 + 64, dense_1 512 + 64, dense_2 128 + 64 = 2112.
+// Hand-computed, batch 4 (every buffer is rounded up to 64 bytes):
+//   weights: dense_0 1280 + 64, dense_1 512 + 64, dense_2 128 + 64 = 2112;
 //   Adam keeps 2 slots per trainable buffer.
-// a_i is the input of layer i; unsaved a_i and the gradients da_i go to two
-// buffers by parity of i, each sized for its largest occupant.
-//   all trainable:  saved input 320, a1 256, a2 128 = 704 activations;
-//                   ping a3 64; gradients da1|da3 256 + da2 128; labels 64 = 512 scratch.
-//   dense_0 frozen: a1 256 + a2 128 = 384 activations;
-//                   input 320 + ping a3 64 + da2 128 + da3 64 + 64 = 640 scratch.
-//   head only:      a2 128 activations;
-//                   input 320 + ping a1|a3 256 + da3 64 + 64 = 704 scratch.
-//   all frozen:     no activations; input 320 + a1|a3 256 + a2 128 + 64 = 768 scratch.
+// The step (tests/plan_util.h): dense_0..2 forward at t = 1..3, the loss at
+// 4, backward dense_2, dense_1, dense_0 at 5, 6, 7 (those that run). The
+// batch is read in place (TrainOnBatch), as are the labels: neither is
+// planned. a_i is layer i-1's output: a1 256 B, a2 128 B, logits a3 64 B.
+// A ReLU layer's backward reads its output; a layer's weight gradient reads
+// its input; the input gradient runs only when something before the layer
+// trains.
 struct Expected {
   const char* name;
   int frozen_layers;  // layers 0..frozen_layers-1 frozen
-  size_t gradients, state, activations, scratch, first_backward;
-};
-const Expected kPlans[] = {
-    {"all trainable", 0, 2112, 4224, 704, 512, 0},
-    {"first layer frozen", 1, 768, 1536, 384, 640, 1},
-    {"head only", 2, 192, 384, 128, 704, 2},
-    {"all frozen", 3, 0, 0, 0, 768, 3},
+  size_t gradients, state, activations, first_backward;
+  std::vector<Live> step;
 };
 
-// The GEMM packing scratch on top of the hand-computed buffers: its size
-// depends on the SIMD target's tile shape, so it is asked of the kernel
-// (simd::GemmScratchFloats) for every product the step runs: the forward
-// product of each layer, and the two backward products from the first
-// trainable layer on.
-size_t GemmScratchBytes(size_t first_backward, bool training) {
-  const size_t dims[4] = {20, 16, 8, 3};
-  const int threads = ThreadPool::Serial().num_threads();
-  size_t floats = 0;
-  for (size_t l = 0; l < 3; ++l) {
-    const size_t in = dims[l], out = dims[l + 1];
-    floats = std::max(floats, simd::GemmScratchFloats(4, out, in, threads));
-    if (training && l >= first_backward) {
-      floats = std::max({floats, simd::GemmScratchFloats(out, in, 4, threads),
-                         simd::GemmScratchFloats(4, in, out, threads)});
-    }
-  }
-  return AlignUp(floats * sizeof(float));
+std::vector<Expected> Plans() {
+  const size_t f0 = DenseForwardScratch(4, 20, 16), f1 = DenseForwardScratch(4, 16, 8),
+               f2 = DenseForwardScratch(4, 8, 3);
+  const std::vector<Live> forward = {{f0, 1, 1}, {f1, 2, 2}, {f2, 3, 3}, {48, 3, 4}};
+  auto with = [&](std::vector<Live> more) {
+    more.insert(more.end(), forward.begin(), forward.end());
+    return more;
+  };
+  return {
+      // a1 until dense_0's backward (its ReLU), a2 until dense_1's (the same);
+      // gradients da3 [4,5], da2 [5,6], da1 [6,7].
+      {"all trainable", 0, 2112, 4224, 256 + 128, 0,
+       with({{256, 1, 7}, {128, 2, 6}, {DenseBackwardScratch(4, 8, 3, true), 5, 5},
+             {DenseBackwardScratch(4, 16, 8, true), 6, 6},
+             {DenseBackwardScratch(4, 20, 16, false), 7, 7},
+             {48, 4, 5}, {128, 5, 6}, {256, 6, 7}})},
+      // a1 until dense_1's weight gradient, a2 until its ReLU.
+      {"first layer frozen", 1, 768, 1536, 256 + 128, 1,
+       with({{256, 1, 6}, {128, 2, 6}, {DenseBackwardScratch(4, 8, 3, true), 5, 5},
+             {DenseBackwardScratch(4, 16, 8, false), 6, 6}, {48, 4, 5}, {128, 5, 6}})},
+      // a1 dies after dense_1's forward; a2 lives for dense_2's weight gradient.
+      {"head only", 2, 192, 384, 128, 2,
+       with({{256, 1, 2}, {128, 2, 5}, {DenseBackwardScratch(4, 8, 3, false), 5, 5},
+             {48, 4, 5}})},
+      {"all frozen", 3, 0, 0, 0, 3, with({{256, 1, 2}, {128, 2, 3}})},
+  };
 }
 
 TEST(ModelPlanTest, PlannedBytesMatchHandComputedNumbers) {
   Reference ref;
   ASSERT_TRUE(ref.Make(1 << 16).ok());
-  for (const Expected& e : kPlans) {
+  for (const Expected& e : Plans()) {
     for (int i = 0; i < 3; ++i) ref.model.layer(i).SetTrainable(i >= e.frozen_layers);
     ModelPlan plan;
     ASSERT_TRUE(ref.model.PlanMemory(4, /*training=*/true, &plan).ok());
@@ -95,17 +97,20 @@ TEST(ModelPlanTest, PlannedBytesMatchHandComputedNumbers) {
     EXPECT_EQ(plan.bytes[Region::kGradients], e.gradients) << e.name;
     EXPECT_EQ(plan.bytes[Region::kOptimizerState], e.state) << e.name;
     EXPECT_EQ(plan.bytes[Region::kActivations], e.activations) << e.name;
-    EXPECT_EQ(plan.bytes[Region::kScratch], e.scratch + GemmScratchBytes(e.first_backward, true))
+    EXPECT_EQ(plan.bytes[Region::kActivations] + plan.bytes[Region::kScratch], Peak(e.step))
         << e.name;
     EXPECT_EQ(plan.first_backward_layer, e.first_backward) << e.name;
     size_t layer_sum = 0;
     for (const LayerMemory& m : plan.layers) layer_sum += m.weights + m.gradients + m.optimizer_state + m.activations;
     EXPECT_EQ(layer_sum, plan.bytes.total() - plan.bytes[Region::kScratch]) << e.name;
+    for (const PlannedBuffer& b : plan.step_buffers) {
+      EXPECT_STRNE(b.what, "input") << e.name << ": the batch is read in place";
+    }
   }
 }
 
 TEST(ModelPlanTest, MeasuredHighWaterEqualsThePlan) {
-  for (const Expected& e : kPlans) {
+  for (const Expected& e : Plans()) {
     Reference ref;  // a fresh arena per freeze set
     ASSERT_TRUE(ref.Make(1 << 16).ok());
     for (int i = 0; i < 3; ++i) ref.model.layer(i).SetTrainable(i >= e.frozen_layers);
@@ -121,7 +126,9 @@ TEST(ModelPlanTest, MeasuredHighWaterEqualsThePlan) {
   }
 }
 
-TEST(ModelPlanTest, InferencePlanHoldsWeightsAndTwoBuffers) {
+// Predict at batch 1: weights, and a1, a2 while the forward pass needs them;
+// the output goes straight to the caller. No gradients, no activations kept.
+TEST(ModelPlanTest, InferencePlanHoldsWeightsAndLiveBuffers) {
   Reference ref;
   ASSERT_TRUE(ref.Make(1 << 16).ok());
   ModelPlan plan;
@@ -129,9 +136,32 @@ TEST(ModelPlanTest, InferencePlanHoldsWeightsAndTwoBuffers) {
   EXPECT_EQ(plan.bytes[Region::kGradients], 0u);
   EXPECT_EQ(plan.bytes[Region::kOptimizerState], 0u);
   EXPECT_EQ(plan.bytes[Region::kActivations], 0u);
-  // input 80 B; a1|a3, a2 64 B each
-  EXPECT_EQ(plan.bytes[Region::kScratch], 128u + 2 * 64u + GemmScratchBytes(3, false));
+  const std::vector<Live> step = {{64, 1, 2}, {64, 2, 3},
+                                  {DenseForwardScratch(1, 20, 16), 1, 1},
+                                  {DenseForwardScratch(1, 16, 8), 2, 2},
+                                  {DenseForwardScratch(1, 8, 3), 3, 3}};
+  EXPECT_EQ(plan.bytes[Region::kScratch], Peak(step));
   EXPECT_NE(plan.ToString().find("dense_2"), std::string::npos);
+}
+
+// Fit with shuffling copies each batch into the arena: the plan then holds
+// the input (and the labels) too, while a layer reads them.
+TEST(ModelPlanTest, GatheredBatchesArePlannedInPlaceOnesAreNot) {
+  Reference ref;
+  ASSERT_TRUE(ref.Make(1 << 16).ok());
+  PlanOptions options;
+  options.batch = 4;
+  options.gather = true;
+  ModelPlan plan;
+  ASSERT_TRUE(ref.model.PlanMemory(options, &plan).ok());
+  size_t input = 0, labels = 0;
+  for (const PlannedBuffer& b : plan.step_buffers) {
+    if (std::string(b.what) == "input") input = b.bytes;
+    if (std::string(b.what) == "labels") labels = b.bytes;
+  }
+  EXPECT_EQ(input, 320u);  // 4 x 20 floats, saved for dense_0's weight gradient
+  EXPECT_EQ(labels, 64u);
+  EXPECT_EQ(plan.bytes[Region::kActivations], 320u + 256u + 128u);
 }
 
 // Seed semantics at the model level: frozen layers keep their weights bit for
@@ -148,7 +178,6 @@ TEST(ModelTest, FreezeAndThawBetweenFitsWithoutRecompiling) {
   FitOptions fit;
   fit.epochs = 2;
   fit.batch_size = 4;
-  fit.verbose = Verbosity::kSilent;
   ASSERT_TRUE(model.Fit(train, fit).ok());
 
   model.layer(0).SetTrainable(false);
@@ -176,10 +205,21 @@ TEST(ModelTest, FreezeAndThawBetweenFitsWithoutRecompiling) {
 
 TEST(ModelTest, AThawThatDoesNotFitIsAStatusAndTheModelStaysUsable) {
   Reference ref;
-  // Head-only training needs 3520 bytes; thawing dense_0 too needs
-  // 2112 + 1536 gradients + 3072 state + 704 + 512 = 7936, plus GEMM scratch.
-  const size_t head_only = 3520 + GemmScratchBytes(2, true);
-  const size_t thawed = 7936 + GemmScratchBytes(0, true);
+  // Head-only training: weights, the head's gradients and Adam state, and
+  // the step of Plans()'s "head only". Thawing dense_0 too (dense_1 stays
+  // frozen but is differentiated through) needs 2112 + 1536 gradients + 3072
+  // state, and a step where a1 lives until dense_0's backward, dense_1
+  // computes only its input's gradient (reading W and its output).
+  const size_t head_only = 2112 + 192 + 384 + Peak(Plans()[2].step);
+  const size_t f0 = DenseForwardScratch(4, 20, 16), f1 = DenseForwardScratch(4, 16, 8),
+               f2 = DenseForwardScratch(4, 8, 3);
+  const size_t thawed =
+      2112 + 1536 + 3072 +
+      Peak({{f0, 1, 1}, {f1, 2, 2}, {f2, 3, 3}, {48, 3, 4}, {256, 1, 7}, {128, 2, 6},
+            {DenseBackwardScratch(4, 8, 3, true), 5, 5},
+            {GemmBytes(4, 16, 8, false, false), 6, 6},
+            {DenseBackwardScratch(4, 20, 16, false), 7, 7},
+            {48, 4, 5}, {128, 5, 6}, {256, 6, 7}});
   ASSERT_TRUE(ref.Make(head_only + 256).ok());
   Sequential& model = ref.model;
   model.layer(0).SetTrainable(false);
@@ -364,7 +404,6 @@ TEST(ModelTest, LossesDecreaseOnSimpleProblems) {
     FitOptions fit;
     fit.epochs = 30;
     fit.batch_size = 16;
-    fit.verbose = Verbosity::kSilent;
     ASSERT_TRUE(model.Fit(train, fit).ok());
     ASSERT_TRUE(model.Evaluate(train, 16, &after).ok());
     EXPECT_LT(after.loss, 0.5 * before.loss) << LossName(c.loss);

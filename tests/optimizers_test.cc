@@ -246,7 +246,7 @@ TEST_F(OptimizerTest, VariableThawedAfterTheTapeBeganWaitsForTheNextTape) {
   GradientTape tape(&vars);
   tape.Watch(f);
   Tensor loss = tape.Mul(a, f);
-  f.set_trainable(true);
+  ASSERT_TRUE(f.set_trainable(true).ok());
   TensorView g[2];
   ASSERT_TRUE(tape.Gradient(loss, {a, f}, g).ok());
   Status s = sgd.ApplyGradients({{g[0], a}, {g[1], f}});
@@ -320,10 +320,10 @@ TEST_F(OptimizerTest, StateSurvivesAFreezeChangeAndThawedVariablesStartFresh) {
   ASSERT_TRUE(vars.Create("b", {n}, true, &b).ok());
   Adam adam(&vars, o);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(Step(vars, adam, {a, b}, {ta, tb}).ok());
-  b.set_trainable(false);
+  ASSERT_TRUE(b.set_trainable(false).ok());
   for (int i = 0; i < 2; ++i) ASSERT_TRUE(Step(vars, adam, {a}, {ta}).ok());
   const std::vector<float> b_frozen(b.value().data(), b.value().data() + n);
-  b.set_trainable(true);
+  ASSERT_TRUE(b.set_trainable(true).ok());
   ASSERT_TRUE(Step(vars, adam, {a, b}, {ta, tb}).ok());
   EXPECT_EQ(vars.steps(0), 6u);
   EXPECT_EQ(vars.steps(1), 1u);

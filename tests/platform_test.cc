@@ -121,7 +121,7 @@ TEST(ThreadPoolTest, TasksRunOnSeveralThreadsWhenBuiltWithTbb) {
 }
 
 TEST(CpuTest, DispatchedTargetIsSupportedAndCompiled) {
-  const std::string supported = SupportedTargetNames();
+  const std::string supported = simd::SupportedTargetNames();
   const std::string compiled = simd::CompiledTargetNames();
   const std::string dispatched = simd::DispatchedTargetName();
   EXPECT_FALSE(supported.empty());

@@ -134,11 +134,12 @@ struct Matrix {
   float pad;
 };
 
-// Exactly GemmScratchFloats(m, n, k, threads) floats, 64-byte aligned, NaN
-// (the kernel must not depend on its contents), then guard floats.
+// Exactly the scratch the layout asks for (GemmScratchFloats with the
+// transposes), 64-byte aligned, NaN (the kernel must not depend on its
+// contents), then guard floats.
 struct Scratch {
-  Scratch(size_t m, size_t n, size_t k, int threads)
-      : floats(GemmScratchFloats(m, n, k, threads)),
+  Scratch(size_t m, size_t n, size_t k, bool trans_a, bool trans_b, int threads)
+      : floats(GemmScratchFloats(m, n, k, trans_a, trans_b, threads)),
         mem(hwy::AllocateAligned<float>(floats + kGuardFloats)) {
     std::fill(mem.get(), mem.get() + floats,
               std::numeric_limits<float>::quiet_NaN());
@@ -193,7 +194,7 @@ void CheckGemm(size_t m, size_t n, size_t k, bool trans_a, bool trans_b,
   ScalarGemm(abs_a.data(), a.ld, trans_a, abs_b.data(), b.ld, trans_b,
              bound.data(), c.ld, m, n, k, accumulate);
 
-  Scratch scratch(m, n, k, pool.num_threads());
+  Scratch scratch(m, n, k, trans_a, trans_b, pool.num_threads());
   Gemm(a.data, a.ld, trans_a, b.data, b.ld, trans_b, c.data, c.ld, m, n, k,
        accumulate, scratch.data(), pool);
 
@@ -264,7 +265,7 @@ TEST_P(GemmTest, KnownValues) {
   const float a[] = {1, 2, 3, 4, 5, 6};
   const float b[] = {1, 0, 0, 1, 1, 1};
   float c[4] = {-1, -1, -1, -1};
-  Scratch scratch(2, 2, 3, Pool().num_threads());
+  Scratch scratch(2, 2, 3, false, false, Pool().num_threads());
   Gemm(a, 3, false, b, 2, false, c, 2, 2, 2, 3, false, scratch.data(), Pool());
   EXPECT_EQ(c[0], 4.0f);
   EXPECT_EQ(c[1], 5.0f);
@@ -302,7 +303,8 @@ TEST_P(GemmTest, SameBitsForOneAndTwoThreads) {
         a.FillRandom(rng);
         b.FillRandom(rng);
         std::vector<float> c1(m * n), c2(m * n);
-        Scratch s1(m, n, k, one.num_threads()), s2(m, n, k, two.num_threads());
+        Scratch s1(m, n, k, trans_a, trans_b, one.num_threads()),
+            s2(m, n, k, trans_a, trans_b, two.num_threads());
         Gemm(a.data, lda, trans_a, b.data, ldb, trans_b, c1.data(), n, m, n, k,
              false, s1.data(), one);
         Gemm(a.data, lda, trans_a, b.data, ldb, trans_b, c2.data(), n, m, n, k,
@@ -356,7 +358,7 @@ TEST_P(GemmTest, EpilogueMatchesSeparateKernels) {
               for (size_t i = 0; i < m; ++i) {
                 std::memcpy(&c.at(i, 0), &expected.at(i, 0), n * sizeof(float));
               }
-              Scratch scratch(m, n, k, pool->num_threads());
+              Scratch scratch(m, n, k, trans_a, trans_b, pool->num_threads());
               Gemm(a.data, lda, trans_a, b.data, ldb, trans_b, expected.data, ldc, m, n, k,
                    accumulate, scratch.data(), *pool);
               for (size_t i = 0; i < m; ++i) {
@@ -389,14 +391,22 @@ TEST_P(GemmTest, EpilogueMatchesSeparateKernels) {
   }
 }
 
-// The scratch query: nothing for empty products, enough for any transposes,
-// and never less for more threads.
+// The scratch query: nothing for empty products, the largest of the four
+// layouts when the transposes are not given, and never less for more threads.
+// (That each layout's own size suffices is checked by every CheckGemm.)
 TEST_P(GemmTest, ScratchFloats) {
   EXPECT_EQ(GemmScratchFloats(0, 5, 5, 2), 0u);
   EXPECT_EQ(GemmScratchFloats(5, 0, 5, 2), 0u);
   EXPECT_EQ(GemmScratchFloats(5, 5, 0, 2), 0u);
   for (const auto& [m, n, k] : Shapes()) {
     EXPECT_GE(GemmScratchFloats(m, n, k, 2), GemmScratchFloats(m, n, k, 1));
+    size_t largest = 0;
+    for (int t = 0; t < 4; ++t) {
+      const size_t layout = GemmScratchFloats(m, n, k, t & 1, t & 2, 2);
+      EXPECT_GE(layout, GemmScratchFloats(m, n, k, t & 1, t & 2, 1));
+      largest = std::max(largest, layout);
+    }
+    EXPECT_EQ(GemmScratchFloats(m, n, k, 2), largest);
   }
 }
 

@@ -331,7 +331,7 @@ TEST_F(TapeTest, ArenaTooSmallIsAStatusNotACrash) {
 
 TEST_F(TapeTest, ThawTakesEffectAtTheNextTape) {
   GradientTape tape(vars_.get());
-  var2_.set_trainable(true);  // while recording: not this tape
+  ASSERT_TRUE(var2_.set_trainable(true).ok());  // while recording: not this tape
   Tensor loss = tape.Mul(var1_, var2_);
   TensorView g[2];
   ASSERT_TRUE(tape.Gradient(loss, {var1_, var2_}, g).ok());

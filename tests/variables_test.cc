@@ -134,14 +134,14 @@ TEST_F(VariablesTest, FreezeIsABitFlipAndTheNextPrepareReplans) {
   ASSERT_TRUE(vars.Prepare().ok());
   EXPECT_FALSE(vars.plan_stale());
   EXPECT_EQ(arena_.bytes(Region::kGradients), 256u);
-  b.set_trainable(false);
+  ASSERT_TRUE(b.set_trainable(false).ok());
   EXPECT_TRUE(vars.plan_stale());
   EXPECT_FALSE(b.gradient().present());  // frozen now: absent at once
   EXPECT_EQ(arena_.bytes(Region::kGradients), 256u);  // nothing moved yet
   ASSERT_TRUE(vars.Prepare().ok());
   EXPECT_EQ(arena_.bytes(Region::kGradients), 128u);
-  b.set_trainable(true);
-  b.set_trainable(false);  // back where the plan is: not stale
+  ASSERT_TRUE(b.set_trainable(true).ok());
+  ASSERT_TRUE(b.set_trainable(false).ok());  // back where the plan is: not stale
   EXPECT_FALSE(vars.plan_stale());
 }
 
@@ -180,8 +180,8 @@ TEST_F(VariablesTest, ReplanKeepsStateOfVariablesThatStayTrainable) {
   FillState(vars);
   for (int i = 0; i < 5; ++i) vars.steps(i) = 10 + i;
   // Freeze 1 (later blocks move down) and thaw 2 (later blocks move up).
-  v[1].set_trainable(false);
-  v[2].set_trainable(true);
+  ASSERT_TRUE(v[1].set_trainable(false).ok());
+  ASSERT_TRUE(v[2].set_trainable(true).ok());
   ASSERT_TRUE(vars.Prepare().ok());
   ExpectSlots(vars, 0, true);
   ExpectSlots(vars, 2, false);  // newly thawed: zero state
@@ -190,7 +190,7 @@ TEST_F(VariablesTest, ReplanKeepsStateOfVariablesThatStayTrainable) {
   EXPECT_EQ(vars.steps(2), 0u);
   EXPECT_EQ(vars.steps(4), 14u);
   // Thaw 1 again: it starts over, the others keep going.
-  v[1].set_trainable(true);
+  ASSERT_TRUE(v[1].set_trainable(true).ok());
   ASSERT_TRUE(vars.Prepare().ok());
   ExpectSlots(vars, 1, false);
   ExpectSlots(vars, 0, true);
@@ -226,7 +226,7 @@ TEST_F(VariablesTest, PlanThatDoesNotFitChangesNothing) {
   FillState(vars);
   ASSERT_TRUE(vars.Assign(b, std::vector<float>(64, 5.0f)).ok());
   const MemoryReport before = arena.Report();
-  b.set_trainable(true);
+  ASSERT_TRUE(b.set_trainable(true).ok());
   Status s = vars.Prepare();
   EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
   EXPECT_TRUE(Contains(s, "needs 2048 bytes")) << s.message();
@@ -238,7 +238,7 @@ TEST_F(VariablesTest, PlanThatDoesNotFitChangesNothing) {
   EXPECT_FALSE(vars.planned_trainable(1));
   ExpectSlots(vars, 0, true);
   EXPECT_EQ(b.value().data()[63], 5.0f);
-  b.set_trainable(false);  // revert: the plan matches again
+  ASSERT_TRUE(b.set_trainable(false).ok());  // revert: the plan matches again
   EXPECT_TRUE(vars.Prepare().ok());
   ExpectSlots(vars, 0, true);
 }

@@ -1,139 +1,63 @@
 #include "core/api/model.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <limits>
 
+#include "core/exec/executor.h"
+#include "core/graph/op.h"
+#include "platform/clock.h"
 #include "platform/memory.h"
-#include "simd/loss.h"
+#include "platform/random.h"
 
 namespace thaw {
 
-const char* LossName(Loss loss) {
-  switch (loss) {
-    case Loss::kMeanSquaredError: return "mean_squared_error";
-    case Loss::kSparseCategoricalCrossentropy: return "sparse_categorical_crossentropy";
-    case Loss::kSparseCategoricalCrossentropyFromLogits:
-      return "sparse_categorical_crossentropy(from_logits)";
-    case Loss::kBinaryCrossentropyFromLogits: return "binary_crossentropy(from_logits)";
-  }
-  return "?";
-}
-
-OptimizerConfig OptimizerConfig::Sgd(const SgdOptions& options) {
-  OptimizerConfig c;
-  c.kind = Kind::kSgd;
-  c.sgd = options;
-  return c;
-}
-
-OptimizerConfig OptimizerConfig::Adam(const AdamOptions& options) {
-  OptimizerConfig c;
-  c.kind = Kind::kAdam;
-  c.adam = options;
-  return c;
-}
-
-OptimizerConfig OptimizerConfig::AdamW(const AdamOptions& options) {
-  OptimizerConfig c = Adam(options);
-  c.kind = Kind::kAdamW;
-  return c;
-}
-
-namespace {
-
-bool Classifies(Loss loss) { return loss != Loss::kMeanSquaredError; }
-bool UsesLabels(Loss loss) {
-  return loss == Loss::kSparseCategoricalCrossentropy ||
-         loss == Loss::kSparseCategoricalCrossentropyFromLogits;
-}
-size_t Bytes(size_t floats) { return AlignUp(floats * sizeof(float)); }
-
-// Whether the layer's last operation is a softmax.
-bool EndsInSoftmax(const Layer& layer) {
-  if (const auto* dense = dynamic_cast<const Dense*>(&layer)) {
-    return dense->activation() == Activation::kSoftmax;
-  }
-  if (const auto* act = dynamic_cast<const ActivationLayer*>(&layer)) {
-    return act->activation() == Activation::kSoftmax;
-  }
-  return false;
-}
-
-bool EndsInSigmoid(const Layer& layer) {
-  if (const auto* dense = dynamic_cast<const Dense*>(&layer)) {
-    return dense->activation() == Activation::kSigmoid;
-  }
-  if (const auto* act = dynamic_cast<const ActivationLayer*>(&layer)) {
-    return act->activation() == Activation::kSigmoid;
-  }
-  return false;
-}
-
-double Seconds(std::chrono::steady_clock::time_point since) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
-}
-
-}  // namespace
-
-// Sizes (in floats, or bytes for labels) of every transient buffer of one
-// step, in allocation order. Computed per step into vectors sized at Build.
-struct Sequential::StepLayout {
-  explicit StepLayout(size_t layers) : act(layers + 1), state(layers) {}
-  Mode mode = Mode::kPredict;
+// A compiled program and what it was compiled for.
+struct CachedProgram {
+  Program program;
+  bool valid = false;
   size_t batch = 0;
-  size_t first_backward = 0;  // == num_layers() when no backward pass runs
-  size_t input = 0;
-  bool input_saved = false;
-  std::vector<size_t> act;    // act[i], i in 1..n: floats of a saved a_i, else 0
-  std::vector<size_t> state;  // state[i]: saved floats of layer i (dropout masks)
-  // Activations nobody reads back alternate between two buffers by the
-  // parity of i, as do the gradients da_i; each buffer is sized for its own
-  // parity, so a lone unsaved activation costs one buffer, not two.
-  size_t ping[2] = {0, 0};
-  size_t prefix_state = 0;    // layer state of the frozen prefix (scratch)
-  size_t grad[2] = {0, 0};
-  size_t layer_scratch = 0;
-  size_t label_bytes = 0;
-  size_t targets = 0;
+  bool gather = false;
+  Bitmap trainable;  // training programs
+};
 
-  size_t ActivationBytes() const {
-    size_t bytes = input_saved ? Bytes(input) : 0;
-    for (size_t a : act) bytes += a ? Bytes(a) : 0;
-    for (size_t s : state) bytes += s ? Bytes(s) : 0;
-    return bytes;
-  }
-  size_t ScratchBytes() const {
-    return (input_saved ? 0 : Bytes(input)) + Bytes(ping[0]) + Bytes(ping[1]) +
-           Bytes(prefix_state) + Bytes(grad[0]) + Bytes(grad[1]) + Bytes(layer_scratch) +
-           AlignUp(label_bytes) + Bytes(targets);
+struct Model::Programs {
+  CachedProgram train, evaluate, predict;
+  CachedProgram& For(StepMode mode) {
+    return mode == StepMode::kTrain ? train : mode == StepMode::kEvaluate ? evaluate : predict;
   }
 };
 
-// Pointers into the arena for one step.
-struct Sequential::StepBuffers {
-  explicit StepBuffers(size_t layers) : act(layers + 1), state(layers) {}
-  std::vector<float*> act;    // a_0 .. a_n
-  std::vector<float*> state;  // per layer
-  float* grad[2] = {nullptr, nullptr};
-  float* scratch = nullptr;
-  int32_t* labels = nullptr;
-  float* targets = nullptr;
-};
+Model::Model(ThreadPool& pool) : pool_(&pool) {}
+Model::~Model() = default;
 
-Sequential::Sequential(ThreadPool& pool) : pool_(&pool) {}
-Sequential::~Sequential() = default;
+void Model::Fail(Status status) {
+  if (status_.ok()) status_ = std::move(status);
+}
 
-Status Sequential::Add(std::unique_ptr<Layer> layer, const std::string& name) {
+// ---- Describing the model ----
+
+Symbol Model::Input(const Shape& shape, Layout layout) {
+  if (built() || input_ != nullptr) {
+    Fail(FailedPrecondition("Input: the model has its input already; a model takes one"));
+    return Symbol();
+  }
+  if (shape.num_elements() == 0 || shape.rank() >= kMaxRank) {
+    Fail(InvalidArgument("Input: shape %s must have elements and at most %d dimensions",
+                         shape.ToString().c_str(), kMaxRank - 1));
+    return Symbol();
+  }
+  input_ = graph_.AddInput(shape, layout);
+  return Symbol(this, input_);
+}
+
+Status Model::AddLayer(std::unique_ptr<Layer> layer, const std::string& name) {
   if (built()) {
-    return FailedPrecondition("Sequential::Add: the model is already built; add layers before Build");
+    return FailedPrecondition("the model is already built; add layers before Build");
   }
-  if (layer == nullptr) return InvalidArgument("Sequential::Add: the layer is null");
+  if (layer == nullptr) return InvalidArgument("the layer is null");
   std::string chosen = name;
   if (chosen.empty()) {
     int same_kind = 0;
@@ -143,98 +67,156 @@ Status Sequential::Add(std::unique_ptr<Layer> layer, const std::string& name) {
   if (FindLayer(chosen) != nullptr || chosen.find('.') != std::string::npos) {
     return InvalidArgument("%s: a layer name must be unique and contain no '.'", chosen.c_str());
   }
-  // The name is set by Build; keep it until then.
+  layer->name_ = chosen;
   layers_.push_back(std::move(layer));
-  pending_names_.push_back(chosen);
   return Status::Ok();
 }
 
-Layer* Sequential::FindLayer(const std::string& name) {
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    const std::string& n = built() ? layers_[i]->name() : pending_names_[i];
-    if (n == name) return layers_[i].get();
+Symbol Model::CallLayer(size_t index, Span<const Symbol> inputs) {
+  Layer& layer = *layers_[index];
+  Value* values[kMaxNodeInputs];
+  if (inputs.size() == 0 || inputs.size() > static_cast<size_t>(kMaxNodeInputs)) {
+    Fail(InvalidArgument("%s: a layer takes 1 to %d inputs, got %zu", layer.name().c_str(),
+                         kMaxNodeInputs, inputs.size()));
+    return Symbol();
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].valid() || inputs[i].model_ != this) {
+      Fail(InvalidArgument("%s: input %zu %s", layer.name().c_str(), i,
+                           inputs[i].valid() ? "belongs to another model"
+                                             : "is invalid (it came from a failed call)"));
+      return Symbol();
+    }
+    values[i] = inputs[i].value_;
+  }
+  LayerBuilder builder(&graph_, &declared_, layer.name(), static_cast<int>(index));
+  Value* out = nullptr;
+  Status s = layer.Call(builder, Span<Value* const>(values, inputs.size()), &out);
+  if (!s.ok()) {
+    Fail(s);
+    return Symbol();
+  }
+  layer.output_ = out;
+  return Symbol(this, out);
+}
+
+Symbol Model::Call(std::unique_ptr<Layer> layer, Symbol input, const std::string& name) {
+  return Call(std::move(layer), {input}, name);
+}
+
+Symbol Model::Call(std::unique_ptr<Layer> layer, std::initializer_list<Symbol> inputs,
+                   const std::string& name) {
+  if (!status_.ok()) return Symbol();
+  Status added = AddLayer(std::move(layer), name);
+  if (!added.ok()) {
+    Fail(Status(added.code(), std::string("Call: ") + added.message()));
+    return Symbol();
+  }
+  return CallLayer(layers_.size() - 1, Span<const Symbol>(inputs.begin(), inputs.size()));
+}
+
+Layer* Model::FindLayer(const std::string& name) {
+  for (const auto& layer : layers_) {
+    if (layer->name() == name) return layer.get();
   }
   return nullptr;
 }
 
-size_t Sequential::output_features() const {
-  return layers_.empty() ? input_features_ : layers_.back()->output_features();
+size_t Model::input_features() const {
+  return input_ != nullptr ? input_->shape.num_elements() : 0;
 }
 
-Status Sequential::Build(size_t input_features, size_t max_batch, Arena* arena,
-                         uint64_t seed) {
-  if (built()) return FailedPrecondition("Sequential::Build: the model is already built");
-  if (layers_.empty()) return InvalidArgument("Sequential::Build: the model has no layers");
-  if (input_features == 0 || max_batch == 0) {
-    return InvalidArgument("Sequential::Build: input_features (%zu) and max_batch (%zu) must be positive",
-                           input_features, max_batch);
+size_t Model::output_features() const {
+  return output_ != nullptr ? output_->shape.num_elements() : 0;
+}
+
+Status Model::Build(Symbol output, size_t max_batch, Arena* arena, uint64_t seed) {
+  if (built()) return FailedPrecondition("Build: the model is already built");
+  THAW_RETURN_IF_ERROR(status_);
+  if (!output.valid() || output.model_ != this) {
+    return InvalidArgument("Build: the output is not a tensor of this model");
   }
+  if (output.value_ == input_) {
+    return InvalidArgument("Build: the output is the input; the model has no layers");
+  }
+  if (max_batch == 0) return InvalidArgument("Build: max_batch must be positive");
   if (arena == nullptr || arena->data() == nullptr) {
-    return InvalidArgument("Sequential::Build: the arena is empty");
+    return InvalidArgument("Build: the arena is empty");
   }
+  // Create every variable first; only when all fit does the model take them.
   auto vars = std::make_unique<VariableSet>(arena);
-  Random rng(seed);
-  size_t features = input_features;
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    THAW_RETURN_IF_ERROR(layers_[i]->Build(pending_names_[i], features, vars.get(), rng));
-    features = layers_[i]->output_features();
+  for (const DeclaredVariable& d : declared_) {
+    Variable v;
+    if (d.role == VariableRole::kStatistic) {
+      THAW_RETURN_IF_ERROR(vars->CreateStatistic(d.name, d.shape, &v));
+    } else {
+      THAW_RETURN_IF_ERROR(vars->Create(d.name, d.shape, /*trainable=*/true, &v));
+    }
   }
-  arena_ = arena;
+  for (size_t i = 0; i < declared_.size(); ++i) {
+    const DeclaredVariable& d = declared_[i];
+    d.value->variable = static_cast<int>(i);
+    layers_[d.layer]->variables_.push_back((*vars)[static_cast<int>(i)]);
+  }
   vars_ = std::move(vars);
-  input_features_ = input_features;
+  Random rng(seed);
+  for (const auto& layer : layers_) layer->ResetParameters(rng);
+  arena_ = arena;
+  output_ = output.value_;
+  loss_input_ = output_;
   max_batch_ = max_batch;
   arena_token_ = Arena::NewOwnerToken();
-  // Size the per-step bookkeeping once, so a step never allocates.
-  layout_ = std::make_unique<StepLayout>(layers_.size());
-  buffers_ = std::make_unique<StepBuffers>(layers_.size());
+  // Size every per-step structure now, so that a step never allocates.
+  programs_ = std::make_unique<Programs>();
+  for (CachedProgram* p : {&programs_->train, &programs_->evaluate, &programs_->predict}) {
+    p->program.Reserve(graph_);
+    p->trainable = vars_->trainable_bits();
+  }
   return Status::Ok();
 }
 
-Status Sequential::Compile(const OptimizerConfig& config, Loss loss) {
-  if (!built()) return FailedPrecondition("Sequential::Compile: build the model first");
-  const Layer& last = *layers_.back();
+// ---- Compiling ----
+
+Status Model::Compile(const OptimizerConfig& config, Loss loss) {
+  if (!built()) return FailedPrecondition("Compile: build the model first");
+  const Node* last = output_->producer;
+  const char* last_name = layers_[last->layer]->name().c_str();
+  const Activation final = FinalActivationOf(*last);
   const size_t outputs = output_features();
-  if (loss == Loss::kSparseCategoricalCrossentropy && !EndsInSoftmax(last)) {
+  if (loss == Loss::kSparseCategoricalCrossentropy && final != Activation::kSoftmax) {
     return InvalidArgument(
         "loss %s takes probabilities from a final softmax, but the model ends in "
         "'%s'; end the model in softmax or use the from-logits loss",
-        LossName(loss), last.name().c_str());
+        LossName(loss), last_name);
   }
-  if (loss == Loss::kSparseCategoricalCrossentropyFromLogits && EndsInSoftmax(last)) {
+  if (loss == Loss::kSparseCategoricalCrossentropyFromLogits && final == Activation::kSoftmax) {
     return InvalidArgument(
         "loss %s takes logits, but the model ends in a softmax ('%s'); use "
         "kSparseCategoricalCrossentropy, which fuses the softmax into the loss",
-        LossName(loss), last.name().c_str());
+        LossName(loss), last_name);
   }
-  if (loss == Loss::kBinaryCrossentropyFromLogits && EndsInSigmoid(last)) {
+  if (loss == Loss::kBinaryCrossentropyFromLogits && final == Activation::kSigmoid) {
     return InvalidArgument(
         "loss %s takes logits, but the model ends in a sigmoid ('%s'); remove "
         "the sigmoid (the loss applies it, stably)",
-        LossName(loss), last.name().c_str());
+        LossName(loss), last_name);
   }
   if (UsesLabels(loss) && outputs < 2) {
     return InvalidArgument("loss %s needs at least 2 output classes; the model has %zu",
                            LossName(loss), outputs);
   }
   optimizer_.reset();  // detach the old one before the new one attaches
-  switch (config.kind) {
-    case OptimizerConfig::Kind::kSgd:
-      optimizer_ = std::make_unique<SGD>(vars_.get(), config.sgd, *pool_);
-      break;
-    case OptimizerConfig::Kind::kAdam:
-      optimizer_ = std::make_unique<Adam>(vars_.get(), config.adam, *pool_);
-      break;
-    case OptimizerConfig::Kind::kAdamW:
-      optimizer_ = std::make_unique<AdamW>(vars_.get(), config.adam, *pool_);
-      break;
-  }
+  optimizer_ = MakeOptimizer(config, vars_.get(), *pool_);
   loss_ = loss;
-  fused_softmax_ = loss == Loss::kSparseCategoricalCrossentropy;
+  // A softmax fused into the loss: the loss reads the logits, and the
+  // softmax node runs only in Predict.
+  loss_input_ = FusesSoftmax(loss) ? last->in[0] : output_;
+  programs_->train.valid = programs_->evaluate.valid = false;
   compiled_ = true;
   return Status::Ok();
 }
 
-Status Sequential::SetLearningRate(float learning_rate) {
+Status Model::SetLearningRate(float learning_rate) {
   THAW_RETURN_IF_ERROR(CheckReady("SetLearningRate", true));
   if (!(learning_rate >= 0.0f) || !std::isfinite(learning_rate)) {
     return InvalidArgument("SetLearningRate: %g is not a finite, non-negative rate", learning_rate);
@@ -243,13 +225,13 @@ Status Sequential::SetLearningRate(float learning_rate) {
   return Status::Ok();
 }
 
-Status Sequential::CheckReady(const char* what, bool needs_compile) const {
+Status Model::CheckReady(const char* what, bool needs_compile) const {
   if (!built()) return FailedPrecondition("%s: build the model first", what);
   if (needs_compile && !compiled_) return FailedPrecondition("%s: compile the model first", what);
   return Status::Ok();
 }
 
-Status Sequential::CheckExamples(const char* what, const Examples& e) const {
+Status Model::CheckExamples(const char* what, const Examples& e) const {
   if (e.count == 0) return Status::Ok();
   if (e.x == nullptr) return InvalidArgument("%s: the examples have no inputs (x is null)", what);
   if (UsesLabels(loss_)) {
@@ -269,121 +251,104 @@ Status Sequential::CheckExamples(const char* what, const Examples& e) const {
   return Status::Ok();
 }
 
-size_t Sequential::FirstBackwardLayer(const Bitmap& trainable) const {
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    for (const Variable& v : layers_[i]->variables()) {
-      if (trainable.Test(v.index())) return i;
-    }
-  }
-  return layers_.size();
-}
+// ---- Plans ----
 
-// The buffers of one step. a_i is the input of layer i (a_0 the batch, a_n
-// the output). Training keeps a_i only when the backward pass reads it:
-// layer i needs its input, or layer i-1 its output, and that layer is at or
-// after the first trainable one. Every other a_i lives in one of two
-// ping-pong buffers. The backward pass passes gradients through two more.
-void Sequential::Layout(size_t batch, Mode mode, size_t first_backward,
-                        const Bitmap& trainable, StepLayout* out) const {
-  const size_t n = layers_.size();
-  const bool training = mode == Mode::kTrain;
-  const size_t f = training ? first_backward : n;
-  out->mode = mode;
-  out->batch = batch;
-  out->first_backward = f;
-  out->input = batch * input_features_;
-  out->input_saved = training && f == 0 && n > 0 && layers_[0]->BackwardNeedsInput(trainable);
-  out->ping[0] = out->ping[1] = 0;
-  out->prefix_state = 0;
-  out->grad[0] = out->grad[1] = 0;
-  out->layer_scratch = 0;
-  out->act[0] = 0;
-  for (size_t i = 1; i <= n; ++i) {
-    const size_t floats = batch * layers_[i - 1]->output_features();
-    const bool read_as_input = i < n && i >= f && layers_[i]->BackwardNeedsInput(trainable);
-    // A final softmax fused into the loss is not differentiated: its output
-    // is not read.
-    const bool fused_last = fused_softmax_ && i == n;
-    const bool read_as_output =
-        i - 1 >= f && f < n && !fused_last && layers_[i - 1]->BackwardNeedsOutput();
-    const bool saved = training && (read_as_input || read_as_output);
-    out->act[i] = saved ? floats : 0;
-    if (!saved) out->ping[i % 2] = std::max(out->ping[i % 2], floats);
-    if (training && i > f) out->grad[i % 2] = std::max(out->grad[i % 2], floats);
-  }
-  for (size_t i = 0; i < n; ++i) {
-    const Layer& layer = *layers_[i];
-    const size_t state = training ? layer.SavedFloats(batch) : 0;
-    out->state[i] = i >= f ? state : 0;
-    if (i < f) out->prefix_state = std::max(out->prefix_state, state);
-    out->layer_scratch = std::max(
-        out->layer_scratch, layer.ScratchFloats(batch, pool_->num_threads(), training && i >= f));
-  }
-  out->label_bytes = 0;
-  out->targets = 0;
-  if (mode != Mode::kPredict) {
+ProgramSpec Model::SpecFor(StepMode mode, size_t batch, bool gather) const {
+  ProgramSpec spec;
+  spec.mode = mode;
+  spec.batch = batch;
+  spec.threads = pool_->num_threads();
+  spec.gather = gather;
+  spec.output_to_caller = mode == StepMode::kPredict;
+  spec.input = input_;
+  spec.output = output_;
+  spec.loss_input = loss_input_;
+  if (gather && mode != StepMode::kPredict) {
     if (UsesLabels(loss_)) {
-      out->label_bytes = batch * sizeof(int32_t);
+      spec.label_bytes = sizeof(int32_t);
     } else {
-      out->targets = batch * output_features();
+      spec.target_floats = output_features();
     }
   }
+  return spec;
 }
 
-Status Sequential::PlanMemory(size_t batch, bool training, ModelPlan* plan) const {
+Status Model::PlanMemory(const PlanOptions& options, ModelPlan* plan) const {
   THAW_RETURN_IF_ERROR(CheckReady("PlanMemory", false));
-  if (training) return PlanMemory(batch, vars_->trainable_bits(), plan);
-  // Inference: weights, the input and two ping-pong buffers; no gradients.
-  StepLayout layout(layers_.size());
-  Layout(batch, Mode::kPredict, layers_.size(), vars_->trainable_bits(), &layout);
-  FillPlan(layout, vars_->trainable_bits(), plan);
-  return Status::Ok();
-}
-
-Status Sequential::PlanMemory(size_t batch, const Bitmap& trainable, ModelPlan* plan) const {
-  THAW_RETURN_IF_ERROR(CheckReady("PlanMemory", false));
+  const Bitmap& trainable = options.trainable != nullptr ? *options.trainable : vars_->trainable_bits();
   if (trainable.size() != static_cast<size_t>(vars_->size())) {
     return InvalidArgument("PlanMemory: the freeze set has %zu bits; the model has %d variables",
                            trainable.size(), vars_->size());
   }
-  StepLayout layout(layers_.size());
-  Layout(batch, Mode::kTrain, FirstBackwardLayer(trainable), trainable, &layout);
-  FillPlan(layout, trainable, plan);
+  if (options.batch == 0) return InvalidArgument("PlanMemory: the batch is empty");
+  Program program;
+  program.Reserve(graph_);
+  program.Compile(graph_, *vars_, trainable, SpecFor(options.mode, options.batch, options.gather));
+  FillPlan(program, trainable, plan);
   return Status::Ok();
 }
 
-void Sequential::FillPlan(const StepLayout& layout, const Bitmap& trainable, ModelPlan* plan) const {
-  plan->batch = layout.batch;
-  plan->training = layout.mode == Mode::kTrain;
-  plan->first_backward_layer = layout.first_backward;
-  plan->bytes = vars_->PlannedBytes(trainable);
-  if (!plan->training) {
-    plan->bytes.bytes[static_cast<int>(Region::kGradients)] = 0;
-    plan->bytes.bytes[static_cast<int>(Region::kOptimizerState)] = 0;
+Status Model::PlanMemory(size_t batch, bool training, ModelPlan* plan) const {
+  PlanOptions options;
+  options.batch = batch;
+  options.mode = training ? StepMode::kTrain : StepMode::kPredict;
+  return PlanMemory(options, plan);
+}
+
+Status Model::PlanMemory(size_t batch, const Bitmap& trainable, ModelPlan* plan) const {
+  PlanOptions options;
+  options.batch = batch;
+  options.trainable = &trainable;
+  return PlanMemory(options, plan);
+}
+
+// Regions and per-layer rows from the two plans: the persistent one (weights
+// and, in training, gradients and optimizer state) and the step's.
+void Model::FillPlan(const Program& program, const Bitmap& trainable, ModelPlan* plan) const {
+  const ProgramSpec& spec = program.spec();
+  const bool training = spec.mode == StepMode::kTrain;
+  plan->batch = spec.batch;
+  plan->mode = spec.mode;
+  plan->gather = spec.gather;
+  plan->first_backward_layer = program.first_backward_layer() >= 0
+                                   ? static_cast<size_t>(program.first_backward_layer())
+                                   : layers_.size();
+  plan->layers.assign(layers_.size() + 1, LayerMemory());
+  plan->layers[0].name = "input";
+  for (size_t i = 0; i < layers_.size(); ++i) plan->layers[i + 1].name = layers_[i]->name();
+  MemoryReport& bytes = plan->bytes;
+  bytes = MemoryReport();
+  const MemoryPlan& persistent = vars_->PersistentPlan(trainable);
+  for (int b = 0; b < persistent.size(); ++b) {
+    const PlannedBuffer& buffer = persistent[b];
+    if (!training && buffer.region != Region::kWeights) continue;
+    bytes.bytes[static_cast<int>(buffer.region)] += buffer.bytes;
+    LayerMemory& row = plan->layers[declared_[buffer.owner].layer + 1];
+    (buffer.region == Region::kWeights     ? row.weights
+     : buffer.region == Region::kGradients ? row.gradients
+                                           : row.optimizer_state) += buffer.bytes;
   }
-  plan->bytes.bytes[static_cast<int>(Region::kActivations)] = layout.ActivationBytes();
-  plan->bytes.bytes[static_cast<int>(Region::kScratch)] = layout.ScratchBytes();
-  plan->layers.clear();
-  LayerMemory input;
-  input.name = "input";
-  input.activations = layout.input_saved ? Bytes(layout.input) : 0;
-  plan->layers.push_back(input);
-  const int slots = vars_->optimizer_slots();
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    LayerMemory m;
-    m.name = layers_[i]->name();
-    for (const Variable& v : layers_[i]->variables()) {
-      const size_t bytes = Bytes(v.shape().num_elements());
-      m.weights += bytes;
-      if (plan->training && trainable.Test(v.index())) {
-        m.gradients += bytes;
-        m.optimizer_state += bytes * slots;
-      }
+  const MemoryPlan& step = program.plan();
+  const size_t activations = program.activation_bytes();
+  bytes.bytes[static_cast<int>(Region::kActivations)] = activations;
+  bytes.bytes[static_cast<int>(Region::kScratch)] = step.total() - activations;
+  plan->step_buffers.clear();
+  for (int b = 0; b < step.size(); ++b) {
+    const PlannedBuffer& buffer = step[b];
+    plan->step_buffers.push_back(buffer);
+    if (buffer.region != Region::kActivations) continue;
+    // An activation is a value (its producer's layer; the input) or a node's
+    // saved state.
+    int layer = -1;
+    if (std::strcmp(buffer.what, "saved") == 0) {
+      layer = graph_.node(buffer.owner)->layer;
+    } else if (const Node* producer = graph_.value(buffer.owner)->producer) {
+      layer = producer->layer;
     }
-    m.activations = (layout.act[i + 1] ? Bytes(layout.act[i + 1]) : 0) +
-                    (layout.state[i] ? Bytes(layout.state[i]) : 0);
-    plan->layers.push_back(m);
+    plan->layers[layer + 1].activations += buffer.bytes;
   }
+  bytes.capacity = arena_->capacity();
+  bytes.high_water = bytes.total();
 }
 
 std::string ModelPlan::ToString() const {
@@ -404,23 +369,23 @@ std::string ModelPlan::ToString() const {
   return out + line;
 }
 
-std::string Sequential::Summary() const {
+std::string Model::Summary() const {
   std::string out;
-  char line[160];
-  std::snprintf(line, sizeof(line), "%-16s %-10s %8s %10s  %s\n", "layer", "kind", "outputs",
+  char line[200];
+  std::snprintf(line, sizeof(line), "%-16s %-12s %-14s %10s  %s\n", "layer", "kind", "output",
                 "params", "trainable");
   out += line;
   size_t total = 0, trainable = 0;
   for (const auto& layer : layers_) {
-    size_t params = 0, layer_trainable = 0;
+    size_t params = 0;
     for (const Variable& v : layer->variables()) {
       params += v.shape().num_elements();
-      if (v.trainable()) layer_trainable += v.shape().num_elements();
+      if (v.trainable()) trainable += v.shape().num_elements();
     }
     total += params;
-    trainable += layer_trainable;
-    std::snprintf(line, sizeof(line), "%-16s %-10s %8zu %10zu  %s\n", layer->name().c_str(),
-                  layer->kind(), layer->output_features(), params,
+    const std::string shape = layer->output() != nullptr ? layer->output()->shape.ToString() : "?";
+    std::snprintf(line, sizeof(line), "%-16s %-12s %-14s %10zu  %s\n", layer->name().c_str(),
+                  layer->kind(), shape.c_str(), params,
                   layer->variables().empty() ? "-" : layer->trainable() ? "yes" : "no");
     out += line;
   }
@@ -429,18 +394,27 @@ std::string Sequential::Summary() const {
   return out + line;
 }
 
-Status Sequential::Step(const Examples& examples, const size_t* index, size_t batch,
-                        Mode mode, Metrics* metrics, float* out) {
-  const size_t n = layers_.size();
+// ---- Steps ----
+
+Status Model::Step(const Examples& examples, const size_t* index, size_t batch, StepMode mode,
+                   Metrics* metrics, float* out) {
   const Bitmap& trainable = vars_->trainable_bits();
-  StepLayout& layout = *layout_;
-  Layout(batch, mode, FirstBackwardLayer(trainable), trainable, &layout);
-  const size_t f = layout.first_backward;
-  const bool training = mode == Mode::kTrain;
+  const bool gather = index != nullptr;
+  CachedProgram& cached = programs_->For(mode);
+  if (!cached.valid || cached.batch != batch || cached.gather != gather ||
+      (mode == StepMode::kTrain && cached.trainable != trainable)) {
+    cached.program.Compile(graph_, *vars_, trainable, SpecFor(mode, batch, gather));
+    cached.valid = true;
+    cached.batch = batch;
+    cached.gather = gather;
+    cached.trainable = trainable;  // same size: no allocation
+  }
+  const Program& program = cached.program;
 
   // 1. Check that the whole step fits before anything moves.
   const MemoryReport persistent = vars_->PlannedBytes(trainable);
-  const size_t transient = layout.ActivationBytes() + layout.ScratchBytes();
+  const size_t transient = program.plan().total();
+  const size_t activations = program.activation_bytes();
   const size_t needed = persistent.total() + transient;
   if (needed > arena_->capacity()) {
     return ResourceExhausted(
@@ -448,135 +422,54 @@ Status Sequential::Step(const Examples& examples, const size_t* index, size_t ba
         "gradients %zu, optimizer state %zu, activations %zu, scratch %zu), but the arena "
         "holds %zu; nothing was changed: use a smaller batch, freeze more layers, or give "
         "the arena more memory",
-        training ? "training" : "inference", batch, needed, persistent[Region::kWeights],
-        persistent[Region::kGradients], persistent[Region::kOptimizerState],
-        layout.ActivationBytes(), layout.ScratchBytes(), arena_->capacity());
+        mode == StepMode::kTrain ? "training" : "inference", batch, needed,
+        persistent[Region::kWeights], persistent[Region::kGradients],
+        persistent[Region::kOptimizerState], activations, transient - activations,
+        arena_->capacity());
   }
   // 2. Freeze changes take effect here.
   THAW_RETURN_IF_ERROR(vars_->Prepare());
 
-  // 3. Point every buffer into the transient part, in plan order.
-  Arena& arena = *arena_;
-  arena.ClaimTransient(arena_token_);
-  StepBuffers& buf = *buffers_;
-  auto take = [&](size_t floats, Region region) -> float* {
-    if (floats == 0) return nullptr;
-    float* p = static_cast<float*>(arena.AllocateTransient(floats * sizeof(float), region));
-    THAW_CHECK(p != nullptr);  // the fit was checked above
-    return p;
-  };
-  buf.act[0] = take(layout.input, layout.input_saved ? Region::kActivations : Region::kScratch);
-  for (size_t i = 1; i <= n; ++i) buf.act[i] = take(layout.act[i], Region::kActivations);
-  for (size_t i = 0; i < n; ++i) buf.state[i] = take(layout.state[i], Region::kActivations);
-  float* ping[2] = {take(layout.ping[0], Region::kScratch),
-                    take(layout.ping[1], Region::kScratch)};
-  float* prefix_state = take(layout.prefix_state, Region::kScratch);
-  buf.grad[0] = take(layout.grad[0], Region::kScratch);
-  buf.grad[1] = take(layout.grad[1], Region::kScratch);
-  buf.scratch = take(layout.layer_scratch, Region::kScratch);
-  buf.labels = layout.label_bytes ? static_cast<int32_t*>(arena.AllocateTransient(
-                                        layout.label_bytes, Region::kScratch))
-                                  : nullptr;
-  buf.targets = take(layout.targets, Region::kScratch);
-  for (size_t i = 1; i <= n; ++i) {
-    if (buf.act[i] == nullptr) buf.act[i] = ping[i % 2];
-  }
-
-  // 4. Gather the batch. Consecutive examples are read where they are (the
-  // step only reads its input); a shuffled batch is copied into the arena.
-  const size_t in = input_features_, outputs = output_features();
-  const float* input = index != nullptr ? buf.act[0] : examples.x;
-  for (size_t r = 0; r < batch; ++r) {
-    const size_t row = index != nullptr ? index[r] : r;
-    if (index != nullptr) {
-      std::memcpy(buf.act[0] + r * in, examples.x + row * in, in * sizeof(float));
-    }
-    if (buf.labels != nullptr) buf.labels[r] = examples.labels[row];
-    if (buf.targets != nullptr) {
-      std::memcpy(buf.targets + r * outputs, examples.targets + row * outputs,
-                  outputs * sizeof(float));
-    }
-  }
-
-  // 5. Forward.
-  LayerContext ctx;
-  ctx.pool = pool_;
-  ctx.training = training;
-  ctx.step = steps_;
-  ctx.scratch = buf.scratch;
-  const bool fuse = fused_softmax_ && mode != Mode::kPredict;
-  for (size_t i = 0; i < n; ++i) {
-    ctx.saved = buf.state[i] != nullptr ? buf.state[i] : prefix_state;
-    ctx.skip_softmax = fuse && i == n - 1;
-    layers_[i]->Forward(i == 0 ? input : buf.act[i], buf.act[i + 1], batch, ctx);
-  }
-  float* output = buf.act[n];
-  if (mode == Mode::kPredict) {
-    std::memcpy(out, output, batch * outputs * sizeof(float));
-    return Status::Ok();
-  }
-
-  // 6. Loss, accuracy and the output gradient.
-  float* doutput = training && f < n ? buf.grad[n % 2] : nullptr;
-  const float scale = 1.0f / static_cast<float>(UsesLabels(loss_) ? batch : batch * outputs);
-  double loss_sum = 0.0;
-  size_t correct = 0;
-  switch (loss_) {
-    case Loss::kSparseCategoricalCrossentropy:
-    case Loss::kSparseCategoricalCrossentropyFromLogits:
-      loss_sum = simd::SoftmaxCrossEntropy(output, buf.labels, batch, outputs, nullptr,
-                                           doutput, 1.0f / static_cast<float>(batch));
-      for (size_t r = 0; r < batch; ++r) {
-        const float* row = output + r * outputs;
-        correct += static_cast<size_t>(std::max_element(row, row + outputs) - row) ==
-                   static_cast<size_t>(buf.labels[r]);
-      }
-      break;
-    case Loss::kBinaryCrossentropyFromLogits:
-      loss_sum = simd::BinaryCrossEntropyWithLogits(output, buf.targets, batch * outputs,
-                                                    doutput, scale) / outputs;
-      for (size_t i = 0; i < batch * outputs; ++i) {
-        correct += (output[i] > 0.0f) == (buf.targets[i] > 0.5f);
-      }
-      break;
-    case Loss::kMeanSquaredError:
-      loss_sum = simd::SquaredError(output, buf.targets, batch * outputs, doutput, scale) / outputs;
-      break;
-  }
+  // 3. Place the step and run it.
+  unsigned char* block = arena_->ClaimPlanned(arena_token_, transient, activations);
+  THAW_CHECK(block != nullptr);  // the fit was checked above
+  StepData data;
+  data.x = examples.x;
+  data.index = index;
+  data.labels = examples.labels;
+  data.targets = examples.targets;
+  data.out = out;
+  const LossResult result =
+      RunProgram(program, &graph_, vars_.get(), block, arena_->capacity() - arena_->persistent_end(),
+                 data, loss_, *pool_, steps_);
+  if (mode == StepMode::kPredict) return Status::Ok();
   if (metrics != nullptr) {
+    const size_t outputs = output_features();
     metrics->count = batch;
-    metrics->loss = loss_sum / static_cast<double>(batch);
-    metrics->accuracy = !Classifies(loss_) ? std::numeric_limits<double>::quiet_NaN()
-                        : loss_ == Loss::kBinaryCrossentropyFromLogits
-                            ? static_cast<double>(correct) / static_cast<double>(batch * outputs)
-                            : static_cast<double>(correct) / static_cast<double>(batch);
+    metrics->loss = result.sum / static_cast<double>(batch);
+    metrics->accuracy =
+        !Classifies(loss_) ? std::numeric_limits<double>::quiet_NaN()
+        : loss_ == Loss::kBinaryCrossentropyFromLogits
+            ? static_cast<double>(result.correct) / static_cast<double>(batch * outputs)
+            : static_cast<double>(result.correct) / static_cast<double>(batch);
   }
-  if (!training) return Status::Ok();
-
-  // 7. Backward down to the first trainable layer, then the update.
-  for (size_t i = n; i-- > f;) {
-    ctx.saved = buf.state[i];
-    ctx.skip_softmax = fuse && i == n - 1;
-    float* dx = i > f ? buf.grad[i % 2] : nullptr;
-    layers_[i]->Backward(i == 0 ? input : buf.act[i], buf.act[i + 1], buf.grad[(i + 1) % 2], dx,
-                         batch, ctx);
-  }
+  if (mode != StepMode::kTrain) return Status::Ok();
   ++steps_;
-  if (f == n) return Status::Ok();  // nothing is trainable
+  if (program.backward().empty()) return Status::Ok();  // nothing is trainable
   return optimizer_->ApplyOwnGradients();
 }
 
-Status Sequential::TrainOnBatch(const Examples& batch, Metrics* metrics) {
+Status Model::TrainOnBatch(const Examples& batch, Metrics* metrics) {
   THAW_RETURN_IF_ERROR(CheckReady("TrainOnBatch", true));
   if (batch.count == 0 || batch.count > max_batch_) {
     return InvalidArgument("TrainOnBatch: %zu examples; a batch holds 1 to %zu (max_batch)",
                            batch.count, max_batch_);
   }
   THAW_RETURN_IF_ERROR(CheckExamples("TrainOnBatch", batch));
-  return Step(batch, nullptr, batch.count, Mode::kTrain, metrics, nullptr);
+  return Step(batch, nullptr, batch.count, StepMode::kTrain, metrics, nullptr);
 }
 
-Status Sequential::Evaluate(const Examples& examples, size_t batch_size, Metrics* metrics) {
+Status Model::Evaluate(const Examples& examples, size_t batch_size, Metrics* metrics) {
   THAW_RETURN_IF_ERROR(CheckReady("Evaluate", true));
   if (batch_size == 0 || batch_size > max_batch_) {
     return InvalidArgument("Evaluate: batch size %zu is outside [1, %zu] (max_batch)", batch_size,
@@ -587,11 +480,11 @@ Status Sequential::Evaluate(const Examples& examples, size_t batch_size, Metrics
   for (size_t begin = 0; begin < examples.count; begin += batch_size) {
     const size_t count = std::min(batch_size, examples.count - begin);
     Examples part = examples;
-    part.x += begin * input_features_;
+    part.x += begin * input_features();
     if (part.labels != nullptr) part.labels += begin;
     if (part.targets != nullptr) part.targets += begin * output_features();
     Metrics m;
-    THAW_RETURN_IF_ERROR(Step(part, nullptr, count, Mode::kEvaluate, &m, nullptr));
+    THAW_RETURN_IF_ERROR(Step(part, nullptr, count, StepMode::kEvaluate, &m, nullptr));
     loss += m.loss * count;
     accuracy += m.accuracy * count;
   }
@@ -602,82 +495,24 @@ Status Sequential::Evaluate(const Examples& examples, size_t batch_size, Metrics
   return Status::Ok();
 }
 
-Status Sequential::Predict(const float* x, size_t count, float* out) {
+Status Model::Predict(const float* x, size_t count, float* out) {
   THAW_RETURN_IF_ERROR(CheckReady("Predict", false));
   if (count > 0 && (x == nullptr || out == nullptr)) {
     return InvalidArgument("Predict: x and out must not be null");
   }
-  Examples examples;
-  examples.x = x;
-  examples.count = count;
   for (size_t begin = 0; begin < count; begin += max_batch_) {
     const size_t rows = std::min(max_batch_, count - begin);
-    Examples part = examples;
-    part.x += begin * input_features_;
-    THAW_RETURN_IF_ERROR(
-        Step(part, nullptr, rows, Mode::kPredict, nullptr, out + begin * output_features()));
+    Examples part;
+    part.x = x + begin * input_features();
+    part.count = rows;
+    THAW_RETURN_IF_ERROR(Step(part, nullptr, rows, StepMode::kPredict, nullptr,
+                              out + begin * output_features()));
   }
   return Status::Ok();
 }
 
-namespace {
-
-// Keras-like progress: a bar redrawn in place, or one line per epoch.
-class Progress {
- public:
-  Progress(Verbosity verbosity, int epochs, size_t steps)
-      : epochs_(epochs), steps_(steps) {
-    bar_ = verbosity == Verbosity::kProgressBar ||
-           (verbosity == Verbosity::kAuto && isatty(STDOUT_FILENO));
-    silent_ = verbosity == Verbosity::kSilent;
-  }
-  void StartEpoch(int epoch) {
-    if (bar_) std::printf("Epoch %d/%d\n", epoch + 1, epochs_);
-    start_ = std::chrono::steady_clock::now();
-  }
-  void Step(size_t done, const Metrics& running, bool accuracy) {
-    if (!bar_ || (done != steps_ && Seconds(last_draw_) < 0.1)) return;
-    last_draw_ = std::chrono::steady_clock::now();
-    constexpr int kWidth = 30;
-    const int filled = static_cast<int>(kWidth * done / steps_);
-    char bar[kWidth + 1];
-    for (int i = 0; i < kWidth; ++i) bar[i] = i < filled ? '=' : '.';
-    if (filled > 0 && filled < kWidth) bar[filled - 1] = '>';
-    bar[kWidth] = '\0';
-    std::printf("\r%zu/%zu [%s] - %.1fs - loss: %.4f", done, steps_, bar, Seconds(start_),
-                running.loss);
-    if (accuracy) std::printf(" - accuracy: %.4f", running.accuracy);
-    std::fflush(stdout);
-  }
-  void EndEpoch(int epoch, const EpochResult& r, bool accuracy) {
-    if (silent_) return;
-    if (bar_) {
-      std::printf("\r%zu/%zu [==============================] - %.1fs %.3gms/step - loss: %.4f",
-                  steps_, steps_, r.seconds, 1e3 * r.step_seconds / r.steps, r.train.loss);
-    } else {
-      std::printf("Epoch %d/%d - %zu steps - %.2fs - loss: %.4f", epoch + 1, epochs_, steps_,
-                  r.seconds, r.train.loss);
-    }
-    if (accuracy) std::printf(" - accuracy: %.4f", r.train.accuracy);
-    if (r.validation.count > 0) {
-      std::printf(" - val_loss: %.4f", r.validation.loss);
-      if (accuracy) std::printf(" - val_accuracy: %.4f", r.validation.accuracy);
-    }
-    std::printf("\n");
-    std::fflush(stdout);
-  }
-
- private:
-  int epochs_;
-  size_t steps_;
-  bool bar_ = false, silent_ = false;
-  std::chrono::steady_clock::time_point start_, last_draw_;
-};
-
-}  // namespace
-
-Status Sequential::Fit(const Examples& train, const FitOptions& options,
-                       std::vector<EpochResult>* history) {
+Status Model::Fit(const Examples& train, const FitOptions& options,
+                  std::vector<EpochResult>* history) {
   THAW_RETURN_IF_ERROR(CheckReady("Fit", true));
   if (options.batch_size == 0 || options.batch_size > max_batch_) {
     return InvalidArgument("Fit: batch size %zu is outside [1, %zu] (max_batch)",
@@ -690,49 +525,97 @@ Status Sequential::Fit(const Examples& train, const FitOptions& options,
   }
   if (train.count == 0) return InvalidArgument("Fit: no training examples");
   // Set up everything that allocates before the first step.
-  std::vector<size_t> order(train.count);
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::vector<size_t> order;
+  if (options.shuffle) {
+    order.resize(train.count);
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  }
   Random rng(options.seed);
-  const size_t steps = (train.count + options.batch_size - 1) / options.batch_size;
-  Progress progress(options.verbose, options.epochs, steps);
+  FitInfo info;
+  info.epochs = options.epochs;
+  info.steps = (train.count + options.batch_size - 1) / options.batch_size;
+  info.accuracy = Classifies(loss_);
   if (history != nullptr) history->reserve(history->size() + options.epochs);
-  const bool accuracy = Classifies(loss_);
+  FitCallback* callback = options.callback;
+  if (callback != nullptr) callback->OnTrainBegin(info);
 
   for (int epoch = 0; epoch < options.epochs; ++epoch) {
-    progress.StartEpoch(epoch);
-    const auto epoch_start = std::chrono::steady_clock::now();
+    if (callback != nullptr) callback->OnEpochBegin(epoch);
+    const double epoch_start = MonotonicSeconds();
     if (options.shuffle) {
       for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.Below(i)]);
     }
     EpochResult result;
     Metrics running;
     double loss = 0.0, correct = 0.0;
-    for (size_t s = 0; s < steps; ++s) {
+    for (size_t s = 0; s < info.steps; ++s) {
       const size_t begin = s * options.batch_size;
       const size_t count = std::min(options.batch_size, train.count - begin);
       Metrics m;
-      const auto step_start = std::chrono::steady_clock::now();
-      THAW_RETURN_IF_ERROR(Step(train, order.data() + begin, count, Mode::kTrain, &m, nullptr));
-      result.step_seconds += Seconds(step_start);
+      const double step_start = MonotonicSeconds();
+      if (options.shuffle) {
+        THAW_RETURN_IF_ERROR(
+            Step(train, order.data() + begin, count, StepMode::kTrain, &m, nullptr));
+      } else {
+        Examples part = train;
+        part.x += begin * input_features();
+        if (part.labels != nullptr) part.labels += begin;
+        if (part.targets != nullptr) part.targets += begin * output_features();
+        THAW_RETURN_IF_ERROR(Step(part, nullptr, count, StepMode::kTrain, &m, nullptr));
+      }
+      result.step_seconds += MonotonicSeconds() - step_start;
       loss += m.loss * count;
       correct += m.accuracy * count;
+      running.count = begin + count;
       running.loss = loss / (begin + count);
       running.accuracy = correct / (begin + count);
-      progress.Step(s + 1, running, accuracy);
+      if (callback != nullptr) callback->OnBatchEnd(s + 1, running);
     }
-    result.steps = steps;
+    result.steps = info.steps;
     result.train.count = train.count;
     result.train.loss = loss / train.count;
     result.train.accuracy =
-        accuracy ? correct / train.count : std::numeric_limits<double>::quiet_NaN();
+        info.accuracy ? correct / train.count : std::numeric_limits<double>::quiet_NaN();
     if (options.validation != nullptr && options.validation->count > 0) {
       THAW_RETURN_IF_ERROR(Evaluate(*options.validation, max_batch_, &result.validation));
     }
-    result.seconds = Seconds(epoch_start);
-    progress.EndEpoch(epoch, result, accuracy);
+    result.seconds = MonotonicSeconds() - epoch_start;
+    if (callback != nullptr) callback->OnEpochEnd(epoch, result);
     if (history != nullptr) history->push_back(result);
   }
   return Status::Ok();
+}
+
+// ---- Sequential ----
+
+Sequential::Sequential(ThreadPool& pool) : Model(pool) {}
+
+Status Sequential::Add(std::unique_ptr<Layer> layer, const std::string& name) {
+  Status s = AddLayer(std::move(layer), name);
+  if (!s.ok()) return Status(s.code(), std::string("Sequential::Add: ") + s.message());
+  return Status::Ok();
+}
+
+Status Sequential::Build(size_t input_features, size_t max_batch, Arena* arena, uint64_t seed) {
+  return Build(Shape{input_features}, Layout::kAny, max_batch, arena, seed);
+}
+
+Status Sequential::Build(const Shape& input_shape, Layout layout, size_t max_batch, Arena* arena,
+                         uint64_t seed) {
+  if (built()) return FailedPrecondition("Sequential::Build: the model is already built");
+  if (num_layers() == 0) return InvalidArgument("Sequential::Build: the model has no layers");
+  if (input_value() == nullptr) {  // a failed Build keeps the chain for a retry
+    if (max_batch == 0 || input_shape.num_elements() == 0) {
+      return InvalidArgument(
+          "Sequential::Build: the input shape (%s) and max_batch (%zu) must be positive",
+          input_shape.ToString().c_str(), max_batch);
+    }
+    Symbol x = Input(input_shape, layout);
+    for (size_t i = 0; i < num_layers() && x.valid(); ++i) x = CallLayer(i, {x});
+    last_ = x;
+  }
+  THAW_RETURN_IF_ERROR(status());
+  return Model::Build(last_, max_batch, arena, seed);
 }
 
 }  // namespace thaw

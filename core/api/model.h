@@ -1,44 +1,63 @@
-// thaw/core/api/model.h — Keras-style Sequential models with freeze-aware memory.
+// thaw/core/api/model.h — Keras-style models, functional and Sequential, with
+// freeze-aware memory.
 //
-//   thaw::Sequential model(pool);
-//   model.Add(thaw::Dense::Make(256, thaw::Activation::kRelu));
-//   model.Add(thaw::Dense::Make(10, thaw::Activation::kSoftmax));
-//   THAW_RETURN_IF_ERROR(model.Build(/*input_features=*/784, /*max_batch=*/64, &arena));
+//   thaw::Model model(pool);                               // functional
+//   thaw::Symbol x = model.Input(thaw::Shape{20});
+//   thaw::Symbol h = model.Call(thaw::Dense::Make(16, thaw::Activation::kRelu), x);
+//   thaw::Symbol g = model.Call(thaw::Dense::Make(16, thaw::Activation::kRelu), h);
+//   thaw::Symbol r = model.Call(thaw::Add::Make(), {h, g});  // the residual skip
+//   thaw::Symbol y = model.Call(thaw::Dense::Make(3), r, "head");
+//   THAW_RETURN_IF_ERROR(model.Build(y, /*max_batch=*/64, &arena));
+//
+//   thaw::Sequential seq(pool);                            // a chain
+//   seq.Add(thaw::Dense::Make(256, thaw::Activation::kRelu));
+//   seq.Add(thaw::Dense::Make(10, thaw::Activation::kSoftmax));
+//   THAW_RETURN_IF_ERROR(seq.Build(/*input_features=*/784, /*max_batch=*/64, &arena));
+//
 //   THAW_RETURN_IF_ERROR(model.Compile(thaw::OptimizerConfig::Adam(adam_options),
-//                                      thaw::Loss::kSparseCategoricalCrossentropy));
+//                                      thaw::Loss::kSparseCategoricalCrossentropyFromLogits));
 //   THAW_RETURN_IF_ERROR(model.Fit(train, fit_options));
-//   model.layer(0).SetTrainable(false);      // freeze the first layer...
+//   model.layer(0).SetTrainable(false);                  // freeze the first layer...
 //   THAW_RETURN_IF_ERROR(model.Fit(train, fit_options));  // ...no recompile needed
 //
-// The model is a static graph built once. Each training step:
-//  1. plans its memory for the batch size and the current freeze set, and
-//     checks that it fits the arena before anything moves (ResourceExhausted
-//     with bytes needed and available otherwise; the model stays usable);
-//  2. re-plans gradients and optimizer state when flags changed since the
+// The model is a static graph (core/graph) built once. Each step:
+//  1. compiles its program for the batch size, the mode and the current
+//     freeze set when one of them changed (core/exec/program.h: the forward
+//     list, the backward list pruned to what reaches a trainable parameter,
+//     one memory plan), without allocating;
+//  2. checks that the persistent plan and the step's plan fit the arena
+//     before anything moves (ResourceExhausted with bytes needed and
+//     available otherwise; the model stays usable);
+//  3. re-plans gradients and optimizer state when flags changed since the
 //     last step (VariableSet::Prepare): state of variables that stay
 //     trainable is kept, newly thawed ones start from zero;
-//  3. runs forward, keeping only the activations the backward pass reads:
-//     the frozen prefix (layers before the first trainable one) saves none
-//     and gets no backward pass;
-//  4. runs backward down to the first trainable layer and applies the
-//     optimizer to trainable variables only.
+//  4. runs forward, the loss, backward, and the optimizer on trainable
+//     parameters only.
 // Nothing on a step allocates from the heap. PlanMemory reports the same
 // numbers for any batch size and freeze set without running anything.
 //
 // Losses: a final softmax is fused with sparse categorical cross-entropy
-// (computed from logits, numerically stable), as is sigmoid with binary
-// cross-entropy when you use the *FromLogits loss on a linear output.
+// (computed from logits, numerically stable); binary cross-entropy takes
+// logits and applies the sigmoid itself.
+//
+// Fit reports through a FitCallback and prints nothing itself; the Keras
+// progress bar is core/io/progress.h.
 #ifndef THAW_CORE_API_MODEL_H_
 #define THAW_CORE_API_MODEL_H_
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "core/exec/program.h"
+#include "core/graph/graph.h"
+#include "core/graph/layer.h"
 #include "core/memory/arena.h"
-#include "core/api/layers.h"
+#include "core/memory/plan.h"
+#include "core/ops/loss.h"
 #include "core/train/optimizers.h"
 #include "core/vars/variables.h"
 #include "platform/status.h"
@@ -46,31 +65,9 @@
 
 namespace thaw {
 
-enum class Loss {
-  kMeanSquaredError,
-  // Integer labels; the model ends in softmax (fused into the loss).
-  kSparseCategoricalCrossentropy,
-  // Integer labels; the model's output is logits (no final softmax).
-  kSparseCategoricalCrossentropyFromLogits,
-  // Targets in [0, 1]; the model's output is logits (no final sigmoid).
-  kBinaryCrossentropyFromLogits,
-};
-const char* LossName(Loss loss);
-
-struct OptimizerConfig {
-  enum class Kind { kSgd, kAdam, kAdamW };
-  Kind kind = Kind::kSgd;
-  SgdOptions sgd;
-  AdamOptions adam;
-
-  static OptimizerConfig Sgd(const SgdOptions& options);
-  static OptimizerConfig Adam(const AdamOptions& options);
-  static OptimizerConfig AdamW(const AdamOptions& options);
-};
-
 // A set of examples; non-owning views of the caller's arrays.
 struct Examples {
-  const float* x = nullptr;         // [count, input_features]
+  const float* x = nullptr;         // [count, input elements]
   size_t count = 0;
   const int32_t* labels = nullptr;  // [count]: sparse categorical losses
   const float* targets = nullptr;   // [count, outputs]: MSE and binary CE
@@ -83,28 +80,39 @@ struct Metrics {
   size_t count = 0;
 };
 
-enum class Verbosity {
-  kAuto,         // a live progress bar on a terminal, one line per epoch otherwise
-  kSilent,
-  kEpochLines,   // one line per epoch
-  kProgressBar,  // Keras's bar, redrawn in place
+struct EpochResult {
+  Metrics train;
+  Metrics validation;  // count == 0 without validation data
+  size_t steps = 0;
+  double seconds = 0.0;       // whole epoch, including validation
+  double step_seconds = 0.0;  // training steps only
+};
+
+// What Fit tells its callback about the run ahead.
+struct FitInfo {
+  int epochs = 0;
+  size_t steps = 0;       // per epoch
+  bool accuracy = false;  // the loss has an accuracy metric
+};
+
+// Keras callbacks: Fit calls these between steps (never inside one).
+class FitCallback {
+ public:
+  virtual ~FitCallback() = default;
+  virtual void OnTrainBegin(const FitInfo& info) {}
+  virtual void OnEpochBegin(int epoch) {}
+  // After step `done` (1-based) of the epoch, with the epoch's running means.
+  virtual void OnBatchEnd(size_t done, const Metrics& running) {}
+  virtual void OnEpochEnd(int epoch, const EpochResult& result) {}
 };
 
 struct FitOptions {
   int epochs = 1;
   size_t batch_size = 32;   // at most the max_batch given to Build
-  bool shuffle = true;
+  bool shuffle = true;      // shuffled batches are copied into the arena
   uint64_t seed = 0;        // shuffling order (and nothing else)
   const Examples* validation = nullptr;  // evaluated after each epoch
-  Verbosity verbose = Verbosity::kAuto;
-};
-
-struct EpochResult {
-  Metrics train;
-  Metrics validation;  // count == 0 without validation data
-  size_t steps = 0;
-  double seconds = 0.0;     // whole epoch, including validation
-  double step_seconds = 0.0;  // training steps only
+  FitCallback* callback = nullptr;       // e.g. thaw::ProgressBar
 };
 
 // Bytes of one layer in a memory plan.
@@ -113,31 +121,72 @@ struct LayerMemory {
   size_t weights = 0, gradients = 0, optimizer_state = 0, activations = 0;
 };
 
+// What a step will hold, before anything is placed.
 struct ModelPlan {
   size_t batch = 0;
-  bool training = false;
-  size_t first_backward_layer = 0;  // layers before it form the frozen prefix
-  MemoryReport bytes;               // per region, for the whole arena
-  std::vector<LayerMemory> layers;  // activations row "input" comes first
+  StepMode mode = StepMode::kTrain;
+  bool gather = false;             // the batch is copied into the arena
+  size_t first_backward_layer = 0; // layers before it run no backward pass
+  MemoryReport bytes;              // per region; total() is the arena a step needs
+  std::vector<LayerMemory> layers; // an "input" row comes first
+  std::vector<PlannedBuffer> step_buffers;  // the step's plan, placed
   std::string ToString() const;
 };
 
-class Sequential {
+// Which step PlanMemory describes.
+struct PlanOptions {
+  size_t batch = 1;
+  StepMode mode = StepMode::kTrain;
+  // Train: the freeze set (one bit per variable, as trainable_bits()), or
+  // null for the current one.
+  const Bitmap* trainable = nullptr;
+  // The batch is copied into the arena: Fit with shuffle (TrainOnBatch,
+  // Evaluate and Predict read it where it is).
+  bool gather = false;
+};
+
+class Model;
+
+// A symbolic tensor of a functional model: its input or a layer's output.
+// Cheap to copy; valid while its model lives.
+class Symbol {
  public:
-  explicit Sequential(ThreadPool& pool = ThreadPool::Serial());
-  ~Sequential();
-  Sequential(const Sequential&) = delete;
-  Sequential& operator=(const Sequential&) = delete;
+  Symbol() = default;
+  bool valid() const { return value_ != nullptr; }
+  // The per-example shape.
+  Shape shape() const { return value_ != nullptr ? value_->shape : Shape(); }
 
-  // Appends a layer named `name`, or "<kind>_<k>" (dense_0, dense_1, relu_0).
-  // Before Build only.
-  Status Add(std::unique_ptr<Layer> layer, const std::string& name = "");
+ private:
+  friend class Model;
+  Symbol(const Model* model, Value* value) : model_(model), value_(value) {}
+  const Model* model_ = nullptr;
+  Value* value_ = nullptr;
+};
 
+class Model {
+ public:
+  explicit Model(ThreadPool& pool = ThreadPool::Serial());
+  virtual ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  // ---- The functional API: describe, then Build. ----
+  // The model's input, with a per-example shape (one input per model).
+  Symbol Input(const Shape& shape, Layout layout = Layout::kAny);
+  // Applies `layer` (named `name`, or "<kind>_<k>") to the inputs and returns
+  // its output. An error (bad shapes, a bad name, an invalid input) returns
+  // an invalid Symbol and becomes the model's status(), which Build returns.
+  Symbol Call(std::unique_ptr<Layer> layer, Symbol input, const std::string& name = "");
+  Symbol Call(std::unique_ptr<Layer> layer, std::initializer_list<Symbol> inputs,
+              const std::string& name = "");
+  // The first error met while describing the model, or ok.
+  const Status& status() const { return status_; }
   // Creates every variable in `arena` (which must outlive the model and is
-  // used by it alone), drawing initial values from `seed`. max_batch bounds
-  // the batch sizes of Fit, Evaluate and Predict.
-  Status Build(size_t input_features, size_t max_batch, Arena* arena,
-               uint64_t seed = 0);
+  // used by it alone), drawing initial values from `seed`, with `output` as
+  // the model's output. max_batch bounds the batch sizes of Fit, Evaluate
+  // and Predict.
+  Status Build(Symbol output, size_t max_batch, Arena* arena, uint64_t seed = 0);
+
   // Chooses the optimizer and the loss. May be called again (a new
   // optimizer, its state starts from zero).
   Status Compile(const OptimizerConfig& optimizer, Loss loss);
@@ -146,18 +195,20 @@ class Sequential {
 
   Status Fit(const Examples& train, const FitOptions& options,
              std::vector<EpochResult>* history = nullptr);
-  // One training step on examples.count <= max_batch examples.
+  // One training step on examples.count <= max_batch examples, read in place.
   Status TrainOnBatch(const Examples& batch, Metrics* metrics = nullptr);
   Status Evaluate(const Examples& examples, size_t batch_size, Metrics* metrics);
-  // out[count, output_features()]: probabilities after a final softmax.
+  // out[count, output elements]: probabilities after a final softmax. The
+  // output is written straight into `out`.
   Status Predict(const float* x, size_t count, float* out);
 
-  // The plan of one step for `batch` examples and the current freeze set
-  // (training), or of Predict (inference: weights, input and two ping-pong
-  // buffers; what an inference-only deployment needs). Runs nothing, places
-  // nothing.
+  // The plan of one step. Runs nothing, places nothing.
+  Status PlanMemory(const PlanOptions& options, ModelPlan* plan) const;
+  // A training step (TrainOnBatch, input read in place) for the current
+  // freeze set, or an inference step (Predict: weights and the buffers the
+  // forward pass needs; what an inference-only deployment needs).
   Status PlanMemory(size_t batch, bool training, ModelPlan* plan) const;
-  // The same for any freeze set (one bit per variable, as trainable_bits()).
+  // A training step for any freeze set (one bit per variable).
   Status PlanMemory(size_t batch, const Bitmap& trainable, ModelPlan* plan) const;
 
   size_t num_layers() const { return layers_.size(); }
@@ -166,45 +217,73 @@ class Sequential {
   Layer* FindLayer(const std::string& name);
   VariableSet& variables() { return *vars_; }
   const VariableSet& variables() const { return *vars_; }
-  size_t input_features() const { return input_features_; }
+  // Elements of one example's input and output.
+  size_t input_features() const;
   size_t output_features() const;
   size_t max_batch() const { return max_batch_; }
   bool built() const { return vars_ != nullptr; }
-  // Keras-style table: layer, output width, parameters, trainable.
+  // Keras-style table: layer, kind, output shape, parameters, trainable.
   std::string Summary() const;
 
+ protected:
+  // Appends a layer, named, without calling it (Sequential calls it at Build).
+  Status AddLayer(std::unique_ptr<Layer> layer, const std::string& name);
+  // Calls layer `index` on `inputs`.
+  Symbol CallLayer(size_t index, Span<const Symbol> inputs);
+  Value* input_value() const { return input_; }
+
  private:
-  struct StepBuffers;
-  struct StepLayout;
-  enum class Mode { kTrain, kEvaluate, kPredict };
+  struct Programs;
 
   Status CheckReady(const char* what, bool needs_compile) const;
   Status CheckExamples(const char* what, const Examples& examples) const;
-  size_t FirstBackwardLayer(const Bitmap& trainable) const;
-  void Layout(size_t batch, Mode mode, size_t first_backward,
-              const Bitmap& trainable, StepLayout* out) const;
-  void FillPlan(const StepLayout& layout, const Bitmap& trainable, ModelPlan* plan) const;
+  void Fail(Status status);
+  ProgramSpec SpecFor(StepMode mode, size_t batch, bool gather) const;
+  void FillPlan(const Program& program, const Bitmap& trainable, ModelPlan* plan) const;
   // Runs one step on the batch at rows [index[0..count)] of `examples`
-  // (rows in order when index is null); fills `out` (Predict) or metrics.
-  Status Step(const Examples& examples, const size_t* index, size_t count,
-              Mode mode, Metrics* metrics, float* out);
+  // (rows in order, read in place, when index is null); fills `out`
+  // (Predict) or metrics.
+  Status Step(const Examples& examples, const size_t* index, size_t count, StepMode mode,
+              Metrics* metrics, float* out);
 
   ThreadPool* pool_;
+  Status status_;
+  Graph graph_;
   std::vector<std::unique_ptr<Layer>> layers_;
-  std::vector<std::string> pending_names_;  // names given to Add, used by Build
+  std::vector<DeclaredVariable> declared_;
+  Value* input_ = nullptr;
+  Value* output_ = nullptr;
+  Value* loss_input_ = nullptr;
   Arena* arena_ = nullptr;
   std::unique_ptr<VariableSet> vars_;
   std::unique_ptr<Optimizer> optimizer_;
   Loss loss_ = Loss::kMeanSquaredError;
   bool compiled_ = false;
-  bool fused_softmax_ = false;  // the final softmax is fused into the loss
-  size_t input_features_ = 0;
   size_t max_batch_ = 0;
   uint64_t steps_ = 0;
   uint64_t arena_token_ = 0;
-  // Per-step bookkeeping, sized at Build so that a step never allocates.
-  std::unique_ptr<StepLayout> layout_;
-  std::unique_ptr<StepBuffers> buffers_;
+  // One program per mode, recompiled when its batch, gathering or freeze
+  // set changes; sized at Build so that a step never allocates.
+  std::unique_ptr<Programs> programs_;
+};
+
+// A chain of layers, each taking the previous one's output (Keras
+// Sequential).
+class Sequential : public Model {
+ public:
+  explicit Sequential(ThreadPool& pool = ThreadPool::Serial());
+
+  // Appends a layer named `name`, or "<kind>_<k>" (dense_0, dense_1, relu_0).
+  // Before Build only.
+  Status Add(std::unique_ptr<Layer> layer, const std::string& name = "");
+  // Builds the chain on inputs of `input_features` per example, or of a
+  // per-example shape (NHWC images: {28, 28, 1}, Layout::kNHWC).
+  Status Build(size_t input_features, size_t max_batch, Arena* arena, uint64_t seed = 0);
+  Status Build(const Shape& input_shape, Layout layout, size_t max_batch, Arena* arena,
+               uint64_t seed = 0);
+
+ private:
+  Symbol last_;  // the chain's output, once called
 };
 
 }  // namespace thaw

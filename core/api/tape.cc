@@ -1,54 +1,49 @@
 #include "core/api/tape.h"
 
-#include <algorithm>
 #include <cstring>
+#include <new>
+#include <type_traits>
 
-#include "simd/elementwise.h"
-#include "simd/gemm.h"
-#include "simd/reduce.h"
+#include "core/exec/executor.h"
+#include "core/graph/graph.h"
+#include "core/graph/op.h"
+#include "core/ops/activation.h"
+#include "core/ops/arithmetic.h"
+#include "core/ops/matmul.h"
+#include "core/ops/reduce.h"
 
 namespace thaw {
 
-enum class TapeOp : uint8_t {
-  kLeaf,      // a variable's value (not copied)
-  kConstant,  // a copy of caller data
-  kAdd,
-  kSub,
-  kMul,
-  kSquare,
-  kMatMul,
-  kSum,
-  kMean,
-  kRelu,
+// One recorded value: a variable's leaf, a constant, or an op's output (then
+// `node` is the op). Lives in the arena's transient part. `value` comes
+// first, so the entry of a graph Value* is a cast away.
+struct TapeEntry {
+  Value value;
+  Node node;
+  TapeEntry* prev;       // the entry recorded just before this one
+  float* saved;          // the node's forward-to-backward state, if any
+  uint32_t wanted;       // inputs that required a gradient when it was recorded
+  bool requires_grad;    // a watched or trainable leaf reaches it
+  bool needed;           // Gradient(): on a path to the target
+  bool written;          // Gradient(): its gradient holds a first contribution
 };
-
-// One recorded operation. Lives in the arena's transient part.
-struct TapeNode {
-  TapeOp op;
-  bool requires_grad;  // some watched or trainable leaf reaches this node
-  bool needed;         // on a path to the current Gradient() target
-  int variable;        // kLeaf: the variable's index; otherwise -1
-  TapeNode* prev;      // the node recorded just before this one
-  TapeNode* in[2];
-  Shape shape;
-  float* value;
-  float* adjoint;      // d target / d value, made by Gradient()
-};
+static_assert(std::is_standard_layout<TapeEntry>::value, "Value must be first");
 
 namespace {
-size_t Elements(const TapeNode* n) { return n->shape.num_elements(); }
+TapeEntry* EntryOf(Value* v) { return reinterpret_cast<TapeEntry*>(v); }
+size_t Elements(const TapeEntry* e) { return e->value.shape.num_elements(); }
 }  // namespace
 
 // ---- Tensor ----
 
 TensorView Tensor::value() const {
-  if (node_ == nullptr) return {};
-  return TensorView(node_->value, node_->shape);
+  if (entry_ == nullptr) return {};
+  return TensorView(entry_->value.data, entry_->value.shape);
 }
 
 float Tensor::scalar() const {
-  THAW_CHECK(node_ != nullptr && node_->shape.num_elements() == 1);
-  return node_->value[0];
+  THAW_CHECK(entry_ != nullptr && Elements(entry_) == 1);
+  return entry_->value.data[0];
 }
 
 // ---- GradientTape: recording ----
@@ -72,9 +67,9 @@ void GradientTape::Reset() {
     return;
   }
   num_leaves_ = vars_->size();
-  leaves_ = static_cast<TapeNode**>(vars_->arena().AllocateTransient(
-      sizeof(TapeNode*) * static_cast<size_t>(num_leaves_ > 0 ? num_leaves_ : 1),
-      Region::kScratch, alignof(TapeNode*)));
+  leaves_ = static_cast<TapeEntry**>(vars_->arena().AllocateTransient(
+      sizeof(TapeEntry*) * static_cast<size_t>(num_leaves_ > 0 ? num_leaves_ : 1),
+      Region::kScratch, alignof(TapeEntry*)));
   if (leaves_ == nullptr) {
     Fail(ResourceExhausted(
         "GradientTape: the arena has no room for the tape's index of %d "
@@ -89,22 +84,23 @@ void GradientTape::Fail(Status status) {
   if (status_.ok()) status_ = std::move(status);
 }
 
+Status GradientTape::OutOfArena(const char* what, size_t bytes) const {
+  const Arena& arena = vars_->arena();
+  return ResourceExhausted(
+      "GradientTape: %s needs %zu bytes, but the arena has %zu bytes free "
+      "(capacity %zu, of which weights, gradients and optimizer state take "
+      "%zu); give the arena more memory",
+      what, bytes, arena.free_bytes(), arena.capacity(), arena.persistent_end());
+}
+
 float* GradientTape::Allocate(size_t floats, Region region, const char* what) {
-  Arena& arena = vars_->arena();
-  void* p = arena.AllocateTransient(floats * sizeof(float), region);
-  if (p == nullptr) {
-    Fail(ResourceExhausted(
-        "GradientTape: %s needs %zu bytes, but the arena has %zu bytes free "
-        "(capacity %zu, of which weights, gradients and optimizer state take "
-        "%zu); give the arena more memory",
-        what, floats * sizeof(float), arena.free_bytes(), arena.capacity(),
-        arena.persistent_end()));
-  }
+  if (floats == 0) return nullptr;
+  void* p = vars_->arena().AllocateTransient(floats * sizeof(float), region);
+  if (p == nullptr) Fail(OutOfArena(what, floats * sizeof(float)));
   return static_cast<float*>(p);
 }
 
-TapeNode* GradientTape::NewNode(TapeOp op, const Shape& shape, TapeNode* a,
-                                TapeNode* b, const char* name) {
+TapeEntry* GradientTape::NewEntry(const char* name) {
   if (!status_.ok()) return nullptr;
   if (vars_->arena().transient_owner() != epoch_) {
     Fail(FailedPrecondition(
@@ -113,37 +109,19 @@ TapeNode* GradientTape::NewNode(TapeOp op, const Shape& shape, TapeNode* a,
         name));
     return nullptr;
   }
-  auto* node = static_cast<TapeNode*>(
-      vars_->arena().AllocateTransient(sizeof(TapeNode), Region::kScratch,
-                                       alignof(TapeNode)));
-  if (node == nullptr) {
-    Fail(ResourceExhausted(
-        "GradientTape: %s needs %zu bytes for its record, but the arena has "
-        "%zu bytes free of %zu; give the arena more memory",
-        name, sizeof(TapeNode), vars_->arena().free_bytes(),
-        vars_->arena().capacity()));
+  void* memory = vars_->arena().AllocateTransient(sizeof(TapeEntry), Region::kScratch,
+                                                  alignof(TapeEntry));
+  if (memory == nullptr) {
+    Fail(OutOfArena(name, sizeof(TapeEntry)));
     return nullptr;
   }
-  node->op = op;
-  node->requires_grad = (a != nullptr && a->requires_grad) ||
-                        (b != nullptr && b->requires_grad);
-  node->needed = false;
-  node->variable = -1;
-  node->prev = last_;
-  node->in[0] = a;
-  node->in[1] = b;
-  node->shape = shape;
-  node->value = nullptr;
-  node->adjoint = nullptr;
-  if (op != TapeOp::kLeaf) {
-    node->value = Allocate(shape.num_elements(), Region::kActivations, name);
-    if (node->value == nullptr) return nullptr;
-  }
-  last_ = node;
-  return node;
+  TapeEntry* e = new (memory) TapeEntry();
+  e->prev = last_;
+  last_ = e;
+  return e;
 }
 
-TapeNode* GradientTape::LeafFor(const Variable& variable, const char* op) {
+TapeEntry* GradientTape::LeafFor(const Variable& variable, const char* op) {
   if (!status_.ok()) return nullptr;
   if (variable.set() != vars_) {
     Fail(InvalidArgument("GradientTape: %s: variable '%s' belongs to another VariableSet",
@@ -159,45 +137,46 @@ TapeNode* GradientTape::LeafFor(const Variable& variable, const char* op) {
     return nullptr;
   }
   if (leaves_[index] != nullptr) return leaves_[index];
-  TapeNode* leaf = NewNode(TapeOp::kLeaf, variable.shape(), nullptr, nullptr, op);
+  TapeEntry* leaf = NewEntry(op);
   if (leaf == nullptr) return nullptr;
-  leaf->variable = index;
-  leaf->value = variable.value().data();
+  leaf->value.shape = variable.shape();
+  leaf->value.variable = index;
+  leaf->value.data = variable.value().data();
   // Watched when it has a gradient buffer in this step's plan.
   leaf->requires_grad = vars_->trainable(index) && vars_->planned_trainable(index);
   leaves_[index] = leaf;
   return leaf;
 }
 
-TapeNode* GradientTape::Resolve(const Operand& operand, const char* op) {
+TapeEntry* GradientTape::Resolve(const Operand& operand, const char* op) {
   if (!status_.ok()) return nullptr;
   switch (operand.kind_) {
     case Operand::kVariable:
       return LeafFor(operand.variable_, op);
     case Operand::kConstant:
-      return Constant(operand.constant_).node_;
+      return Constant(operand.constant_).entry_;
     case Operand::kTensor:
       break;
   }
   const Tensor& t = operand.tensor_;
-  if (t.node_ == nullptr || t.epoch_ != epoch_) {
+  if (t.entry_ == nullptr || t.epoch_ != epoch_) {
     Fail(InvalidArgument(
         "GradientTape: %s: the tensor operand %s", op,
-        t.node_ == nullptr ? "is invalid (it came from a failed operation)"
-                           : "was recorded on another tape or before Reset()"));
+        t.entry_ == nullptr ? "is invalid (it came from a failed operation)"
+                            : "was recorded on another tape or before Reset()"));
     return nullptr;
   }
-  return t.node_;
+  return t.entry_;
 }
 
 void GradientTape::Watch(const Variable& variable) {
-  TapeNode* leaf = LeafFor(variable, "Watch");
+  TapeEntry* leaf = LeafFor(variable, "Watch");
   if (leaf != nullptr) leaf->requires_grad = true;
 }
 
 void GradientTape::Watch(const Tensor& tensor) {
-  TapeNode* node = Resolve(tensor, "Watch");
-  if (node != nullptr) node->requires_grad = true;
+  TapeEntry* entry = Resolve(tensor, "Watch");
+  if (entry != nullptr) entry->requires_grad = true;
 }
 
 Tensor GradientTape::Constant(const Shape& shape, Span<const float> values) {
@@ -206,290 +185,166 @@ Tensor GradientTape::Constant(const Shape& shape, Span<const float> values) {
                          values.size(), shape.ToString().c_str(), shape.num_elements()));
     return Tensor();
   }
-  TapeNode* node = NewNode(TapeOp::kConstant, shape, nullptr, nullptr, "Constant");
-  if (node == nullptr) return Tensor();
-  std::memcpy(node->value, values.data(), values.size() * sizeof(float));
-  return Tensor(node, epoch_);
+  TapeEntry* e = NewEntry("Constant");
+  if (e == nullptr) return Tensor();
+  e->value.shape = shape;
+  e->value.data = Allocate(shape.num_elements(), Region::kActivations, "Constant");
+  if (e->value.data == nullptr) return Tensor();
+  std::memcpy(e->value.data, values.data(), values.size() * sizeof(float));
+  return Tensor(e, epoch_);
 }
 
 Tensor GradientTape::Constant(float value) { return Constant(Shape{}, {value}); }
 
-Tensor GradientTape::Elementwise(TapeOp op, const Operand& a_operand,
-                                 const Operand& b_operand, const char* name) {
-  TapeNode* a = Resolve(a_operand, name);
-  TapeNode* b = Resolve(b_operand, name);
-  if (a == nullptr || b == nullptr) return Tensor();
-  const size_t na = Elements(a), nb = Elements(b);
-  if (a->shape != b->shape && na != 1 && nb != 1) {
-    Fail(InvalidArgument(
-        "GradientTape: %s: shapes %s and %s differ; operands must have equal "
-        "shapes or one must have a single element",
-        name, a->shape.ToString().c_str(), b->shape.ToString().c_str()));
+Tensor GradientTape::Record(const OpDef& op, const OpAttrs& attrs,
+                            std::initializer_list<Operand> operands, const char* name) {
+  TapeEntry* inputs[kMaxNodeInputs];
+  Value* values[kMaxNodeInputs];
+  int count = 0;
+  for (const Operand& operand : operands) {
+    inputs[count] = Resolve(operand, name);
+    if (inputs[count] == nullptr) return Tensor();
+    values[count] = &inputs[count]->value;
+    ++count;
+  }
+  TapeEntry* e = NewEntry(name);
+  if (e == nullptr) return Tensor();
+  Status inferred = InitNode(op, attrs, Span<Value* const>(values, count), &e->node, &e->value);
+  if (!inferred.ok()) {
+    Fail(Status(inferred.code(), std::string("GradientTape: ") + name + ": " + inferred.message()));
     return Tensor();
   }
-  const Shape shape = (na == 1 && nb != 1) ? b->shape : a->shape;
-  TapeNode* y = NewNode(op, shape, a, b, name);
-  if (y == nullptr) return Tensor();
-  const size_t n = shape.num_elements();
-  ThreadPool& pool = *pool_;
-  const bool scalar_a = na == 1 && nb != 1;
-  const bool scalar_b = nb == 1 && na != 1;
-  switch (op) {
-    case TapeOp::kAdd:
-      if (scalar_a) {
-        simd::AddScalar(b->value, a->value[0], y->value, n, pool);
-      } else if (scalar_b) {
-        simd::AddScalar(a->value, b->value[0], y->value, n, pool);
-      } else {
-        simd::Add(a->value, b->value, y->value, n, pool);
-      }
-      break;
-    case TapeOp::kSub:
-      if (scalar_a) {  // c - b == (-b) + c exactly
-        simd::Scale(b->value, -1.0f, y->value, n, pool);
-        simd::AddScalar(y->value, a->value[0], y->value, n, pool);
-      } else if (scalar_b) {
-        simd::AddScalar(a->value, -b->value[0], y->value, n, pool);
-      } else {
-        simd::Sub(a->value, b->value, y->value, n, pool);
-      }
-      break;
-    case TapeOp::kMul:
-      if (scalar_a) {
-        simd::Scale(b->value, a->value[0], y->value, n, pool);
-      } else if (scalar_b) {
-        simd::Scale(a->value, b->value[0], y->value, n, pool);
-      } else {
-        simd::Mul(a->value, b->value, y->value, n, pool);
-      }
-      break;
-    default:
-      THAW_CHECK(false);
+  // Which inputs the node differentiates is decided now, as TensorFlow's
+  // tape does: a later Watch does not reach back.
+  if (op.backward != nullptr) {
+    for (int i = 0; i < count; ++i) {
+      if (inputs[i]->requires_grad) e->wanted |= 1u << i;
+    }
   }
-  return Tensor(y, epoch_);
-}
-
-Tensor GradientTape::Add(Operand a, Operand b) { return Elementwise(TapeOp::kAdd, a, b, "Add"); }
-Tensor GradientTape::Sub(Operand a, Operand b) { return Elementwise(TapeOp::kSub, a, b, "Sub"); }
-Tensor GradientTape::Mul(Operand a, Operand b) { return Elementwise(TapeOp::kMul, a, b, "Mul"); }
-
-Tensor GradientTape::Unary(TapeOp op, const Operand& a_operand, const char* name) {
-  TapeNode* a = Resolve(a_operand, name);
-  if (a == nullptr) return Tensor();
-  const bool reduces = op == TapeOp::kSum || op == TapeOp::kMean;
-  TapeNode* y = NewNode(op, reduces ? Shape{} : a->shape, a, nullptr, name);
-  if (y == nullptr) return Tensor();
-  const size_t n = Elements(a);
-  ThreadPool& pool = *pool_;
-  switch (op) {
-    case TapeOp::kSquare:
-      simd::Mul(a->value, a->value, y->value, n, pool);
-      break;
-    case TapeOp::kSum:
-      y->value[0] = simd::Sum(a->value, n, pool);
-      break;
-    case TapeOp::kMean:
-      y->value[0] = simd::Sum(a->value, n, pool) / static_cast<float>(n);
-      break;
-    case TapeOp::kRelu:
-      simd::ReluForward(a->value, y->value, n, pool);
-      break;
-    default:
-      THAW_CHECK(false);
+  e->requires_grad = e->wanted != 0;
+  Value& out = e->value;
+  if (op.aliases_input) {
+    out.data = values[0]->data;
+  } else {
+    out.data = Allocate(out.shape.num_elements(), Region::kActivations, name);
+    if (out.data == nullptr) return Tensor();
   }
-  return Tensor(y, epoch_);
-}
-
-Tensor GradientTape::Square(Operand a) { return Unary(TapeOp::kSquare, a, "Square"); }
-Tensor GradientTape::Sum(Operand a) { return Unary(TapeOp::kSum, a, "Sum"); }
-Tensor GradientTape::Mean(Operand a) { return Unary(TapeOp::kMean, a, "Mean"); }
-Tensor GradientTape::Relu(Operand a) { return Unary(TapeOp::kRelu, a, "Relu"); }
-
-Tensor GradientTape::MatMul(Operand a_operand, Operand b_operand) {
-  TapeNode* a = Resolve(a_operand, "MatMul");
-  TapeNode* b = Resolve(b_operand, "MatMul");
-  if (a == nullptr || b == nullptr) return Tensor();
-  if (a->shape.rank() != 2 || b->shape.rank() != 2 || a->shape[1] != b->shape[0]) {
-    Fail(InvalidArgument(
-        "GradientTape: MatMul: shapes %s and %s do not multiply; expected "
-        "[m,k] x [k,n]",
-        a->shape.ToString().c_str(), b->shape.ToString().c_str()));
-    return Tensor();
-  }
-  const size_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
-  TapeNode* y = NewNode(TapeOp::kMatMul, Shape{m, n}, a, b, "MatMul");
-  if (y == nullptr) return Tensor();
-  // Packing buffers: transient, released as soon as the product is done.
+  e->saved = Allocate(SavedFloatsOf(e->node, 1, true), Region::kActivations, name);
+  if (!status_.ok()) return Tensor();
+  // The op's scratch lives for this call only.
   Arena& arena = vars_->arena();
   const Arena::Mark mark = arena.mark();
-  float* scratch = nullptr;
-  const size_t scratch_floats =
-      simd::GemmScratchFloats(m, n, k, pool_->num_threads());
-  if (scratch_floats > 0) {
-    scratch = Allocate(scratch_floats, Region::kScratch, "MatMul");
-    if (scratch == nullptr) return Tensor();
-  }
-  simd::Gemm(a->value, k, false, b->value, n, false, y->value, n, m, n, k,
-             /*accumulate=*/false, scratch, *pool_);
+  OpCall call;
+  call.node = &e->node;
+  call.pool = pool_;
+  call.training = true;
+  call.saved = e->saved;
+  call.scratch = Allocate(ScratchFloatsOf(e->node, 1, pool_->num_threads(), Pass::kForward, 0),
+                          Region::kScratch, name);
+  if (!status_.ok()) return Tensor();
+  if (!op.aliases_input) op.forward(call);
   arena.Release(mark);
-  return Tensor(y, epoch_);
+  return Tensor(e, epoch_);
 }
+
+namespace {
+OpAttrs ReluAttrs() {
+  ActivationAttrs attrs;
+  attrs.activation = Activation::kRelu;
+  return OpAttrs::Of(attrs);
+}
+}  // namespace
+
+Tensor GradientTape::Add(Operand a, Operand b) { return Record(ops::kAdd, OpAttrs(), {a, b}, "Add"); }
+Tensor GradientTape::Sub(Operand a, Operand b) { return Record(ops::kSub, OpAttrs(), {a, b}, "Sub"); }
+Tensor GradientTape::Mul(Operand a, Operand b) { return Record(ops::kMul, OpAttrs(), {a, b}, "Mul"); }
+Tensor GradientTape::Square(Operand a) { return Record(ops::kSquare, OpAttrs(), {a}, "Square"); }
+Tensor GradientTape::MatMul(Operand a, Operand b) {
+  return Record(ops::kMatMul, OpAttrs(), {a, b}, "MatMul");
+}
+Tensor GradientTape::Sum(Operand a) { return Record(ops::kSum, OpAttrs(), {a}, "Sum"); }
+Tensor GradientTape::Mean(Operand a) { return Record(ops::kMean, OpAttrs(), {a}, "Mean"); }
+Tensor GradientTape::Relu(Operand a) { return Record(ops::kActivation, ReluAttrs(), {a}, "Relu"); }
 
 // ---- GradientTape: gradients ----
 
-float* GradientTape::Scratch(size_t floats) {
-  return Allocate(floats, Region::kScratch, "the backward pass");
-}
-
-// Adds this node's contribution to its inputs' adjoints.
-void GradientTape::BackwardNode(TapeNode* y) {
-  ThreadPool& pool = *pool_;
-  TapeNode* a = y->in[0];
-  TapeNode* b = y->in[1];
-  const float* dy = y->adjoint;
-  const size_t n = Elements(y);
-  auto wants = [](const TapeNode* x) { return x != nullptr && x->adjoint != nullptr; };
-  // dx += sign * dy, where x may be a broadcast scalar.
-  auto accumulate = [&](TapeNode* x, float sign) {
-    if (Elements(x) == n) {
-      simd::Axpy(sign, dy, x->adjoint, n, pool);
-    } else {
-      x->adjoint[0] += sign * simd::Sum(dy, n, pool);
-    }
-  };
-  const Arena::Mark mark = vars_->arena().mark();
-  switch (y->op) {
-    case TapeOp::kLeaf:
-    case TapeOp::kConstant:
-      break;
-    case TapeOp::kAdd:
-      if (wants(a)) accumulate(a, 1.0f);
-      if (wants(b)) accumulate(b, 1.0f);
-      break;
-    case TapeOp::kSub:
-      if (wants(a)) accumulate(a, 1.0f);
-      if (wants(b)) accumulate(b, -1.0f);
-      break;
-    case TapeOp::kMul:
-      for (int side = 0; side < 2; ++side) {
-        TapeNode* x = y->in[side];
-        TapeNode* other = y->in[1 - side];
-        if (!wants(x)) continue;
-        if (Elements(x) != n) {  // x is a broadcast scalar
-          x->adjoint[0] += simd::Dot(dy, other->value, n, pool);
-        } else if (Elements(other) != n) {  // the other is a scalar
-          simd::Axpy(other->value[0], dy, x->adjoint, n, pool);
-        } else {
-          simd::MulAcc(dy, other->value, x->adjoint, n, pool);
-        }
-      }
-      break;
-    case TapeOp::kSquare:
-      if (wants(a)) {
-        float* twice_a = Scratch(n);
-        if (twice_a == nullptr) break;
-        simd::Scale(a->value, 2.0f, twice_a, n, pool);
-        simd::MulAcc(twice_a, dy, a->adjoint, n, pool);
-      }
-      break;
-    case TapeOp::kMatMul: {
-      const size_t m = a->shape[0], k = a->shape[1], cols = b->shape[1];
-      // One scratch block serves both products (released with `mark`).
-      const int threads = pool.num_threads();
-      const size_t scratch_floats =
-          std::max(wants(a) ? simd::GemmScratchFloats(m, k, cols, threads)
-                            : size_t{0},
-                   wants(b) ? simd::GemmScratchFloats(k, cols, m, threads)
-                            : size_t{0});
-      float* scratch = nullptr;
-      if (scratch_floats > 0) {
-        scratch = Scratch(scratch_floats);
-        if (scratch == nullptr) break;
-      }
-      if (wants(a)) {  // dA[m,k] += dY[m,n] · B^T
-        simd::Gemm(dy, cols, false, b->value, cols, true, a->adjoint, k, m, k,
-                   cols, /*accumulate=*/true, scratch, pool);
-      }
-      if (wants(b)) {  // dB[k,n] += A^T · dY
-        simd::Gemm(a->value, k, true, dy, cols, false, b->adjoint, cols, k,
-                   cols, m, /*accumulate=*/true, scratch, pool);
-      }
-      break;
-    }
-    case TapeOp::kSum:
-      if (wants(a)) simd::AddScalar(a->adjoint, dy[0], a->adjoint, Elements(a), pool);
-      break;
-    case TapeOp::kMean:
-      if (wants(a)) {
-        simd::AddScalar(a->adjoint, dy[0] / static_cast<float>(Elements(a)),
-                        a->adjoint, Elements(a), pool);
-      }
-      break;
-    case TapeOp::kRelu:
-      if (wants(a)) {
-        float* da = Scratch(n);
-        if (da == nullptr) break;
-        simd::ReluBackward(a->value, dy, da, n, pool);
-        simd::Add(a->adjoint, da, a->adjoint, n, pool);
-      }
-      break;
-  }
-  vars_->arena().Release(mark);
-}
-
-// Marks the nodes between the target and the watched leaves, gives each an
-// adjoint (a trainable variable's is its gradient buffer), then walks back.
-// Nodes no watched leaf reaches get no adjoint and no backward work.
-Status GradientTape::Backward(TapeNode* target) {
-  for (TapeNode* n = last_; n != nullptr; n = n->prev) {
-    n->needed = false;
-    n->adjoint = nullptr;
+// Marks the entries between the target and the watched leaves, gives each a
+// gradient buffer (a trainable variable's is its own), then runs the
+// recorded nodes' backward passes in reverse, as a model's program does:
+// the first contribution to a gradient is written in place, later ones are
+// added. Entries no watched leaf reaches get nothing.
+Status GradientTape::Backward(TapeEntry* target) {
+  for (TapeEntry* e = last_; e != nullptr; e = e->prev) {
+    e->needed = false;
+    e->written = false;
+    e->value.grad = nullptr;
   }
   target->needed = target->requires_grad;
-  for (TapeNode* n = target; n != nullptr; n = n->prev) {
-    if (!n->needed) continue;
-    for (TapeNode* x : n->in) {
-      if (x != nullptr && x->requires_grad) x->needed = true;
+  for (TapeEntry* e = target; e != nullptr; e = e->prev) {
+    if (!e->needed) continue;
+    for (int i = 0; i < e->node.num_inputs; ++i) {
+      if (e->wanted & (1u << i)) EntryOf(e->node.in[i])->needed = true;
     }
   }
-  for (TapeNode* n = target; n != nullptr; n = n->prev) {
-    if (!n->needed) continue;
-    const size_t count = Elements(n);
-    if (n->op == TapeOp::kLeaf && vars_->planned_trainable(n->variable) &&
-        vars_->trainable(n->variable)) {
-      n->adjoint = vars_->gradient_data(n->variable);
+  for (TapeEntry* e = target; e != nullptr; e = e->prev) {
+    if (!e->needed) continue;
+    const int var = e->value.variable;
+    if (var >= 0 && vars_->planned_trainable(var) && vars_->trainable(var)) {
+      e->value.grad = vars_->gradient_data(var);
     } else {
-      n->adjoint = Allocate(count, Region::kScratch, "a gradient");
-      if (n->adjoint == nullptr) return status_;
-    }
-    if (n == target) {
-      for (size_t i = 0; i < count; ++i) n->adjoint[i] = 1.0f;
-    } else {
-      std::memset(n->adjoint, 0, count * sizeof(float));
+      e->value.grad = Allocate(Elements(e), Region::kScratch, "a gradient");
+      if (e->value.grad == nullptr) return status_;
     }
   }
-  for (TapeNode* n = target; n != nullptr; n = n->prev) {
-    if (n->needed) BackwardNode(n);
+  if (!target->needed) return Status::Ok();
+  for (size_t i = 0; i < Elements(target); ++i) target->value.grad[i] = 1.0f;
+  target->written = true;
+  Arena& arena = vars_->arena();
+  for (TapeEntry* e = target; e != nullptr; e = e->prev) {
+    if (!e->needed || e->wanted == 0) continue;
+    const Arena::Mark mark = arena.mark();
+    OpCall call;
+    call.node = &e->node;
+    call.pool = pool_;
+    call.training = true;
+    call.saved = e->saved;
+    call.scratch = Allocate(ScratchFloatsOf(e->node, 1, pool_->num_threads(), Pass::kBackward,
+                                            e->wanted),
+                            Region::kScratch, "the backward pass");
+    uint32_t accumulate = 0;
+    for (int i = 0; i < e->node.num_inputs; ++i) {
+      if (!(e->wanted & (1u << i))) continue;
+      TapeEntry* input = EntryOf(e->node.in[i]);
+      if (!input->written) {
+        input->written = true;
+        call.din[i] = input->value.grad;
+      } else {
+        accumulate |= 1u << i;
+        call.din[i] = Allocate(Elements(input), Region::kScratch, "a gradient term");
+      }
+    }
     if (!status_.ok()) return status_;
+    RunBackward(call, accumulate);
+    arena.Release(mark);
   }
   return Status::Ok();
 }
 
-template <class NodeOf>
+template <class EntryOf>
 Status GradientTape::Differentiate(const Tensor& target, size_t num_sources,
-                                   Span<TensorView> grads, const NodeOf& node_of) {
+                                   Span<TensorView> grads, const EntryOf& entry_of) {
   if (grads.size() != num_sources) {
     return InvalidArgument("GradientTape::Gradient: %zu sources but room for %zu gradients",
                            num_sources, grads.size());
   }
   for (TensorView& g : grads) g = TensorView();
-  TapeNode* t = Resolve(target, "Gradient");
+  TapeEntry* t = Resolve(target, "Gradient");
   if (!status_.ok()) return status_;
   THAW_RETURN_IF_ERROR(Backward(t));
   for (size_t i = 0; i < num_sources; ++i) {
-    const TapeNode* node = node_of(i);
-    if (node != nullptr && node->adjoint != nullptr) {
-      grads[i] = TensorView(node->adjoint, node->shape);
+    const TapeEntry* e = entry_of(i);
+    if (e != nullptr && e->needed && e->written) {
+      grads[i] = TensorView(e->value.grad, e->value.shape);
     }
   }
   return Status::Ok();
@@ -503,7 +358,7 @@ Status GradientTape::Gradient(const Tensor& target, Span<const Variable> sources
     }
   }
   // A variable never read on this tape has no leaf: its gradient is absent.
-  return Differentiate(target, sources.size(), grads, [&](size_t i) -> const TapeNode* {
+  return Differentiate(target, sources.size(), grads, [&](size_t i) -> const TapeEntry* {
     const int index = sources[i].index();
     return index < num_leaves_ ? leaves_[index] : nullptr;
   });
@@ -513,7 +368,7 @@ Status GradientTape::Gradient(const Tensor& target, Span<const Tensor> sources,
                               Span<TensorView> grads) {
   for (const Tensor& s : sources) Resolve(s, "Gradient");  // records a bad source
   return Differentiate(target, sources.size(), grads,
-                       [&](size_t i) -> const TapeNode* { return sources[i].node_; });
+                       [&](size_t i) -> const TapeEntry* { return sources[i].entry_; });
 }
 
 }  // namespace thaw

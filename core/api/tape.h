@@ -10,11 +10,16 @@
 //  - Trainable variables are watched automatically; a frozen variable is not
 //    watched, so its gradient is absent (an empty view) and no buffer is made
 //    for it. Watch() makes a frozen variable or a constant tensor watched for
-//    this tape only, as tape.watch() does.
+//    this tape only, as tape.watch() does, from the next recorded operation
+//    on: operations recorded before the call stay undifferentiable in it.
 //  - Creating a tape starts a step: trainable flags changed since the last
 //    step take effect now (the variable set re-plans its memory). A flag
 //    changed while a tape records takes effect at the next tape.
 //  - Operations run eagerly: Tensor::value() holds the result at once.
+//
+// Operations are the graph ops of core/ops (the same forward and backward
+// code models run); the tape records each as a node whose inputs and output
+// live in the arena.
 //
 // Memory: values and tape records live in the arena's transient part, which
 // the next tape (or Reset) empties; the gradient of a trainable variable is
@@ -31,6 +36,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 
 #include "core/tensor/tensor.h"
 #include "core/vars/variables.h"
@@ -41,23 +47,24 @@
 namespace thaw {
 
 class GradientTape;
-struct TapeNode;
-enum class TapeOp : uint8_t;
+class OpAttrs;
+struct OpDef;
+struct TapeEntry;
 
 // A value recorded on a tape; valid until that tape is reset or destroyed.
 class Tensor {
  public:
   Tensor() = default;
   // False after a failed operation.
-  bool valid() const { return node_ != nullptr; }
+  bool valid() const { return entry_ != nullptr; }
   TensorView value() const;
   Shape shape() const { return value().shape(); }
   float scalar() const;  // the value of a one-element tensor
 
  private:
   friend class GradientTape;
-  Tensor(TapeNode* node, uint64_t epoch) : node_(node), epoch_(epoch) {}
-  TapeNode* node_ = nullptr;
+  Tensor(TapeEntry* entry, uint64_t epoch) : entry_(entry), epoch_(epoch) {}
+  TapeEntry* entry_ = nullptr;
   uint64_t epoch_ = 0;
 };
 
@@ -122,28 +129,27 @@ class GradientTape {
                   Span<TensorView> grads);
 
  private:
-  TapeNode* Resolve(const Operand& operand, const char* op);
-  TapeNode* LeafFor(const Variable& variable, const char* op);
-  TapeNode* NewNode(TapeOp op, const Shape& shape, TapeNode* a, TapeNode* b,
-                    const char* name);
+  TapeEntry* Resolve(const Operand& operand, const char* op);
+  TapeEntry* LeafFor(const Variable& variable, const char* op);
+  TapeEntry* NewEntry(const char* name);
   float* Allocate(size_t floats, Region region, const char* what);
+  Status OutOfArena(const char* what, size_t bytes) const;
   void Fail(Status status);
-  Tensor Elementwise(TapeOp op, const Operand& a, const Operand& b, const char* name);
-  Tensor Unary(TapeOp op, const Operand& a, const char* name);
-  Status Backward(TapeNode* target);
-  // Both Gradient overloads: node_of(i) is source i's node, or null.
-  template <class NodeOf>
+  // Records `op` on the operands and runs its forward pass.
+  Tensor Record(const OpDef& op, const OpAttrs& attrs, std::initializer_list<Operand> operands,
+                const char* name);
+  Status Backward(TapeEntry* target);
+  // Both Gradient overloads: entry_of(i) is source i's entry, or null.
+  template <class EntryOf>
   Status Differentiate(const Tensor& target, size_t num_sources,
-                       Span<TensorView> grads, const NodeOf& node_of);
-  void BackwardNode(TapeNode* node);
-  float* Scratch(size_t floats);
+                       Span<TensorView> grads, const EntryOf& entry_of);
 
   VariableSet* vars_;
   ThreadPool* pool_;
   Status status_;
   uint64_t epoch_ = 0;
-  TapeNode* last_ = nullptr;   // most recent node; nodes link to their predecessor
-  TapeNode** leaves_ = nullptr;  // one leaf per variable, made on first use
+  TapeEntry* last_ = nullptr;     // most recent entry; entries link to their predecessor
+  TapeEntry** leaves_ = nullptr;  // one leaf per variable, made on first use
   int num_leaves_ = 0;
 };
 

@@ -151,4 +151,15 @@ void* Arena::AllocateTransient(size_t bytes, Region region, size_t alignment) {
   return p;
 }
 
+unsigned char* Arena::ClaimPlanned(uint64_t owner, size_t bytes, size_t activation_bytes) {
+  THAW_CHECK(activation_bytes <= bytes);
+  if (bytes > capacity_ - persistent_end_) return nullptr;
+  ClaimTransient(owner);
+  transient_top_ = persistent_end_ + bytes;
+  bytes_[static_cast<int>(Region::kActivations)] = activation_bytes;
+  bytes_[static_cast<int>(Region::kScratch)] = bytes - activation_bytes;
+  high_water_ = std::max(high_water_, transient_top_);
+  return data_ + persistent_end_;
+}
+
 }  // namespace thaw

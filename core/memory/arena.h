@@ -98,9 +98,16 @@ class Arena {
 
   // `bytes` from the transient part, counted under `region` (kActivations or
   // kScratch), aligned to `alignment` (a power of two; 64 for anything a
-  // kernel reads). nullptr when it does not fit.
+  // kernel reads). nullptr when it does not fit. (The tape's bump
+  // allocation: it cannot plan ahead.)
   void* AllocateTransient(size_t bytes, Region region,
                           size_t alignment = kAlignment);
+  // Claims the transient part for `owner` (as ClaimTransient) and hands out
+  // one planned block of `bytes` at its bottom, of which `activation_bytes`
+  // are counted as activations and the rest as scratch (see
+  // core/memory/plan.h). nullptr, changing nothing, when it does not fit.
+  unsigned char* ClaimPlanned(uint64_t owner, size_t bytes,
+                              size_t activation_bytes);
 
  private:
   void Free();

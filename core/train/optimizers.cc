@@ -152,4 +152,34 @@ AdamW::AdamW(VariableSet* vars, AdamOptions options, ThreadPool& pool)
         return options;
       }(), pool) {}
 
+OptimizerConfig OptimizerConfig::Sgd(const SgdOptions& options) {
+  OptimizerConfig c;
+  c.kind = Kind::kSgd;
+  c.sgd = options;
+  return c;
+}
+
+OptimizerConfig OptimizerConfig::Adam(const AdamOptions& options) {
+  OptimizerConfig c;
+  c.kind = Kind::kAdam;
+  c.adam = options;
+  return c;
+}
+
+OptimizerConfig OptimizerConfig::AdamW(const AdamOptions& options) {
+  OptimizerConfig c = Adam(options);
+  c.kind = Kind::kAdamW;
+  return c;
+}
+
+std::unique_ptr<Optimizer> MakeOptimizer(const OptimizerConfig& config, VariableSet* vars,
+                                         ThreadPool& pool) {
+  switch (config.kind) {
+    case OptimizerConfig::Kind::kSgd: return std::make_unique<SGD>(vars, config.sgd, pool);
+    case OptimizerConfig::Kind::kAdam: return std::make_unique<Adam>(vars, config.adam, pool);
+    case OptimizerConfig::Kind::kAdamW: return std::make_unique<AdamW>(vars, config.adam, pool);
+  }
+  return nullptr;
+}
+
 }  // namespace thaw

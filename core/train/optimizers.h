@@ -24,6 +24,7 @@
 #define THAW_CORE_TRAIN_OPTIMIZERS_H_
 
 #include <cstdint>
+#include <memory>
 
 #include "core/tensor/tensor.h"
 #include "core/vars/variables.h"
@@ -132,6 +133,22 @@ class AdamW : public Adam {
   AdamW(VariableSet* vars, AdamOptions options,
         ThreadPool& pool = ThreadPool::Serial());
 };
+
+// An optimizer to be made by a model (Compile).
+struct OptimizerConfig {
+  enum class Kind { kSgd, kAdam, kAdamW };
+  Kind kind = Kind::kSgd;
+  SgdOptions sgd;
+  AdamOptions adam;
+
+  static OptimizerConfig Sgd(const SgdOptions& options);
+  static OptimizerConfig Adam(const AdamOptions& options);
+  static OptimizerConfig AdamW(const AdamOptions& options);
+};
+
+// Attaches a new optimizer of `config` to `vars` (its state starts from zero).
+std::unique_ptr<Optimizer> MakeOptimizer(const OptimizerConfig& config, VariableSet* vars,
+                                         ThreadPool& pool);
 
 }  // namespace thaw
 

@@ -38,6 +38,7 @@ bool Bitmap::operator==(const Bitmap& other) const {
 
 const std::string& Variable::name() const { return set_->records_[index_].name; }
 const Shape& Variable::shape() const { return set_->records_[index_].shape; }
+VariableRole Variable::role() const { return set_->records_[index_].role; }
 
 TensorView Variable::value() const {
   const auto& r = set_->records_[index_];
@@ -52,8 +53,8 @@ float Variable::scalar() const {
 
 bool Variable::trainable() const { return set_->trainable(index_); }
 
-void Variable::set_trainable(bool trainable) const {
-  set_->SetTrainable(*this, trainable);
+Status Variable::set_trainable(bool trainable) const {
+  return set_->SetTrainable(*this, trainable);
 }
 
 TensorView Variable::gradient() const {
@@ -78,6 +79,16 @@ size_t VariableSet::WeightsEnd() const {
 
 Status VariableSet::Create(const std::string& name, const Shape& shape,
                            bool trainable, Variable* out) {
+  return Add(name, shape, VariableRole::kParameter, trainable, out);
+}
+
+Status VariableSet::CreateStatistic(const std::string& name, const Shape& shape,
+                                    Variable* out) {
+  return Add(name, shape, VariableRole::kStatistic, false, out);
+}
+
+Status VariableSet::Add(const std::string& name, const Shape& shape,
+                        VariableRole role, bool trainable, Variable* out) {
   if (name.empty()) {
     return InvalidArgument("VariableSet::Create: a variable needs a name");
   }
@@ -102,14 +113,17 @@ Status VariableSet::Create(const std::string& name, const Shape& shape,
   Record record;
   record.name = name;
   record.shape = shape;
-  record.value_offset = weights_end;
+  record.role = role;
   records_.push_back(std::move(record));
   trainable_.Resize(records_.size());
   planned_.Resize(records_.size());
-  // Moves any planned state up past the new value; it fits (checked above).
-  Status moved = Relayout(planned_, planned_slots_, weights_end + bytes);
+  // Room for any plan of this many variables, so that steps never allocate.
+  plan_.Reserve(records_.size() * (2 + kMaxOptimizerSlots));
+  // Places the new value after the others and moves any planned state up
+  // past it; it fits (checked above).
+  Status moved = Relayout(planned_, planned_slots_);
   THAW_CHECK(moved.ok());
-  std::memset(arena_->data() + weights_end, 0, bytes);
+  std::memset(arena_->data() + records_.back().value_offset, 0, bytes);
   trainable_.Set(records_.size() - 1, trainable);
   *out = Variable(this, size() - 1);
   return Status::Ok();
@@ -158,14 +172,27 @@ const Shape& VariableSet::shape(int index) const {
   return records_[index].shape;
 }
 
+VariableRole VariableSet::role(int index) const {
+  THAW_CHECK(index >= 0 && index < size());
+  return records_[index].role;
+}
+
 const float* VariableSet::value_data(int index) const {
   THAW_CHECK(index >= 0 && index < size());
   return reinterpret_cast<const float*>(arena_->data() + records_[index].value_offset);
 }
 
-void VariableSet::SetTrainable(Variable variable, bool trainable) {
-  THAW_CHECK(variable.set() == this);
+Status VariableSet::SetTrainable(Variable variable, bool trainable) {
+  if (variable.set() != this) {
+    return InvalidArgument("SetTrainable: the variable belongs to another VariableSet");
+  }
+  if (trainable && variable.role() == VariableRole::kStatistic) {
+    return FailedPrecondition(
+        "%s is a statistic (its op updates it in training mode), never trainable",
+        variable.name().c_str());
+  }
   trainable_.Set(variable.index(), trainable);
+  return Status::Ok();
 }
 
 bool VariableSet::plan_stale() const {
@@ -175,20 +202,37 @@ bool VariableSet::plan_stale() const {
 
 Status VariableSet::Prepare() {
   if (!plan_stale()) return Status::Ok();
-  return Relayout(trainable_, slots_, WeightsEnd());
+  return Relayout(trainable_, slots_);
+}
+
+void VariableSet::BuildPlan(const Bitmap& trainable, int slots, MemoryPlan* plan) const {
+  THAW_CHECK(trainable.size() == records_.size() && slots <= kMaxOptimizerSlots);
+  plan->Clear();
+  for (int i = 0; i < size(); ++i) {
+    plan->Add(BufferBytes(i), Region::kWeights, 0, 0, "weight", i);
+  }
+  for (int i = 0; i < size(); ++i) {
+    if (!trainable.Test(i) || records_[i].role != VariableRole::kParameter) continue;
+    plan->Add(BufferBytes(i), Region::kGradients, 0, 0, "gradient", i);
+    for (int s = 0; s < slots; ++s) {
+      plan->Add(BufferBytes(i), Region::kOptimizerState, 0, 0, "slot", i);
+    }
+  }
+  plan->PlaceInOrder();
+}
+
+const MemoryPlan& VariableSet::PersistentPlan(const Bitmap& trainable) const {
+  BuildPlan(trainable, slots_, &plan_);
+  return plan_;
 }
 
 MemoryReport VariableSet::PlannedBytes(const Bitmap& trainable) const {
-  THAW_CHECK(trainable.size() == records_.size());
+  const MemoryPlan& plan = PersistentPlan(trainable);
   MemoryReport report;
   report.capacity = arena_->capacity();
   report.high_water = arena_->high_water();
-  for (int i = 0; i < size(); ++i) {
-    const size_t bytes = BufferBytes(i);
-    report.bytes[static_cast<int>(Region::kWeights)] += bytes;
-    if (!trainable.Test(i)) continue;
-    report.bytes[static_cast<int>(Region::kGradients)] += bytes;
-    report.bytes[static_cast<int>(Region::kOptimizerState)] += bytes * slots_;
+  for (int r = 0; r < kNumPersistentRegions; ++r) {
+    report.bytes[r] = plan.RegionBytes(static_cast<Region>(r));
   }
   return report;
 }
@@ -211,32 +255,36 @@ float* VariableSet::slot_data(int index, int slot) const {
 }
 
 // The state of each trainable variable is one block, [gradient | slot 0 | ...],
-// laid out in variable order right after the weights. Re-planning computes the
-// new offsets, checks the fit, then moves the blocks that survive. Both layouts
-// keep variable order, so moving the blocks that go down in ascending order and
-// then those that go up in descending order never overwrites a block before it
-// has moved. New blocks are zeroed last.
-Status VariableSet::Relayout(const Bitmap& trainable, int slots,
-                             size_t weights_end) {
-  size_t top = weights_end;
-  size_t bytes[kNumPersistentRegions] = {weights_end, 0, 0};
-  for (int i = 0; i < size(); ++i) {
-    Record& r = records_[i];
-    r.new_state_offset = kNone;
-    if (!trainable.Test(i)) continue;
-    r.new_state_offset = top;
-    top += (1 + slots) * BufferBytes(i);
-    bytes[1] += BufferBytes(i);
-    bytes[2] += slots * BufferBytes(i);
-  }
+// laid out in variable order right after the weights (BuildPlan). Re-planning
+// computes the new offsets, checks the fit, then moves the blocks that
+// survive. Both layouts keep variable order, so moving the blocks that go
+// down in ascending order and then those that go up in descending order never
+// overwrites a block before it has moved. New blocks are zeroed last. Values
+// never move, except that a new variable's value goes after the others.
+Status VariableSet::Relayout(const Bitmap& trainable, int slots) {
+  BuildPlan(trainable, slots, &plan_);
+  const size_t top = plan_.total();
   if (top > arena_->capacity()) {
     return ResourceExhausted(
         "the freeze set with %zu trainable of %d variables needs %zu bytes of "
         "persistent memory (weights %zu + gradients %zu + optimizer state %zu), "
         "but the arena holds %zu bytes; nothing was changed: freeze more "
         "variables or give the arena more memory",
-        trainable.Count(), size(), top, bytes[0], bytes[1], bytes[2],
-        arena_->capacity());
+        trainable.Count(), size(), top, plan_.RegionBytes(Region::kWeights),
+        plan_.RegionBytes(Region::kGradients),
+        plan_.RegionBytes(Region::kOptimizerState), arena_->capacity());
+  }
+  for (Record& r : records_) r.new_state_offset = kNone;
+  for (int b = 0; b < plan_.size(); ++b) {
+    const PlannedBuffer& buffer = plan_[b];
+    Record& r = records_[buffer.owner];
+    if (buffer.region == Region::kWeights) {
+      // Only a variable created just now may get a new place (the last one).
+      THAW_CHECK(buffer.offset == r.value_offset || buffer.owner == size() - 1);
+      r.value_offset = buffer.offset;
+    } else if (buffer.region == Region::kGradients) {
+      r.new_state_offset = buffer.offset;  // the block starts with the gradient
+    }
   }
   unsigned char* base = arena_->data();
   // A newly attached optimizer starts from zero state, even with as many
@@ -267,9 +315,13 @@ Status VariableSet::Relayout(const Bitmap& trainable, int slots,
     }
     r.state_offset = r.new_state_offset;
   }
-  planned_ = trainable;
+  for (int i = 0; i < size(); ++i) planned_.Set(i, records_[i].state_offset != kNone);
   planned_slots_ = slots;
   planned_optimizer_ = optimizer_id_;
+  size_t bytes[kNumPersistentRegions];
+  for (int r = 0; r < kNumPersistentRegions; ++r) {
+    bytes[r] = plan_.RegionBytes(static_cast<Region>(r));
+  }
   arena_->SetPersistent(top, bytes);
   return Status::Ok();
 }

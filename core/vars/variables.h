@@ -1,9 +1,10 @@
-// thaw/core/vars/variables.h — variables, their freeze bitmap, and the memory plan.
+// thaw/core/vars/variables.h — variables, their freeze bitmap, and the
+// persistent memory plan.
 //
 //   thaw::VariableSet vars(&arena);
 //   thaw::Variable w;
 //   THAW_RETURN_IF_ERROR(vars.Create("dense_0.weight", {128, 784}, /*trainable=*/true, &w));
-//   w.set_trainable(false);                      // freeze: a bit flip
+//   THAW_RETURN_IF_ERROR(w.set_trainable(false));  // freeze: a bit flip
 //   thaw::MemoryReport plan = vars.PlannedBytes();  // what the next step will hold
 //
 // Like tf.Variable(trainable=...), with TensorFlow's semantics made exact:
@@ -14,11 +15,18 @@
 //  - optimizer state of variables that stay trainable survives the re-plan,
 //    newly thawed variables start from zero state and step count 0.
 //
+// Two roles: a parameter has a trainable bit and is what optimizers learn; a
+// statistic (BatchNormalization's running mean and variance) is never
+// trainable, is updated by its op in training mode, and is saved in
+// checkpoints like any variable.
+//
 // One bit per variable says trainable or frozen. The planner reads the bitmap
-// and places, in the arena's persistent part, every value (weights region) and,
-// for trainable variables only, one gradient buffer (gradients region) and the
-// optimizer's state buffers (optimizer state region). Buffers are 64-byte
-// aligned, so a variable of n floats takes AlignUp(4 n, 64) bytes per buffer.
+// and lists, for the arena's persistent part, every value (weights region)
+// and, for trainable parameters only, one gradient buffer (gradients region)
+// and the optimizer's state buffers (optimizer state region): one MemoryPlan
+// (core/memory/plan.h) that sizes, checks, places and reports them. Buffers
+// are 64-byte aligned, so a variable of n floats takes AlignUp(4 n, 64) bytes
+// per buffer.
 #ifndef THAW_CORE_VARS_VARIABLES_H_
 #define THAW_CORE_VARS_VARIABLES_H_
 
@@ -28,6 +36,7 @@
 #include <vector>
 
 #include "core/memory/arena.h"
+#include "core/memory/plan.h"
 #include "core/tensor/tensor.h"
 #include "platform/span.h"
 #include "platform/status.h"
@@ -52,6 +61,14 @@ class Bitmap {
   size_t size_ = 0;
 };
 
+enum class VariableRole : uint8_t {
+  kParameter,  // learned when trainable
+  kStatistic,  // never trainable; its op updates it in training mode
+};
+
+// Optimizer state buffers per trainable variable, at most (Adam: 2).
+inline constexpr int kMaxOptimizerSlots = 2;
+
 // A cheap handle to one variable of a VariableSet, valid while the set lives.
 class Variable {
  public:
@@ -62,13 +79,14 @@ class Variable {
 
   const std::string& name() const;
   const Shape& shape() const;
+  VariableRole role() const;
   // The value, in the arena's weights region.
   TensorView value() const;
   // The value of a one-element variable.
   float scalar() const;
   bool trainable() const;
   // Takes effect at the next step; see VariableSet::SetTrainable.
-  void set_trainable(bool trainable) const;
+  Status set_trainable(bool trainable) const;
   // The gradient buffer, which exists only while the variable is trainable in
   // the current plan; absent (empty view) for a frozen variable.
   TensorView gradient() const;
@@ -91,11 +109,15 @@ class VariableSet {
   VariableSet(const VariableSet&) = delete;
   VariableSet& operator=(const VariableSet&) = delete;
 
-  // Creates a zero-filled variable. Names are unique. Fails, changing nothing,
-  // when the name is taken or empty, the shape has a zero dimension, or the
-  // arena cannot hold the value (the message names bytes needed and free).
+  // Creates a zero-filled parameter. Names are unique. Fails, changing
+  // nothing, when the name is taken or empty, the shape has a zero dimension,
+  // or the arena cannot hold the value (the message names bytes needed and
+  // free).
   Status Create(const std::string& name, const Shape& shape, bool trainable,
                 Variable* out);
+  // Creates a zero-filled statistic (never trainable), as Create.
+  Status CreateStatistic(const std::string& name, const Shape& shape,
+                         Variable* out);
   // Creates a one-element variable holding `value`, like tf.Variable(2.0).
   Status CreateScalar(const std::string& name, float value, bool trainable,
                       Variable* out);
@@ -111,11 +133,14 @@ class VariableSet {
   // floats.
   const std::string& name(int index) const;
   const Shape& shape(int index) const;
+  VariableRole role(int index) const;
   const float* value_data(int index) const;
 
-  // Freeze (false) or thaw (true). A bit flip; the plan follows at the next
-  // step (Prepare). Never fails and never moves memory by itself.
-  void SetTrainable(Variable variable, bool trainable);
+  // Freeze (false) or thaw (true) a parameter. A bit flip; the plan follows
+  // at the next step (Prepare); never moves memory by itself. Thawing a
+  // statistic is FailedPrecondition (it is never trainable), freezing one
+  // is a no-op.
+  Status SetTrainable(Variable variable, bool trainable);
   bool trainable(int index) const { return trainable_.Test(index); }
   const Bitmap& trainable_bits() const { return trainable_; }
 
@@ -128,13 +153,19 @@ class VariableSet {
   // changes nothing: the old plan, weights and state stay as they were.
   Status Prepare();
 
-  // Persistent bytes (weights, gradients, optimizer state) that a plan for
-  // `trainable` would hold with the attached optimizer. Places nothing.
+  // The persistent plan for `trainable` (one bit per variable; bits of
+  // statistics are ignored) with the attached optimizer: every value, in
+  // variable order, then for each trainable parameter its gradient and the
+  // optimizer's slots (owner = variable index; what = "weight", "gradient",
+  // "slot"). Places nothing; valid until the next call. Allocation-free.
+  const MemoryPlan& PersistentPlan(const Bitmap& trainable) const;
+  // Persistent bytes per region of that plan, and its total.
   MemoryReport PlannedBytes(const Bitmap& trainable) const;
   // The same for the current flags.
   MemoryReport PlannedBytes() const { return PlannedBytes(trainable_); }
 
   Arena& arena() { return *arena_; }
+  const Arena& arena() const { return *arena_; }
 
   // ---- For optimizers and the tape ----
 
@@ -162,19 +193,25 @@ class VariableSet {
   struct Record {
     std::string name;
     Shape shape;
+    VariableRole role = VariableRole::kParameter;
     size_t value_offset = 0;  // in the weights region
     size_t state_offset = kNone;  // gradient then the optimizer's slots
     size_t new_state_offset = kNone;  // used while re-planning
     uint64_t steps = 0;
   };
 
+  Status Add(const std::string& name, const Shape& shape, VariableRole role,
+             bool trainable, Variable* out);
   size_t BufferBytes(int index) const;
   size_t WeightsEnd() const;
+  // Lists the persistent buffers for (trainable, slots) into *plan, placed.
+  void BuildPlan(const Bitmap& trainable, int slots, MemoryPlan* plan) const;
   // Moves to the layout for (trainable, slots), or fails changing nothing.
-  Status Relayout(const Bitmap& trainable, int slots, size_t weights_end);
+  Status Relayout(const Bitmap& trainable, int slots);
 
   Arena* arena_;
   std::vector<Record> records_;
+  mutable MemoryPlan plan_;  // PersistentPlan's result, and Relayout's
   Bitmap trainable_;  // what the user asked for
   Bitmap planned_;    // what the arena holds
   int slots_ = 0;

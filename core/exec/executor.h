@@ -1,0 +1,59 @@
+// thaw/core/exec/executor.h — runs a compiled program over an arena.
+//
+//   unsigned char* block = arena.ClaimPlanned(token, program.plan().total(),
+//                                             program.activation_bytes());
+//   thaw::StepData data;
+//   data.x = batch_inputs;
+//   data.labels = batch_labels;
+//   thaw::LossResult r = thaw::RunProgram(program, &graph, &vars, block, free_bytes,
+//                                         data, thaw::Loss::kMeanSquaredError, pool, step);
+//
+// The executor binds every value of the graph to its bytes (planned buffers
+// at `block` plus their offsets, variables, the caller's input and output),
+// gathers the batch when the program copies it, runs the forward list, the
+// loss and the backward list, and leaves trainable parameters' gradients in
+// their persistent buffers for the optimizer. It allocates nothing and has
+// no failure path: everything that can fail was checked when the program was
+// compiled and placed.
+//
+// Under AddressSanitizer every planned buffer is poisoned outside its
+// lifetime (and everything past the block for the whole step): a kernel that
+// reads or writes bytes the plan gave to another buffer at that time stops
+// the sanitizer build at once.
+#ifndef THAW_CORE_EXEC_EXECUTOR_H_
+#define THAW_CORE_EXEC_EXECUTOR_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/exec/program.h"
+#include "core/graph/op.h"
+#include "core/ops/loss.h"
+#include "core/vars/variables.h"
+#include "platform/threads.h"
+
+namespace thaw {
+
+// The batch of one step, in the caller's memory.
+struct StepData {
+  const float* x = nullptr;        // input rows (per-example floats each)
+  const size_t* index = nullptr;   // rows of the batch when gathered; null: 0..batch-1
+  const int32_t* labels = nullptr; // per row (labels losses)
+  const float* targets = nullptr;  // per row, one per output (other losses)
+  float* out = nullptr;            // Predict: [batch, outputs]
+};
+
+// Runs one step. `block` holds program.plan().total() bytes, 64-byte aligned,
+// followed by `free_bytes` - total() more that the step must not touch.
+LossResult RunProgram(const Program& program, Graph* graph, VariableSet* vars,
+                      unsigned char* block, size_t free_bytes, const StepData& data,
+                      Loss loss, ThreadPool& pool, uint64_t step);
+
+// One node's backward call, shared by programs and the tape: runs the op's
+// backward (which writes call.din), then adds the term of every input in
+// `accumulate` (written to call.din[i]) to that input's gradient.
+void RunBackward(const OpCall& call, uint32_t accumulate);
+
+}  // namespace thaw
+
+#endif  // THAW_CORE_EXEC_EXECUTOR_H_

@@ -1,0 +1,121 @@
+// thaw/core/exec/program.h — what one step of a model runs, and its memory.
+//
+//   thaw::Program program;
+//   program.Reserve(graph);                      // setup: the only allocation
+//   thaw::ProgramSpec spec;                      // train, batch 64, ...
+//   program.Compile(graph, vars, vars.trainable_bits(), spec);
+//   size_t bytes = program.plan().total();       // the transient block a step needs
+//
+// Compile derives, from (graph, freeze set, batch, mode):
+//  - the forward list: the nodes the loss (or the output) depends on, in
+//    graph order; a softmax fused into the loss is not among them;
+//  - the backward list, pruned to what reaches a trainable parameter: a node
+//    runs backward only if its output depends on one, and asks only for the
+//    gradients of inputs that do. A frozen prefix (any frozen part of a DAG
+//    that no trainable parameter feeds) gets no backward pass and keeps no
+//    activation, whatever the shape of the graph;
+//  - one MemoryPlan of every buffer of the step (core/memory/plan.h): node
+//    outputs, live from their producer to their last reader, forward or
+//    backward (those read by the backward pass are the region "activations",
+//    the rest "scratch"); saved state (dropout masks); each call's scratch;
+//    gradients of intermediate values; terms of gradients with several
+//    consumers; the gathered batch when it is copied in. The caller's input
+//    read in place, variables, their gradients (persistent, see
+//    core/vars/variables.h) and Predict's output written into the caller's
+//    buffer are not planned. Outputs of Flatten/Reshape share their input's
+//    buffer; so do their gradients when nothing else writes them.
+//
+// Step times: 0 gathers the batch, forward node k runs at 1 + k, the loss at
+// L = F + 1 (F forward nodes), backward node j at L + 1 + j.
+//
+// Compile never allocates after Reserve (the vectors only refill), so a
+// model recompiles freely between steps.
+#ifndef THAW_CORE_EXEC_PROGRAM_H_
+#define THAW_CORE_EXEC_PROGRAM_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "core/graph/graph.h"
+#include "core/memory/plan.h"
+#include "core/vars/variables.h"
+
+namespace thaw {
+
+enum class StepMode { kTrain, kEvaluate, kPredict };
+
+struct ProgramSpec {
+  StepMode mode = StepMode::kTrain;
+  size_t batch = 1;
+  int threads = 1;  // GEMM scratch depends on it
+  // The batch (inputs, labels, targets) is copied into planned buffers
+  // (Fit's shuffled batches); otherwise it is read where it is.
+  bool gather = false;
+  // Predict writes the output straight into the caller's buffer.
+  bool output_to_caller = false;
+  Value* input = nullptr;
+  Value* output = nullptr;      // what Predict returns
+  Value* loss_input = nullptr;  // what the loss reads (train, evaluate)
+  size_t label_bytes = 0;       // per example, when gathered
+  size_t target_floats = 0;     // per example, when gathered
+};
+
+class Program {
+ public:
+  struct ForwardStep {
+    Node* node = nullptr;
+    int saved = -1;    // plan buffer, or -1
+    int scratch = -1;
+  };
+  struct BackwardStep {
+    Node* node = nullptr;
+    int forward = -1;         // the node's forward step (its saved state)
+    uint32_t wanted = 0;      // bit i: input i's gradient
+    uint32_t accumulate = 0;  // bit i: added to a gradient another node wrote first
+    int temp[kMaxNodeInputs] = {};  // plan buffer of such a term
+    int scratch = -1;
+  };
+
+  // Setup: room for any program of `graph`.
+  void Reserve(const Graph& graph);
+  void Compile(const Graph& graph, const VariableSet& vars, const Bitmap& trainable,
+               const ProgramSpec& spec);
+
+  const ProgramSpec& spec() const { return spec_; }
+  const std::vector<ForwardStep>& forward() const { return forward_; }
+  const std::vector<BackwardStep>& backward() const { return backward_; }
+  const MemoryPlan& plan() const { return plan_; }
+  int loss_time() const { return static_cast<int>(forward_.size()) + 1; }
+  // Bytes of the plan's activations (they never share bytes with each other:
+  // all are alive at the loss), and the rest of the block, scratch.
+  size_t activation_bytes() const { return plan_.RegionBytes(Region::kActivations); }
+
+  // The value whose buffer holds value v (v itself unless v is a view).
+  int data_root(int v) const { return data_root_[v]; }
+  // The plan buffer holding value v's data / gradient, or -1.
+  int data_buffer(int v) const { return data_buffer_[data_root_[v]]; }
+  int grad_buffer(int v) const { return grad_buffer_[v]; }
+  bool requires_grad(int v) const { return requires_grad_[v] != 0; }
+  int labels_buffer() const { return labels_buffer_; }
+  int targets_buffer() const { return targets_buffer_; }
+  // The smallest layer index with a backward node, or -1.
+  int first_backward_layer() const { return first_backward_layer_; }
+
+ private:
+  ProgramSpec spec_;
+  std::vector<ForwardStep> forward_;
+  std::vector<BackwardStep> backward_;
+  MemoryPlan plan_;
+  // Per value (vectors of chars, not bools, for plain indexing).
+  std::vector<char> needed_, requires_grad_, reaches_, written_;
+  std::vector<int> data_root_, first_, last_, data_buffer_;
+  std::vector<int> grad_root_, grad_first_, grad_last_, grad_buffer_, writers_;
+  std::vector<int> backward_time_;  // per node, -1 when it has no backward
+  int labels_buffer_ = -1, targets_buffer_ = -1;
+  int first_backward_layer_ = -1;
+};
+
+}  // namespace thaw
+
+#endif  // THAW_CORE_EXEC_PROGRAM_H_

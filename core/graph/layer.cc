@@ -1,0 +1,48 @@
+#include "core/graph/layer.h"
+
+namespace thaw {
+
+Value* LayerBuilder::Declare(const char* suffix, const Shape& shape, VariableRole role) {
+  Value* v = graph_->AddVariable(shape);
+  DeclaredVariable d;
+  d.name = name_ + "." + suffix;
+  d.shape = shape;
+  d.role = role;
+  d.value = v;
+  d.layer = layer_;
+  variables_->push_back(d);
+  return v;
+}
+
+Value* LayerBuilder::Parameter(const char* suffix, const Shape& shape) {
+  return Declare(suffix, shape, VariableRole::kParameter);
+}
+
+Value* LayerBuilder::Statistic(const char* suffix, const Shape& shape) {
+  return Declare(suffix, shape, VariableRole::kStatistic);
+}
+
+Status LayerBuilder::AddNode(const OpDef& op, const OpAttrs& attrs, Span<Value* const> inputs,
+                             Value** out) {
+  Status s = graph_->AddNode(op, attrs, inputs, layer_, out);
+  if (!s.ok()) return Status(s.code(), name_ + ": " + s.message());
+  return Status::Ok();
+}
+
+void Layer::SetTrainable(bool trainable) {
+  for (const Variable& v : variables_) {
+    if (v.role() == VariableRole::kParameter) {
+      Status s = v.set_trainable(trainable);
+      THAW_CHECK(s.ok());  // a parameter of the layer's own set
+    }
+  }
+}
+
+bool Layer::trainable() const {
+  for (const Variable& v : variables_) {
+    if (v.trainable()) return true;
+  }
+  return false;
+}
+
+}  // namespace thaw

@@ -1,0 +1,106 @@
+// thaw/core/graph/op.h — an op definition: the one place an op's maths lives.
+//
+//   // core/ops/arithmetic.cc
+//   const OpDef kAdd = {
+//       "add", 2, 2, InferBroadcast, AddForward, AddBackward,
+//       /*reads=*/nullptr, /*scratch_floats=*/nullptr, /*saved_floats=*/nullptr,
+//   };
+//
+// An OpDef is a table of plain functions: shape inference, forward, backward
+// (every wanted input's gradient), what the backward pass reads, and the
+// scratch and saved memory it needs. Models (through core/exec) and the
+// GradientTape run the same functions: an op's backward exists once.
+//
+// Contract of the functions, for the runners:
+//  - infer: checks node.in (count, shapes, dtypes) and fills out's shape,
+//    batched flag and layout; errors are sentences without the node's name.
+//  - forward: reads in[i]->data, writes out->data (never reads it first).
+//    Runs on call.pool; must give the same bits for any thread count.
+//  - backward: given out->grad (dy, which it may overwrite), writes
+//    call.din[i] for every input i whose din[i] is non-null, overwriting it
+//    (runners add contributions of several consumers). It reads only what
+//    `reads` declared for this `wanted` set (bit i: din[i] is wanted), and
+//    call.saved. Null: no gradient flows through the op.
+//  - reads: which input values and whether the output a backward pass for
+//    `wanted` reads; a runner keeps exactly those alive from the forward pass.
+//    Null: none.
+//  - scratch_floats: floats of scratch one call needs (forward, or backward
+//    for `wanted`), 64-byte aligned, contents undefined. Null: none.
+//  - saved_floats: floats that live from a node's forward call to its
+//    backward call (a dropout mask), in training or inference. Null: none.
+//  - aliases_input: the output is input 0's bytes under another shape
+//    (Flatten, Reshape): runners bind out->data = in[0]->data and skip
+//    forward; backward copies dy to din[0] unless they are the same buffer.
+//  - final_activation: what the op applies last (Dense's fused activation,
+//    an activation op's), so that a model can check a loss against it.
+//    Null: none (kLinear).
+#ifndef THAW_CORE_GRAPH_OP_H_
+#define THAW_CORE_GRAPH_OP_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/graph/graph.h"
+#include "core/tensor/tensor.h"
+#include "platform/status.h"
+#include "platform/threads.h"
+
+namespace thaw {
+
+enum class Pass { kForward, kBackward };
+
+enum class Activation { kLinear, kRelu, kSigmoid, kTanh, kSoftmax };
+const char* ActivationName(Activation activation);
+
+struct BackwardReads {
+  uint32_t inputs = 0;  // bit i: the value of input i
+  bool output = false;  // the node's output
+};
+
+// One call of a node's forward or backward function.
+struct OpCall {
+  const Node* node = nullptr;
+  size_t batch = 1;           // prepended to batched values' shapes
+  ThreadPool* pool = nullptr;
+  bool training = false;      // Fit / TrainOnBatch (dropout on), else inference
+  uint64_t step = 0;          // training steps so far (dropout masks)
+  float* saved = nullptr;     // saved_floats floats, forward to backward
+  float* scratch = nullptr;   // scratch_floats floats, this call only
+  float* din[kMaxNodeInputs] = {};  // backward: where input i's gradient goes
+
+  template <class A>
+  A attrs() const { return node->attrs.As<A>(); }
+  // Input i's value and the output, with this call's batch.
+  TensorView in(int i) const;
+  TensorView out() const;
+  // Elements of input i / of the output at this call's batch.
+  size_t in_elements(int i) const { return node->in[i]->ElementsAt(batch); }
+  size_t out_elements() const { return node->out->ElementsAt(batch); }
+  float* dout() const { return node->out->grad; }
+};
+
+struct OpDef {
+  const char* name;
+  int min_inputs;
+  int max_inputs;
+  Status (*infer)(const Node& node, Value* out);
+  void (*forward)(const OpCall& call);
+  void (*backward)(const OpCall& call);
+  BackwardReads (*reads)(const Node& node, uint32_t wanted);
+  size_t (*scratch_floats)(const Node& node, size_t batch, int threads, Pass pass,
+                           uint32_t wanted);
+  size_t (*saved_floats)(const Node& node, size_t batch, bool training);
+  bool aliases_input;
+  Activation (*final_activation)(const Node& node);
+};
+
+// The op-table lookups with their defaults for null entries.
+BackwardReads ReadsOf(const Node& node, uint32_t wanted);
+size_t ScratchFloatsOf(const Node& node, size_t batch, int threads, Pass pass,
+                       uint32_t wanted);
+size_t SavedFloatsOf(const Node& node, size_t batch, bool training);
+Activation FinalActivationOf(const Node& node);
+
+}  // namespace thaw
+
+#endif  // THAW_CORE_GRAPH_OP_H_
