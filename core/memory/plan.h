@@ -4,9 +4,9 @@
 //   thaw::MemoryPlan plan;
 //   int a = plan.Add(4096, thaw::Region::kActivations, /*first=*/1, /*last=*/5);
 //   int b = plan.Add(1024, thaw::Region::kScratch, 2, 2);
-//   int c = plan.Add(1024, thaw::Region::kScratch, 6, 7);  // after b is dead
+//   int c = plan.Add(1024, thaw::Region::kScratch, 6, 7);  // after a and b
 //   plan.PlaceByLifetime();
-//   // plan.offset(c) == plan.offset(b): c reuses b's bytes; plan.total() == 5120
+//   // c reuses bytes of a or b, dead by then: plan.total() == 5120, not 6144
 //
 // Everything a step or a variable set holds is described here once: sizes,
 // the fit check (total()), placement (offset()), the per-region report
@@ -15,8 +15,9 @@
 // Lifetimes are inclusive ranges of step times (the position of the op that
 // first writes and last reads the buffer). Two buffers whose lifetimes
 // overlap never share a byte; buffers whose lifetimes do not overlap may.
-// Placement is greedy, as TensorFlow Lite Micro's planner: largest buffer
-// first, each at the lowest offset that clashes with nothing placed. Every
+// Placement is greedy, as TensorFlow Lite Micro's planner: in a fixed order
+// (largest first, and four others; the best result is kept), each buffer at
+// the lowest offset that clashes with nothing placed. Every
 // buffer starts on a kAlignment (64-byte) boundary and takes a whole number
 // of 64-byte lines.
 //
@@ -75,9 +76,13 @@ class MemoryPlan {
   size_t RegionBytes(Region region) const;
 
  private:
+  size_t PlaceGreedy();
+
   std::vector<PlannedBuffer> buffers_;
-  std::vector<int> order_;   // placement order
-  std::vector<int> placed_;  // placed buffers, by offset
+  std::vector<int> order_;      // placement order
+  std::vector<int> placed_;     // placed buffers, by offset
+  std::vector<size_t> offsets_; // one placement
+  std::vector<size_t> best_;    // the best so far
   size_t total_ = 0;
 };
 

@@ -1,0 +1,428 @@
+// Functional models: branches, residual Add and Concatenate; pruned backward
+// passes and lifetime plans for DAGs; agreement with PyTorch
+// (tests/pytorch/graph_agreement.py); gradients against finite differences.
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/thaw.h"
+#include "gtest/gtest.h"
+#include "tests/plan_util.h"
+
+namespace thaw {
+namespace {
+
+bool Contains(const Status& s, const std::string& text) {
+  return std::string(s.message()).find(text) != std::string::npos;
+}
+
+std::vector<float> Inputs(size_t n, float phase = 0.1f) {
+  std::vector<float> x(n);
+  for (size_t i = 0; i < n; ++i) x[i] = std::sin(0.37f * i + phase);
+  return x;
+}
+
+// x[12] -> dense_0 (16, relu) = h -> dense_1 (16, relu) = g -> h + g -> head (3).
+Symbol Residual(Model& model) {
+  Symbol x = model.Input(Shape{12});
+  Symbol h = model.Call(Dense::Make(16, Activation::kRelu), x);
+  Symbol g = model.Call(Dense::Make(16, Activation::kRelu), h);
+  Symbol r = model.Call(Add::Make(), {h, g});
+  return model.Call(Dense::Make(3), r, "head");
+}
+
+// x[12] -> dense_0 (8, tanh) = h -> [dense_1 (6, relu), dense_2 (5, sigmoid)]
+// -> concatenated [11] -> head (3).
+Symbol Branches(Model& model) {
+  Symbol x = model.Input(Shape{12});
+  Symbol h = model.Call(Dense::Make(8, Activation::kTanh), x);
+  Symbol a = model.Call(Dense::Make(6, Activation::kRelu), h);
+  Symbol b = model.Call(Dense::Make(5, Activation::kSigmoid), h);
+  Symbol both = model.Call(Concatenate::Make(), {a, b});
+  return model.Call(Dense::Make(3), both, "head");
+}
+
+TEST(FunctionalTest, BuildsNamesAndShapes) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1 << 16, &arena).ok());
+  Model model;
+  Symbol y = Branches(model);
+  ASSERT_TRUE(model.status().ok()) << model.status().message();
+  EXPECT_EQ(y.shape(), Shape({3}));
+  ASSERT_TRUE(model.Build(y, 8, &arena).ok());
+  EXPECT_EQ(model.num_layers(), 5u);
+  EXPECT_EQ(model.layer(3).name(), "concatenate_0");
+  EXPECT_EQ(model.layer(3).output()->shape, Shape({11}));
+  EXPECT_EQ(model.variables().Find("head.weight").shape(), Shape({3, 11}));
+  EXPECT_NE(model.Summary().find("parameters: 239 (trainable 239, frozen 0)"), std::string::npos)
+      << model.Summary();
+}
+
+// A bad call fails where the model is described, naming the layer; the
+// first error sticks and Build returns it.
+TEST(FunctionalTest, ErrorsNameTheLayerAndStick) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1 << 16, &arena).ok());
+  Model model;
+  Symbol x = model.Input(Shape{12});
+  Symbol h = model.Call(Dense::Make(16), x);
+  Symbol g = model.Call(Dense::Make(8), x);
+  Symbol bad = model.Call(Add::Make(), {h, g}, "skip");
+  EXPECT_FALSE(bad.valid());
+  EXPECT_EQ(model.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(model.status(), "skip: shapes [batch]+[16] and [batch]+[8] differ"))
+      << model.status().message();
+  Symbol later = model.Call(Dense::Make(3), h);
+  EXPECT_FALSE(later.valid());
+  Status s = model.Build(h, 8, &arena);
+  EXPECT_TRUE(Contains(s, "skip: shapes")) << s.message();
+  EXPECT_FALSE(model.built());
+
+  Model other;
+  Symbol foreign = other.Input(Shape{4});
+  Model model2;
+  model2.Input(Shape{4});
+  EXPECT_FALSE(model2.Call(Dense::Make(2), foreign).valid());
+  EXPECT_TRUE(Contains(model2.status(), "belongs to another model")) << model2.status().message();
+
+  Model images;
+  Symbol pixels = images.Input(Shape{4, 4, 2}, Layout::kNHWC);
+  EXPECT_FALSE(images.Call(Dense::Make(2), pixels).valid());
+  EXPECT_TRUE(Contains(images.status(), "add a Flatten first")) << images.status().message();
+  Model flat;
+  Symbol p = flat.Input(Shape{4, 4, 2}, Layout::kNHWC);
+  Symbol f = flat.Call(Flatten::Make(), p);
+  EXPECT_EQ(f.shape(), Shape({32}));
+  EXPECT_TRUE(flat.Call(Dense::Make(2), f).valid());
+}
+
+// ---- Plans of a residual model ----
+
+// Batch 8: h, g, r 512 B each, logits 96 B. Forward: dense_0 1, dense_1 2,
+// add 3, head 4; the loss at 5; backward head 6, add 7, dense_1 8, dense_0 9
+// (those that run). The add's gradient passes to h and g; when dense_1 also
+// sends a gradient to h (h feeds both), its term is added in.
+struct ResidualPlan {
+  const char* name;
+  int frozen_layers;
+  size_t activations;
+  std::vector<Live> step;
+};
+
+std::vector<ResidualPlan> ResidualPlans() {
+  const std::vector<Live> forward = {{DenseForwardScratch(8, 12, 16), 1, 1},
+                                     {DenseForwardScratch(8, 16, 16), 2, 2},
+                                     {DenseForwardScratch(8, 16, 3), 4, 4},
+                                     {96, 4, 5}};
+  auto with = [&](std::vector<Live> more) {
+    more.insert(more.end(), forward.begin(), forward.end());
+    return more;
+  };
+  return {
+      // h until dense_0's ReLU backward, g until dense_1's, r until the
+      // head's weight gradient; dlogits, dr, dg, dh, and dense_1's term of dh.
+      {"all trainable", 0, 3 * 512,
+       with({{512, 1, 9}, {512, 2, 8}, {512, 3, 6},
+             {DenseBackwardScratch(8, 16, 3, true), 6, 6},
+             {DenseBackwardScratch(8, 16, 16, true), 8, 8},
+             {DenseBackwardScratch(8, 12, 16, false), 9, 9},
+             {96, 5, 6}, {512, 6, 7}, {512, 7, 8}, {512, 7, 9}, {512, 8, 8}})},
+      // dense_0 frozen: no dh at all; h lives for dense_1's weight gradient.
+      {"frozen prefix", 1, 3 * 512,
+       with({{512, 1, 8}, {512, 2, 8}, {512, 3, 6},
+             {DenseBackwardScratch(8, 16, 3, true), 6, 6},
+             {DenseBackwardScratch(8, 16, 16, false), 8, 8},
+             {96, 5, 6}, {512, 6, 7}, {512, 7, 8}})},
+      // Only the head: h and g die after the add.
+      {"head only", 2, 512,
+       with({{512, 1, 3}, {512, 2, 3}, {512, 3, 6},
+             {DenseBackwardScratch(8, 16, 3, false), 6, 6}, {96, 5, 6}})},
+  };
+}
+
+void Freeze(Model& model, int frozen_layers) {
+  for (size_t i = 0; i < model.num_layers(); ++i) {
+    model.layer(i).SetTrainable(static_cast<int>(i) >= frozen_layers);
+  }
+}
+
+TEST(FunctionalPlanTest, ResidualPlanMatchesHandComputedBytesAndHighWater) {
+  for (const ResidualPlan& e : ResidualPlans()) {
+    Arena arena;
+    ASSERT_TRUE(Arena::Create(1 << 16, &arena).ok());
+    Model model;
+    ASSERT_TRUE(model.Build(Residual(model), 8, &arena).ok());
+    ASSERT_TRUE(model.Compile(OptimizerConfig::Adam(AdamOptions()),
+                              Loss::kSparseCategoricalCrossentropyFromLogits).ok());
+    Freeze(model, e.frozen_layers);
+    ModelPlan plan;
+    ASSERT_TRUE(model.PlanMemory(8, /*training=*/true, &plan).ok());
+    EXPECT_EQ(plan.bytes[Region::kActivations], e.activations) << e.name;
+    EXPECT_EQ(plan.bytes[Region::kActivations] + plan.bytes[Region::kScratch], Peak(e.step))
+        << e.name << "\n" << plan.ToString();
+    const std::vector<float> x = Inputs(8 * 12);
+    const int32_t labels[8] = {0, 1, 2, 1, 0, 2, 2, 1};
+    ASSERT_TRUE(model.TrainOnBatch(Examples{x.data(), 8, labels, nullptr}).ok());
+    EXPECT_EQ(arena.high_water(), plan.bytes.total()) << e.name;
+    const MemoryReport measured = arena.Report();
+    for (int r = 0; r < kNumRegions; ++r) {
+      EXPECT_EQ(measured.bytes[r], plan.bytes.bytes[r]) << e.name << " region " << r;
+    }
+  }
+}
+
+// A frozen branch that nothing trainable feeds gets no backward pass, keeps
+// nothing for one and has no gradient buffer, although the trainable head
+// reads it: here dense_0 (frozen) and dense_1 (trainable) both read x and
+// are concatenated before the head.
+TEST(FunctionalPlanTest, AFrozenBranchOfADagGetsNoBackward) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1 << 16, &arena).ok());
+  Model model;
+  Symbol x = model.Input(Shape{12});
+  Symbol a = model.Call(Dense::Make(8, Activation::kRelu), x);
+  Symbol b = model.Call(Dense::Make(8, Activation::kRelu), x);
+  Symbol y = model.Call(Dense::Make(3), model.Call(Concatenate::Make(), {a, b}), "head");
+  ASSERT_TRUE(model.Build(y, 8, &arena).ok());
+  ASSERT_TRUE(model.Compile(OptimizerConfig::Sgd(SgdOptions()),
+                            Loss::kSparseCategoricalCrossentropyFromLogits).ok());
+  model.layer(0).SetTrainable(false);
+  ModelPlan plan;
+  ASSERT_TRUE(model.PlanMemory(8, true, &plan).ok());
+  EXPECT_EQ(plan.layers[1].activations, 0u);    // dense_0: nothing kept
+  EXPECT_EQ(plan.layers[2].activations, 256u);  // dense_1: its output, for its ReLU
+  EXPECT_EQ(plan.layers[3].activations, 512u);  // the concatenation, for the head
+  int gradients = 0;
+  for (const PlannedBuffer& buffer : plan.step_buffers) {
+    gradients += std::string(buffer.what) == "gradient";
+  }
+  EXPECT_EQ(gradients, 3);  // dlogits, dconcat, and dense_1's half; none for dense_0
+  const std::vector<float> xs = Inputs(8 * 12);
+  const int32_t labels[8] = {0, 1, 2, 1, 0, 2, 2, 1};
+  const Variable w0 = model.variables().Find("dense_0.weight");
+  const Variable w1 = model.variables().Find("dense_1.weight");
+  const std::vector<float> frozen(w0.value().data(), w0.value().data() + 96);
+  const std::vector<float> before(w1.value().data(), w1.value().data() + 96);
+  ASSERT_TRUE(model.TrainOnBatch(Examples{xs.data(), 8, labels, nullptr}).ok());
+  EXPECT_EQ(std::memcmp(w0.value().data(), frozen.data(), 96 * sizeof(float)), 0);
+  EXPECT_NE(std::memcmp(w1.value().data(), before.data(), 96 * sizeof(float)), 0);
+  EXPECT_FALSE(w0.gradient().present());
+}
+
+// Flatten and Reshape are views: they add no buffer and no bytes.
+TEST(FunctionalPlanTest, ReshapesCostNothing) {
+  auto plan_of = [](bool reshape) {
+    Arena arena;
+    EXPECT_TRUE(Arena::Create(1 << 16, &arena).ok());
+    Model model;
+    Symbol x = model.Input(Shape{12});
+    Symbol h = model.Call(Dense::Make(16, Activation::kTanh), x);
+    if (reshape) h = model.Call(Flatten::Make(), model.Call(Reshape::Make(Shape{4, 4}), h));
+    EXPECT_TRUE(model.Build(model.Call(Dense::Make(3), h), 8, &arena).ok());
+    EXPECT_TRUE(model.Compile(OptimizerConfig::Sgd(SgdOptions()), Loss::kMeanSquaredError).ok());
+    ModelPlan plan;
+    EXPECT_TRUE(model.PlanMemory(8, true, &plan).ok());
+    return plan;
+  };
+  const ModelPlan plain = plan_of(false), viewed = plan_of(true);
+  EXPECT_EQ(viewed.bytes.total(), plain.bytes.total());
+  EXPECT_EQ(viewed.step_buffers.size(), plain.step_buffers.size());
+}
+
+// ---- Agreement with PyTorch ----
+
+using Fixture = std::map<std::string, std::vector<float>>;
+
+const Fixture& Golden() {
+  static const Fixture* fixture = [] {
+    auto* f = new Fixture;
+    std::ifstream in(std::string(THAW_FIXTURES_DIR) + "/graph_agreement.txt");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty() || line[0] == '#') continue;
+      std::istringstream fields(line);
+      std::string name;
+      size_t count = 0;
+      fields >> name >> count;
+      std::vector<float> values(count);
+      for (float& v : values) fields >> v;
+      (*f)[name] = values;
+    }
+    return f;
+  }();
+  return *fixture;
+}
+
+void Replay(const std::string& label, Symbol (*describe)(Model&), const OptimizerConfig& optimizer,
+            int threads) {
+  const Fixture& golden = Golden();
+  ASSERT_EQ(golden.count("x"), 1u) << "fixture missing: run tests/pytorch/graph_agreement.py";
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1 << 20, &arena).ok());
+  ThreadPool pool(threads);
+  Model model(pool);
+  ASSERT_TRUE(model.Build(describe(model), 8, &arena).ok());
+  ASSERT_TRUE(model.Compile(optimizer, Loss::kSparseCategoricalCrossentropyFromLogits).ok());
+  VariableSet& vars = model.variables();
+  for (int i = 0; i < vars.size(); ++i) {
+    ASSERT_TRUE(vars.Assign(vars[i], golden.at(label + "/initial/" + vars.name(i))).ok())
+        << vars.name(i);
+  }
+  std::vector<int32_t> labels;
+  for (float l : golden.at("labels")) labels.push_back(static_cast<int32_t>(l));
+  const Examples batch{golden.at("x").data(), 8, labels.data(), nullptr};
+  const Variable w0 = vars.Find("dense_0.weight");
+  const std::vector<float> frozen(w0.value().data(), w0.value().data() + w0.value().num_elements());
+  for (int step = 0; step < 10; ++step) {
+    model.layer(0).SetTrainable(step >= 5);
+    Metrics metrics;
+    ASSERT_TRUE(model.TrainOnBatch(batch, &metrics).ok());
+    const std::string prefix = label + "/step" + std::to_string(step) + "/";
+    const float loss = golden.at(prefix + "loss")[0];
+    EXPECT_NEAR(metrics.loss, loss, 1e-5 * loss) << prefix;
+    for (int i = 0; i < vars.size(); ++i) {
+      const std::vector<float>& expected = golden.at(prefix + vars.name(i));
+      const TensorView actual = vars[i].value();
+      ASSERT_EQ(expected.size(), actual.num_elements());
+      for (size_t j = 0; j < expected.size(); ++j) {
+        ASSERT_NEAR(actual.data()[j], expected[j], 1e-5 * std::max(1.0f, std::fabs(expected[j])))
+            << prefix << vars.name(i) << " element " << j;
+      }
+    }
+    if (step < 5) {  // frozen: bit-identical, not just close
+      ASSERT_EQ(std::memcmp(w0.value().data(), frozen.data(), frozen.size() * sizeof(float)), 0);
+    }
+  }
+}
+
+OptimizerConfig Sgd() {
+  SgdOptions o;
+  o.learning_rate = 0.1f;
+  o.momentum = 0.9f;
+  o.weight_decay = 0.01f;
+  return OptimizerConfig::Sgd(o);
+}
+
+OptimizerConfig Adam() {
+  AdamOptions o;
+  o.learning_rate = 0.01f;
+  return OptimizerConfig::Adam(o);
+}
+
+TEST(FunctionalAgreementTest, ResidualFreezeThenThawMatchesPyTorch) {
+  Replay("residual/sgd", Residual, Sgd(), 1);
+  Replay("residual/adam", Residual, Adam(), 1);
+}
+
+TEST(FunctionalAgreementTest, BranchesWithConcatenateMatchPyTorch) {
+  Replay("branches/sgd", Branches, Sgd(), 1);
+  Replay("branches/adam", Branches, Adam(), 1);
+}
+
+TEST(FunctionalAgreementTest, TwoThreadsMatchPyTorchToo) {
+  Replay("residual/adam", Residual, Adam(), 2);
+  Replay("branches/sgd", Branches, Sgd(), 2);
+}
+
+// ---- Gradients against finite differences ----
+
+// Every model op on one graph: dense with tanh, sigmoid and softmax, an
+// activation layer, Add, Concatenate, Reshape and Flatten; MSE. After a
+// step with learning rate 0, each parameter's gradient buffer must match
+// central differences of the evaluated loss.
+TEST(FunctionalGradientTest, ParameterGradientsMatchFiniteDifferences) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1 << 18, &arena).ok());
+  Model model;
+  Symbol x = model.Input(Shape{6});
+  Symbol h = model.Call(Dense::Make(8, Activation::kTanh), x);
+  Symbol a = model.Call(Dense::Make(8, Activation::kSigmoid), h);
+  Symbol s = model.Call(Add::Make(), {h, a});
+  Symbol t = model.Call(Tanh(), model.Call(Reshape::Make(Shape{2, 4}), s));
+  Symbol both = model.Call(Concatenate::Make(), {model.Call(Flatten::Make(), t), h});
+  Symbol y = model.Call(Dense::Make(4, Activation::kSoftmax), both);
+  ASSERT_TRUE(model.Build(y, 5, &arena, /*seed=*/2).ok());
+  SgdOptions sgd;
+  sgd.learning_rate = 0.0f;
+  ASSERT_TRUE(model.Compile(OptimizerConfig::Sgd(sgd), Loss::kMeanSquaredError).ok());
+  const std::vector<float> xs = Inputs(5 * 6), targets = Inputs(5 * 4, 1.3f);
+  const Examples batch{xs.data(), 5, nullptr, targets.data()};
+  ASSERT_TRUE(model.TrainOnBatch(batch).ok());
+  VariableSet& vars = model.variables();
+  auto loss = [&] {
+    Metrics m;
+    EXPECT_TRUE(model.Evaluate(batch, 5, &m).ok());
+    return m.loss;
+  };
+  const double h_step = 1e-2;
+  for (int i = 0; i < vars.size(); ++i) {
+    const TensorView w = vars[i].value(), g = vars[i].gradient();
+    ASSERT_TRUE(g.present()) << vars.name(i);
+    for (size_t j = 0; j < w.num_elements(); ++j) {
+      const float saved = w.data()[j];
+      w.data()[j] = saved + static_cast<float>(h_step);
+      const double plus = loss();
+      w.data()[j] = saved - static_cast<float>(h_step);
+      const double minus = loss();
+      w.data()[j] = saved;
+      const double numeric = (plus - minus) / (2 * h_step);
+      EXPECT_NEAR(g.data()[j], numeric, 2e-4 + 2e-3 * std::fabs(numeric))
+          << vars.name(i) << " element " << j;
+    }
+  }
+}
+
+// ---- The sanitizer build checks lifetimes ----
+
+// An op that reads its input in the backward pass but does not declare it:
+// the plan lets the input die after the forward pass, and under
+// AddressSanitizer the executor poisons it then, so the read is caught.
+namespace lying {
+Status Infer(const Node& node, Value* out) {
+  out->shape = node.in[0]->shape;
+  out->batched = node.in[0]->batched;
+  return Status::Ok();
+}
+void Forward(const OpCall& c) {
+  for (size_t i = 0; i < c.out_elements(); ++i) c.node->out->data[i] = 2 * c.node->in[0]->data[i];
+}
+void Backward(const OpCall& c) {
+  float sum = 0;  // the undeclared read
+  for (size_t i = 0; i < c.in_elements(0); ++i) sum += c.node->in[0]->data[i];
+  for (size_t i = 0; i < c.out_elements(); ++i) c.din[0][i] = 2 * c.dout()[i] + 0 * sum;
+}
+const OpDef kOp = {"lying", 1, 1, Infer, Forward, Backward, nullptr, nullptr, nullptr, false, nullptr};
+class Layer final : public thaw::Layer {
+ public:
+  const char* kind() const override { return "lying"; }
+  Status Call(LayerBuilder& b, Span<Value* const> in, Value** out) override {
+    return b.AddNode(kOp, OpAttrs(), in, out);
+  }
+};
+}  // namespace lying
+
+TEST(LifetimeDeathTest, AnUndeclaredReadOfADeadBufferIsCaught) {
+#if !defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "lifetimes are enforced in the AddressSanitizer build (THAW_SANITIZE=ON)";
+#else
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1 << 16, &arena).ok());
+  Model model;
+  Symbol x = model.Input(Shape{4});
+  Symbol h = model.Call(Dense::Make(4, Activation::kTanh), x);
+  Symbol y = model.Call(std::make_unique<lying::Layer>(), model.Call(Dense::Make(4), h));
+  ASSERT_TRUE(model.Build(y, 2, &arena).ok());
+  ASSERT_TRUE(model.Compile(OptimizerConfig::Sgd(SgdOptions()), Loss::kMeanSquaredError).ok());
+  const std::vector<float> xs = Inputs(8), targets = Inputs(8, 0.5f);
+  EXPECT_DEATH((void)model.TrainOnBatch(Examples{xs.data(), 2, nullptr, targets.data()}),
+               "use-after-poison");
+#endif
+}
+
+}  // namespace
+}  // namespace thaw

@@ -1,0 +1,102 @@
+#!/usr/bin/python3
+"""Writes tests/fixtures/graph_agreement.txt: models that are not chains.
+
+"residual": x[12] -> dense_0 (16, relu) = h -> dense_1 (16, relu) = g ->
+h + g -> head (3 logits), the skip connection of a residual block.
+"branches": x[12] -> dense_0 (8, tanh) = h -> dense_1 (6, relu) and
+dense_2 (5, sigmoid) side by side -> concatenated [11] -> head (3 logits).
+
+Each is trained on one fixed batch of 8 examples with cross-entropy, with
+dense_0 frozen (requires_grad=False) for 5 steps, then thawed for 5 more,
+under SGD (momentum, weight decay) and under Adam. The fixture holds the data,
+the initial weights, and the loss and every weight after each step;
+tests/functional_test.cc replays the runs with thaw's functional models.
+
+Run with Debian's python3-torch (the system Python):
+    /usr/bin/python3 tests/pytorch/graph_agreement.py
+Only this script writes the fixture.
+"""
+import os
+import sys
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "..", "fixtures", "graph_agreement.txt")
+STEPS_FROZEN = 5
+STEPS_THAWED = 5
+
+
+class Residual(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.dense_0 = torch.nn.Linear(12, 16)
+        self.dense_1 = torch.nn.Linear(16, 16)
+        self.head = torch.nn.Linear(16, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.dense_0(x))
+        g = torch.relu(self.dense_1(h))
+        return self.head(h + g)
+
+
+class Branches(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.dense_0 = torch.nn.Linear(12, 8)
+        self.dense_1 = torch.nn.Linear(8, 6)
+        self.dense_2 = torch.nn.Linear(8, 5)
+        self.head = torch.nn.Linear(11, 3)
+
+    def forward(self, x):
+        h = torch.tanh(self.dense_0(x))
+        a = torch.relu(self.dense_1(h))
+        b = torch.sigmoid(self.dense_2(h))
+        return self.head(torch.cat([a, b], dim=1))
+
+
+def line(name, t):
+    values = " ".join("%.9e" % v for v in t.flatten().tolist())
+    return "%s %d %s\n" % (name, t.numel(), values)
+
+
+def run(label, model_class, make_optimizer, x, y, out):
+    torch.manual_seed(3)
+    model = model_class()
+    for name, t in model.state_dict().items():
+        out.append(line("%s/initial/%s" % (label, name), t))
+    first = list(model.dense_0.parameters())
+    opt = make_optimizer(model.parameters())
+    loss_fn = torch.nn.CrossEntropyLoss()
+    for step in range(STEPS_FROZEN + STEPS_THAWED):
+        frozen = step < STEPS_FROZEN
+        for p in first:
+            p.requires_grad_(not frozen)
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        out.append(line("%s/step%d/loss" % (label, step), loss.detach().reshape(1)))
+        for name, t in model.state_dict().items():
+            out.append(line("%s/step%d/%s" % (label, step, name), t))
+
+
+def main():
+    torch.set_num_threads(1)
+    generator = torch.Generator().manual_seed(4)
+    x = torch.randn(8, 12, generator=generator)
+    y = torch.randint(0, 3, (8,), generator=generator)
+    out = [line("x", x), line("labels", y.to(torch.float32))]
+    sgd = lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=0.01)
+    adam = lambda params: torch.optim.Adam(params, lr=0.01)
+    for model_label, model_class in (("residual", Residual), ("branches", Branches)):
+        run(model_label + "/sgd", model_class, sgd, x, y, out)
+        run(model_label + "/adam", model_class, adam, x, y, out)
+    with open(OUT, "w") as f:
+        f.write("# written by tests/pytorch/graph_agreement.py with torch %s\n" % torch.__version__)
+        f.writelines(out)
+    print("wrote", os.path.normpath(OUT))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
