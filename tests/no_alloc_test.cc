@@ -164,6 +164,74 @@ TEST_P(NoAllocTest, ModelStepsAfterTheFirstTakeNothingFromTheHeap) {
   EXPECT_EQ(g_allocations.load(), 0);
 }
 
+// A functional model with a residual Add and a Concatenate: training,
+// evaluation and inference steps.
+TEST_P(NoAllocTest, FunctionalModelStepsTakeNothingFromTheHeap) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(16 << 20, &arena).ok());
+  ThreadPool pool(GetParam());
+  Model model(pool);
+  Symbol x = model.Input(Shape{64});
+  Symbol h = model.Call(Dense::Make(300, Activation::kRelu), x);
+  Symbol g = model.Call(Dense::Make(300, Activation::kRelu), h);
+  Symbol r = model.Call(Add::Make(), {h, g});
+  Symbol c = model.Call(Concatenate::Make(), {r, h});
+  ASSERT_TRUE(model.Build(model.Call(Dense::Make(10, Activation::kSoftmax), c), 64, &arena).ok());
+  ASSERT_TRUE(model.Compile(OptimizerConfig::Adam(AdamOptions()),
+                            Loss::kSparseCategoricalCrossentropy).ok());
+  std::vector<float> xs(64 * 64, 0.5f), out(64 * 10);
+  std::vector<int32_t> labels(64, 3);
+  Examples batch{xs.data(), 64, labels.data(), nullptr};
+  Metrics metrics;
+  ASSERT_TRUE(model.TrainOnBatch(batch).ok());
+  ASSERT_TRUE(model.Predict(xs.data(), 64, out.data()).ok());
+  ASSERT_TRUE(model.Evaluate(batch, 64, &metrics).ok());
+  model.layer(0).SetTrainable(false);  // a new freeze set re-plans without allocating
+  g_allocations = 0;
+  g_counting = true;
+  Status train = model.TrainOnBatch(batch);
+  Status predict = model.Predict(xs.data(), 64, out.data());
+  Status evaluate = model.Evaluate(batch, 64, &metrics);
+  g_counting = false;
+  ASSERT_TRUE(train.ok()) << train.message();
+  ASSERT_TRUE(predict.ok()) << predict.message();
+  ASSERT_TRUE(evaluate.ok()) << evaluate.message();
+  EXPECT_EQ(g_allocations.load(), 0);
+}
+
+// Fit's steps, shuffled batches copied into the arena included: a callback
+// reads the counter between steps, after Fit's own setup.
+TEST_P(NoAllocTest, FitStepsTakeNothingFromTheHeap) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(16 << 20, &arena).ok());
+  ThreadPool pool(GetParam());
+  Sequential model(pool);
+  ASSERT_TRUE(model.Add(Dense::Make(100, Activation::kRelu)).ok());
+  ASSERT_TRUE(model.Add(Dense::Make(10, Activation::kSoftmax)).ok());
+  ASSERT_TRUE(model.Build(32, 16, &arena).ok());
+  ASSERT_TRUE(model.Compile(OptimizerConfig::Sgd(SgdOptions()),
+                            Loss::kSparseCategoricalCrossentropy).ok());
+  std::vector<float> xs(100 * 32, 0.25f);
+  std::vector<int32_t> labels(100, 1);
+  struct Counter : FitCallback {
+    long at_second = -1, at_last = -1;
+    void OnBatchEnd(size_t done, const Metrics&) override {
+      if (done == 2) at_second = g_allocations.load();
+      at_last = g_allocations.load();
+    }
+  } counter;
+  FitOptions fit;
+  fit.epochs = 1;
+  fit.batch_size = 16;  // 7 steps, the last one of 4 examples
+  fit.callback = &counter;
+  g_allocations = 0;
+  g_counting = true;
+  Status s = model.Fit(Examples{xs.data(), 100, labels.data(), nullptr}, fit);
+  g_counting = false;
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(counter.at_last, counter.at_second);
+}
+
 // The counter itself works: a vector push does count.
 TEST(NoAllocCounterTest, CountsAnAllocation) {
   g_allocations = 0;

@@ -119,9 +119,12 @@ void MemoryPlan::PlaceByLifetime() {
   for (int order = 0; order < 5; ++order) {
     order_.clear();
     for (int i = 0; i < size(); ++i) order_.push_back(i);
-    // Ties by list order (stable), so each order is fully determined.
-    std::stable_sort(order_.begin(), order_.end(), [&](int a, int b) {
-      return before(order, buffers_[a], buffers_[b]);
+    // Ties by list order, so each order is fully determined. (std::sort,
+    // not stable_sort: that one may allocate.)
+    std::sort(order_.begin(), order_.end(), [&](int a, int b) {
+      if (before(order, buffers_[a], buffers_[b])) return true;
+      if (before(order, buffers_[b], buffers_[a])) return false;
+      return a < b;
     });
     const size_t total = PlaceGreedy();
     if (order == 0 || total < total_) {
