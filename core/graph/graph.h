@@ -4,9 +4,11 @@
 //   thaw::Graph graph;
 //   thaw::Value* x = graph.AddInput({784}, thaw::Layout::kAny);  // per example
 //   thaw::Value* w = graph.AddVariable({256, 784});
+//   thaw::DenseAttrs no_bias;
+//   no_bias.has_bias = false;
 //   thaw::Value* y = nullptr;
-//   THAW_RETURN_IF_ERROR(graph.AddNode(thaw::ops::kDense,
-//       thaw::OpAttrs::Of(thaw::DenseAttrs{}), {x, w}, /*layer=*/0, &y));
+//   THAW_RETURN_IF_ERROR(graph.AddNode(thaw::ops::kDense, thaw::OpAttrs::Of(no_bias),
+//                                      {x, w}, /*layer=*/0, &y));
 //   // y->shape == [256], y->batched
 //
 // A Value is a tensor: the model's input, a variable, a constant, or the

@@ -1,10 +1,10 @@
 // thaw/core/graph/op.h — an op definition: the one place an op's maths lives.
 //
-//   // core/ops/arithmetic.cc
-//   const OpDef kAdd = {
-//       "add", 2, 2, InferBroadcast, AddForward, AddBackward,
-//       /*reads=*/nullptr, /*scratch_floats=*/nullptr, /*saved_floats=*/nullptr,
-//   };
+//   // core/ops/arithmetic.cc: a + b; the backward reads nothing but dy
+//   const OpDef kAdd = {"add", 2, 2, InferBinary, AddForward, AddBackward,
+//                       /*reads=*/nullptr, /*scratch_floats=*/nullptr,
+//                       /*saved_floats=*/nullptr, /*aliases_input=*/false,
+//                       /*final_activation=*/nullptr};
 //
 // An OpDef is a table of plain functions: shape inference, forward, backward
 // (every wanted input's gradient), what the backward pass reads, and the

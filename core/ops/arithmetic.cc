@@ -164,10 +164,16 @@ BackwardReads SquareReads(const Node&, uint32_t) {
 
 }  // namespace
 
-const OpDef kAdd = {"add", 2, 2, InferBinary, AddForward, AddBackward, nullptr, nullptr, nullptr, false, nullptr};
-const OpDef kSub = {"sub", 2, 2, InferBinary, SubForward, SubBackward, nullptr, nullptr, nullptr, false, nullptr};
-const OpDef kMul = {"mul", 2, 2, InferBinary, MulForward, MulBackward, MulReads, nullptr, nullptr, false, nullptr};
-const OpDef kSquare = {"square", 1, 1, InferUnary, SquareForward, SquareBackward, SquareReads, nullptr, nullptr, false, nullptr};
+// Fields: name, inputs (min, max), infer, forward, backward, reads,
+// scratch_floats, saved_floats, aliases_input, final_activation.
+const OpDef kAdd = {"add", 2, 2, InferBinary, AddForward, AddBackward,
+                    nullptr, nullptr, nullptr, false, nullptr};
+const OpDef kSub = {"sub", 2, 2, InferBinary, SubForward, SubBackward,
+                    nullptr, nullptr, nullptr, false, nullptr};
+const OpDef kMul = {"mul", 2, 2, InferBinary, MulForward, MulBackward,
+                    MulReads, nullptr, nullptr, false, nullptr};
+const OpDef kSquare = {"square", 1, 1, InferUnary, SquareForward, SquareBackward,
+                       SquareReads, nullptr, nullptr, false, nullptr};
 
 }  // namespace ops
 
