@@ -584,6 +584,26 @@ TEST_F(CheckpointSaveTest, RoundTripIsBitIdenticalAndLeavesFlagsAlone) {
   EXPECT_TRUE(Snapshot(*a.vars) == saved);
 }
 
+// Statistics (BatchNorm's running statistics) are saved and loaded like
+// parameters, and a load leaves their role alone.
+TEST_F(CheckpointSaveTest, StatisticsRoundTrip) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1 << 14, &arena).ok());
+  VariableSet vars(&arena);
+  Variable gamma, mean;
+  ASSERT_TRUE(vars.Create("bn.weight", {3}, true, &gamma).ok());
+  ASSERT_TRUE(vars.CreateStatistic("bn.running_mean", {3}, &mean).ok());
+  ASSERT_TRUE(vars.Assign(gamma, {1, 2, 3}).ok());
+  ASSERT_TRUE(vars.Assign(mean, {0.5f, -0.25f, 4}).ok());
+  const std::string path = dir_.Path("bn.safetensors");
+  ASSERT_TRUE(SaveCheckpoint(vars, path).ok());
+  ASSERT_TRUE(vars.Assign(mean, {0, 0, 0}).ok());
+  ASSERT_TRUE(LoadCheckpoint(path, &vars).ok());
+  EXPECT_EQ(mean.value().data()[0], 0.5f);
+  EXPECT_EQ(mean.value().data()[2], 4.0f);
+  EXPECT_EQ(mean.role(), VariableRole::kStatistic);
+}
+
 // The exact bytes: the header thaw writes, its padding, and the data after it.
 TEST_F(CheckpointSaveTest, FileLayoutIsSafetensors) {
   TinyModel m;

@@ -100,6 +100,32 @@ TEST(FunctionalTest, ErrorsNameTheLayerAndStick) {
   EXPECT_TRUE(flat.Call(Dense::Make(2), f).valid());
 }
 
+// A layer's statistics (declared with LayerBuilder::Statistic) are
+// variables of the model that SetTrainable never thaws.
+TEST(FunctionalTest, LayerStatisticsStayFrozen) {
+  class Counter final : public Layer {  // y = x; counts nothing, holds a statistic
+   public:
+    const char* kind() const override { return "counter"; }
+    Status Call(LayerBuilder& b, Span<Value* const> in, Value** out) override {
+      b.Statistic("seen", Shape{1});
+      *out = in[0];
+      return Status::Ok();
+    }
+  };
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1 << 16, &arena).ok());
+  Model model;
+  Symbol x = model.Input(Shape{4});
+  Symbol y = model.Call(Dense::Make(2), model.Call(std::make_unique<Counter>(), x));
+  ASSERT_TRUE(model.Build(y, 2, &arena).ok());
+  const Variable seen = model.variables().Find("counter_0.seen");
+  ASSERT_TRUE(seen.valid());
+  EXPECT_EQ(seen.role(), VariableRole::kStatistic);
+  model.layer(0).SetTrainable(true);
+  EXPECT_FALSE(seen.trainable());
+  EXPECT_FALSE(model.layer(0).trainable());
+}
+
 // ---- Plans of a residual model ----
 
 // Batch 8: h, g, r 512 B each, logits 96 B. Forward: dense_0 1, dense_1 2,

@@ -164,6 +164,41 @@ TEST(ModelPlanTest, GatheredBatchesArePlannedInPlaceOnesAreNot) {
   EXPECT_EQ(plan.bytes[Region::kActivations], 320u + 256u + 128u);
 }
 
+// The README's MLP: 784-256-128-10 at batch 64, every layer trainable. Its
+// TrainOnBatch step reads the batch in place and plans no input buffer;
+// Fit's shuffled batches are copied in, and then the input is planned (and
+// kept for dense_0's weight gradient).
+TEST(ModelPlanTest, TheMlpStepDoesNotReserveAnInputItReadsInPlace) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(8 << 20, &arena).ok());
+  Sequential model;
+  ASSERT_TRUE(model.Add(Dense::Make(256, Activation::kRelu)).ok());
+  ASSERT_TRUE(model.Add(Dense::Make(128, Activation::kRelu)).ok());
+  ASSERT_TRUE(model.Add(Dense::Make(10)).ok());
+  ASSERT_TRUE(model.Build(784, 64, &arena).ok());
+  ASSERT_TRUE(model.Compile(OptimizerConfig::Adam(AdamOptions()),
+                            Loss::kSparseCategoricalCrossentropyFromLogits).ok());
+  ModelPlan in_place, gathered;
+  ASSERT_TRUE(model.PlanMemory(64, /*training=*/true, &in_place).ok());
+  PlanOptions fit;
+  fit.batch = 64;
+  fit.gather = true;
+  ASSERT_TRUE(model.PlanMemory(fit, &gathered).ok());
+  auto input_bytes = [](const ModelPlan& plan) {
+    size_t bytes = 0;
+    for (const PlannedBuffer& b : plan.step_buffers) {
+      if (std::string(b.what) == "input") bytes += b.bytes;
+    }
+    return bytes;
+  };
+  EXPECT_EQ(input_bytes(in_place), 0u);
+  EXPECT_EQ(in_place.layers[0].activations, 0u);
+  EXPECT_EQ(input_bytes(gathered), 64u * 784 * 4);
+  // a1 (64 x 256) and a2 (64 x 128) are kept for the backward pass.
+  EXPECT_EQ(in_place.bytes[Region::kActivations], 65536u + 32768u);
+  EXPECT_EQ(gathered.bytes[Region::kActivations], 200704u + 65536u + 32768u);
+}
+
 // Seed semantics at the model level: frozen layers keep their weights bit for
 // bit, get no gradient buffer and no optimizer state; thawing needs no
 // recompile; Adam counts a thawed layer's steps from the thaw.

@@ -275,6 +275,59 @@ TEST(VariablesStaticArrayTest, RunsInACallersStaticArray) {
   EXPECT_LT(reinterpret_cast<unsigned char*>(w.value().data()), block + sizeof(block));
 }
 
+// A statistic (BatchNorm's running mean) is a variable like any other, but
+// never trainable: no gradient, no optimizer state, and thawing it is an
+// error; a freeze set that names it anyway is read without it.
+TEST_F(VariablesTest, StatisticsAreNeverTrainable) {
+  VariableSet vars(&arena_);
+  Variable w, mean;
+  ASSERT_TRUE(vars.Create("bn.weight", {16}, true, &w).ok());
+  ASSERT_TRUE(vars.CreateStatistic("bn.running_mean", {16}, &mean).ok());
+  EXPECT_EQ(w.role(), VariableRole::kParameter);
+  EXPECT_EQ(mean.role(), VariableRole::kStatistic);
+  EXPECT_FALSE(mean.trainable());
+  Status s = mean.set_trainable(true);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Contains(s, "bn.running_mean is a statistic")) << s.message();
+  EXPECT_TRUE(mean.set_trainable(false).ok());  // it is frozen already
+  Adam adam(&vars, AdamOptions());
+  ASSERT_TRUE(vars.Prepare().ok());
+  EXPECT_FALSE(mean.gradient().present());
+  EXPECT_EQ(arena_.bytes(Region::kWeights), 128u);
+  EXPECT_EQ(arena_.bytes(Region::kGradients), 64u);
+  EXPECT_EQ(arena_.bytes(Region::kOptimizerState), 128u);
+  Bitmap both = vars.trainable_bits();
+  both.Set(mean.index(), true);
+  EXPECT_EQ(vars.PlannedBytes(both)[Region::kGradients], 64u);
+}
+
+// The persistent plan is one list: values in variable order, then each
+// trainable parameter's gradient and slots; the arena's report is its sums.
+TEST_F(VariablesTest, PersistentPlanListsEveryBuffer) {
+  VariableSet vars(&arena_);
+  Variable a, b, c;
+  ASSERT_TRUE(vars.Create("a", {16}, true, &a).ok());
+  ASSERT_TRUE(vars.Create("b", {40}, false, &b).ok());
+  ASSERT_TRUE(vars.Create("c", {8}, true, &c).ok());
+  SgdOptions momentum;
+  momentum.momentum = 0.9f;
+  SGD sgd(&vars, momentum);
+  const MemoryPlan& plan = vars.PersistentPlan(vars.trainable_bits());
+  ASSERT_EQ(plan.size(), 3 + 2 * 2);
+  const char* what[] = {"weight", "weight", "weight", "gradient", "slot", "gradient", "slot"};
+  const int owner[] = {0, 1, 2, 0, 0, 2, 2};
+  const size_t offset[] = {0, 64, 256, 320, 384, 448, 512};
+  for (int i = 0; i < plan.size(); ++i) {
+    EXPECT_STREQ(plan[i].what, what[i]) << i;
+    EXPECT_EQ(plan[i].owner, owner[i]) << i;
+    EXPECT_EQ(plan[i].offset, offset[i]) << i;
+  }
+  EXPECT_EQ(plan.total(), 576u);
+  ASSERT_TRUE(vars.Prepare().ok());
+  EXPECT_EQ(arena_.persistent_end(), 576u);
+  EXPECT_EQ(c.gradient().data(), reinterpret_cast<float*>(arena_.data() + 448));
+}
+
 TEST_F(VariablesTest, ConstAccessorsSeeNameShapeAndValue) {
   VariableSet vars(&arena_);
   Variable a, b;
