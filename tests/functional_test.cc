@@ -3,14 +3,12 @@
 // (tests/pytorch/graph_agreement.py); gradients against finite differences.
 #include <cmath>
 #include <cstring>
-#include <fstream>
-#include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "core/thaw.h"
 #include "gtest/gtest.h"
+#include "tests/agreement_util.h"
 #include "tests/plan_util.h"
 
 namespace thaw {
@@ -261,25 +259,9 @@ TEST(FunctionalPlanTest, ReshapesCostNothing) {
 
 // ---- Agreement with PyTorch ----
 
-using Fixture = std::map<std::string, std::vector<float>>;
-
 const Fixture& Golden() {
-  static const Fixture* fixture = [] {
-    auto* f = new Fixture;
-    std::ifstream in(std::string(THAW_FIXTURES_DIR) + "/graph_agreement.txt");
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.empty() || line[0] == '#') continue;
-      std::istringstream fields(line);
-      std::string name;
-      size_t count = 0;
-      fields >> name >> count;
-      std::vector<float> values(count);
-      for (float& v : values) fields >> v;
-      (*f)[name] = values;
-    }
-    return f;
-  }();
+  static const Fixture* fixture =
+      new Fixture(ReadFixture(std::string(THAW_FIXTURES_DIR) + "/graph_agreement.txt"));
   return *fixture;
 }
 
@@ -311,13 +293,7 @@ void Replay(const std::string& label, Symbol (*describe)(Model&), const Optimize
     const float loss = golden.at(prefix + "loss")[0];
     EXPECT_NEAR(metrics.loss, loss, 1e-5 * loss) << prefix;
     for (int i = 0; i < vars.size(); ++i) {
-      const std::vector<float>& expected = golden.at(prefix + vars.name(i));
-      const TensorView actual = vars[i].value();
-      ASSERT_EQ(expected.size(), actual.num_elements());
-      for (size_t j = 0; j < expected.size(); ++j) {
-        ASSERT_NEAR(actual.data()[j], expected[j], 1e-5 * std::max(1.0f, std::fabs(expected[j])))
-            << prefix << vars.name(i) << " element " << j;
-      }
+      ExpectClose(golden.at(prefix + vars.name(i)), vars[i].value(), prefix + vars.name(i));
     }
     if (step < 5) {  // frozen: bit-identical, not just close
       ASSERT_EQ(std::memcmp(w0.value().data(), frozen.data(), frozen.size() * sizeof(float)), 0);

@@ -4,37 +4,15 @@
 // after every step must match to a relative 1e-5.
 #include <cmath>
 #include <cstring>
-#include <fstream>
-#include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "core/thaw.h"
 #include "gtest/gtest.h"
+#include "tests/agreement_util.h"
 
 namespace thaw {
 namespace {
-
-using Fixture = std::map<std::string, std::vector<float>>;
-
-// Lines of "<name> <count> <values...>"; '#' starts a comment line.
-Fixture ReadFixture(const std::string& path) {
-  Fixture fixture;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream fields(line);
-    std::string name;
-    size_t count = 0;
-    fields >> name >> count;
-    std::vector<float> values(count);
-    for (float& v : values) fields >> v;
-    fixture[name] = values;
-  }
-  return fixture;
-}
 
 const Fixture& Golden() {
   static const Fixture* fixture =
@@ -44,15 +22,6 @@ const Fixture& Golden() {
 
 const char* kNames[] = {"dense_0.weight", "dense_0.bias", "dense_1.weight",
                         "dense_1.bias", "dense_2.weight", "dense_2.bias"};
-
-void ExpectClose(const std::vector<float>& expected, const TensorView& actual,
-                 const std::string& what) {
-  ASSERT_EQ(expected.size(), actual.num_elements()) << what;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    ASSERT_NEAR(actual.data()[i], expected[i], 1e-5 * std::max(1.0f, std::fabs(expected[i])))
-        << what << " element " << i;
-  }
-}
 
 void Replay(const std::string& label, const OptimizerConfig& optimizer, int threads) {
   const Fixture& golden = Golden();

@@ -196,6 +196,18 @@ Tensor GradientTape::Constant(const Shape& shape, Span<const float> values) {
 
 Tensor GradientTape::Constant(float value) { return Constant(Shape{}, {value}); }
 
+OpCall GradientTape::CallOf(TapeEntry* e, Pass pass, const char* what) {
+  OpCall call;
+  call.node = &e->node;
+  call.pool = pool_;
+  call.training = true;
+  call.saved = e->saved;
+  const uint32_t wanted = pass == Pass::kBackward ? e->wanted : 0;
+  call.scratch = Allocate(ScratchFloatsOf(e->node, 1, pool_->num_threads(), pass, wanted),
+                          Region::kScratch, what);
+  return call;
+}
+
 Tensor GradientTape::Record(const OpDef& op, const OpAttrs& attrs,
                             std::initializer_list<Operand> operands, const char* name) {
   TapeEntry* inputs[kMaxNodeInputs];
@@ -234,13 +246,7 @@ Tensor GradientTape::Record(const OpDef& op, const OpAttrs& attrs,
   // The op's scratch lives for this call only.
   Arena& arena = vars_->arena();
   const Arena::Mark mark = arena.mark();
-  OpCall call;
-  call.node = &e->node;
-  call.pool = pool_;
-  call.training = true;
-  call.saved = e->saved;
-  call.scratch = Allocate(ScratchFloatsOf(e->node, 1, pool_->num_threads(), Pass::kForward, 0),
-                          Region::kScratch, name);
+  const OpCall call = CallOf(e, Pass::kForward, name);
   if (!status_.ok()) return Tensor();
   if (!op.aliases_input) op.forward(call);
   arena.Release(mark);
@@ -303,14 +309,7 @@ Status GradientTape::Backward(TapeEntry* target) {
   for (TapeEntry* e = target; e != nullptr; e = e->prev) {
     if (!e->needed || e->wanted == 0) continue;
     const Arena::Mark mark = arena.mark();
-    OpCall call;
-    call.node = &e->node;
-    call.pool = pool_;
-    call.training = true;
-    call.saved = e->saved;
-    call.scratch = Allocate(ScratchFloatsOf(e->node, 1, pool_->num_threads(), Pass::kBackward,
-                                            e->wanted),
-                            Region::kScratch, "the backward pass");
+    OpCall call = CallOf(e, Pass::kBackward, "the backward pass");
     uint32_t accumulate = 0;
     for (int i = 0; i < e->node.num_inputs; ++i) {
       if (!(e->wanted & (1u << i))) continue;

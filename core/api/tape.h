@@ -48,8 +48,10 @@ namespace thaw {
 
 class GradientTape;
 class OpAttrs;
+struct OpCall;
 struct OpDef;
 struct TapeEntry;
+enum class Pass;
 
 // A value recorded on a tape; valid until that tape is reset or destroyed.
 class Tensor {
@@ -138,6 +140,9 @@ class GradientTape {
   // Records `op` on the operands and runs its forward pass.
   Tensor Record(const OpDef& op, const OpAttrs& attrs, std::initializer_list<Operand> operands,
                 const char* name);
+  // A call of e's node with this tape's pool and the pass's scratch (from
+  // the arena; release it after the call).
+  OpCall CallOf(TapeEntry* e, Pass pass, const char* what);
   Status Backward(TapeEntry* target);
   // Both Gradient overloads: entry_of(i) is source i's entry, or null.
   template <class EntryOf>

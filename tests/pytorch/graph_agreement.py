@@ -21,10 +21,10 @@ import sys
 
 import torch
 
+from agreement import freeze_then_thaw, line
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "fixtures", "graph_agreement.txt")
-STEPS_FROZEN = 5
-STEPS_THAWED = 5
 
 
 class Residual(torch.nn.Module):
@@ -55,30 +55,11 @@ class Branches(torch.nn.Module):
         return self.head(torch.cat([a, b], dim=1))
 
 
-def line(name, t):
-    values = " ".join("%.9e" % v for v in t.flatten().tolist())
-    return "%s %d %s\n" % (name, t.numel(), values)
-
-
 def run(label, model_class, make_optimizer, x, y, out):
     torch.manual_seed(3)
     model = model_class()
-    for name, t in model.state_dict().items():
-        out.append(line("%s/initial/%s" % (label, name), t))
-    first = list(model.dense_0.parameters())
-    opt = make_optimizer(model.parameters())
-    loss_fn = torch.nn.CrossEntropyLoss()
-    for step in range(STEPS_FROZEN + STEPS_THAWED):
-        frozen = step < STEPS_FROZEN
-        for p in first:
-            p.requires_grad_(not frozen)
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        out.append(line("%s/step%d/loss" % (label, step), loss.detach().reshape(1)))
-        for name, t in model.state_dict().items():
-            out.append(line("%s/step%d/%s" % (label, step, name), t))
+    freeze_then_thaw(label, model, lambda m: m.state_dict(), list(model.dense_0.parameters()),
+                     make_optimizer, x, y, out)
 
 
 def main():

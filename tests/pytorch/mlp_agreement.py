@@ -16,12 +16,12 @@ import sys
 
 import torch
 
+from agreement import freeze_then_thaw, line
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "fixtures", "mlp_agreement.txt")
 NAMES = ["dense_0.weight", "dense_0.bias", "dense_1.weight", "dense_1.bias",
          "dense_2.weight", "dense_2.bias"]
-STEPS_FROZEN = 5
-STEPS_THAWED = 5
 
 
 def make_model():
@@ -36,29 +36,10 @@ def tensors(model):
     return dict(zip(NAMES, [p.detach().clone() for p in model.parameters()]))
 
 
-def line(name, t):
-    values = " ".join("%.9e" % v for v in t.flatten().tolist())
-    return "%s %d %s\n" % (name, t.numel(), values)
-
-
 def run(label, make_optimizer, x, y, out):
     model = make_model()
-    for name, t in tensors(model).items():
-        out.append(line("%s/initial/%s" % (label, name), t))
-    first = list(model[0].parameters())
-    opt = make_optimizer(model.parameters())
-    loss_fn = torch.nn.CrossEntropyLoss()
-    for step in range(STEPS_FROZEN + STEPS_THAWED):
-        frozen = step < STEPS_FROZEN
-        for p in first:
-            p.requires_grad_(not frozen)
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        out.append(line("%s/step%d/loss" % (label, step), loss.detach().reshape(1)))
-        for name, t in tensors(model).items():
-            out.append(line("%s/step%d/%s" % (label, step, name), t))
+    freeze_then_thaw(label, model, tensors, list(model[0].parameters()), make_optimizer, x, y,
+                     out)
 
 
 def run_layers(label, last, loss_fn, make_optimizer, x, target, out):
