@@ -342,25 +342,34 @@ TEST_P(GemmTest, EpilogueMatchesSeparateKernels) {
       b.FillRandom(rng);
       std::vector<float> bias(n);
       for (float& x : bias) x = std::uniform_real_distribution<float>(-2.0f, 2.0f)(rng);
-      for (GemmActivation activation : activations) {
-        for (bool with_bias : {false, true}) {
-          for (bool accumulate : {false, true}) {
-            for (ThreadPool* pool : {&one, &Pool()}) {
+      // The product alone once per (accumulate, threads); then every
+      // epilogue against it (the product is the expensive part, under
+      // emulation above all).
+      for (bool accumulate : {false, true}) {
+        for (ThreadPool* pool : {&one, &Pool()}) {
+          const size_t ldc = n + 3;
+          Matrix start(m, n, ldc, 0, kSentinel), product(m, n, ldc, 0, kSentinel);
+          start.FillRandom(rng);
+          auto copy_rows = [&](Matrix& from, Matrix* to) {
+            for (size_t i = 0; i < m; ++i) {
+              std::memcpy(&to->at(i, 0), &from.at(i, 0), n * sizeof(float));
+            }
+          };
+          copy_rows(start, &product);
+          Scratch scratch(m, n, k, trans_a, trans_b, pool->num_threads());
+          Gemm(a.data, lda, trans_a, b.data, ldb, trans_b, product.data, ldc, m, n, k,
+               accumulate, scratch.data(), *pool);
+          for (GemmActivation activation : activations) {
+            for (bool with_bias : {false, true}) {
               SCOPED_TRACE(::testing::Message()
                            << "m=" << m << " n=" << n << " k=" << k << " trans_a=" << trans_a
                            << " trans_b=" << trans_b << " activation="
                            << static_cast<int>(activation) << " bias=" << with_bias
                            << " accumulate=" << accumulate
                            << " threads=" << pool->num_threads());
-              const size_t ldc = n + 3;
               Matrix expected(m, n, ldc, 0, kSentinel), c(m, n, ldc, 0, kSentinel);
-              expected.FillRandom(rng);
-              for (size_t i = 0; i < m; ++i) {
-                std::memcpy(&c.at(i, 0), &expected.at(i, 0), n * sizeof(float));
-              }
-              Scratch scratch(m, n, k, trans_a, trans_b, pool->num_threads());
-              Gemm(a.data, lda, trans_a, b.data, ldb, trans_b, expected.data, ldc, m, n, k,
-                   accumulate, scratch.data(), *pool);
+              copy_rows(product, &expected);
+              copy_rows(start, &c);
               for (size_t i = 0; i < m; ++i) {
                 float* row = &expected.at(i, 0);
                 if (with_bias) Add(row, bias.data(), row, n, one);
