@@ -8,9 +8,12 @@
 //
 // Layout, bottom to top:
 //   [ persistent: weights | gradients + optimizer state ][ transient: activations, scratch -> ]
-// The persistent part is laid out by the variable planner (core/variables.h),
-// which knows the freeze set; the transient part is a bump region that a step
-// fills and the next step resets. Every buffer is 64-byte aligned. The arena
+// The persistent part is laid out by the variable set's plan
+// (core/vars/variables.h), which knows the freeze set. The transient part
+// holds one step: a model's step claims it whole for its planned buffers
+// (ClaimPlanned, core/exec/program.h); a GradientTape, which cannot plan
+// ahead, fills it as a bump region. The next step resets it. Every buffer is
+// 64-byte aligned. The arena
 // never touches the heap after Create, and never moves or frees what it holds
 // on its own: a request that does not fit returns nullptr (and the caller a
 // Status naming bytes needed and free), leaving everything in place.
