@@ -252,6 +252,21 @@ TEST_F(TapeTest, WatchGivesAFrozenVariableAGradientForThisTapeOnly) {
   EXPECT_FALSE(g[0].present());
 }
 
+// As TensorFlow's tape: watching a variable after an operation on it was
+// recorded does not make that operation differentiable.
+TEST_F(TapeTest, WatchDoesNotReachBackToRecordedOperations) {
+  GradientTape tape(vars_.get());
+  Tensor before = tape.Mul(var2_, 3.0f);  // var2 is frozen, not watched yet
+  tape.Watch(var2_);
+  Tensor after = tape.Mul(var2_, 5.0f);
+  TensorView g[1];
+  ASSERT_TRUE(tape.Gradient(before, {var2_}, g).ok());
+  EXPECT_FALSE(g[0].present());
+  ASSERT_TRUE(tape.Gradient(tape.Add(before, after), {var2_}, g).ok());
+  ASSERT_TRUE(g[0].present());
+  EXPECT_EQ(g[0].at(0), 5.0f);  // only the operation recorded after Watch
+}
+
 TEST_F(TapeTest, WatchedConstantGetsAGradient) {
   GradientTape tape(vars_.get());
   Tensor x = tape.Constant({3}, {1.0f, -2.0f, 3.0f});
