@@ -9,7 +9,6 @@
 #include "core/exec/executor.h"
 #include "core/graph/op.h"
 #include "platform/clock.h"
-#include "platform/memory.h"
 #include "platform/random.h"
 
 namespace thaw {
