@@ -28,6 +28,7 @@
 #include "core/memory/arena.h"      // IWYU pragma: export
 #include "core/ops/activation.h"    // IWYU pragma: export
 #include "core/ops/arithmetic.h"    // IWYU pragma: export
+#include "core/ops/batch_norm.h"    // IWYU pragma: export
 #include "core/ops/concat.h"        // IWYU pragma: export
 #include "core/ops/dense.h"         // IWYU pragma: export
 #include "core/ops/dropout.h"       // IWYU pragma: export

@@ -62,6 +62,53 @@ void ScalarReluBackward(const float* x, const float* dy, float* dx, size_t n) {
   for (size_t i = 0; i < n; ++i) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
 }
 
+void ScalarBatchNormStatistics(const float* x, size_t rows, size_t cols, float* mean,
+                               float* var) {
+  const float n = static_cast<float>(rows);
+  for (size_t j = 0; j < cols; ++j) {
+    float sum = 0.0f;
+    for (size_t r = 0; r < rows; ++r) sum = sum + x[r * cols + j];
+    mean[j] = sum / n;
+    float squares = 0.0f;
+    for (size_t r = 0; r < rows; ++r) {
+      const float delta = x[r * cols + j] - mean[j];
+      squares = squares + delta * delta;
+    }
+    var[j] = squares / n;
+  }
+}
+
+void ScalarBatchNormApply(const float* x, size_t rows, size_t cols, const float* mean,
+                          const float* scale, const float* shift, float* y) {
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t j = 0; j < cols; ++j) {
+      y[r * cols + j] = (x[r * cols + j] - mean[j]) * scale[j] + shift[j];
+    }
+  }
+}
+
+void ScalarBatchNormBackward(const float* x, const float* dy, size_t rows, size_t cols,
+                             const float* mean, const float* invstd, const float* gamma,
+                             float* dx, float* dgamma, float* dbeta) {
+  const float n = static_cast<float>(rows);
+  for (size_t j = 0; j < cols; ++j) {
+    float sum_dy = 0.0f, sum_dy_xhat = 0.0f;
+    for (size_t r = 0; r < rows; ++r) {
+      const float xhat = (x[r * cols + j] - mean[j]) * invstd[j];
+      sum_dy = sum_dy + dy[r * cols + j];
+      sum_dy_xhat = sum_dy_xhat + dy[r * cols + j] * xhat;
+    }
+    dbeta[j] = sum_dy;
+    dgamma[j] = sum_dy_xhat;
+    if (dx == nullptr) continue;
+    const float a = sum_dy / n, b = sum_dy_xhat / n, k = gamma[j] * invstd[j];
+    for (size_t r = 0; r < rows; ++r) {
+      const float xhat = (x[r * cols + j] - mean[j]) * invstd[j];
+      dx[r * cols + j] = ((dy[r * cols + j] - a) - xhat * b) * k;
+    }
+  }
+}
+
 double ScalarSum(const float* x, size_t n) {
   double sum = 0.0;
   for (size_t i = 0; i < n; ++i) sum += x[i];

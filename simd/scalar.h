@@ -36,6 +36,17 @@ void ScalarGemm(const float* a, size_t lda, bool trans_a, const float* b,
                 size_t ldb, bool trans_b, float* c, size_t ldc, size_t m,
                 size_t n, size_t k, bool accumulate);
 
+// Batch normalization (simd/batchnorm.h): in float, in the kernels' order
+// (rows in order per column, no fused multiply-add), so results are equal
+// bit for bit; tests also check them against double.
+void ScalarBatchNormStatistics(const float* x, size_t rows, size_t cols, float* mean,
+                               float* var);
+void ScalarBatchNormApply(const float* x, size_t rows, size_t cols, const float* mean,
+                          const float* scale, const float* shift, float* y);
+void ScalarBatchNormBackward(const float* x, const float* dy, size_t rows, size_t cols,
+                             const float* mean, const float* invstd, const float* gamma,
+                             float* dx, float* dgamma, float* dbeta);
+
 // Activations and losses (simd/activation.h, simd/loss.h), computed in double.
 void ScalarSigmoidForward(const float* z, float* y, size_t n);
 void ScalarSigmoidBackward(const float* y, const float* dy, float* dz, size_t n);

@@ -124,6 +124,114 @@ TEST(FunctionalTest, LayerStatisticsStayFrozen) {
   EXPECT_FALSE(model.layer(0).trainable());
 }
 
+// ---- BatchNormalization's modes ----
+
+struct NormalizedModel {
+  Arena arena;
+  Model model;
+  std::vector<float> x = Inputs(8 * 12);
+  std::vector<int32_t> labels = {0, 1, 2, 1, 0, 2, 2, 1};
+  Examples batch() const { return Examples{x.data(), 8, labels.data(), nullptr}; }
+  Variable var(const char* name) { return model.variables().Find(name); }
+  std::vector<float> values(const char* name) {
+    const TensorView v = var(name).value();
+    return std::vector<float>(v.data(), v.data() + v.num_elements());
+  }
+  Status Make(bool center_and_scale = true) {
+    THAW_RETURN_IF_ERROR(Arena::Create(1 << 18, &arena));
+    Symbol in = model.Input(Shape{12});
+    Symbol h = model.Call(Dense::Make(16, Activation::kLinear, false), in);
+    Symbol n = model.Call(BatchNormalization::Make(0.9f, 1e-3f, center_and_scale,
+                                                   center_and_scale), h, "bn");
+    THAW_RETURN_IF_ERROR(model.Build(model.Call(Dense::Make(3), n, "head"), 8, &arena));
+    return model.Compile(OptimizerConfig::Sgd(SgdOptions()),
+                         Loss::kSparseCategoricalCrossentropyFromLogits);
+  }
+};
+
+// Training steps move the statistics; Evaluate and Predict use them and
+// move nothing; a frozen layer uses them and moves nothing either.
+TEST(BatchNormTest, OnlyTrainableTrainingStepsMoveTheStatistics) {
+  NormalizedModel m;
+  ASSERT_TRUE(m.Make().ok());
+  const std::vector<float> mean0 = m.values("bn.running_mean");
+  ASSERT_TRUE(m.model.TrainOnBatch(m.batch()).ok());
+  const std::vector<float> mean1 = m.values("bn.running_mean");
+  EXPECT_NE(mean1, mean0);
+  EXPECT_EQ(m.values("bn.num_batches_tracked"), std::vector<float>{1.0f});
+  Metrics metrics;
+  std::vector<float> out(8 * 3);
+  ASSERT_TRUE(m.model.Evaluate(m.batch(), 8, &metrics).ok());
+  ASSERT_TRUE(m.model.Predict(m.x.data(), 8, out.data()).ok());
+  EXPECT_EQ(m.values("bn.running_mean"), mean1);
+  m.model.FindLayer("bn")->SetTrainable(false);
+  const std::vector<float> gamma = m.values("bn.weight");
+  ASSERT_TRUE(m.model.TrainOnBatch(m.batch()).ok());  // the head still trains
+  EXPECT_EQ(m.values("bn.running_mean"), mean1);
+  EXPECT_EQ(m.values("bn.num_batches_tracked"), std::vector<float>{1.0f});
+  EXPECT_EQ(m.values("bn.weight"), gamma);
+  EXPECT_FALSE(m.var("bn.weight").gradient().present());
+  EXPECT_FALSE(m.var("bn.running_mean").trainable());
+}
+
+// One value per channel cannot be normalised in training mode: a Status
+// naming the layer; a frozen layer (inference mode) takes batch 1.
+TEST(BatchNormTest, TrainingOnOneValuePerChannelIsRefused) {
+  NormalizedModel m;
+  ASSERT_TRUE(m.Make().ok());
+  Examples one = m.batch();
+  one.count = 1;
+  Status s = m.model.TrainOnBatch(one);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(s, "bn: a BatchNormalization in training mode needs more than one value"))
+      << s.message();
+  m.model.FindLayer("bn")->SetTrainable(false);
+  EXPECT_TRUE(m.model.TrainOnBatch(one).ok());
+}
+
+// A NaN in the batch: the optimizer refuses the step, so the statistics do
+// not move either; without parameters (nothing for the optimizer to
+// refuse) the statistics refuse it themselves.
+TEST(BatchNormTest, NonFiniteBatchesMoveNoStatistics) {
+  for (bool with_parameters : {true, false}) {
+    NormalizedModel m;
+    ASSERT_TRUE(m.Make(with_parameters).ok());
+    if (!with_parameters) {
+      m.model.layer(0).SetTrainable(false);
+      m.model.FindLayer("head")->SetTrainable(false);
+    }
+    ASSERT_TRUE(m.model.TrainOnBatch(m.batch()).ok());
+    const std::vector<float> mean = m.values("bn.running_mean");
+    const std::vector<float> var = m.values("bn.running_var");
+    m.x[5] = std::nanf("");
+    Status s = m.model.TrainOnBatch(m.batch());
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << with_parameters;
+    EXPECT_TRUE(Contains(s, with_parameters ? "NaN or infinite" : "bn: the batch statistics"))
+        << s.message();
+    EXPECT_EQ(m.values("bn.running_mean"), mean) << with_parameters;
+    EXPECT_EQ(m.values("bn.running_var"), var) << with_parameters;
+    EXPECT_EQ(m.values("bn.num_batches_tracked"), std::vector<float>{1.0f});
+  }
+}
+
+// Plans: a trainable BatchNorm keeps its input (for xhat) and 6 x 16 floats
+// of batch statistics until the step commits; frozen with everything before
+// it, it keeps nothing.
+TEST(BatchNormTest, AFrozenPrefixWithBatchNormKeepsNothing) {
+  NormalizedModel m;
+  ASSERT_TRUE(m.Make().ok());
+  ModelPlan plan;
+  ASSERT_TRUE(m.model.PlanMemory(8, true, &plan).ok());
+  EXPECT_EQ(plan.layers[1].activations, 512u);  // dense_0's output, read by bn's backward
+  EXPECT_EQ(plan.layers[2].activations, 512u + 384u);  // bn's output (head's input) + stats
+  m.model.layer(0).SetTrainable(false);
+  m.model.FindLayer("bn")->SetTrainable(false);
+  ASSERT_TRUE(m.model.PlanMemory(8, true, &plan).ok());
+  EXPECT_EQ(plan.layers[1].activations, 0u);
+  EXPECT_EQ(plan.layers[2].activations, 512u);  // only its output, for the head's gradient
+  EXPECT_EQ(plan.bytes[Region::kActivations], 512u);
+}
+
 // ---- Plans of a residual model ----
 
 // Batch 8: h, g, r 512 B each, logits 96 B. Forward: dense_0 1, dense_1 2,
@@ -265,8 +373,14 @@ const Fixture& Golden() {
   return *fixture;
 }
 
+// Which layers are frozen when: layers [0, layers) during steps [from, to).
+struct FreezeSchedule {
+  int steps, layers, from, to;
+};
+constexpr FreezeSchedule kFirstLayerThenThaw = {10, 1, 0, 5};
+
 void Replay(const std::string& label, Symbol (*describe)(Model&), const OptimizerConfig& optimizer,
-            int threads) {
+            int threads, FreezeSchedule freeze = kFirstLayerThenThaw) {
   const Fixture& golden = Golden();
   ASSERT_EQ(golden.count("x"), 1u) << "fixture missing: run tests/pytorch/graph_agreement.py";
   Arena arena;
@@ -283,10 +397,18 @@ void Replay(const std::string& label, Symbol (*describe)(Model&), const Optimize
   std::vector<int32_t> labels;
   for (float l : golden.at("labels")) labels.push_back(static_cast<int32_t>(l));
   const Examples batch{golden.at("x").data(), 8, labels.data(), nullptr};
-  const Variable w0 = vars.Find("dense_0.weight");
-  const std::vector<float> frozen(w0.value().data(), w0.value().data() + w0.value().num_elements());
-  for (int step = 0; step < 10; ++step) {
-    model.layer(0).SetTrainable(step >= 5);
+  std::vector<std::vector<float>> at_freeze;  // the frozen layers' variables
+  for (int step = 0; step < freeze.steps; ++step) {
+    const bool frozen = freeze.from <= step && step < freeze.to;
+    if (step == freeze.from) {
+      at_freeze.clear();
+      for (int l = 0; l < freeze.layers; ++l) {
+        for (const Variable& v : model.layer(l).variables()) {
+          at_freeze.emplace_back(v.value().data(), v.value().data() + v.value().num_elements());
+        }
+      }
+    }
+    for (int l = 0; l < freeze.layers; ++l) model.layer(l).SetTrainable(!frozen);
     Metrics metrics;
     ASSERT_TRUE(model.TrainOnBatch(batch, &metrics).ok());
     const std::string prefix = label + "/step" + std::to_string(step) + "/";
@@ -295,8 +417,16 @@ void Replay(const std::string& label, Symbol (*describe)(Model&), const Optimize
     for (int i = 0; i < vars.size(); ++i) {
       ExpectClose(golden.at(prefix + vars.name(i)), vars[i].value(), prefix + vars.name(i));
     }
-    if (step < 5) {  // frozen: bit-identical, not just close
-      ASSERT_EQ(std::memcmp(w0.value().data(), frozen.data(), frozen.size() * sizeof(float)), 0);
+    if (frozen) {  // bit-identical, not just close: weights and statistics
+      size_t k = 0;
+      for (int l = 0; l < freeze.layers; ++l) {
+        for (const Variable& v : model.layer(l).variables()) {
+          ASSERT_EQ(std::memcmp(v.value().data(), at_freeze[k++].data(),
+                                v.value().num_elements() * sizeof(float)),
+                    0)
+              << prefix << v.name();
+        }
+      }
     }
   }
 }
@@ -323,6 +453,24 @@ TEST(FunctionalAgreementTest, ResidualFreezeThenThawMatchesPyTorch) {
 TEST(FunctionalAgreementTest, BranchesWithConcatenateMatchPyTorch) {
   Replay("branches/sgd", Branches, Sgd(), 1);
   Replay("branches/adam", Branches, Adam(), 1);
+}
+
+// dense_0 (no bias) -> BatchNormalization (momentum 0.9 = PyTorch's 0.1) ->
+// ReLU -> head: all trainable, then dense_0 and the BatchNorm frozen (inference
+// mode: moving statistics, no updates), then thawed; the moving statistics
+// and the count match PyTorch's after every step.
+Symbol Normalized(Model& model) {
+  Symbol x = model.Input(Shape{12});
+  Symbol h = model.Call(Dense::Make(16, Activation::kLinear, /*use_bias=*/false), x);
+  Symbol n = model.Call(BatchNormalization::Make(/*momentum=*/0.9f, /*epsilon=*/1e-3f), h);
+  return model.Call(Dense::Make(3), model.Call(ReLU(), n), "head");
+}
+
+TEST(FunctionalAgreementTest, BatchNormalizationFrozenThenThawedMatchesPyTorch) {
+  const FreezeSchedule middle = {12, 2, 4, 8};
+  Replay("batchnorm/sgd", Normalized, Sgd(), 1, middle);
+  Replay("batchnorm/adam", Normalized, Adam(), 1, middle);
+  Replay("batchnorm/adam", Normalized, Adam(), 2, middle);
 }
 
 TEST(FunctionalAgreementTest, TwoThreadsMatchPyTorchToo) {
@@ -397,7 +545,8 @@ void Backward(const OpCall& c) {
   for (size_t i = 0; i < c.in_elements(0); ++i) sum += c.node->in[0]->data[i];
   for (size_t i = 0; i < c.out_elements(); ++i) c.din[0][i] = 2 * c.dout()[i] + 0 * sum;
 }
-const OpDef kOp = {"lying", 1, 1, Infer, Forward, Backward, nullptr, nullptr, nullptr, false, nullptr};
+const OpDef kOp = {"lying", 1, 1, Infer, Forward, Backward, nullptr, nullptr, nullptr, false,
+                   nullptr, nullptr, nullptr};
 class Layer final : public thaw::Layer {
  public:
   const char* kind() const override { return "lying"; }

@@ -409,6 +409,12 @@ Status Model::Step(const Examples& examples, const size_t* index, size_t batch, 
     cached.trainable = trainable;  // same size: no allocation
   }
   const Program& program = cached.program;
+  for (const Program::ForwardStep& f : program.forward()) {
+    Status ok = CheckOf(*f.node, batch, f.training);
+    if (!ok.ok()) {
+      return Status(ok.code(), layers_[f.node->layer]->name() + ": " + ok.message());
+    }
+  }
 
   // 1. Check that the whole step fits before anything moves.
   const MemoryReport persistent = vars_->PlannedBytes(trainable);
@@ -454,8 +460,16 @@ Status Model::Step(const Examples& examples, const size_t* index, size_t batch, 
   }
   if (mode != StepMode::kTrain) return Status::Ok();
   ++steps_;
-  if (program.backward().empty()) return Status::Ok();  // nothing is trainable
-  return optimizer_->ApplyOwnGradients();
+  if (!program.backward().empty()) {  // something is trainable
+    THAW_RETURN_IF_ERROR(optimizer_->ApplyOwnGradients());
+  }
+  // Only an accepted step moves statistics (BatchNormalization's).
+  const Node* failed = nullptr;
+  Status committed = CommitProgram(program, block, *pool_, steps_, &failed);
+  if (!committed.ok()) {
+    return Status(committed.code(), layers_[failed->layer]->name() + ": " + committed.message());
+  }
+  return Status::Ok();
 }
 
 Status Model::TrainOnBatch(const Examples& batch, Metrics* metrics) {

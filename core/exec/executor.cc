@@ -119,7 +119,6 @@ LossResult RunProgram(const Program& program, Graph* graph, VariableSet* vars,
   OpCall call;
   call.batch = batch;
   call.pool = &pool;
-  call.training = spec.mode == StepMode::kTrain;
   call.step = step;
   const std::vector<Program::ForwardStep>& forward = program.forward();
   for (size_t k = 0; k < forward.size(); ++k) {
@@ -128,6 +127,7 @@ LossResult RunProgram(const Program& program, Graph* graph, VariableSet* vars,
     const Program::ForwardStep& f = forward[k];
     if (!f.node->op->aliases_input) {
       call.node = f.node;
+      call.training = f.training;
       call.saved = reinterpret_cast<float*>(at(f.saved));
       call.scratch = reinterpret_cast<float*>(at(f.scratch));
       f.node->op->forward(call);
@@ -159,6 +159,7 @@ LossResult RunProgram(const Program& program, Graph* graph, VariableSet* vars,
     const Program::BackwardStep& b = backward[j];
     const Node& n = *b.node;
     call.node = b.node;
+    call.training = forward[b.forward].training;
     call.saved = reinterpret_cast<float*>(at(forward[b.forward].saved));
     call.scratch = reinterpret_cast<float*>(at(b.scratch));
     for (int i = 0; i < kMaxNodeInputs; ++i) {
@@ -171,6 +172,26 @@ LossResult RunProgram(const Program& program, Graph* graph, VariableSet* vars,
     lifetimes.End(t);
   }
   return result;
+}
+
+Status CommitProgram(const Program& program, unsigned char* block, ThreadPool& pool,
+                     uint64_t step, const Node** failed) {
+  OpCall call;
+  call.batch = program.spec().batch;
+  call.pool = &pool;
+  call.step = step;
+  for (const Program::ForwardStep& f : program.forward()) {
+    if (f.node->op->commit == nullptr || !f.training) continue;
+    call.node = f.node;
+    call.training = true;
+    call.saved = reinterpret_cast<float*>(block + program.plan().offset(f.saved));
+    Status s = f.node->op->commit(call);
+    if (!s.ok()) {
+      *failed = f.node;
+      return s;
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace thaw

@@ -49,6 +49,14 @@ LossResult RunProgram(const Program& program, Graph* graph, VariableSet* vars,
                       unsigned char* block, size_t free_bytes, const StepData& data,
                       Loss loss, ThreadPool& pool, uint64_t step);
 
+// After a training step whose update was accepted: runs the commit of every
+// node that has one, in training mode, with its forward call's saved state
+// (still at `block`): BatchNormalization's moving statistics move here. A
+// commit refuses state it must not take (non-finite statistics) with a
+// Status, leaving its variables as they were; *failed is then its node.
+Status CommitProgram(const Program& program, unsigned char* block, ThreadPool& pool,
+                     uint64_t step, const Node** failed);
+
 // One node's backward call, shared by programs and the tape: runs the op's
 // backward (which writes call.din), then adds the term of every input in
 // `accumulate` (written to call.din[i]) to that input's gradient.

@@ -70,6 +70,17 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
   }
   const int num_forward = static_cast<int>(forward_.size());
   const int loss_at = num_forward + 1;
+  // Each node's mode: training unless it has parameters and all are frozen.
+  for (ForwardStep& f : forward_) {
+    bool has_parameter = false, trains = false;
+    for (int i = 0; i < f.node->num_inputs; ++i) {
+      const int var = f.node->in[i]->variable;
+      if (var < 0 || vars.role(var) != VariableRole::kParameter) continue;
+      has_parameter = true;
+      trains = trains || trainable.Test(var);
+    }
+    f.training = training && (!has_parameter || trains);
+  }
 
   // 2. What depends on a trainable parameter, through ops with a gradient.
   for (int v = 0; v < nv; ++v) {
@@ -137,7 +148,7 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
   }
   for (const BackwardStep& b : backward_) {
     const Node& n = *b.node;
-    const BackwardReads reads = ReadsOf(n, b.wanted);
+    const BackwardReads reads = ReadsOf(n, b.wanted, forward_[b.forward].training);
     for (int i = 0; i < n.num_inputs; ++i) {
       if (reads.inputs & (1u << i)) read(n.in[i], backward_time_[n.index]);
     }
@@ -155,9 +166,12 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
     ForwardStep& f = forward_[k];
     const Node& n = *f.node;
     const int t = 1 + k;
-    const size_t saved = SavedFloatsOf(n, spec.batch, training);
+    const size_t saved = SavedFloatsOf(n, spec.batch, f.training);
     if (saved > 0) {
-      const int last = std::max(t, backward_time_[n.index]);
+      // Until the node's backward call, or the commit that reads it.
+      const int last = n.op->commit != nullptr && f.training
+                           ? commit_time()
+                           : std::max(t, backward_time_[n.index]);
       f.saved = plan_.Add(saved * sizeof(float),
                           last > loss_at ? Region::kActivations : Region::kScratch, t, last,
                           "saved", n.index);

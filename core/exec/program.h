@@ -26,7 +26,12 @@
 //    buffer; so do their gradients when nothing else writes them.
 //
 // Step times: 0 gathers the batch, forward node k runs at 1 + k, the loss at
-// L = F + 1 (F forward nodes), backward node j at L + 1 + j.
+// L = F + 1 (F forward nodes), backward node j at L + 1 + j, and the commit
+// (core/graph/op.h) after the last backward node.
+//
+// A node's mode: in a training step, a node with parameters that are all
+// frozen runs in inference mode (a frozen BatchNormalization uses its moving
+// statistics and updates nothing), any other in training mode.
 //
 // Compile never allocates after Reserve (the vectors only refill), so a
 // model recompiles freely between steps.
@@ -65,7 +70,8 @@ class Program {
  public:
   struct ForwardStep {
     Node* node = nullptr;
-    int saved = -1;    // plan buffer, or -1
+    bool training = false;  // the node's mode (core/graph/op.h)
+    int saved = -1;         // plan buffer, or -1
     int scratch = -1;
   };
   struct BackwardStep {
@@ -87,6 +93,7 @@ class Program {
   const std::vector<BackwardStep>& backward() const { return backward_; }
   const MemoryPlan& plan() const { return plan_; }
   int loss_time() const { return static_cast<int>(forward_.size()) + 1; }
+  int commit_time() const { return loss_time() + 1 + static_cast<int>(backward_.size()); }
   // Bytes of the plan's activations (they never share bytes with each other:
   // all are alive at the loss), and the rest of the block, scratch.
   size_t activation_bytes() const { return plan_.RegionBytes(Region::kActivations); }

@@ -23,8 +23,8 @@ TensorView OpCall::out() const {
   return TensorView(v.data, v.ShapeAt(batch), v.layout);
 }
 
-BackwardReads ReadsOf(const Node& node, uint32_t wanted) {
-  return node.op->reads != nullptr ? node.op->reads(node, wanted) : BackwardReads();
+BackwardReads ReadsOf(const Node& node, uint32_t wanted, bool training) {
+  return node.op->reads != nullptr ? node.op->reads(node, wanted, training) : BackwardReads();
 }
 
 size_t ScratchFloatsOf(const Node& node, size_t batch, int threads, Pass pass,
@@ -41,6 +41,10 @@ size_t SavedFloatsOf(const Node& node, size_t batch, bool training) {
 Activation FinalActivationOf(const Node& node) {
   if (node.op->final_activation == nullptr) return Activation::kLinear;
   return node.op->final_activation(node);
+}
+
+Status CheckOf(const Node& node, size_t batch, bool training) {
+  return node.op->check != nullptr ? node.op->check(node, batch, training) : Status::Ok();
 }
 
 }  // namespace thaw

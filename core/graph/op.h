@@ -4,7 +4,8 @@
 //   const OpDef kAdd = {"add", 2, 2, InferBinary, AddForward, AddBackward,
 //                       /*reads=*/nullptr, /*scratch_floats=*/nullptr,
 //                       /*saved_floats=*/nullptr, /*aliases_input=*/false,
-//                       /*final_activation=*/nullptr};
+//                       /*final_activation=*/nullptr, /*check=*/nullptr,
+//                       /*commit=*/nullptr};
 //
 // An OpDef is a table of plain functions: shape inference, forward, backward
 // (every wanted input's gradient), what the backward pass reads, and the
@@ -22,8 +23,8 @@
 //    `reads` declared for this `wanted` set (bit i: din[i] is wanted), and
 //    call.saved. Null: no gradient flows through the op.
 //  - reads: which input values and whether the output a backward pass for
-//    `wanted` reads; a runner keeps exactly those alive from the forward pass.
-//    Null: none.
+//    `wanted` reads (in the node's mode, see `training` below); a runner
+//    keeps exactly those alive from the forward pass. Null: none.
 //  - scratch_floats: floats of scratch one call needs (forward, or backward
 //    for `wanted`), 64-byte aligned, contents undefined. Null: none.
 //  - saved_floats: floats that live from a node's forward call to its
@@ -34,6 +35,17 @@
 //  - final_activation: what the op applies last (Dense's fused activation,
 //    an activation op's), so that a model can check a loss against it.
 //    Null: none (kLinear).
+//  - check: refuses a step the op cannot run (BatchNormalization in training
+//    mode on one value per channel), with a sentence. Null: any step.
+//  - commit: runs after a training step was accepted (the optimizer took
+//    its gradients), with the forward call's saved state: where an op
+//    updates its statistics (BatchNormalization's moving mean), so that a
+//    refused step changes nothing. Null: nothing to commit.
+//
+// A node's mode: OpCall::training is true in a training step for a node
+// that has no parameters or has a trainable one; a node whose parameters
+// are all frozen runs in inference mode (Keras' rule for a frozen
+// BatchNormalization; for other ops it changes nothing).
 #ifndef THAW_CORE_GRAPH_OP_H_
 #define THAW_CORE_GRAPH_OP_H_
 
@@ -62,7 +74,7 @@ struct OpCall {
   const Node* node = nullptr;
   size_t batch = 1;           // prepended to batched values' shapes
   ThreadPool* pool = nullptr;
-  bool training = false;      // Fit / TrainOnBatch (dropout on), else inference
+  bool training = false;      // the node's mode in this step (see above)
   uint64_t step = 0;          // training steps so far (dropout masks)
   float* saved = nullptr;     // saved_floats floats, forward to backward
   float* scratch = nullptr;   // scratch_floats floats, this call only
@@ -86,20 +98,23 @@ struct OpDef {
   Status (*infer)(const Node& node, Value* out);
   void (*forward)(const OpCall& call);
   void (*backward)(const OpCall& call);
-  BackwardReads (*reads)(const Node& node, uint32_t wanted);
+  BackwardReads (*reads)(const Node& node, uint32_t wanted, bool training);
   size_t (*scratch_floats)(const Node& node, size_t batch, int threads, Pass pass,
                            uint32_t wanted);
   size_t (*saved_floats)(const Node& node, size_t batch, bool training);
   bool aliases_input;
   Activation (*final_activation)(const Node& node);
+  Status (*check)(const Node& node, size_t batch, bool training);
+  Status (*commit)(const OpCall& call);
 };
 
 // The op-table lookups with their defaults for null entries.
-BackwardReads ReadsOf(const Node& node, uint32_t wanted);
+BackwardReads ReadsOf(const Node& node, uint32_t wanted, bool training);
 size_t ScratchFloatsOf(const Node& node, size_t batch, int threads, Pass pass,
                        uint32_t wanted);
 size_t SavedFloatsOf(const Node& node, size_t batch, bool training);
 Activation FinalActivationOf(const Node& node);
+Status CheckOf(const Node& node, size_t batch, bool training);
 
 }  // namespace thaw
 

@@ -61,7 +61,7 @@ void Backward(const OpCall& c) {
                      c.din[0], c.out_elements() / cols, cols, *c.pool);
 }
 
-BackwardReads Reads(const Node&, uint32_t) {
+BackwardReads Reads(const Node&, uint32_t, bool) {
   BackwardReads r;
   r.output = true;
   return r;
@@ -74,6 +74,7 @@ Activation Final(const Node& node) { return node.attrs.As<ActivationAttrs>().act
 const OpDef kActivation = {
     "activation", 1, 1, Infer, Forward, Backward, Reads,
     /*scratch_floats=*/nullptr, /*saved_floats=*/nullptr, /*aliases_input=*/false, Final,
+    /*check=*/nullptr, /*commit=*/nullptr,
 };
 
 }  // namespace ops

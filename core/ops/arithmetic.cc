@@ -130,7 +130,7 @@ void MulBackward(const OpCall& c) {
   }
 }
 
-BackwardReads MulReads(const Node&, uint32_t wanted) {
+BackwardReads MulReads(const Node&, uint32_t wanted, bool) {
   BackwardReads r;
   if (wanted & kA) r.inputs |= kB;
   if (wanted & kB) r.inputs |= kA;
@@ -156,7 +156,7 @@ void SquareBackward(const OpCall& c) {
   simd::Mul(c.din[0], c.dout(), c.din[0], n, *c.pool);
 }
 
-BackwardReads SquareReads(const Node&, uint32_t) {
+BackwardReads SquareReads(const Node&, uint32_t, bool) {
   BackwardReads r;
   r.inputs = kA;
   return r;
@@ -165,15 +165,15 @@ BackwardReads SquareReads(const Node&, uint32_t) {
 }  // namespace
 
 // Fields: name, inputs (min, max), infer, forward, backward, reads,
-// scratch_floats, saved_floats, aliases_input, final_activation.
+// scratch_floats, saved_floats, aliases_input, final_activation, check, commit.
 const OpDef kAdd = {"add", 2, 2, InferBinary, AddForward, AddBackward,
-                    nullptr, nullptr, nullptr, false, nullptr};
+                    nullptr, nullptr, nullptr, false, nullptr, nullptr, nullptr};
 const OpDef kSub = {"sub", 2, 2, InferBinary, SubForward, SubBackward,
-                    nullptr, nullptr, nullptr, false, nullptr};
+                    nullptr, nullptr, nullptr, false, nullptr, nullptr, nullptr};
 const OpDef kMul = {"mul", 2, 2, InferBinary, MulForward, MulBackward,
-                    MulReads, nullptr, nullptr, false, nullptr};
+                    MulReads, nullptr, nullptr, false, nullptr, nullptr, nullptr};
 const OpDef kSquare = {"square", 1, 1, InferUnary, SquareForward, SquareBackward,
-                       SquareReads, nullptr, nullptr, false, nullptr};
+                       SquareReads, nullptr, nullptr, false, nullptr, nullptr, nullptr};
 
 }  // namespace ops
 

@@ -63,7 +63,7 @@ void Copy(const OpCall& c) {
 const OpDef kConcat = {
     "concatenate", 1, kMaxNodeInputs, Infer, Copy<true>, Copy<false>, /*reads=*/nullptr,
     /*scratch_floats=*/nullptr, /*saved_floats=*/nullptr, /*aliases_input=*/false,
-    /*final_activation=*/nullptr,
+    /*final_activation=*/nullptr, /*check=*/nullptr, /*commit=*/nullptr,
 };
 
 }  // namespace ops

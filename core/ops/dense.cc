@@ -88,7 +88,7 @@ void Backward(const OpCall& c) {
   }
 }
 
-BackwardReads Reads(const Node& node, uint32_t wanted) {
+BackwardReads Reads(const Node& node, uint32_t wanted, bool) {
   BackwardReads r;
   if (wanted & kW) r.inputs |= kX;  // x for the weight's gradient
   if (wanted & kX) r.inputs |= kW;  // W for the input's
@@ -119,7 +119,8 @@ Activation Final(const Node& node) { return node.attrs.As<DenseAttrs>().activati
 
 const OpDef kDense = {
     "dense", 2, 3, Infer, Forward, Backward, Reads, ScratchFloats,
-    /*saved_floats=*/nullptr, /*aliases_input=*/false, Final,
+    /*saved_floats=*/nullptr, /*aliases_input=*/false, Final, /*check=*/nullptr,
+    /*commit=*/nullptr,
 };
 
 }  // namespace ops

@@ -57,7 +57,8 @@ size_t SavedFloats(const Node& node, size_t batch, bool training) {
 
 const OpDef kDropout = {
     "dropout", 1, 1, Infer, Forward, Backward, /*reads=*/nullptr, /*scratch_floats=*/nullptr,
-    SavedFloats, /*aliases_input=*/false, /*final_activation=*/nullptr,
+    SavedFloats, /*aliases_input=*/false, /*final_activation=*/nullptr, /*check=*/nullptr,
+    /*commit=*/nullptr,
 };
 
 }  // namespace ops

@@ -51,7 +51,7 @@ void Backward(const OpCall& c) {
   }
 }
 
-BackwardReads Reads(const Node&, uint32_t wanted) {
+BackwardReads Reads(const Node&, uint32_t wanted, bool) {
   BackwardReads r;
   if (wanted & kA) r.inputs |= kB;
   if (wanted & kB) r.inputs |= kA;
@@ -76,6 +76,7 @@ size_t ScratchFloats(const Node& node, size_t batch, int threads, Pass pass, uin
 const OpDef kMatMul = {
     "matmul", 2, 2, Infer, Forward, Backward, Reads, ScratchFloats,
     /*saved_floats=*/nullptr, /*aliases_input=*/false, /*final_activation=*/nullptr,
+    /*check=*/nullptr, /*commit=*/nullptr,
 };
 
 }  // namespace ops

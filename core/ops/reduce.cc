@@ -34,8 +34,11 @@ void MeanBackward(const OpCall& c) {
 
 }  // namespace
 
-const OpDef kSum = {"sum", 1, 1, Infer, SumForward, SumBackward, nullptr, nullptr, nullptr, false, nullptr};
-const OpDef kMean = {"mean", 1, 1, Infer, MeanForward, MeanBackward, nullptr, nullptr, nullptr, false, nullptr};
+// Fields as in core/ops/arithmetic.cc.
+const OpDef kSum = {"sum", 1, 1, Infer, SumForward, SumBackward,
+                    nullptr, nullptr, nullptr, false, nullptr, nullptr, nullptr};
+const OpDef kMean = {"mean", 1, 1, Infer, MeanForward, MeanBackward,
+                     nullptr, nullptr, nullptr, false, nullptr, nullptr, nullptr};
 
 }  // namespace ops
 }  // namespace thaw

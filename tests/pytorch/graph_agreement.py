@@ -8,7 +8,18 @@ dense_2 (5, sigmoid) side by side -> concatenated [11] -> head (3 logits).
 
 Each is trained on one fixed batch of 8 examples with cross-entropy, with
 dense_0 frozen (requires_grad=False) for 5 steps, then thawed for 5 more,
-under SGD (momentum, weight decay) and under Adam. The fixture holds the data,
+under SGD (momentum, weight decay) and under Adam.
+
+"batchnorm": x[12] -> dense_0 (16, no bias: a bias before a BatchNorm gets a
+gradient that is zero but for rounding, which Adam would blow up to full
+steps of noise) -> BatchNorm1d (eps 1e-3, momentum 0.1,
+Keras' 0.9) -> relu -> head (3), with Keras' freeze semantics: 4 steps all
+trainable, 4 with dense_0 and the BatchNorm frozen (requires_grad=False and
+the BatchNorm in eval mode: moving statistics, no updates), 4 thawed. The
+running statistics are recorded after every step too. thaw keeps no
+optimizer state for a frozen variable, so one thawed again starts from zero
+state, as a parameter that gets its first gradient; PyTorch would keep the
+stale momentum, so the script drops it at the thaw. The fixture holds the data,
 the initial weights, and the loss and every weight after each step;
 tests/functional_test.cc replays the runs with thaw's functional models.
 
@@ -55,6 +66,46 @@ class Branches(torch.nn.Module):
         return self.head(torch.cat([a, b], dim=1))
 
 
+class Normalized(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.dense_0 = torch.nn.Linear(12, 16, bias=False)
+        self.batch_normalization_0 = torch.nn.BatchNorm1d(16, eps=1e-3, momentum=0.1)
+        self.head = torch.nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.batch_normalization_0(self.dense_0(x))))
+
+
+def run_batchnorm(label, make_optimizer, x, y, out):
+    torch.manual_seed(5)
+    model = Normalized()
+    with torch.no_grad():  # not the trivial initial statistics
+        model.batch_normalization_0.weight.uniform_(0.5, 1.5)
+        model.batch_normalization_0.bias.uniform_(-0.5, 0.5)
+    for name, t in model.state_dict().items():
+        out.append(line("%s/initial/%s" % (label, name), t))
+    frozen = list(model.dense_0.parameters()) + list(model.batch_normalization_0.parameters())
+    opt = make_optimizer(model.parameters())
+    loss_fn = torch.nn.CrossEntropyLoss()
+    for step in range(12):
+        freeze = 4 <= step < 8
+        for p in frozen:
+            p.requires_grad_(not freeze)
+            if step == 8:
+                opt.state.pop(p, None)
+        model.train()
+        if freeze:
+            model.batch_normalization_0.eval()
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        out.append(line("%s/step%d/loss" % (label, step), loss.detach().reshape(1)))
+        for name, t in model.state_dict().items():
+            out.append(line("%s/step%d/%s" % (label, step, name), t))
+
+
 def run(label, model_class, make_optimizer, x, y, out):
     torch.manual_seed(3)
     model = model_class()
@@ -73,6 +124,8 @@ def main():
     for model_label, model_class in (("residual", Residual), ("branches", Branches)):
         run(model_label + "/sgd", model_class, sgd, x, y, out)
         run(model_label + "/adam", model_class, adam, x, y, out)
+    run_batchnorm("batchnorm/sgd", sgd, x, y, out)
+    run_batchnorm("batchnorm/adam", adam, x, y, out)
     with open(OUT, "w") as f:
         f.write("# written by tests/pytorch/graph_agreement.py with torch %s\n" % torch.__version__)
         f.writelines(out)
