@@ -145,6 +145,28 @@ HWY_INLINE void ReluBackwardChunk(const float* x, const float* dy, float* dx,
       n, dx, x, dy);
 }
 
+// ReLU6 = min(max(x, 0), 6) as a select on 0 < x, then the smaller of that
+// and 6 by a second select: NaN maps to +0 (as ReLU) on every target.
+HWY_INLINE void Relu6ForwardChunk(const float* x, float* y, size_t n) {
+  MapVectors(
+      [](auto d, auto vx) HWY_ATTR {
+        const auto six = hn::Set(d, 6.0f);
+        const auto relu = hn::IfThenElseZero(hn::Gt(vx, hn::Zero(d)), vx);
+        return hn::IfThenElse(hn::Lt(relu, six), relu, six);
+      },
+      n, y, x);
+}
+
+// dx = dy where 0 < y < 6 (y the forward output, or the input), else 0.
+HWY_INLINE void Relu6BackwardChunk(const float* y, const float* dy, float* dx, size_t n) {
+  MapVectors(
+      [](auto d, auto vy, auto vdy) HWY_ATTR {
+        const auto inside = hn::And(hn::Gt(vy, hn::Zero(d)), hn::Lt(vy, hn::Set(d, 6.0f)));
+        return hn::IfThenElseZero(inside, vdy);
+      },
+      n, dx, y, dy);
+}
+
 // NOLINTNEXTLINE(google-readability-namespace-comments)
 }  // namespace HWY_NAMESPACE
 }  // namespace thaw

@@ -47,6 +47,12 @@ static void ReluBackwardImpl(const float* x, const float* dy, float* dx,
                              size_t n) {
   ReluBackwardChunk(x, dy, dx, n);
 }
+static void Relu6ForwardImpl(const float* x, float* y, size_t n) {
+  Relu6ForwardChunk(x, y, n);
+}
+static void Relu6BackwardImpl(const float* y, const float* dy, float* dx, size_t n) {
+  Relu6BackwardChunk(y, dy, dx, n);
+}
 // Columns [0, n) of rows of `stride` floats; rows > 0.
 static void ColumnSumsImpl(const float* x, size_t rows, size_t stride,
                            float* out, size_t n) {
@@ -75,6 +81,8 @@ HWY_EXPORT(AxpyImpl);
 HWY_EXPORT(MulAccImpl);
 HWY_EXPORT(ReluForwardImpl);
 HWY_EXPORT(ReluBackwardImpl);
+HWY_EXPORT(Relu6ForwardImpl);
+HWY_EXPORT(Relu6BackwardImpl);
 HWY_EXPORT(ColumnSumsImpl);
 
 namespace simd {
@@ -141,6 +149,18 @@ void ReluBackward(const float* x, const float* dy, float* dx, size_t n,
                   ThreadPool& pool) {
   internal::ForEachChunk(n, kElementwiseChunk, pool, [&](size_t i, size_t len) {
     HWY_DYNAMIC_DISPATCH(ReluBackwardImpl)(x + i, dy + i, dx + i, len);
+  });
+}
+
+void Relu6Forward(const float* x, float* y, size_t n, ThreadPool& pool) {
+  internal::ForEachChunk(n, kElementwiseChunk, pool, [&](size_t i, size_t len) {
+    HWY_DYNAMIC_DISPATCH(Relu6ForwardImpl)(x + i, y + i, len);
+  });
+}
+
+void Relu6Backward(const float* y, const float* dy, float* dx, size_t n, ThreadPool& pool) {
+  internal::ForEachChunk(n, kElementwiseChunk, pool, [&](size_t i, size_t len) {
+    HWY_DYNAMIC_DISPATCH(Relu6BackwardImpl)(y + i, dy + i, dx + i, len);
   });
 }
 

@@ -41,6 +41,11 @@ void ReluForward(const float* x, float* y, size_t n, ThreadPool& pool);
 // dx = x > 0 ? dy : 0, where x is the forward input (or output: same sign test).
 void ReluBackward(const float* x, const float* dy, float* dx, size_t n,
                   ThreadPool& pool);
+// y = min(max(x, 0), 6) (MobileNet's ReLU6). NaN maps to 0.
+void Relu6Forward(const float* x, float* y, size_t n, ThreadPool& pool);
+// dx = 0 < y < 6 ? dy : 0, where y is the forward output (or the input: the
+// same test).
+void Relu6Backward(const float* y, const float* dy, float* dx, size_t n, ThreadPool& pool);
 
 // out[j] = x[0, j] + x[1, j] + ... + x[rows - 1, j], rows added in order,
 // for the row-major [rows, cols] matrix x (a bias gradient); zeros when rows

@@ -641,6 +641,7 @@ HWY_INLINE void ApplyEpilogue(const simd::GemmEpilogue& e, float* c,
     switch (e.activation) {
       case simd::GemmActivation::kNone: break;
       case simd::GemmActivation::kRelu: ReluForwardChunk(row, row, n); break;
+      case simd::GemmActivation::kRelu6: Relu6ForwardChunk(row, row, n); break;
       case simd::GemmActivation::kSigmoid: SigmoidForwardChunk(row, row, n); break;
       case simd::GemmActivation::kTanh: TanhForwardChunk(row, row, n); break;
     }

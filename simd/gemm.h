@@ -53,9 +53,9 @@ size_t GemmScratchFloats(size_t m, size_t n, size_t k, bool trans_a,
 // block by block, on the thread that computed the block, while it is still
 // in cache; a dense layer's forward pass in one sweep over its output. The
 // bits equal those of simd::Add then the matching kernel of
-// simd/elementwise.h or simd/activation.h (ReluForward, SigmoidForward,
-// TanhForward). The default does nothing.
-enum class GemmActivation { kNone, kRelu, kSigmoid, kTanh };
+// simd/elementwise.h or simd/activation.h (ReluForward, Relu6Forward,
+// SigmoidForward, TanhForward). The default does nothing.
+enum class GemmActivation { kNone, kRelu, kRelu6, kSigmoid, kTanh };
 struct GemmEpilogue {
   const float* bias = nullptr;  // n floats, or null
   GemmActivation activation = GemmActivation::kNone;

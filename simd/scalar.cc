@@ -109,6 +109,17 @@ void ScalarBatchNormBackward(const float* x, const float* dy, size_t rows, size_
   }
 }
 
+void ScalarRelu6Forward(const float* x, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const float relu = x[i] > 0.0f ? x[i] : 0.0f;
+    y[i] = relu < 6.0f ? relu : 6.0f;
+  }
+}
+
+void ScalarRelu6Backward(const float* y, const float* dy, float* dx, size_t n) {
+  for (size_t i = 0; i < n; ++i) dx[i] = y[i] > 0.0f && y[i] < 6.0f ? dy[i] : 0.0f;
+}
+
 double ScalarSum(const float* x, size_t n) {
   double sum = 0.0;
   for (size_t i = 0; i < n; ++i) sum += x[i];

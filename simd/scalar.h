@@ -24,6 +24,8 @@ void ScalarAxpy(float alpha, const float* x, float* y, size_t n);
 void ScalarMulAcc(const float* a, const float* b, float* out, size_t n);
 void ScalarReluForward(const float* x, float* y, size_t n);
 void ScalarReluBackward(const float* x, const float* dy, float* dx, size_t n);
+void ScalarRelu6Forward(const float* x, float* y, size_t n);
+void ScalarRelu6Backward(const float* y, const float* dy, float* dx, size_t n);
 size_t ScalarCountNonFinite(const float* x, size_t n);
 void ScalarColumnSums(const float* x, size_t rows, size_t cols, float* out);
 double ScalarSum(const float* x, size_t n);

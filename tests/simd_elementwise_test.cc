@@ -226,6 +226,46 @@ TEST_P(ElementwiseTest, ReluSpecialValues) {
   }
 }
 
+TEST_P(ElementwiseTest, Relu6) {
+  std::mt19937 rng(9);
+  for (size_t n : TestSizes()) {
+    for (size_t offset : {0, 1}) {
+      SCOPED_TRACE(Where("Relu6", n, offset));
+      Array x(n, offset), y(n, offset), dy(n, offset), dx(n, offset);
+      x.FillRandom(rng, -3.0f, 9.0f);  // below 0, inside, above 6
+      dy.FillRandom(rng, -5.0f, 5.0f);
+      std::vector<float> expected_y(n), expected_dx(n);
+      ScalarRelu6Forward(x.data(), expected_y.data(), n);
+      Relu6Forward(x.data(), y.data(), n, Pool());
+      EXPECT_TRUE(SameBits(expected_y, y.data()));
+      ScalarRelu6Backward(y.data(), dy.data(), expected_dx.data(), n);
+      Relu6Backward(y.data(), dy.data(), dx.data(), n, Pool());
+      EXPECT_TRUE(SameBits(expected_dx, dx.data()));
+      Relu6Forward(x.data(), x.data(), n, Pool());  // in place
+      EXPECT_TRUE(SameBits(expected_y, x.data()));
+      EXPECT_TRUE(y.GuardsIntact() && dx.GuardsIntact() && x.GuardsIntact());
+    }
+  }
+}
+
+// NaN, infinities, the edges 0 and 6: NaN and -Inf map to +0, +Inf to 6,
+// and no gradient passes at either edge.
+TEST_P(ElementwiseTest, Relu6SpecialValues) {
+  const float kNaN = std::numeric_limits<float>::quiet_NaN();
+  const float kInf = std::numeric_limits<float>::infinity();
+  const float x[] = {kNaN, -kNaN, kInf, -kInf, 0.0f, -0.0f, 6.0f, 5.999999f, 6.000001f, 3.0f};
+  const float want_y[] = {0, 0, 6, 0, 0, 0, 6, 5.999999f, 6, 3};
+  const float want_dx[] = {0, 0, 0, 0, 0, 0, 0, 1, 0, 1};
+  float y[10], dx[10];
+  const float ones[10] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  Relu6Forward(x, y, 10, Pool());
+  Relu6Backward(y, ones, dx, 10, Pool());
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_TRUE(Array::SameBits(y[i], want_y[i])) << i << ": " << y[i];
+    EXPECT_EQ(dx[i], want_dx[i]) << i;
+  }
+}
+
 // Rows added in order; a matrix wide enough for several column chunks at
 // 3 rows, one chunk at 1000 rows, and no rows at all (zeros).
 TEST_P(ElementwiseTest, ColumnSums) {

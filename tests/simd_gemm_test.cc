@@ -329,7 +329,8 @@ TEST_P(GemmTest, EpilogueMatchesSeparateKernels) {
   ThreadPool one(1);
   std::mt19937 rng(9);
   const GemmActivation activations[] = {GemmActivation::kNone, GemmActivation::kRelu,
-                                        GemmActivation::kSigmoid, GemmActivation::kTanh};
+                                        GemmActivation::kRelu6, GemmActivation::kSigmoid,
+                                        GemmActivation::kTanh};
   for (const Shape& shape : {Shape{64, 256, 784}, Shape{1200, 7, 129}, Shape{300, 65, 300},
                              Shape{65, 300, 129}, Shape{10, 128, 64}, Shape{17, 33, 0}}) {
     const auto& [m, n, k] = shape;
@@ -376,6 +377,7 @@ TEST_P(GemmTest, EpilogueMatchesSeparateKernels) {
                 switch (activation) {
                   case GemmActivation::kNone: break;
                   case GemmActivation::kRelu: ReluForward(row, row, n, one); break;
+                  case GemmActivation::kRelu6: Relu6Forward(row, row, n, one); break;
                   case GemmActivation::kSigmoid: SigmoidForward(row, row, n, one); break;
                   case GemmActivation::kTanh: TanhForward(row, row, n, one); break;
                 }

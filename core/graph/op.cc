@@ -6,6 +6,7 @@ const char* ActivationName(Activation activation) {
   switch (activation) {
     case Activation::kLinear: return "linear";
     case Activation::kRelu: return "relu";
+    case Activation::kRelu6: return "relu6";
     case Activation::kSigmoid: return "sigmoid";
     case Activation::kTanh: return "tanh";
     case Activation::kSoftmax: return "softmax";

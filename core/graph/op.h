@@ -61,7 +61,7 @@ namespace thaw {
 
 enum class Pass { kForward, kBackward };
 
-enum class Activation { kLinear, kRelu, kSigmoid, kTanh, kSoftmax };
+enum class Activation { kLinear, kRelu, kRelu6, kSigmoid, kTanh, kSoftmax };
 const char* ActivationName(Activation activation);
 
 struct BackwardReads {

@@ -16,6 +16,7 @@ void ActivationForward(Activation activation, const float* x, float* y, size_t r
       if (y != x) std::memcpy(y, x, n * sizeof(float));
       break;
     case Activation::kRelu: simd::ReluForward(x, y, n, pool); break;
+    case Activation::kRelu6: simd::Relu6Forward(x, y, n, pool); break;
     case Activation::kSigmoid: simd::SigmoidForward(x, y, n, pool); break;
     case Activation::kTanh: simd::TanhForward(x, y, n, pool); break;
     case Activation::kSoftmax: simd::SoftmaxForward(x, y, rows, cols, pool); break;
@@ -30,6 +31,7 @@ void ActivationBackward(Activation activation, const float* y, const float* dy, 
       if (dx != dy) std::memcpy(dx, dy, n * sizeof(float));
       break;
     case Activation::kRelu: simd::ReluBackward(y, dy, dx, n, pool); break;
+    case Activation::kRelu6: simd::Relu6Backward(y, dy, dx, n, pool); break;
     case Activation::kSigmoid: simd::SigmoidBackward(y, dy, dx, n, pool); break;
     case Activation::kTanh: simd::TanhBackward(y, dy, dx, n, pool); break;
     case Activation::kSoftmax: simd::SoftmaxBackward(y, dy, dx, rows, cols, pool); break;

@@ -2,7 +2,7 @@
 // as one op.
 //
 //   model.Add(thaw::Dense::Make(128));
-//   model.Add(thaw::ReLU());             // Keras ReLU(); Sigmoid(), Tanh(), Softmax()
+//   model.Add(thaw::ReLU());             // Keras ReLU(); ReLU6(), Sigmoid(), Tanh(), Softmax()
 //
 // Softmax works along the last axis. Every backward pass reads the forward
 // output (ReLU: y > 0 exactly where x > 0), so the input need not be kept.
@@ -49,6 +49,8 @@ class ActivationLayer : public Layer {
 };
 
 inline std::unique_ptr<Layer> ReLU() { return std::make_unique<ActivationLayer>(Activation::kRelu); }
+// MobileNet's min(max(x, 0), 6): Keras ReLU(max_value=6), PyTorch ReLU6.
+inline std::unique_ptr<Layer> ReLU6() { return std::make_unique<ActivationLayer>(Activation::kRelu6); }
 inline std::unique_ptr<Layer> Sigmoid() { return std::make_unique<ActivationLayer>(Activation::kSigmoid); }
 inline std::unique_ptr<Layer> Tanh() { return std::make_unique<ActivationLayer>(Activation::kTanh); }
 inline std::unique_ptr<Layer> Softmax() { return std::make_unique<ActivationLayer>(Activation::kSoftmax); }

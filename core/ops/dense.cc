@@ -61,6 +61,7 @@ void Forward(const OpCall& c) {
     case Activation::kLinear:
     case Activation::kSoftmax: break;
     case Activation::kRelu: epilogue.activation = simd::GemmActivation::kRelu; break;
+    case Activation::kRelu6: epilogue.activation = simd::GemmActivation::kRelu6; break;
     case Activation::kSigmoid: epilogue.activation = simd::GemmActivation::kSigmoid; break;
     case Activation::kTanh: epilogue.activation = simd::GemmActivation::kTanh; break;
   }
