@@ -7,6 +7,9 @@
 
 #include <cmath>
 #include <cstddef>
+#include <vector>
+
+#include "simd/conv.h"
 
 namespace thaw {
 namespace simd {
@@ -118,6 +121,67 @@ void ScalarRelu6Forward(const float* x, float* y, size_t n) {
 
 void ScalarRelu6Backward(const float* y, const float* dy, float* dx, size_t n) {
   for (size_t i = 0; i < n; ++i) dx[i] = y[i] > 0.0f && y[i] < 6.0f ? dy[i] : 0.0f;
+}
+
+namespace {
+// Calls f(n, oh, ow, kh, kw, ih, iw) for every tap of every output pixel that
+// falls inside the input.
+template <class F>
+void ForEachTap(const ConvShape& s, const F& f) {
+  for (size_t n = 0; n < s.batch; ++n) {
+    for (size_t oh = 0; oh < s.out_h; ++oh) {
+      for (size_t ow = 0; ow < s.out_w; ++ow) {
+        for (size_t kh = 0; kh < s.kernel_h; ++kh) {
+          for (size_t kw = 0; kw < s.kernel_w; ++kw) {
+            const long ih = static_cast<long>(oh * s.stride_h + kh) - static_cast<long>(s.pad_top);
+            const long iw = static_cast<long>(ow * s.stride_w + kw) - static_cast<long>(s.pad_left);
+            if (ih < 0 || iw < 0 || ih >= static_cast<long>(s.in_h) ||
+                iw >= static_cast<long>(s.in_w)) {
+              continue;
+            }
+            f(n, oh, ow, kh, kw, static_cast<size_t>(ih), static_cast<size_t>(iw));
+          }
+        }
+      }
+    }
+  }
+}
+}  // namespace
+
+void ScalarConvForward(const float* x, const float* w, float* y, const ConvShape& s) {
+  std::vector<double> acc(s.batch * s.out_h * s.out_w * s.out_c, 0.0);
+  ForEachTap(s, [&](size_t n, size_t oh, size_t ow, size_t kh, size_t kw, size_t ih, size_t iw) {
+    const float* in = x + ((n * s.in_h + ih) * s.in_w + iw) * s.in_c;
+    double* out = acc.data() + ((n * s.out_h + oh) * s.out_w + ow) * s.out_c;
+    for (size_t ci = 0; ci < s.in_c; ++ci) {
+      const float* wr = w + ((kh * s.kernel_w + kw) * s.in_c + ci) * s.out_c;
+      for (size_t co = 0; co < s.out_c; ++co) out[co] += static_cast<double>(in[ci]) * wr[co];
+    }
+  });
+  for (size_t i = 0; i < acc.size(); ++i) y[i] = static_cast<float>(acc[i]);
+}
+
+void ScalarConvBackward(const float* x, const float* w, const float* dy, float* dx, float* dw,
+                        const ConvShape& s) {
+  std::vector<double> gx(s.batch * s.in_h * s.in_w * s.in_c, 0.0);
+  std::vector<double> gw(s.kernel_h * s.kernel_w * s.in_c * s.out_c, 0.0);
+  ForEachTap(s, [&](size_t n, size_t oh, size_t ow, size_t kh, size_t kw, size_t ih, size_t iw) {
+    const float* in = x + ((n * s.in_h + ih) * s.in_w + iw) * s.in_c;
+    const float* g = dy + ((n * s.out_h + oh) * s.out_w + ow) * s.out_c;
+    for (size_t ci = 0; ci < s.in_c; ++ci) {
+      const size_t wi = ((kh * s.kernel_w + kw) * s.in_c + ci) * s.out_c;
+      for (size_t co = 0; co < s.out_c; ++co) {
+        gx[((n * s.in_h + ih) * s.in_w + iw) * s.in_c + ci] += static_cast<double>(g[co]) * w[wi + co];
+        gw[wi + co] += static_cast<double>(g[co]) * in[ci];
+      }
+    }
+  });
+  if (dx != nullptr) {
+    for (size_t i = 0; i < gx.size(); ++i) dx[i] = static_cast<float>(gx[i]);
+  }
+  if (dw != nullptr) {
+    for (size_t i = 0; i < gw.size(); ++i) dw[i] = static_cast<float>(gw[i]);
+  }
 }
 
 double ScalarSum(const float* x, size_t n) {

@@ -49,6 +49,13 @@ void ScalarBatchNormBackward(const float* x, const float* dy, size_t rows, size_
                              const float* mean, const float* invstd, const float* gamma,
                              float* dx, float* dgamma, float* dbeta);
 
+// Convolution (simd/conv.h), in double: y = conv(x, w) with the weight
+// [KH, KW, Cin, Cout]; the backward pass as the plain sums over taps.
+struct ConvShape;
+void ScalarConvForward(const float* x, const float* w, float* y, const ConvShape& s);
+void ScalarConvBackward(const float* x, const float* w, const float* dy, float* dx, float* dw,
+                        const ConvShape& s);
+
 // Activations and losses (simd/activation.h, simd/loss.h), computed in double.
 void ScalarSigmoidForward(const float* z, float* y, size_t n);
 void ScalarSigmoidBackward(const float* y, const float* dy, float* dz, size_t n);

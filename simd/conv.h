@@ -1,0 +1,74 @@
+// thaw/simd/conv.h — 2-D convolution of NHWC batches through the packed GEMM.
+//
+//   simd::ConvShape s;                 // 32 x 28 x 28 x 1 -> 32 x 28 x 28 x 16, 3x3 "same"
+//   s.batch = 32; s.in_h = s.in_w = 28; s.in_c = 1;
+//   s.out_h = s.out_w = 28; s.out_c = 16; s.kernel_h = s.kernel_w = 3;
+//   s.pad_top = s.pad_left = 1;
+//   std::vector<float> scratch(simd::ConvForwardScratchFloats(s, pool.num_threads()));
+//   simd::ConvForward(x, w, y, s, scratch.data(), pool);   // scratch 64-byte aligned
+//
+// The convolution is a product: y[M, Cout] = patches[M, K] w[K, Cout], one
+// row per output pixel (M = N * OH * OW) and one column per (kh, kw, ci)
+// (K = KH * KW * Cin), the weight stored [KH, KW, Cin, Cout] (Keras' kernel
+// layout, HWIO). The patch matrix is never built whole: it is gathered from
+// the NHWC input a tile of rows at a time (ConvTileRows, about 128 KiB) into
+// scratch and multiplied there, so scratch stays small for any batch. A 1x1
+// convolution with stride 1 and no padding is the plain product on x itself.
+//
+// Backward: dw (+)= patches^T dy, a tile at a time, tiles accumulated in
+// order; dx = col2im(dy w^T), each tile's patch gradients added into dx in
+// row order. Tiles depend only on the shape, and GEMM never splits K across
+// threads, so the bits are the same for any thread count. All scratch comes
+// from the caller, 64-byte aligned, of the size the *ScratchFloats query
+// gives for the same shape and thread count; contents need no
+// initialisation. Out-of-range taps (padding) read zeros. Bottom and right
+// padding are implied by the output size.
+#ifndef THAW_SIMD_CONV_H_
+#define THAW_SIMD_CONV_H_
+
+#include <cstddef>
+
+#include "platform/threads.h"
+#include "simd/gemm.h"
+
+namespace thaw {
+namespace simd {
+
+struct ConvShape {
+  size_t batch = 1;
+  size_t in_h = 1, in_w = 1, in_c = 1;
+  size_t out_h = 1, out_w = 1, out_c = 1;
+  size_t kernel_h = 1, kernel_w = 1;
+  size_t stride_h = 1, stride_w = 1;
+  size_t pad_top = 0, pad_left = 0;
+
+  size_t patch() const { return kernel_h * kernel_w * in_c; }  // K
+  size_t pixels() const { return batch * out_h * out_w; }      // M
+  // 1x1, stride 1, no padding: the patch matrix is x itself.
+  bool pointwise() const {
+    return kernel_h == 1 && kernel_w == 1 && stride_h == 1 && stride_w == 1 && pad_top == 0 &&
+           pad_left == 0 && out_h == in_h && out_w == in_w;
+  }
+};
+
+// Rows of the patch matrix per tile.
+size_t ConvTileRows(const ConvShape& s);
+
+// y[M, Cout] = patches w, then the epilogue (bias per output channel,
+// activation) on each finished tile.
+size_t ConvForwardScratchFloats(const ConvShape& s, int num_threads);
+void ConvForward(const float* x, const float* w, float* y, const ConvShape& s,
+                 float* scratch, ThreadPool& pool,
+                 const GemmEpilogue& epilogue = GemmEpilogue());
+
+// dw[K, Cout] = patches^T dy (when dw is not null) and dx = the input's
+// gradient (when dx is not null; overwritten, not accumulated).
+size_t ConvBackwardScratchFloats(const ConvShape& s, bool input_gradient, bool weight_gradient,
+                                 int num_threads);
+void ConvBackward(const float* x, const float* w, const float* dy, float* dx, float* dw,
+                  const ConvShape& s, float* scratch, ThreadPool& pool);
+
+}  // namespace simd
+}  // namespace thaw
+
+#endif  // THAW_SIMD_CONV_H_
