@@ -54,7 +54,7 @@
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "platform/threads.h"
-#include "simd/activation-inl.h"  // also elementwise-inl.h
+#include "simd/epilogue-inl.h"  // also activation-inl.h, elementwise-inl.h
 #include "simd/gemm.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -620,30 +620,6 @@ HWY_NOINLINE void Tile(size_t kc, const float* HWY_RESTRICT l, size_t l_rs,
       } else {
         for (size_t i = 0; i < rows; ++i) out[i * c_rs] = tile[i * nr + j];
       }
-    }
-  }
-}
-
-// ---- Epilogue ----
-
-// C[i, j] = f(C[i, j] + bias[j]) on rows [i0, i1), columns [j0, j1) of C:
-// the chunk kernels of simd::Add and the activation, row by row (a row is
-// in L1 for the second pass), so the bits are theirs. The default epilogue
-// touches nothing.
-HWY_INLINE void ApplyEpilogue(const simd::GemmEpilogue& e, float* c,
-                              size_t ldc, size_t i0, size_t i1, size_t j0,
-                              size_t j1) {
-  if (e.bias == nullptr && e.activation == simd::GemmActivation::kNone) return;
-  const size_t n = j1 - j0;
-  for (size_t i = i0; i < i1; ++i) {
-    float* row = c + i * ldc + j0;
-    if (e.bias != nullptr) AddChunk(row, e.bias + j0, row, n);
-    switch (e.activation) {
-      case simd::GemmActivation::kNone: break;
-      case simd::GemmActivation::kRelu: ReluForwardChunk(row, row, n); break;
-      case simd::GemmActivation::kRelu6: Relu6ForwardChunk(row, row, n); break;
-      case simd::GemmActivation::kSigmoid: SigmoidForwardChunk(row, row, n); break;
-      case simd::GemmActivation::kTanh: TanhForwardChunk(row, row, n); break;
     }
   }
 }

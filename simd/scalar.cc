@@ -184,6 +184,161 @@ void ScalarConvBackward(const float* x, const float* w, const float* dy, float* 
   }
 }
 
+namespace {
+size_t In(const ConvShape& s, size_t n, size_t h, size_t w, size_t c) {
+  return ((n * s.in_h + h) * s.in_w + w) * s.in_c + c;
+}
+size_t Out(const ConvShape& s, size_t n, size_t h, size_t w, size_t c) {
+  return ((n * s.out_h + h) * s.out_w + w) * s.in_c + c;
+}
+// Input pixel of tap (kh, kw) of window (oh, ow), if inside.
+bool TapOf(const ConvShape& s, size_t oh, size_t ow, size_t kh, size_t kw, size_t* ih,
+           size_t* iw) {
+  const long h = static_cast<long>(oh * s.stride_h + kh) - static_cast<long>(s.pad_top);
+  const long w = static_cast<long>(ow * s.stride_w + kw) - static_cast<long>(s.pad_left);
+  if (h < 0 || w < 0 || h >= static_cast<long>(s.in_h) || w >= static_cast<long>(s.in_w)) {
+    return false;
+  }
+  *ih = static_cast<size_t>(h);
+  *iw = static_cast<size_t>(w);
+  return true;
+}
+// Calls f(oh, ow) for every window whose tap (kh, kw) is input pixel (ih, iw),
+// in (kh, kw) order.
+template <class F>
+void ForWindows(const ConvShape& s, size_t ih, size_t iw, const F& f) {
+  for (size_t kh = 0; kh < s.kernel_h; ++kh) {
+    for (size_t kw = 0; kw < s.kernel_w; ++kw) {
+      const long h = static_cast<long>(ih + s.pad_top) - static_cast<long>(kh);
+      const long w = static_cast<long>(iw + s.pad_left) - static_cast<long>(kw);
+      if (h < 0 || w < 0 || h % static_cast<long>(s.stride_h) || w % static_cast<long>(s.stride_w)) {
+        continue;
+      }
+      const size_t oh = static_cast<size_t>(h) / s.stride_h, ow = static_cast<size_t>(w) / s.stride_w;
+      if (oh < s.out_h && ow < s.out_w) f(oh, ow, kh, kw);
+    }
+  }
+}
+size_t TapsOf(const ConvShape& s, size_t oh, size_t ow) {
+  size_t taps = 0, ih, iw;
+  for (size_t kh = 0; kh < s.kernel_h; ++kh) {
+    for (size_t kw = 0; kw < s.kernel_w; ++kw) taps += TapOf(s, oh, ow, kh, kw, &ih, &iw);
+  }
+  return taps;
+}
+}  // namespace
+
+void ScalarDepthwiseForward(const float* x, const float* w, float* y, const ConvShape& s) {
+  for (size_t n = 0; n < s.batch; ++n)
+    for (size_t oh = 0; oh < s.out_h; ++oh)
+      for (size_t ow = 0; ow < s.out_w; ++ow)
+        for (size_t c = 0; c < s.in_c; ++c) {
+          double acc = 0;
+          size_t ih, iw;
+          for (size_t kh = 0; kh < s.kernel_h; ++kh)
+            for (size_t kw = 0; kw < s.kernel_w; ++kw)
+              if (TapOf(s, oh, ow, kh, kw, &ih, &iw)) {
+                acc += static_cast<double>(x[In(s, n, ih, iw, c)]) * w[(kh * s.kernel_w + kw) * s.in_c + c];
+              }
+          y[Out(s, n, oh, ow, c)] = static_cast<float>(acc);
+        }
+}
+
+void ScalarDepthwiseBackward(const float* x, const float* w, const float* dy, float* dx,
+                             float* dw, const ConvShape& s) {
+  std::vector<double> gx(s.batch * s.in_h * s.in_w * s.in_c, 0.0);
+  std::vector<double> gw(s.kernel_h * s.kernel_w * s.in_c, 0.0);
+  for (size_t n = 0; n < s.batch; ++n)
+    for (size_t oh = 0; oh < s.out_h; ++oh)
+      for (size_t ow = 0; ow < s.out_w; ++ow)
+        for (size_t kh = 0; kh < s.kernel_h; ++kh)
+          for (size_t kw = 0; kw < s.kernel_w; ++kw) {
+            size_t ih, iw;
+            if (!TapOf(s, oh, ow, kh, kw, &ih, &iw)) continue;
+            for (size_t c = 0; c < s.in_c; ++c) {
+              const double g = dy[Out(s, n, oh, ow, c)];
+              const size_t k = (kh * s.kernel_w + kw) * s.in_c + c;
+              gx[In(s, n, ih, iw, c)] += g * w[k];
+              gw[k] += g * x[In(s, n, ih, iw, c)];
+            }
+          }
+  if (dx != nullptr) {
+    for (size_t i = 0; i < gx.size(); ++i) dx[i] = static_cast<float>(gx[i]);
+  }
+  if (dw != nullptr) {
+    for (size_t i = 0; i < gw.size(); ++i) dw[i] = static_cast<float>(gw[i]);
+  }
+}
+
+void ScalarMaxPoolForward(const float* x, float* y, const ConvShape& s) {
+  for (size_t n = 0; n < s.batch; ++n)
+    for (size_t oh = 0; oh < s.out_h; ++oh)
+      for (size_t ow = 0; ow < s.out_w; ++ow)
+        for (size_t c = 0; c < s.in_c; ++c) {
+          bool first = true;
+          float best = 0.0f;
+          size_t ih, iw;
+          for (size_t kh = 0; kh < s.kernel_h; ++kh)
+            for (size_t kw = 0; kw < s.kernel_w; ++kw)
+              if (TapOf(s, oh, ow, kh, kw, &ih, &iw)) {
+                const float v = x[In(s, n, ih, iw, c)];
+                if (first || v > best) best = v;
+                first = false;
+              }
+          y[Out(s, n, oh, ow, c)] = best;
+        }
+}
+
+void ScalarMaxPoolBackward(const float* x, const float* y, const float* dy, float* dx,
+                           const ConvShape& s) {
+  for (size_t n = 0; n < s.batch; ++n)
+    for (size_t ih = 0; ih < s.in_h; ++ih)
+      for (size_t iw = 0; iw < s.in_w; ++iw)
+        for (size_t c = 0; c < s.in_c; ++c) {
+          float acc = 0.0f;
+          ForWindows(s, ih, iw, [&](size_t oh, size_t ow, size_t kh, size_t kw) {
+            const float top = y[Out(s, n, oh, ow, c)];
+            if (x[In(s, n, ih, iw, c)] != top) return;
+            for (size_t k = 0; k < kh * s.kernel_w + kw; ++k) {  // an earlier tap wins
+              size_t eh, ew;
+              if (TapOf(s, oh, ow, k / s.kernel_w, k % s.kernel_w, &eh, &ew) &&
+                  x[In(s, n, eh, ew, c)] == top) {
+                return;
+              }
+            }
+            acc = acc + dy[Out(s, n, oh, ow, c)];
+          });
+          dx[In(s, n, ih, iw, c)] = acc;
+        }
+}
+
+void ScalarAvgPoolForward(const float* x, float* y, const ConvShape& s) {
+  for (size_t n = 0; n < s.batch; ++n)
+    for (size_t oh = 0; oh < s.out_h; ++oh)
+      for (size_t ow = 0; ow < s.out_w; ++ow)
+        for (size_t c = 0; c < s.in_c; ++c) {
+          float sum = 0.0f;
+          size_t ih, iw;
+          for (size_t kh = 0; kh < s.kernel_h; ++kh)
+            for (size_t kw = 0; kw < s.kernel_w; ++kw)
+              if (TapOf(s, oh, ow, kh, kw, &ih, &iw)) sum = sum + x[In(s, n, ih, iw, c)];
+          y[Out(s, n, oh, ow, c)] = sum / static_cast<float>(TapsOf(s, oh, ow));
+        }
+}
+
+void ScalarAvgPoolBackward(const float* dy, float* dx, const ConvShape& s) {
+  for (size_t n = 0; n < s.batch; ++n)
+    for (size_t ih = 0; ih < s.in_h; ++ih)
+      for (size_t iw = 0; iw < s.in_w; ++iw)
+        for (size_t c = 0; c < s.in_c; ++c) {
+          float acc = 0.0f;
+          ForWindows(s, ih, iw, [&](size_t oh, size_t ow, size_t, size_t) {
+            acc = acc + dy[Out(s, n, oh, ow, c)] / static_cast<float>(TapsOf(s, oh, ow));
+          });
+          dx[In(s, n, ih, iw, c)] = acc;
+        }
+}
+
 double ScalarSum(const float* x, size_t n) {
   double sum = 0.0;
   for (size_t i = 0; i < n; ++i) sum += x[i];

@@ -56,6 +56,18 @@ void ScalarConvForward(const float* x, const float* w, float* y, const ConvShape
 void ScalarConvBackward(const float* x, const float* w, const float* dy, float* dx, float* dw,
                         const ConvShape& s);
 
+// Depthwise convolution and pooling (simd/spatial.h). Depthwise in double;
+// pooling in float in the kernels' order (each input pixel gathers its
+// windows in (kh, kw) order), so its bits are the kernels'.
+void ScalarDepthwiseForward(const float* x, const float* w, float* y, const ConvShape& s);
+void ScalarDepthwiseBackward(const float* x, const float* w, const float* dy, float* dx,
+                             float* dw, const ConvShape& s);
+void ScalarMaxPoolForward(const float* x, float* y, const ConvShape& s);
+void ScalarMaxPoolBackward(const float* x, const float* y, const float* dy, float* dx,
+                           const ConvShape& s);
+void ScalarAvgPoolForward(const float* x, float* y, const ConvShape& s);
+void ScalarAvgPoolBackward(const float* dy, float* dx, const ConvShape& s);
+
 // Activations and losses (simd/activation.h, simd/loss.h), computed in double.
 void ScalarSigmoidForward(const float* z, float* y, size_t n);
 void ScalarSigmoidBackward(const float* y, const float* dy, float* dz, size_t n);

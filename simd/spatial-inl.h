@@ -1,0 +1,267 @@
+// thaw/simd/spatial-inl.h — per-target loops behind simd/spatial.h.
+// Included once per Highway target (toggling guard below).
+//
+// Every kernel works on a block of channels at a time: whole vectors, then
+// the last C % Lanes channels one at a time with a one-lane descriptor, so
+// that the same operations (MulAdd included) run on every channel.
+
+#if defined(THAW_SIMD_SPATIAL_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef THAW_SIMD_SPATIAL_INL_H_
+#undef THAW_SIMD_SPATIAL_INL_H_
+#else
+#define THAW_SIMD_SPATIAL_INL_H_
+#endif
+
+#include <algorithm>
+#include <cstddef>
+
+#include "hwy/highway.h"
+#include "simd/conv.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace thaw {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+namespace spatial {
+
+// Calls block(d, j) for channel blocks covering [j0, j1): full vectors of
+// ScalableTag<float>, then single lanes.
+template <class Block>
+HWY_INLINE void ForChannels(size_t j0, size_t j1, const Block& block) {
+  const hn::ScalableTag<float> d;
+  const hn::CappedTag<float, 1> d1;
+  const size_t N = hn::Lanes(d);
+  size_t j = j0;
+  for (; j + N <= j1; j += N) block(d, j);
+  for (; j < j1; ++j) block(d1, j);
+}
+
+// The input pixel of tap (kh, kw) of output pixel (oh, ow), if inside.
+HWY_INLINE bool Tap(const simd::ConvShape& s, size_t oh, size_t ow, size_t kh, size_t kw,
+                    size_t* ih, size_t* iw) {
+  const size_t h = oh * s.stride_h + kh, w = ow * s.stride_w + kw;
+  if (h < s.pad_top || w < s.pad_left) return false;
+  *ih = h - s.pad_top;
+  *iw = w - s.pad_left;
+  return *ih < s.in_h && *iw < s.in_w;
+}
+
+// The output pixel whose tap (kh, kw) is input pixel (ih, iw), if any.
+HWY_INLINE bool Window(const simd::ConvShape& s, size_t ih, size_t iw, size_t kh, size_t kw,
+                       size_t* oh, size_t* ow) {
+  const size_t h = ih + s.pad_top, w = iw + s.pad_left;
+  if (h < kh || w < kw || (h - kh) % s.stride_h != 0 || (w - kw) % s.stride_w != 0) return false;
+  *oh = (h - kh) / s.stride_h;
+  *ow = (w - kw) / s.stride_w;
+  return *oh < s.out_h && *ow < s.out_w;
+}
+
+HWY_INLINE size_t InOffset(const simd::ConvShape& s, size_t n, size_t h, size_t w) {
+  return ((n * s.in_h + h) * s.in_w + w) * s.in_c;
+}
+HWY_INLINE size_t OutOffset(const simd::ConvShape& s, size_t n, size_t h, size_t w) {
+  return ((n * s.out_h + h) * s.out_w + w) * s.in_c;
+}
+
+}  // namespace spatial
+
+// Output rows [q0, q1) (a row is one (n, oh)): y = sum over taps x * w.
+HWY_INLINE void DepthwiseForwardRows(const float* x, const float* w, float* y,
+                                     const simd::ConvShape& s, size_t q0, size_t q1) {
+  for (size_t q = q0; q < q1; ++q) {
+    const size_t n = q / s.out_h, oh = q % s.out_h;
+    for (size_t ow = 0; ow < s.out_w; ++ow) {
+      float* out = y + spatial::OutOffset(s, n, oh, ow);
+      spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
+        auto acc = hn::Zero(d);
+        for (size_t kh = 0; kh < s.kernel_h; ++kh) {
+          for (size_t kw = 0; kw < s.kernel_w; ++kw) {
+            size_t ih, iw;
+            if (!spatial::Tap(s, oh, ow, kh, kw, &ih, &iw)) continue;
+            acc = hn::MulAdd(hn::LoadU(d, x + spatial::InOffset(s, n, ih, iw) + j),
+                             hn::LoadU(d, w + (kh * s.kernel_w + kw) * s.in_c + j), acc);
+          }
+        }
+        hn::StoreU(acc, d, out + j);
+      });
+    }
+  }
+}
+
+// Input rows [q0, q1) (one (n, ih) each): dx = sum over the windows that
+// read the pixel, in (kh, kw) order, of dy * w.
+HWY_INLINE void DepthwiseBackwardInputRows(const float* w, const float* dy, float* dx,
+                                           const simd::ConvShape& s, size_t q0, size_t q1) {
+  for (size_t q = q0; q < q1; ++q) {
+    const size_t n = q / s.in_h, ih = q % s.in_h;
+    for (size_t iw = 0; iw < s.in_w; ++iw) {
+      float* out = dx + spatial::InOffset(s, n, ih, iw);
+      spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
+        auto acc = hn::Zero(d);
+        for (size_t kh = 0; kh < s.kernel_h; ++kh) {
+          for (size_t kw = 0; kw < s.kernel_w; ++kw) {
+            size_t oh, ow;
+            if (!spatial::Window(s, ih, iw, kh, kw, &oh, &ow)) continue;
+            acc = hn::MulAdd(hn::LoadU(d, dy + spatial::OutOffset(s, n, oh, ow) + j),
+                             hn::LoadU(d, w + (kh * s.kernel_w + kw) * s.in_c + j), acc);
+          }
+        }
+        hn::StoreU(acc, d, out + j);
+      });
+    }
+  }
+}
+
+// Channels [j0, j1): dw[kh, kw, c] = sum over all output pixels, in order,
+// of dy * x at the tap.
+HWY_INLINE void DepthwiseBackwardWeightChannels(const float* x, const float* dy, float* dw,
+                                                const simd::ConvShape& s, size_t j0, size_t j1) {
+  for (size_t kh = 0; kh < s.kernel_h; ++kh) {
+    for (size_t kw = 0; kw < s.kernel_w; ++kw) {
+      float* out = dw + (kh * s.kernel_w + kw) * s.in_c;
+      spatial::ForChannels(j0, j1, [&](auto d, size_t j) HWY_ATTR {
+        auto acc = hn::Zero(d);
+        for (size_t n = 0; n < s.batch; ++n) {
+          for (size_t oh = 0; oh < s.out_h; ++oh) {
+            for (size_t ow = 0; ow < s.out_w; ++ow) {
+              size_t ih, iw;
+              if (!spatial::Tap(s, oh, ow, kh, kw, &ih, &iw)) continue;
+              acc = hn::MulAdd(hn::LoadU(d, dy + spatial::OutOffset(s, n, oh, ow) + j),
+                               hn::LoadU(d, x + spatial::InOffset(s, n, ih, iw) + j), acc);
+            }
+          }
+        }
+        hn::StoreU(acc, d, out + j);
+      });
+    }
+  }
+}
+
+// Output rows [q0, q1): y = the largest tap (later taps win only when
+// strictly greater, so NaN never replaces a number).
+HWY_INLINE void MaxPoolForwardRows(const float* x, float* y, const simd::ConvShape& s,
+                                   size_t q0, size_t q1) {
+  for (size_t q = q0; q < q1; ++q) {
+    const size_t n = q / s.out_h, oh = q % s.out_h;
+    for (size_t ow = 0; ow < s.out_w; ++ow) {
+      float* out = y + spatial::OutOffset(s, n, oh, ow);
+      // The first tap inside starts the maximum (a window always has one).
+      const size_t taps = s.kernel_h * s.kernel_w;
+      size_t first = 0, ih0 = 0, iw0 = 0;
+      while (!spatial::Tap(s, oh, ow, first / s.kernel_w, first % s.kernel_w, &ih0, &iw0)) ++first;
+      spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
+        auto best = hn::LoadU(d, x + spatial::InOffset(s, n, ih0, iw0) + j);
+        for (size_t k = first + 1; k < taps; ++k) {
+          size_t ih, iw;
+          if (!spatial::Tap(s, oh, ow, k / s.kernel_w, k % s.kernel_w, &ih, &iw)) continue;
+          const auto v = hn::LoadU(d, x + spatial::InOffset(s, n, ih, iw) + j);
+          best = hn::IfThenElse(hn::Gt(v, best), v, best);
+        }
+        hn::StoreU(best, d, out + j);
+      });
+    }
+  }
+}
+
+// Input rows [q0, q1): dx = the sum, over windows that read the pixel, of
+// dy where the pixel is the window's first tap equal to its maximum.
+HWY_INLINE void MaxPoolBackwardInputRows(const float* x, const float* y, const float* dy,
+                                         float* dx, const simd::ConvShape& s, size_t q0,
+                                         size_t q1) {
+  for (size_t q = q0; q < q1; ++q) {
+    const size_t n = q / s.in_h, ih = q % s.in_h;
+    for (size_t iw = 0; iw < s.in_w; ++iw) {
+      float* out = dx + spatial::InOffset(s, n, ih, iw);
+      spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
+        const auto mine = hn::LoadU(d, x + spatial::InOffset(s, n, ih, iw) + j);
+        auto acc = hn::Zero(d);
+        for (size_t kh = 0; kh < s.kernel_h; ++kh) {
+          for (size_t kw = 0; kw < s.kernel_w; ++kw) {
+            size_t oh, ow;
+            if (!spatial::Window(s, ih, iw, kh, kw, &oh, &ow)) continue;
+            const size_t o = spatial::OutOffset(s, n, oh, ow) + j;
+            const auto top = hn::LoadU(d, y + o);
+            // Taps of the window before this one that hold the maximum too.
+            auto earlier = hn::FirstN(d, 0);  // all false
+            for (size_t k = 0; k < kh * s.kernel_w + kw; ++k) {
+              size_t eh, ew;
+              if (!spatial::Tap(s, oh, ow, k / s.kernel_w, k % s.kernel_w, &eh, &ew)) continue;
+              earlier = hn::Or(earlier, hn::Eq(hn::LoadU(d, x + spatial::InOffset(s, n, eh, ew) + j), top));
+            }
+            const auto wins = hn::AndNot(earlier, hn::Eq(mine, top));
+            acc = hn::Add(acc, hn::IfThenElseZero(wins, hn::LoadU(d, dy + o)));
+          }
+        }
+        hn::StoreU(acc, d, out + j);
+      });
+    }
+  }
+}
+
+// The number of taps of window (oh, ow) inside the input: along each axis,
+// the k with 0 <= o * stride + k - pad < extent.
+HWY_INLINE size_t Taps(const simd::ConvShape& s, size_t oh, size_t ow) {
+  auto inside = [](size_t o, size_t stride, size_t pad, size_t kernel, size_t extent) {
+    const long start = static_cast<long>(o * stride) - static_cast<long>(pad);
+    const long lo = start < 0 ? -start : 0;
+    const long hi = std::min(static_cast<long>(kernel), static_cast<long>(extent) - start);
+    return hi > lo ? static_cast<size_t>(hi - lo) : size_t{0};
+  };
+  return inside(oh, s.stride_h, s.pad_top, s.kernel_h, s.in_h) *
+         inside(ow, s.stride_w, s.pad_left, s.kernel_w, s.in_w);
+}
+
+// Output rows [q0, q1): y = (sum of the taps inside) / their number.
+HWY_INLINE void AvgPoolForwardRows(const float* x, float* y, const simd::ConvShape& s,
+                                   size_t q0, size_t q1) {
+  for (size_t q = q0; q < q1; ++q) {
+    const size_t n = q / s.out_h, oh = q % s.out_h;
+    for (size_t ow = 0; ow < s.out_w; ++ow) {
+      float* out = y + spatial::OutOffset(s, n, oh, ow);
+      const float count = static_cast<float>(Taps(s, oh, ow));
+      spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
+        auto sum = hn::Zero(d);
+        for (size_t kh = 0; kh < s.kernel_h; ++kh) {
+          for (size_t kw = 0; kw < s.kernel_w; ++kw) {
+            size_t ih, iw;
+            if (!spatial::Tap(s, oh, ow, kh, kw, &ih, &iw)) continue;
+            sum = hn::Add(sum, hn::LoadU(d, x + spatial::InOffset(s, n, ih, iw) + j));
+          }
+        }
+        hn::StoreU(hn::Div(sum, hn::Set(d, count)), d, out + j);
+      });
+    }
+  }
+}
+
+// Input rows [q0, q1): dx = sum over windows reading the pixel of dy / taps.
+HWY_INLINE void AvgPoolBackwardInputRows(const float* dy, float* dx, const simd::ConvShape& s,
+                                         size_t q0, size_t q1) {
+  for (size_t q = q0; q < q1; ++q) {
+    const size_t n = q / s.in_h, ih = q % s.in_h;
+    for (size_t iw = 0; iw < s.in_w; ++iw) {
+      float* out = dx + spatial::InOffset(s, n, ih, iw);
+      spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
+        auto acc = hn::Zero(d);
+        for (size_t kh = 0; kh < s.kernel_h; ++kh) {
+          for (size_t kw = 0; kw < s.kernel_w; ++kw) {
+            size_t oh, ow;
+            if (!spatial::Window(s, ih, iw, kh, kw, &oh, &ow)) continue;
+            const float count = static_cast<float>(Taps(s, oh, ow));
+            acc = hn::Add(acc, hn::Div(hn::LoadU(d, dy + spatial::OutOffset(s, n, oh, ow) + j),
+                                       hn::Set(d, count)));
+          }
+        }
+        hn::StoreU(acc, d, out + j);
+      });
+    }
+  }
+}
+
+// NOLINTNEXTLINE(google-readability-namespace-comments)
+}  // namespace HWY_NAMESPACE
+}  // namespace thaw
+HWY_AFTER_NAMESPACE();
+
+#endif  // THAW_SIMD_SPATIAL_INL_H_ (toggle)

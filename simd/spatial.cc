@@ -1,0 +1,134 @@
+// thaw/simd/spatial.cc — dispatch and threading for simd/spatial.h.
+// Compiled once per Highway target (foreach_target).
+#include "simd/spatial.h"
+
+#include <cstddef>
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "simd/spatial.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep (must precede highway.h)
+#include "hwy/highway.h"
+#include "simd/epilogue-inl.h"
+#include "simd/spatial-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace thaw {
+namespace HWY_NAMESPACE {
+
+static void DepthwiseForwardImpl(const float* x, const float* w, float* y,
+                                 const simd::ConvShape& s, size_t q0, size_t q1,
+                                 const simd::GemmEpilogue& epilogue) {
+  DepthwiseForwardRows(x, w, y, s, q0, q1);
+  ApplyEpilogue(epilogue, y, s.in_c, q0 * s.out_w, q1 * s.out_w, 0, s.in_c);
+}
+static void DepthwiseInputImpl(const float* w, const float* dy, float* dx,
+                               const simd::ConvShape& s, size_t q0, size_t q1) {
+  DepthwiseBackwardInputRows(w, dy, dx, s, q0, q1);
+}
+static void DepthwiseWeightImpl(const float* x, const float* dy, float* dw,
+                                const simd::ConvShape& s, size_t j0, size_t j1) {
+  DepthwiseBackwardWeightChannels(x, dy, dw, s, j0, j1);
+}
+static void MaxPoolForwardImpl(const float* x, float* y, const simd::ConvShape& s, size_t q0,
+                               size_t q1) {
+  MaxPoolForwardRows(x, y, s, q0, q1);
+}
+static void MaxPoolInputImpl(const float* x, const float* y, const float* dy, float* dx,
+                             const simd::ConvShape& s, size_t q0, size_t q1) {
+  MaxPoolBackwardInputRows(x, y, dy, dx, s, q0, q1);
+}
+static void AvgPoolForwardImpl(const float* x, float* y, const simd::ConvShape& s, size_t q0,
+                               size_t q1) {
+  AvgPoolForwardRows(x, y, s, q0, q1);
+}
+static void AvgPoolInputImpl(const float* dy, float* dx, const simd::ConvShape& s, size_t q0,
+                             size_t q1) {
+  AvgPoolBackwardInputRows(dy, dx, s, q0, q1);
+}
+
+// NOLINTNEXTLINE(google-readability-namespace-comments)
+}  // namespace HWY_NAMESPACE
+}  // namespace thaw
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include <algorithm>
+
+#include "simd/elementwise.h"
+#include "simd/parallel_chunks.h"
+
+namespace thaw {
+
+HWY_EXPORT(DepthwiseForwardImpl);
+HWY_EXPORT(DepthwiseInputImpl);
+HWY_EXPORT(DepthwiseWeightImpl);
+HWY_EXPORT(MaxPoolForwardImpl);
+HWY_EXPORT(MaxPoolInputImpl);
+HWY_EXPORT(AvgPoolForwardImpl);
+HWY_EXPORT(AvgPoolInputImpl);
+
+namespace simd {
+namespace {
+
+// Runs fn(q0, q1) over [0, rows) in chunks of about kElementwiseChunk
+// multiply-adds (`work` per row); chunks depend only on the shape.
+template <class Fn>
+void ForRows(size_t rows, size_t work, ThreadPool& pool, const Fn& fn) {
+  const size_t per_chunk = std::max<size_t>(1, kElementwiseChunk / std::max<size_t>(1, work));
+  internal::ForEachChunk(rows, per_chunk, pool, [&](size_t q, size_t count) { fn(q, q + count); });
+}
+
+size_t Taps(const ConvShape& s) { return s.kernel_h * s.kernel_w; }
+
+}  // namespace
+
+void DepthwiseForward(const float* x, const float* w, float* y, const ConvShape& s,
+                      ThreadPool& pool, const GemmEpilogue& epilogue) {
+  ForRows(s.batch * s.out_h, s.out_w * s.in_c * Taps(s), pool, [&](size_t q0, size_t q1) {
+    HWY_DYNAMIC_DISPATCH(DepthwiseForwardImpl)(x, w, y, s, q0, q1, epilogue);
+  });
+}
+
+void DepthwiseBackward(const float* x, const float* w, const float* dy, float* dx, float* dw,
+                       const ConvShape& s, ThreadPool& pool) {
+  if (dx != nullptr) {
+    ForRows(s.batch * s.in_h, s.in_w * s.in_c * Taps(s), pool, [&](size_t q0, size_t q1) {
+      HWY_DYNAMIC_DISPATCH(DepthwiseInputImpl)(w, dy, dx, s, q0, q1);
+    });
+  }
+  if (dw != nullptr) {
+    // Channel groups of 64: each channel's sum runs over every pixel in order.
+    internal::ForEachChunk(s.in_c, 64, pool, [&](size_t j, size_t len) {
+      HWY_DYNAMIC_DISPATCH(DepthwiseWeightImpl)(x, dy, dw, s, j, j + len);
+    });
+  }
+}
+
+void MaxPoolForward(const float* x, float* y, const ConvShape& s, ThreadPool& pool) {
+  ForRows(s.batch * s.out_h, s.out_w * s.in_c * Taps(s), pool, [&](size_t q0, size_t q1) {
+    HWY_DYNAMIC_DISPATCH(MaxPoolForwardImpl)(x, y, s, q0, q1);
+  });
+}
+
+void MaxPoolBackward(const float* x, const float* y, const float* dy, float* dx,
+                     const ConvShape& s, ThreadPool& pool) {
+  ForRows(s.batch * s.in_h, s.in_w * s.in_c * Taps(s) * Taps(s), pool, [&](size_t q0, size_t q1) {
+    HWY_DYNAMIC_DISPATCH(MaxPoolInputImpl)(x, y, dy, dx, s, q0, q1);
+  });
+}
+
+void AvgPoolForward(const float* x, float* y, const ConvShape& s, ThreadPool& pool) {
+  ForRows(s.batch * s.out_h, s.out_w * s.in_c * Taps(s), pool, [&](size_t q0, size_t q1) {
+    HWY_DYNAMIC_DISPATCH(AvgPoolForwardImpl)(x, y, s, q0, q1);
+  });
+}
+
+void AvgPoolBackward(const float* dy, float* dx, const ConvShape& s, ThreadPool& pool) {
+  ForRows(s.batch * s.in_h, s.in_w * s.in_c * Taps(s), pool, [&](size_t q0, size_t q1) {
+    HWY_DYNAMIC_DISPATCH(AvgPoolInputImpl)(dy, dx, s, q0, q1);
+  });
+}
+
+}  // namespace simd
+}  // namespace thaw
+#endif  // HWY_ONCE

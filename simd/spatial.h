@@ -1,0 +1,54 @@
+// thaw/simd/spatial.h — per-channel spatial kernels over NHWC batches:
+// depthwise convolution and pooling, vectorised over channels (contiguous in
+// NHWC).
+//
+//   simd::ConvShape s;  // in_c == out_c; kernel_* the filter or pool size
+//   simd::DepthwiseForward(x, w, y, s, pool, epilogue);   // w [KH, KW, C]
+//   simd::MaxPoolForward(x, y, s, pool);
+//
+// Shapes use simd::ConvShape (simd/conv.h) with in_c == out_c; taps that fall
+// in the padding are skipped (pooling never sees them; average pooling
+// divides by the taps inside the input, as TensorFlow's "same" pooling).
+//
+// Threads and bits: forward passes split output rows, backward passes
+// gather each input pixel's contributions in a fixed (kh, kw) order and split
+// input rows, and the depthwise weight gradient splits channel groups: the
+// bits never depend on the thread count. Depthwise sums use MulAdd (fused on
+// FMA targets), so they differ between targets like GEMM; pooling gives the
+// same bits everywhere. Each kernel has a reference in simd/scalar.h.
+#ifndef THAW_SIMD_SPATIAL_H_
+#define THAW_SIMD_SPATIAL_H_
+
+#include <cstddef>
+
+#include "platform/threads.h"
+#include "simd/conv.h"
+#include "simd/gemm.h"
+
+namespace thaw {
+namespace simd {
+
+// y[n, oh, ow, c] = f(sum over taps of x[n, ih, iw, c] w[kh, kw, c] + bias[c])
+// with the epilogue's bias and activation.
+void DepthwiseForward(const float* x, const float* w, float* y, const ConvShape& s,
+                      ThreadPool& pool, const GemmEpilogue& epilogue = GemmEpilogue());
+// dx (when not null, overwritten) and dw (when not null, overwritten) from
+// dy, for the depthwise convolution above without its epilogue.
+void DepthwiseBackward(const float* x, const float* w, const float* dy, float* dx, float* dw,
+                       const ConvShape& s, ThreadPool& pool);
+
+// y = the largest tap of each window.
+void MaxPoolForward(const float* x, float* y, const ConvShape& s, ThreadPool& pool);
+// dx (overwritten): each window's dy goes to its first largest tap (the
+// first in (kh, kw) order equal to y).
+void MaxPoolBackward(const float* x, const float* y, const float* dy, float* dx,
+                     const ConvShape& s, ThreadPool& pool);
+// y = the mean of each window's taps inside the input.
+void AvgPoolForward(const float* x, float* y, const ConvShape& s, ThreadPool& pool);
+// dx (overwritten): each window's dy / taps to each of its taps.
+void AvgPoolBackward(const float* dy, float* dx, const ConvShape& s, ThreadPool& pool);
+
+}  // namespace simd
+}  // namespace thaw
+
+#endif  // THAW_SIMD_SPATIAL_H_

@@ -1,0 +1,160 @@
+// Depthwise convolution and pooling against their references on every
+// compiled and supported target: odd sizes, stride 2, "same" padding at
+// every edge, overlapping windows, global pooling, channel counts around the
+// lane counts; 1 and 2 threads give the same bits.
+#include <cmath>
+#include <random>
+#include <sstream>
+#include <vector>
+
+#include "hwy/tests/hwy_gtest.h"
+#include "simd/elementwise.h"
+#include "simd/scalar.h"
+#include "simd/spatial.h"
+#include "simd/targets.h"
+#include "tests/simd_test_util.h"
+
+namespace thaw {
+namespace simd {
+namespace {
+
+// A channels-preserving window op: kernel k, stride, Keras "same" or "valid".
+ConvShape Window(size_t batch, size_t h, size_t w, size_t c, size_t k, size_t stride, bool same) {
+  ConvShape s;
+  s.batch = batch;
+  s.in_h = h;
+  s.in_w = w;
+  s.in_c = s.out_c = c;
+  s.kernel_h = s.kernel_w = k;
+  s.stride_h = s.stride_w = stride;
+  if (same) {
+    s.out_h = (h + stride - 1) / stride;
+    s.out_w = (w + stride - 1) / stride;
+    const long pad_h = static_cast<long>((s.out_h - 1) * stride + k) - static_cast<long>(h);
+    const long pad_w = static_cast<long>((s.out_w - 1) * stride + k) - static_cast<long>(w);
+    s.pad_top = pad_h > 0 ? static_cast<size_t>(pad_h) / 2 : 0;
+    s.pad_left = pad_w > 0 ? static_cast<size_t>(pad_w) / 2 : 0;
+  } else {
+    s.out_h = (h - k) / stride + 1;
+    s.out_w = (w - k) / stride + 1;
+  }
+  return s;
+}
+
+std::vector<ConvShape> Shapes() {
+  return {Window(1, 5, 5, 1, 3, 1, true),   Window(2, 7, 6, 3, 3, 2, true),
+          Window(2, 8, 8, 17, 3, 2, true),  Window(1, 9, 7, 9, 3, 1, false),
+          Window(3, 6, 6, 16, 2, 2, false), Window(2, 5, 5, 33, 3, 2, false),
+          Window(1, 7, 7, 5, 7, 1, false),  Window(2, 14, 14, 32, 3, 1, true),
+          Window(1, 4, 4, 8, 3, 1, true)};
+}
+
+std::string Describe(const ConvShape& s) {
+  std::ostringstream os;
+  os << s.batch << "x" << s.in_h << "x" << s.in_w << "x" << s.in_c << " -> " << s.out_h << "x"
+     << s.out_w << " k" << s.kernel_h << " s" << s.stride_h << " pad " << s.pad_top << ","
+     << s.pad_left;
+  return os.str();
+}
+
+std::vector<float> Random(size_t n, std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+size_t InSize(const ConvShape& s) { return s.batch * s.in_h * s.in_w * s.in_c; }
+size_t OutSize(const ConvShape& s) { return s.batch * s.out_h * s.out_w * s.in_c; }
+
+void ExpectNear(const std::vector<float>& expected, const std::vector<float>& actual,
+                double tolerance, const char* what) {
+  for (size_t i = 0; i < expected.size(); ++i) {
+    ASSERT_NEAR(actual[i], expected[i], tolerance) << what << " element " << i;
+  }
+}
+
+HWY_BEFORE_TEST(SpatialTest);
+
+TEST_P(SpatialTest, DispatchesToParamTarget) { EXPECT_EQ(GetParam(), DispatchedTarget()); }
+
+TEST_P(SpatialTest, DepthwiseMatchesTheReference) {
+  std::mt19937 rng(1);
+  for (const ConvShape& s : Shapes()) {
+    SCOPED_TRACE(Describe(s));
+    const std::vector<float> x = Random(InSize(s), rng), w = Random(9 * 9 * s.in_c, rng),
+                             dy = Random(OutSize(s), rng), bias = Random(s.in_c, rng);
+    std::vector<float> y_ref(OutSize(s)), dx_ref(InSize(s)), dw_ref(s.kernel_h * s.kernel_w * s.in_c);
+    ScalarDepthwiseForward(x.data(), w.data(), y_ref.data(), s);
+    ScalarDepthwiseBackward(x.data(), w.data(), dy.data(), dx_ref.data(), dw_ref.data(), s);
+    std::vector<float> first_y, first_dx, first_dw;
+    for (ThreadPool* pool : {&ThreadPool::Serial(), &Pool()}) {
+      std::vector<float> y(OutSize(s)), dx(InSize(s)), dw(dw_ref.size());
+      DepthwiseForward(x.data(), w.data(), y.data(), s, *pool);
+      DepthwiseBackward(x.data(), w.data(), dy.data(), dx.data(), dw.data(), s, *pool);
+      ExpectNear(y_ref, y, 1e-5 * s.kernel_h * s.kernel_w, "y");
+      ExpectNear(dx_ref, dx, 1e-5 * s.kernel_h * s.kernel_w, "dx");
+      ExpectNear(dw_ref, dw, 1e-5 * s.pixels(), "dw");
+      // The epilogue (bias, ReLU6) equals adding and clamping afterwards.
+      GemmEpilogue epilogue;
+      epilogue.bias = bias.data();
+      epilogue.activation = GemmActivation::kRelu6;
+      std::vector<float> fused(y.size());
+      DepthwiseForward(x.data(), w.data(), fused.data(), s, *pool, epilogue);
+      for (size_t p = 0; p < s.pixels(); ++p) {
+        float* row = y.data() + p * s.in_c;
+        Add(row, bias.data(), row, s.in_c, ThreadPool::Serial());
+        Relu6Forward(row, row, s.in_c, ThreadPool::Serial());
+      }
+      EXPECT_TRUE(SameBits(y, fused.data()));
+      if (first_y.empty()) {
+        first_y = fused;
+        first_dx = dx;
+        first_dw = dw;
+      } else {
+        EXPECT_TRUE(SameBits(first_y, fused.data())) << "1 vs 2 threads";
+        EXPECT_TRUE(SameBits(first_dx, dx.data())) << "1 vs 2 threads";
+        EXPECT_TRUE(SameBits(first_dw, dw.data())) << "1 vs 2 threads";
+      }
+    }
+  }
+}
+
+// Pooling gives the reference's bits (same order, no fused multiply-add).
+TEST_P(SpatialTest, PoolingEqualsTheReference) {
+  std::mt19937 rng(2);
+  std::vector<ConvShape> shapes = Shapes();
+  shapes.push_back(Window(2, 7, 7, 19, 7, 1, false));  // global average pooling of 7 x 7
+  for (const ConvShape& s : shapes) {
+    SCOPED_TRACE(Describe(s));
+    std::vector<float> x = Random(InSize(s), rng);
+    for (size_t i = 0; i < x.size(); i += 7) x[i] = x[i / 2];  // ties: first tap wins
+    const std::vector<float> dy = Random(OutSize(s), rng);
+    std::vector<float> max_ref(OutSize(s)), max_dx_ref(InSize(s)), avg_ref(OutSize(s)),
+        avg_dx_ref(InSize(s));
+    ScalarMaxPoolForward(x.data(), max_ref.data(), s);
+    ScalarMaxPoolBackward(x.data(), max_ref.data(), dy.data(), max_dx_ref.data(), s);
+    ScalarAvgPoolForward(x.data(), avg_ref.data(), s);
+    ScalarAvgPoolBackward(dy.data(), avg_dx_ref.data(), s);
+    for (ThreadPool* pool : {&ThreadPool::Serial(), &Pool()}) {
+      std::vector<float> y(OutSize(s)), dx(InSize(s));
+      MaxPoolForward(x.data(), y.data(), s, *pool);
+      EXPECT_TRUE(SameBits(max_ref, y.data())) << "max forward";
+      MaxPoolBackward(x.data(), y.data(), dy.data(), dx.data(), s, *pool);
+      EXPECT_TRUE(SameBits(max_dx_ref, dx.data())) << "max backward";
+      AvgPoolForward(x.data(), y.data(), s, *pool);
+      EXPECT_TRUE(SameBits(avg_ref, y.data())) << "avg forward";
+      AvgPoolBackward(dy.data(), dx.data(), s, *pool);
+      EXPECT_TRUE(SameBits(avg_dx_ref, dx.data())) << "avg backward";
+    }
+    // Every window's gradient goes somewhere exactly once (max pooling).
+    double total_dy = 0, total_dx = 0;
+    for (float g : dy) total_dy += g;
+    for (float g : max_dx_ref) total_dx += g;
+    EXPECT_NEAR(total_dx, total_dy, 1e-4 * dy.size());
+  }
+}
+
+}  // namespace
+}  // namespace simd
+}  // namespace thaw
