@@ -30,9 +30,11 @@
 #include "core/ops/arithmetic.h"    // IWYU pragma: export
 #include "core/ops/batch_norm.h"    // IWYU pragma: export
 #include "core/ops/concat.h"        // IWYU pragma: export
+#include "core/ops/conv.h"          // IWYU pragma: export
 #include "core/ops/dense.h"         // IWYU pragma: export
 #include "core/ops/dropout.h"       // IWYU pragma: export
 #include "core/ops/loss.h"          // IWYU pragma: export
+#include "core/ops/pool.h"          // IWYU pragma: export
 #include "core/ops/reshape.h"       // IWYU pragma: export
 #include "core/tensor/tensor.h"     // IWYU pragma: export
 #include "core/train/optimizers.h"  // IWYU pragma: export

@@ -151,6 +151,7 @@ Status Model::Build(Symbol output, size_t max_batch, Arena* arena, uint64_t seed
     } else {
       THAW_RETURN_IF_ERROR(vars->Create(d.name, d.shape, /*trainable=*/true, &v));
     }
+    vars->SetFileFormat(v, d.file);
   }
   for (size_t i = 0; i < declared_.size(); ++i) {
     const DeclaredVariable& d = declared_[i];

@@ -2,24 +2,26 @@
 
 namespace thaw {
 
-Value* LayerBuilder::Declare(const char* suffix, const Shape& shape, VariableRole role) {
+Value* LayerBuilder::Declare(const char* suffix, const Shape& shape, VariableRole role,
+                             const FileFormat& file) {
   Value* v = graph_->AddVariable(shape);
   DeclaredVariable d;
   d.name = name_ + "." + suffix;
   d.shape = shape;
   d.role = role;
+  d.file = file;
   d.value = v;
   d.layer = layer_;
   variables_->push_back(d);
   return v;
 }
 
-Value* LayerBuilder::Parameter(const char* suffix, const Shape& shape) {
-  return Declare(suffix, shape, VariableRole::kParameter);
+Value* LayerBuilder::Parameter(const char* suffix, const Shape& shape, const FileFormat& file) {
+  return Declare(suffix, shape, VariableRole::kParameter, file);
 }
 
-Value* LayerBuilder::Statistic(const char* suffix, const Shape& shape) {
-  return Declare(suffix, shape, VariableRole::kStatistic);
+Value* LayerBuilder::Statistic(const char* suffix, const Shape& shape, const FileFormat& file) {
+  return Declare(suffix, shape, VariableRole::kStatistic, file);
 }
 
 Status LayerBuilder::AddNode(const OpDef& op, const OpAttrs& attrs, Span<Value* const> inputs,

@@ -37,6 +37,7 @@ struct DeclaredVariable {
   std::string name;  // "<layer>.<suffix>"
   Shape shape;
   VariableRole role = VariableRole::kParameter;
+  FileFormat file;         // how checkpoints hold it
   Value* value = nullptr;  // its value in the graph
   int layer = -1;
 };
@@ -50,15 +51,17 @@ class LayerBuilder {
 
   const std::string& layer_name() const { return name_; }
   // Declares "<layer>.<suffix>", a learned parameter (trainable when built)
-  // or a statistic (never trainable).
-  Value* Parameter(const char* suffix, const Shape& shape);
-  Value* Statistic(const char* suffix, const Shape& shape);
+  // or a statistic (never trainable), held in `shape` and written to files as
+  // `file` says (core/vars/variables.h).
+  Value* Parameter(const char* suffix, const Shape& shape, const FileFormat& file = {});
+  Value* Statistic(const char* suffix, const Shape& shape, const FileFormat& file = {});
   // Adds a node of the layer; an error names the layer.
   Status AddNode(const OpDef& op, const OpAttrs& attrs, Span<Value* const> inputs,
                  Value** out);
 
  private:
-  Value* Declare(const char* suffix, const Shape& shape, VariableRole role);
+  Value* Declare(const char* suffix, const Shape& shape, VariableRole role,
+                 const FileFormat& file);
   Graph* graph_;
   std::vector<DeclaredVariable>* variables_;
   std::string name_;

@@ -378,10 +378,11 @@ Status SaveCheckpoint(const VariableSet& vars, const std::string& path) {
                              "safetensors header requires; nothing was written",
                              path.c_str(), i);
     }
-    const uint64_t bytes = vars.shape(i).num_elements() * sizeof(float);
+    const FileFormat& format = vars.file_format(i);
+    const uint64_t bytes = vars.shape(i).num_elements() * (format.int64 ? 8 : sizeof(float));
     OrderedJson entry = OrderedJson::object();
-    entry["dtype"] = "F32";
-    entry["shape"] = DimsOf(vars.shape(i));
+    entry["dtype"] = format.int64 ? "I64" : "F32";
+    entry["shape"] = DimsOf(vars.FileShape(i));
     entry["data_offsets"] = OrderedJson::array({offset, offset + bytes});
     header[name] = std::move(entry);
     offset += bytes;
@@ -404,9 +405,31 @@ Status SaveCheckpoint(const VariableSet& vars, const std::string& path) {
   std::vector<Span<const unsigned char>> pieces;
   pieces.reserve(1 + vars.size());
   pieces.emplace_back(prefix.data(), prefix.size());
+  // A variable held as it is written goes out from the arena; the others
+  // (transposed, or counts written as int64) through a converted copy.
+  std::vector<std::vector<unsigned char>> converted;
+  converted.reserve(vars.size());
   for (int i = 0; i < vars.size(); ++i) {
-    pieces.emplace_back(reinterpret_cast<const unsigned char*>(vars.value_data(i)),
-                        vars.shape(i).num_elements() * sizeof(float));
+    const FileFormat& format = vars.file_format(i);
+    const size_t n = vars.shape(i).num_elements();
+    if (!format.permuted && !format.int64) {
+      pieces.emplace_back(reinterpret_cast<const unsigned char*>(vars.value_data(i)),
+                          n * sizeof(float));
+      continue;
+    }
+    std::vector<float> file_order(n);
+    vars.CopyToFileOrder(i, file_order.data());
+    converted.emplace_back(n * (format.int64 ? 8 : sizeof(float)));
+    unsigned char* out = converted.back().data();
+    for (size_t k = 0; k < n; ++k) {
+      if (format.int64) {
+        const int64_t count = static_cast<int64_t>(file_order[k]);
+        std::memcpy(out + 8 * k, &count, 8);
+      } else {
+        std::memcpy(out + 4 * k, &file_order[k], 4);
+      }
+    }
+    pieces.emplace_back(out, converted.back().size());
   }
   return WriteFileAtomically(path, pieces);
 }
@@ -454,11 +477,14 @@ Status LoadCheckpoint(const std::string& path, VariableSet* vars, const LoadOpti
     }
     Entry& e = *found->second;
     e.matched = true;
-    if (e.dtype != "F32") {
-      return InvalidArgument("%s: %s: checkpoint has dtype %s, model expects F32", p,
-                             e.name.c_str(), e.dtype.c_str());
+    // Counts (BatchNorm's num_batches_tracked) come as PyTorch's int64, or
+    // as a float from older files.
+    const bool count = vars->file_format(i).int64;
+    if (e.dtype != "F32" && !(count && e.dtype == "I64")) {
+      return InvalidArgument("%s: %s: checkpoint has dtype %s, model expects %s", p,
+                             e.name.c_str(), e.dtype.c_str(), count ? "I64 or F32" : "F32");
     }
-    const std::vector<uint64_t> model_dims = DimsOf(v.shape());
+    const std::vector<uint64_t> model_dims = DimsOf(vars->FileShape(i));
     if (e.dims != model_dims) {
       return InvalidArgument("%s: %s: checkpoint has shape %s, model expects %s", p,
                              e.name.c_str(), DimsToString(e.dims).c_str(),
@@ -481,10 +507,29 @@ Status LoadCheckpoint(const std::string& path, VariableSet* vars, const LoadOpti
     }
   }
 
-  // ---- Everything checked: copy ----
+  // ---- Everything checked: copy (converting what is not held as written) ----
+  std::vector<float> file_order;
   for (const auto& copy : copies) {
     const Entry& e = *copy.second;
-    std::memcpy((*vars)[copy.first].value().data(), data + e.begin, e.end - e.begin);
+    const Variable v = (*vars)[copy.first];
+    const FileFormat& format = vars->file_format(copy.first);
+    if (!format.permuted && e.dtype == "F32") {
+      std::memcpy(v.value().data(), data + e.begin, e.end - e.begin);
+      continue;
+    }
+    const size_t n = v.shape().num_elements();
+    file_order.resize(n);
+    for (size_t k = 0; k < n; ++k) {
+      if (e.dtype == "I64") {
+        int64_t value;
+        std::memcpy(&value, data + e.begin + 8 * k, 8);
+        file_order[k] = static_cast<float>(value);
+      } else {
+        std::memcpy(&file_order[k], data + e.begin + 4 * k, 4);
+      }
+    }
+    const Status assigned = vars->AssignFromFileOrder(v, file_order);
+    THAW_CHECK(assigned.ok());  // the length was checked with the shape
   }
   return Status::Ok();
 }

@@ -16,9 +16,13 @@
 //   {"dense_0.weight": {"dtype": "F32", "shape": [3, 4], "data_offsets": [0, 48]},
 //    ..., "__metadata__": {"format": "pt"}}
 // Tensor names are variable names ("<layer>.<variable>", shapes as PyTorch
-// holds them: a dense layer's weight is [out, in] like nn.Linear's), offsets
-// are relative to the start of the data, and the data is float32,
-// little-endian, row-major, one tensor after the other in variable order.
+// holds them: a dense layer's weight is [out, in] like nn.Linear's, a
+// convolution's [out, in, kh, kw] although thaw holds it [kh, kw, in, out]:
+// variables convert on the way in and out, see FileFormat in
+// core/vars/variables.h), offsets are relative to the start of the data, and
+// the data is float32 (int64 for BatchNorm's num_batches_tracked, as
+// PyTorch), little-endian, row-major, one tensor after the other in
+// variable order.
 //
 // Both calls are setup-time: they allocate (the header, and for loading the
 // whole file) and must not run inside a training step. Neither touches the

@@ -189,9 +189,11 @@ Status BatchNormalization::Call(LayerBuilder& b, Span<Value* const> inputs, Valu
   // num_batches_tracked.
   Value* gamma = attrs_.has_gamma ? b.Parameter("weight", channels) : nullptr;
   Value* beta = attrs_.has_beta ? b.Parameter("bias", channels) : nullptr;
+  FileFormat int64;
+  int64.int64 = true;  // PyTorch's num_batches_tracked is an int64
   Value* args[6] = {inputs[0], b.Statistic("running_mean", channels),
                     b.Statistic("running_var", channels),
-                    b.Statistic("num_batches_tracked", Shape{})};
+                    b.Statistic("num_batches_tracked", Shape{}, int64)};
   int count = ops::kFirstParameter;
   if (gamma != nullptr) args[count++] = gamma;
   if (beta != nullptr) args[count++] = beta;

@@ -43,4 +43,26 @@ bool TensorView::is_contiguous() const {
   return true;
 }
 
+void PermuteAxes(const float* src, const Shape& src_shape, const int8_t* axes, float* dst) {
+  const int rank = src_shape.rank();
+  size_t src_strides[kMaxRank] = {};
+  RowMajorStrides(src_shape, src_strides);
+  size_t dims[kMaxRank] = {}, strides[kMaxRank] = {};
+  for (int i = 0; i < rank; ++i) {
+    dims[i] = src_shape[axes[i]];
+    strides[i] = src_strides[axes[i]];  // where dst's axis i steps in src
+  }
+  size_t index[kMaxRank] = {};
+  const size_t n = src_shape.num_elements();
+  for (size_t k = 0; k < n; ++k) {
+    size_t from = 0;
+    for (int i = 0; i < rank; ++i) from += index[i] * strides[i];
+    dst[k] = src[from];
+    for (int i = rank - 1; i >= 0; --i) {  // the next dst index, last axis fastest
+      if (++index[i] < dims[i]) break;
+      index[i] = 0;
+    }
+  }
+}
+
 }  // namespace thaw

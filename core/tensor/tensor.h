@@ -12,6 +12,7 @@
 #define THAW_CORE_TENSOR_TENSOR_H_
 
 #include <cstddef>
+#include <cstdint>
 
 #include "core/tensor/dtype.h"
 #include "core/tensor/shape.h"
@@ -61,6 +62,11 @@ class TensorView {
   Shape shape_;
   size_t strides_[kMaxRank] = {};
 };
+
+// dst = src with its axes permuted: axis i of dst is axis axes[i] of src
+// (src has shape `src_shape`, both contiguous row-major). An identity
+// permutation copies.
+void PermuteAxes(const float* src, const Shape& src_shape, const int8_t* axes, float* dst);
 
 }  // namespace thaw
 

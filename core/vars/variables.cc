@@ -150,6 +150,62 @@ Status VariableSet::Assign(Variable variable, Span<const float> values) {
   return Status::Ok();
 }
 
+void VariableSet::SetFileFormat(Variable variable, const FileFormat& format) {
+  THAW_CHECK(variable.set() == this);
+  if (format.permuted) {  // a permutation of the held axes
+    bool seen[kMaxRank] = {};
+    const int rank = variable.shape().rank();
+    for (int i = 0; i < rank; ++i) {
+      THAW_CHECK(format.axes[i] >= 0 && format.axes[i] < rank && !seen[format.axes[i]]);
+      seen[format.axes[i]] = true;
+    }
+  }
+  records_[variable.index()].file = format;
+}
+
+const FileFormat& VariableSet::file_format(int index) const {
+  THAW_CHECK(index >= 0 && index < size());
+  return records_[index].file;
+}
+
+// File axis axes[i] has the held axis i's extent.
+Shape VariableSet::FileShape(int index) const {
+  const Record& r = records_[index];
+  if (!r.file.permuted) return r.shape;
+  size_t dims[kMaxRank] = {};
+  for (int i = 0; i < r.shape.rank(); ++i) dims[r.file.axes[i]] = r.shape[i];
+  return Shape(dims, r.shape.rank());
+}
+
+void VariableSet::CopyToFileOrder(int index, float* out) const {
+  const Record& r = records_[index];
+  const float* held = value_data(index);
+  if (!r.file.permuted) {
+    std::memcpy(out, held, r.shape.num_elements() * sizeof(float));
+    return;
+  }
+  // File axis j is held axis i where axes[i] == j.
+  int8_t inverse[kMaxRank] = {};
+  for (int i = 0; i < r.shape.rank(); ++i) inverse[r.file.axes[i]] = static_cast<int8_t>(i);
+  PermuteAxes(held, r.shape, inverse, out);
+}
+
+Status VariableSet::AssignFromFileOrder(Variable variable, Span<const float> values) {
+  if (variable.set() != this) {
+    return InvalidArgument("AssignFromFileOrder: the variable belongs to another VariableSet");
+  }
+  const Record& r = records_[variable.index()];
+  if (!r.file.permuted) return Assign(variable, values);
+  if (values.size() != r.shape.num_elements()) {
+    return InvalidArgument("%s: got %zu values, its file shape %s holds %zu", r.name.c_str(),
+                           values.size(), FileShape(variable.index()).ToString().c_str(),
+                           r.shape.num_elements());
+  }
+  PermuteAxes(values.data(), FileShape(variable.index()), r.file.axes,
+              variable.value().data());
+  return Status::Ok();
+}
+
 Variable VariableSet::operator[](int index) {
   THAW_CHECK(index >= 0 && index < size());
   return Variable(this, index);

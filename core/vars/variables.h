@@ -69,6 +69,17 @@ enum class VariableRole : uint8_t {
 // Optimizer state buffers per trainable variable, at most (Adam: 2).
 inline constexpr int kMaxOptimizerSlots = 2;
 
+// How a variable is written to files when not as it is held: checkpoints
+// follow PyTorch's state_dict, while thaw holds some tensors in the layout
+// its kernels want (a convolution's kernel [KH, KW, Cin, Cout] is PyTorch's
+// [Cout, Cin, KH, KW]), and BatchNorm's count is an int64 there.
+struct FileFormat {
+  bool permuted = false;
+  // Held axis i is file axis axes[i]; the file's shape has the same rank.
+  int8_t axes[kMaxRank] = {0, 1, 2, 3, 4};
+  bool int64 = false;  // the file holds int64 (the values are small counts)
+};
+
 // A cheap handle to one variable of a VariableSet, valid while the set lives.
 class Variable {
  public:
@@ -123,6 +134,17 @@ class VariableSet {
                       Variable* out);
   // Copies values into the variable; the length must match.
   Status Assign(Variable variable, Span<const float> values);
+
+  // The file format (default: as held). Set by the layer that declares the
+  // variable, before anything is saved or loaded.
+  void SetFileFormat(Variable variable, const FileFormat& format);
+  const FileFormat& file_format(int index) const;
+  // The variable's shape in files.
+  Shape FileShape(int index) const;
+  // The values in file order (as floats), and back: `values` holds the
+  // variable's elements in file order.
+  void CopyToFileOrder(int index, float* out) const;
+  Status AssignFromFileOrder(Variable variable, Span<const float> values);
 
   int size() const { return static_cast<int>(records_.size()); }
   Variable operator[](int index);
@@ -194,6 +216,7 @@ class VariableSet {
     std::string name;
     Shape shape;
     VariableRole role = VariableRole::kParameter;
+    FileFormat file;
     size_t value_offset = 0;  // in the weights region
     size_t state_offset = kNone;  // gradient then the optimizer's slots
     size_t new_state_offset = kNone;  // used while re-planning

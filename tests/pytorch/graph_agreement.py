@@ -106,6 +106,61 @@ def run_batchnorm(label, make_optimizer, x, y, out):
             out.append(line("%s/step%d/%s" % (label, step, name), t))
 
 
+class Cnn(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        bn = lambda c: torch.nn.BatchNorm2d(c, eps=1e-3, momentum=0.1)
+        self.conv2d_0 = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False)
+        self.batch_normalization_0 = bn(8)
+        self.depthwise_conv2d_0 = torch.nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)
+        self.batch_normalization_1 = bn(8)
+        self.conv2d_1 = torch.nn.Conv2d(8, 8, 1, bias=False)
+        self.batch_normalization_2 = bn(8)
+        self.head = torch.nn.Linear(8, 3)
+
+    def backbone(self):
+        return [m for name, m in self.named_children() if name != "head"]
+
+    def forward(self, x):
+        a = torch.nn.functional.relu6(self.batch_normalization_0(self.conv2d_0(x)))
+        b = torch.nn.functional.relu6(self.batch_normalization_1(self.depthwise_conv2d_0(a)))
+        c = self.batch_normalization_2(self.conv2d_1(b))
+        p = torch.nn.functional.max_pool2d(a + c, 2)
+        return self.head(p.mean(dim=(2, 3)))
+
+
+def run_cnn(label, make_optimizer, x, y, out):
+    torch.manual_seed(6)
+    model = Cnn()
+    with torch.no_grad():
+        for m in model.backbone():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    for name, t in model.state_dict().items():
+        out.append(line("%s/initial/%s" % (label, name), t))
+    frozen = [p for m in model.backbone() for p in m.parameters()]
+    opt = make_optimizer(model.parameters())
+    loss_fn = torch.nn.CrossEntropyLoss()
+    for step in range(9):
+        freeze = 3 <= step < 6
+        for p in frozen:
+            p.requires_grad_(not freeze)
+            if step == 6:
+                opt.state.pop(p, None)
+        model.train()
+        if freeze:
+            for m in model.backbone():
+                m.eval()
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        out.append(line("%s/step%d/loss" % (label, step), loss.detach().reshape(1)))
+        for name, t in model.state_dict().items():
+            out.append(line("%s/step%d/%s" % (label, step, name), t))
+
+
 def run(label, model_class, make_optimizer, x, y, out):
     torch.manual_seed(3)
     model = model_class()
@@ -126,6 +181,12 @@ def main():
         run(model_label + "/adam", model_class, adam, x, y, out)
     run_batchnorm("batchnorm/sgd", sgd, x, y, out)
     run_batchnorm("batchnorm/adam", adam, x, y, out)
+    images = torch.randn(4, 3, 9, 9, generator=generator)
+    classes = torch.randint(0, 3, (4,), generator=generator)
+    out += [line("cnn_x", images.permute(0, 2, 3, 1).contiguous()),
+            line("cnn_labels", classes.to(torch.float32))]
+    run_cnn("cnn/sgd", sgd, images, classes, out)
+    run_cnn("cnn/adam", adam, images, classes, out)
     with open(OUT, "w") as f:
         f.write("# written by tests/pytorch/graph_agreement.py with torch %s\n" % torch.__version__)
         f.writelines(out)

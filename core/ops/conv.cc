@@ -1,0 +1,283 @@
+#include "core/ops/conv.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/ops/activation.h"
+#include "simd/elementwise.h"
+#include "simd/spatial.h"
+
+namespace thaw {
+namespace ops {
+
+Status WindowShape(const Shape& image, const WindowAttrs& a, simd::ConvShape* s) {
+  if (image.rank() != 3) {
+    return InvalidArgument("takes images, [height, width, channels] per example; got %s",
+                           image.ToString().c_str());
+  }
+  if (a.kernel == 0 || a.stride == 0) {
+    return InvalidArgument("kernel %u and stride %u must be positive", a.kernel, a.stride);
+  }
+  s->in_h = image[0];
+  s->in_w = image[1];
+  s->in_c = image[2];
+  s->kernel_h = s->kernel_w = a.kernel;
+  s->stride_h = s->stride_w = a.stride;
+  if (a.padding == Padding::kValid) {
+    if (s->in_h < a.kernel || s->in_w < a.kernel) {
+      return InvalidArgument("a %ux%u window does not fit a %zux%zu image without padding",
+                             a.kernel, a.kernel, s->in_h, s->in_w);
+    }
+    s->out_h = (s->in_h - a.kernel) / a.stride + 1;
+    s->out_w = (s->in_w - a.kernel) / a.stride + 1;
+    s->pad_top = s->pad_left = 0;
+    return Status::Ok();
+  }
+  // "same": ceil(in / stride) outputs; the odd padding row goes at the end.
+  s->out_h = (s->in_h + a.stride - 1) / a.stride;
+  s->out_w = (s->in_w + a.stride - 1) / a.stride;
+  auto pad = [&](size_t out, size_t in) {
+    const size_t needed = (out - 1) * a.stride + a.kernel;
+    return needed > in ? (needed - in) / 2 : 0;
+  };
+  s->pad_top = pad(s->out_h, s->in_h);
+  s->pad_left = pad(s->out_w, s->in_w);
+  return Status::Ok();
+}
+
+simd::ConvShape ConvShapeOf(const Node& node, size_t batch) {
+  simd::ConvShape s;
+  const Status ok = WindowShape(node.in[0]->shape, node.attrs.As<WindowAttrs>(), &s);
+  THAW_CHECK(ok.ok());  // checked when the node was added
+  s.batch = batch;
+  s.out_c = node.out->shape[2];
+  return s;
+}
+
+namespace {
+
+enum : uint32_t { kX = 1u << 0, kW = 1u << 1, kB = 1u << 2 };
+
+// Checks the input image, the weight and the bias; out = [OH, OW, cout].
+Status InferWindowed(const Node& node, Value* out, const Shape& weight, size_t cout) {
+  const WindowAttrs a = node.attrs.As<WindowAttrs>();
+  const Value& x = *node.in[0];
+  if (!x.batched) return InvalidArgument("takes a batch of images");
+  simd::ConvShape s;
+  THAW_RETURN_IF_ERROR(WindowShape(x.shape, a, &s));
+  if (a.activation == Activation::kSoftmax) {
+    return InvalidArgument("softmax cannot be fused into a convolution; add a Softmax layer");
+  }
+  if (node.in[1]->shape != weight) {
+    return InvalidArgument("weight shape %s, expected %s", node.in[1]->shape.ToString().c_str(),
+                           weight.ToString().c_str());
+  }
+  if (a.has_bias != (node.num_inputs == 3) ||
+      (a.has_bias && node.in[2]->shape != Shape{cout})) {
+    return InvalidArgument("the bias must have shape [%zu]", cout);
+  }
+  out->shape = Shape{s.out_h, s.out_w, cout};
+  out->batched = true;
+  out->layout = Layout::kNHWC;
+  return Status::Ok();
+}
+
+simd::GemmEpilogue EpilogueOf(const OpCall& c) {
+  const WindowAttrs a = c.attrs<WindowAttrs>();
+  simd::GemmEpilogue e;
+  if (a.has_bias) e.bias = c.node->in[2]->data;
+  switch (a.activation) {
+    case Activation::kLinear:
+    case Activation::kSoftmax: break;
+    case Activation::kRelu: e.activation = simd::GemmActivation::kRelu; break;
+    case Activation::kRelu6: e.activation = simd::GemmActivation::kRelu6; break;
+    case Activation::kSigmoid: e.activation = simd::GemmActivation::kSigmoid; break;
+    case Activation::kTanh: e.activation = simd::GemmActivation::kTanh; break;
+  }
+  return e;
+}
+
+// dz = dy * f'(z) in place, then the bias gradient; returns dz.
+float* ActivationAndBias(const OpCall& c, const simd::ConvShape& s) {
+  const WindowAttrs a = c.attrs<WindowAttrs>();
+  float* dz = c.dout();
+  ActivationBackward(a.activation, c.node->out->data, dz, dz, s.pixels(), s.out_c, *c.pool);
+  if (a.has_bias && c.din[2] != nullptr) {
+    simd::ColumnSums(dz, s.pixels(), s.out_c, c.din[2], *c.pool);
+  }
+  return dz;
+}
+
+BackwardReads Reads(const Node& node, uint32_t wanted, bool) {
+  BackwardReads r;
+  if (wanted & kW) r.inputs |= kX;  // x for the weight's gradient
+  if (wanted & kX) r.inputs |= kW;  // w for the input's
+  r.output = node.attrs.As<WindowAttrs>().activation != Activation::kLinear;
+  return r;
+}
+
+Activation Final(const Node& node) { return node.attrs.As<WindowAttrs>().activation; }
+
+// ---- Conv2D ----
+
+Status InferConv(const Node& node, Value* out) {
+  const WindowAttrs a = node.attrs.As<WindowAttrs>();
+  const Shape& w = node.in[1]->shape;
+  const Shape& x = node.in[0]->shape;
+  if (w.rank() != 4 || x.rank() != 3) {
+    return InvalidArgument("takes images [height, width, channels] and a weight [k, k, in, out]; "
+                           "got %s and %s", x.ToString().c_str(), w.ToString().c_str());
+  }
+  return InferWindowed(node, out, Shape{a.kernel, a.kernel, x[2], w[3]}, w[3]);
+}
+
+void ConvForward(const OpCall& c) {
+  const simd::ConvShape s = ConvShapeOf(*c.node, c.batch);
+  simd::ConvForward(c.node->in[0]->data, c.node->in[1]->data, c.node->out->data, s, c.scratch,
+                    *c.pool, EpilogueOf(c));
+}
+
+void ConvBackward(const OpCall& c) {
+  const simd::ConvShape s = ConvShapeOf(*c.node, c.batch);
+  const float* dz = ActivationAndBias(c, s);
+  if (c.din[0] == nullptr && c.din[1] == nullptr) return;
+  simd::ConvBackward(c.node->in[0]->data, c.node->in[1]->data, dz, c.din[0], c.din[1], s,
+                     c.scratch, *c.pool);
+}
+
+size_t ConvScratch(const Node& node, size_t batch, int threads, Pass pass, uint32_t wanted) {
+  const simd::ConvShape s = ConvShapeOf(node, batch);
+  if (pass == Pass::kForward) return simd::ConvForwardScratchFloats(s, threads);
+  return simd::ConvBackwardScratchFloats(s, (wanted & kX) != 0, (wanted & kW) != 0, threads);
+}
+
+// ---- DepthwiseConv2D ----
+
+Status InferDepthwise(const Node& node, Value* out) {
+  const WindowAttrs a = node.attrs.As<WindowAttrs>();
+  const Shape& x = node.in[0]->shape;
+  if (x.rank() != 3) {
+    return InvalidArgument("takes images [height, width, channels]; got %s", x.ToString().c_str());
+  }
+  return InferWindowed(node, out, Shape{a.kernel, a.kernel, x[2], 1}, x[2]);
+}
+
+void DepthwiseForward(const OpCall& c) {
+  const simd::ConvShape s = ConvShapeOf(*c.node, c.batch);
+  simd::DepthwiseForward(c.node->in[0]->data, c.node->in[1]->data, c.node->out->data, s,
+                         *c.pool, EpilogueOf(c));
+}
+
+void DepthwiseBackward(const OpCall& c) {
+  const simd::ConvShape s = ConvShapeOf(*c.node, c.batch);
+  const float* dz = ActivationAndBias(c, s);
+  if (c.din[0] == nullptr && c.din[1] == nullptr) return;
+  simd::DepthwiseBackward(c.node->in[0]->data, c.node->in[1]->data, dz, c.din[0], c.din[1], s,
+                          *c.pool);
+}
+
+}  // namespace
+
+const OpDef kConv2D = {
+    "conv2d", 2, 3, InferConv, ConvForward, ConvBackward, Reads, ConvScratch,
+    /*saved_floats=*/nullptr, /*aliases_input=*/false, Final, /*check=*/nullptr,
+    /*commit=*/nullptr,
+};
+
+const OpDef kDepthwiseConv2D = {
+    "depthwise_conv2d", 2, 3, InferDepthwise, DepthwiseForward, DepthwiseBackward, Reads,
+    /*scratch_floats=*/nullptr, /*saved_floats=*/nullptr, /*aliases_input=*/false, Final,
+    /*check=*/nullptr, /*commit=*/nullptr,
+};
+
+}  // namespace ops
+
+namespace {
+
+WindowAttrs Attrs(size_t kernel, size_t stride, Padding padding, Activation activation,
+                  bool use_bias) {
+  WindowAttrs a;
+  a.kernel = static_cast<uint32_t>(kernel);
+  a.stride = static_cast<uint32_t>(stride);
+  a.padding = padding;
+  a.activation = activation;
+  a.has_bias = use_bias;
+  return a;
+}
+
+// Glorot uniform over the kernel's fans, as Keras: limit sqrt(6 / (fan_in +
+// fan_out)); zero bias.
+void GlorotAndZero(const std::vector<Variable>& v, size_t fan_in, size_t fan_out, Random& rng) {
+  const float limit = std::sqrt(6.0f / static_cast<float>(fan_in + fan_out));
+  const TensorView w = v[0].value();
+  for (size_t i = 0; i < w.num_elements(); ++i) w.data()[i] = rng.Uniform(-limit, limit);
+  if (v.size() > 1) std::memset(v[1].value().data(), 0, v[1].value().num_elements() * sizeof(float));
+}
+
+Status CheckOne(LayerBuilder& b, Span<Value* const> inputs, const char* what) {
+  if (inputs.size() != 1 || inputs[0] == nullptr || inputs[0]->shape.rank() != 3) {
+    return InvalidArgument("%s: a %s takes one batch of images [height, width, channels]%s",
+                           b.layer_name().c_str(), what,
+                           inputs.size() == 1 && inputs[0] != nullptr
+                               ? (", got " + inputs[0]->shape.ToString()).c_str()
+                               : "");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Conv2D::Conv2D(size_t filters, size_t kernel, size_t stride, Padding padding,
+               Activation activation, bool use_bias)
+    : filters_(filters), attrs_(Attrs(kernel, stride, padding, activation, use_bias)) {}
+
+Status Conv2D::Call(LayerBuilder& b, Span<Value* const> inputs, Value** output) {
+  if (filters_ == 0) return InvalidArgument("%s: a Conv2D needs at least 1 filter", b.layer_name().c_str());
+  THAW_RETURN_IF_ERROR(CheckOne(b, inputs, "Conv2D"));
+  const size_t k = attrs_.kernel, cin = inputs[0]->shape[2];
+  // Held [KH, KW, Cin, Cout]; PyTorch's file order is [Cout, Cin, KH, KW].
+  FileFormat pytorch;
+  pytorch.permuted = true;
+  const int8_t axes[4] = {2, 3, 1, 0};
+  std::copy(axes, axes + 4, pytorch.axes);
+  Value* args[3] = {inputs[0], b.Parameter("weight", Shape{k, k, cin, filters_}, pytorch),
+                    nullptr};
+  if (attrs_.has_bias) args[2] = b.Parameter("bias", Shape{filters_});
+  return b.AddNode(ops::kConv2D, OpAttrs::Of(attrs_), Span<Value* const>(args, attrs_.has_bias ? 3 : 2),
+                   output);
+}
+
+void Conv2D::ResetParameters(Random& rng) {
+  const Shape& w = variables()[0].shape();
+  const size_t field = w[0] * w[1];
+  GlorotAndZero(variables(), field * w[2], field * w[3], rng);
+}
+
+DepthwiseConv2D::DepthwiseConv2D(size_t kernel, size_t stride, Padding padding,
+                                 Activation activation, bool use_bias)
+    : attrs_(Attrs(kernel, stride, padding, activation, use_bias)) {}
+
+Status DepthwiseConv2D::Call(LayerBuilder& b, Span<Value* const> inputs, Value** output) {
+  THAW_RETURN_IF_ERROR(CheckOne(b, inputs, "DepthwiseConv2D"));
+  const size_t k = attrs_.kernel, c = inputs[0]->shape[2];
+  // Held [KH, KW, C, 1] (Keras, depth multiplier 1); PyTorch's [C, 1, KH, KW].
+  FileFormat pytorch;
+  pytorch.permuted = true;
+  const int8_t axes[4] = {2, 3, 0, 1};
+  std::copy(axes, axes + 4, pytorch.axes);
+  Value* args[3] = {inputs[0], b.Parameter("weight", Shape{k, k, c, 1}, pytorch), nullptr};
+  if (attrs_.has_bias) args[2] = b.Parameter("bias", Shape{c});
+  return b.AddNode(ops::kDepthwiseConv2D, OpAttrs::Of(attrs_),
+                   Span<Value* const>(args, attrs_.has_bias ? 3 : 2), output);
+}
+
+// Keras' fans for a depthwise kernel [k, k, C, multiplier 1]: the receptive
+// field times C in, times 1 out.
+void DepthwiseConv2D::ResetParameters(Random& rng) {
+  const Shape& w = variables()[0].shape();
+  const size_t field = w[0] * w[1];
+  GlorotAndZero(variables(), field * w[2], field, rng);
+}
+
+}  // namespace thaw
