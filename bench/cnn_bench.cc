@@ -1,0 +1,157 @@
+// Convolutional networks: whole training and inference steps of the issue's
+// reference CNN, and the convolution kernels alone.
+//
+// Reference CNN, batch 32 on 28x28x1: conv 3x3 (1 -> 16, same) ReLU, max pool
+// 2, conv 3x3 (16 -> 32, same) ReLU, max pool 2, dense 1568 -> 10. Cases
+// cnn_step/thaw/<trainable>_<optimizer>/<threads> (all, or head_only: the
+// convolutions frozen) and cnn_infer/thaw/batch<b>/<threads>;
+// bench/pytorch_cnn.py times the same in PyTorch and bench/run_cnn.sh prints
+// the ratios. Kernels: conv/thaw/<shape>/<threads> and
+// depthwise/thaw/<shape>/<threads> with FLOP/s (compare with
+// fma_probe/thaw in the same run).
+#include <benchmark/benchmark.h>
+
+#include <memory>
+#include <vector>
+
+#include "core/thaw.h"
+#include "hwy/aligned_allocator.h"
+#include "simd/conv.h"
+#include "simd/spatial.h"
+
+namespace {
+
+constexpr size_t kBatch = 32, kClasses = 10;
+
+struct Cnn {
+  thaw::Arena arena;
+  std::unique_ptr<thaw::ThreadPool> pool;
+  std::unique_ptr<thaw::Sequential> model;
+  std::vector<float> x;
+  std::vector<int32_t> labels;
+};
+
+std::unique_ptr<Cnn> MakeCnn(int threads, bool adam, bool head_only) {
+  auto m = std::make_unique<Cnn>();
+  THAW_CHECK(thaw::Arena::Create(32 << 20, &m->arena).ok());
+  m->pool = std::make_unique<thaw::ThreadPool>(threads);
+  m->model = std::make_unique<thaw::Sequential>(*m->pool);
+  thaw::Sequential& model = *m->model;
+  THAW_CHECK(model.Add(thaw::Conv2D::Make(16, 3, 1, thaw::Padding::kSame, thaw::Activation::kRelu)).ok());
+  THAW_CHECK(model.Add(thaw::MaxPool2D::Make(2)).ok());
+  THAW_CHECK(model.Add(thaw::Conv2D::Make(32, 3, 1, thaw::Padding::kSame, thaw::Activation::kRelu)).ok());
+  THAW_CHECK(model.Add(thaw::MaxPool2D::Make(2)).ok());
+  THAW_CHECK(model.Add(thaw::Flatten::Make()).ok());
+  THAW_CHECK(model.Add(thaw::Dense::Make(kClasses)).ok());
+  THAW_CHECK(model.Build(thaw::Shape{28, 28, 1}, thaw::Layout::kNHWC, kBatch, &m->arena, 1).ok());
+  thaw::SgdOptions sgd;
+  sgd.learning_rate = 0.01f;
+  sgd.momentum = 0.9f;
+  THAW_CHECK(model.Compile(adam ? thaw::OptimizerConfig::Adam(thaw::AdamOptions())
+                                : thaw::OptimizerConfig::Sgd(sgd),
+                           thaw::Loss::kSparseCategoricalCrossentropyFromLogits).ok());
+  if (head_only) {
+    model.layer(0).SetTrainable(false);
+    model.layer(2).SetTrainable(false);
+  }
+  thaw::Random rng(3);
+  m->x.resize(kBatch * 28 * 28);
+  for (float& v : m->x) v = rng.Uniform();
+  m->labels.resize(kBatch);
+  for (int32_t& l : m->labels) l = static_cast<int32_t>(rng.Below(kClasses));
+  return m;
+}
+
+void BM_CnnStep(benchmark::State& state, bool head_only, bool adam, int threads) {
+  auto m = MakeCnn(threads, adam, head_only);
+  thaw::Examples batch{m->x.data(), kBatch, m->labels.data(), nullptr};
+  THAW_CHECK(m->model->TrainOnBatch(batch).ok());  // plan and warm up
+  for (auto _ : state) {
+    thaw::Status s = m->model->TrainOnBatch(batch);
+    benchmark::DoNotOptimize(s);
+  }
+}
+
+void BM_CnnInfer(benchmark::State& state, size_t batch, int threads) {
+  auto m = MakeCnn(threads, false, false);
+  std::vector<float> out(batch * kClasses);
+  THAW_CHECK(m->model->Predict(m->x.data(), batch, out.data()).ok());
+  for (auto _ : state) {
+    thaw::Status s = m->model->Predict(m->x.data(), batch, out.data());
+    benchmark::DoNotOptimize(s);
+    benchmark::DoNotOptimize(out.data());
+  }
+}
+
+// One convolution, forward, on random data; FLOP/s counts 2 per multiply-add.
+thaw::simd::ConvShape Same3x3(size_t batch, size_t hw, size_t cin, size_t cout) {
+  thaw::simd::ConvShape s;
+  s.batch = batch;
+  s.in_h = s.in_w = s.out_h = s.out_w = hw;
+  s.in_c = cin;
+  s.out_c = cout;
+  s.kernel_h = s.kernel_w = 3;
+  s.pad_top = s.pad_left = 1;
+  return s;
+}
+
+void BM_Conv(benchmark::State& state, thaw::simd::ConvShape s, int threads) {
+  thaw::ThreadPool pool(threads);
+  auto x = hwy::AllocateAligned<float>(s.batch * s.in_h * s.in_w * s.in_c);
+  auto w = hwy::AllocateAligned<float>(s.patch() * s.out_c);
+  auto y = hwy::AllocateAligned<float>(s.pixels() * s.out_c);
+  auto scratch = hwy::AllocateAligned<float>(thaw::simd::ConvForwardScratchFloats(s, threads) + 1);
+  for (size_t i = 0; i < s.batch * s.in_h * s.in_w * s.in_c; ++i) x[i] = 0.001f * (i % 997);
+  for (size_t i = 0; i < s.patch() * s.out_c; ++i) w[i] = 0.01f * (i % 13);
+  for (auto _ : state) {
+    thaw::simd::ConvForward(x.get(), w.get(), y.get(), s, scratch.get(), pool);
+    benchmark::DoNotOptimize(y.get());
+  }
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * s.pixels() * s.patch() * s.out_c,
+                                                benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_Depthwise(benchmark::State& state, thaw::simd::ConvShape s, int threads) {
+  thaw::ThreadPool pool(threads);
+  const size_t in = s.batch * s.in_h * s.in_w * s.in_c, out = s.pixels() * s.in_c;
+  auto x = hwy::AllocateAligned<float>(in);
+  auto w = hwy::AllocateAligned<float>(9 * s.in_c);
+  auto y = hwy::AllocateAligned<float>(out);
+  for (size_t i = 0; i < in; ++i) x[i] = 0.001f * (i % 997);
+  for (size_t i = 0; i < 9 * s.in_c; ++i) w[i] = 0.01f * (i % 13);
+  for (auto _ : state) {
+    thaw::simd::DepthwiseForward(x.get(), w.get(), y.get(), s, pool);
+    benchmark::DoNotOptimize(y.get());
+  }
+  // Memory it must move: the input once and the output once.
+  state.counters["bytes/s"] = benchmark::Counter(4.0 * (in + out),
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
+const int kRegistered = [] {
+  for (int threads : {1, 2}) {
+    const std::string t = "/" + std::to_string(threads);
+    for (bool adam : {false, true}) {
+      for (bool head_only : {false, true}) {
+        const std::string name = std::string("cnn_step/thaw/") + (head_only ? "head_only" : "all") +
+                                 (adam ? "_adam" : "_sgd_momentum") + t;
+        benchmark::RegisterBenchmark(name.c_str(), BM_CnnStep, head_only, adam, threads)->UseRealTime();
+      }
+    }
+    for (size_t batch : {size_t{1}, kBatch}) {
+      benchmark::RegisterBenchmark(("cnn_infer/thaw/batch" + std::to_string(batch) + t).c_str(),
+                                   BM_CnnInfer, batch, threads)->UseRealTime();
+    }
+    benchmark::RegisterBenchmark(("conv/thaw/3x3_32to32_14x14_b32" + t).c_str(), BM_Conv,
+                                 Same3x3(32, 14, 32, 32), threads)->UseRealTime();
+    benchmark::RegisterBenchmark(("conv/thaw/3x3_16to32_14x14_b32" + t).c_str(), BM_Conv,
+                                 Same3x3(32, 14, 16, 32), threads)->UseRealTime();
+    benchmark::RegisterBenchmark(("conv/thaw/3x3_1to16_28x28_b32" + t).c_str(), BM_Conv,
+                                 Same3x3(32, 28, 1, 16), threads)->UseRealTime();
+    benchmark::RegisterBenchmark(("depthwise/thaw/3x3_32_14x14_b32" + t).c_str(), BM_Depthwise,
+                                 Same3x3(32, 14, 32, 32), threads)->UseRealTime();
+  }
+  return 0;
+}();
+
+}  // namespace
