@@ -28,34 +28,72 @@ bool Tap(const ConvShape& s, size_t oh, size_t ow, size_t kh, size_t kw, size_t*
   return *ih < s.in_h && *iw < s.in_w;
 }
 
-// Rows [r0, r0 + rows) of the patch matrix into tile[rows, K].
-void GatherPatches(const float* x, const ConvShape& s, size_t r0, size_t rows, float* tile) {
-  const size_t plane = s.out_h * s.out_w, cin = s.in_c, k = s.patch();
+// Calls f(r, n, oh, ow) for rows [r0, r0 + rows) of the patch matrix, the
+// pixel's coordinates stepped rather than divided out per row.
+template <class F>
+void ForPixels(const ConvShape& s, size_t r0, size_t rows, const F& f) {
+  const size_t plane = s.out_h * s.out_w;
+  size_t n = r0 / plane, oh = r0 % plane / s.out_w, ow = r0 % s.out_w;
   for (size_t r = 0; r < rows; ++r) {
-    const size_t pixel = r0 + r, n = pixel / plane, oh = pixel % plane / s.out_w,
-                 ow = pixel % s.out_w;
-    float* dst = tile + r * k;
-    for (size_t kh = 0; kh < s.kernel_h; ++kh) {
-      for (size_t kw = 0; kw < s.kernel_w; ++kw, dst += cin) {
-        size_t ih, iw;
-        if (Tap(s, oh, ow, kh, kw, &ih, &iw)) {
-          std::memcpy(dst, x + ((n * s.in_h + ih) * s.in_w + iw) * cin, cin * sizeof(float));
-        } else {
-          std::memset(dst, 0, cin * sizeof(float));
-        }
+    f(r, n, oh, ow);
+    if (++ow == s.out_w) {
+      ow = 0;
+      if (++oh == s.out_h) {
+        oh = 0;
+        ++n;
       }
     }
   }
 }
 
+// n floats from src to dst: short runs (few input channels) in a loop, which
+// beats a call to memcpy several times over for 1 to 12 floats.
+inline void CopyRun(const float* src, float* dst, size_t n) {
+  if (n < 16) {
+    for (size_t i = 0; i < n; ++i) dst[i] = src[i];
+  } else {
+    std::memcpy(dst, src, n * sizeof(float));
+  }
+}
+
+// Rows [r0, r0 + rows) of the patch matrix into tile[rows, K]. A kernel row
+// whose taps are all inside is one contiguous run of KW * Cin floats in x.
+void GatherPatches(const float* x, const ConvShape& s, size_t r0, size_t rows, float* tile) {
+  const size_t cin = s.in_c, k = s.patch(), run = s.kernel_w * cin;
+  ForPixels(s, r0, rows, [&](size_t r, size_t n, size_t oh, size_t ow) {
+    float* dst = tile + r * k;
+    const long left = static_cast<long>(ow * s.stride_w) - static_cast<long>(s.pad_left);
+    const bool inside_w = left >= 0 && left + static_cast<long>(s.kernel_w) <= static_cast<long>(s.in_w);
+    for (size_t kh = 0; kh < s.kernel_h; ++kh, dst += run) {
+      const long ih = static_cast<long>(oh * s.stride_h + kh) - static_cast<long>(s.pad_top);
+      if (ih < 0 || ih >= static_cast<long>(s.in_h)) {
+        std::fill(dst, dst + run, 0.0f);
+        continue;
+      }
+      const float* row = x + (n * s.in_h + static_cast<size_t>(ih)) * s.in_w * cin;
+      if (inside_w) {
+        CopyRun(row + static_cast<size_t>(left) * cin, dst, run);
+        continue;
+      }
+      for (size_t kw = 0; kw < s.kernel_w; ++kw) {
+        const long iw = left + static_cast<long>(kw);
+        float* tap = dst + kw * cin;
+        if (iw < 0 || iw >= static_cast<long>(s.in_w)) {
+          std::fill(tap, tap + cin, 0.0f);
+        } else {
+          CopyRun(row + static_cast<size_t>(iw) * cin, tap, cin);
+        }
+      }
+    }
+  });
+}
+
 // dx += the patch gradients tile[rows, K] of rows [r0, r0 + rows), in row
 // and tap order.
 void ScatterPatches(const float* tile, const ConvShape& s, size_t r0, size_t rows, float* dx) {
-  const size_t plane = s.out_h * s.out_w, cin = s.in_c, k = s.patch();
+  const size_t cin = s.in_c, k = s.patch();
   ThreadPool& serial = ThreadPool::Serial();
-  for (size_t r = 0; r < rows; ++r) {
-    const size_t pixel = r0 + r, n = pixel / plane, oh = pixel % plane / s.out_w,
-                 ow = pixel % s.out_w;
+  ForPixels(s, r0, rows, [&](size_t r, size_t n, size_t oh, size_t ow) {
     const float* src = tile + r * k;
     for (size_t kh = 0; kh < s.kernel_h; ++kh) {
       for (size_t kw = 0; kw < s.kernel_w; ++kw, src += cin) {
@@ -69,7 +107,7 @@ void ScatterPatches(const float* tile, const ConvShape& s, size_t r0, size_t row
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace
