@@ -165,7 +165,9 @@ HWY_INLINE void MaxPoolForwardRows(const float* x, float* y, const simd::ConvSha
 }
 
 // Input rows [q0, q1): dx = the sum, over windows that read the pixel, of
-// dy where the pixel is the window's first tap equal to its maximum.
+// dy where the pixel is the window's first tap equal to its maximum. Windows
+// are added in (kh, kw) order, each into dx, so the integer work of finding
+// them is done once per pixel rather than once per channel vector.
 HWY_INLINE void MaxPoolBackwardInputRows(const float* x, const float* y, const float* dy,
                                          float* dx, const simd::ConvShape& s, size_t q0,
                                          size_t q1) {
@@ -173,27 +175,69 @@ HWY_INLINE void MaxPoolBackwardInputRows(const float* x, const float* y, const f
     const size_t n = q / s.in_h, ih = q % s.in_h;
     for (size_t iw = 0; iw < s.in_w; ++iw) {
       float* out = dx + spatial::InOffset(s, n, ih, iw);
+      const float* mine = x + spatial::InOffset(s, n, ih, iw);
       spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
-        const auto mine = hn::LoadU(d, x + spatial::InOffset(s, n, ih, iw) + j);
-        auto acc = hn::Zero(d);
-        for (size_t kh = 0; kh < s.kernel_h; ++kh) {
-          for (size_t kw = 0; kw < s.kernel_w; ++kw) {
-            size_t oh, ow;
-            if (!spatial::Window(s, ih, iw, kh, kw, &oh, &ow)) continue;
-            const size_t o = spatial::OutOffset(s, n, oh, ow) + j;
-            const auto top = hn::LoadU(d, y + o);
+        hn::StoreU(hn::Zero(d), d, out + j);
+      });
+      for (size_t kh = 0; kh < s.kernel_h; ++kh) {
+        for (size_t kw = 0; kw < s.kernel_w; ++kw) {
+          size_t oh, ow;
+          if (!spatial::Window(s, ih, iw, kh, kw, &oh, &ow)) continue;
+          const size_t o = spatial::OutOffset(s, n, oh, ow);
+          spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
+            const auto top = hn::LoadU(d, y + o + j);
             // Taps of the window before this one that hold the maximum too.
             auto earlier = hn::FirstN(d, 0);  // all false
             for (size_t k = 0; k < kh * s.kernel_w + kw; ++k) {
               size_t eh, ew;
               if (!spatial::Tap(s, oh, ow, k / s.kernel_w, k % s.kernel_w, &eh, &ew)) continue;
-              earlier = hn::Or(earlier, hn::Eq(hn::LoadU(d, x + spatial::InOffset(s, n, eh, ew) + j), top));
+              earlier = hn::Or(earlier,
+                               hn::Eq(hn::LoadU(d, x + spatial::InOffset(s, n, eh, ew) + j), top));
             }
-            const auto wins = hn::AndNot(earlier, hn::Eq(mine, top));
-            acc = hn::Add(acc, hn::IfThenElseZero(wins, hn::LoadU(d, dy + o)));
+            const auto wins = hn::AndNot(earlier, hn::Eq(hn::LoadU(d, mine + j), top));
+            hn::StoreU(hn::Add(hn::LoadU(d, out + j), hn::IfThenElseZero(wins, hn::LoadU(d, dy + o + j))),
+                       d, out + j);
+          });
+        }
+      }
+    }
+  }
+}
+
+// Output rows [q0, q1) of a pooling whose windows do not overlap (stride at
+// least the window on both axes): each output row owns the input rows from
+// its first tap to the next row's, zeroes them and scatters each window's dy
+// to its first largest tap. Every input pixel is in at most one window, so
+// the bits equal MaxPoolBackwardInputRows' (0 + dy or 0 + 0).
+HWY_INLINE void MaxPoolBackwardDisjointRows(const float* x, const float* y, const float* dy,
+                                            float* dx, const simd::ConvShape& s, size_t q0,
+                                            size_t q1) {
+  const size_t row = s.in_w * s.in_c;
+  auto first_row = [&](size_t oh) {
+    const size_t h = oh * s.stride_h;
+    return oh == 0 ? size_t{0} : std::min(s.in_h, h > s.pad_top ? h - s.pad_top : size_t{0});
+  };
+  for (size_t q = q0; q < q1; ++q) {
+    const size_t n = q / s.out_h, oh = q % s.out_h;
+    const size_t end = oh + 1 == s.out_h ? s.in_h : first_row(oh + 1);
+    float* rows = dx + spatial::InOffset(s, n, first_row(oh), 0);
+    std::fill(rows, rows + (end - first_row(oh)) * row, 0.0f);
+    for (size_t ow = 0; ow < s.out_w; ++ow) {
+      const size_t o = spatial::OutOffset(s, n, oh, ow);
+      spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
+        const auto top = hn::LoadU(d, y + o + j);
+        const auto g = hn::Add(hn::Zero(d), hn::LoadU(d, dy + o + j));
+        auto taken = hn::FirstN(d, 0);  // all false
+        for (size_t kh = 0; kh < s.kernel_h; ++kh) {
+          for (size_t kw = 0; kw < s.kernel_w; ++kw) {
+            size_t ih, iw;
+            if (!spatial::Tap(s, oh, ow, kh, kw, &ih, &iw)) continue;
+            const size_t i = spatial::InOffset(s, n, ih, iw) + j;
+            const auto wins = hn::AndNot(taken, hn::Eq(hn::LoadU(d, x + i), top));
+            taken = hn::Or(taken, wins);
+            hn::StoreU(hn::IfThenElseZero(wins, g), d, dx + i);
           }
         }
-        hn::StoreU(acc, d, out + j);
       });
     }
   }

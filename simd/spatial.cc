@@ -37,6 +37,10 @@ static void MaxPoolInputImpl(const float* x, const float* y, const float* dy, fl
                              const simd::ConvShape& s, size_t q0, size_t q1) {
   MaxPoolBackwardInputRows(x, y, dy, dx, s, q0, q1);
 }
+static void MaxPoolDisjointImpl(const float* x, const float* y, const float* dy, float* dx,
+                                const simd::ConvShape& s, size_t q0, size_t q1) {
+  MaxPoolBackwardDisjointRows(x, y, dy, dx, s, q0, q1);
+}
 static void AvgPoolForwardImpl(const float* x, float* y, const simd::ConvShape& s, size_t q0,
                                size_t q1) {
   AvgPoolForwardRows(x, y, s, q0, q1);
@@ -64,6 +68,7 @@ HWY_EXPORT(DepthwiseInputImpl);
 HWY_EXPORT(DepthwiseWeightImpl);
 HWY_EXPORT(MaxPoolForwardImpl);
 HWY_EXPORT(MaxPoolInputImpl);
+HWY_EXPORT(MaxPoolDisjointImpl);
 HWY_EXPORT(AvgPoolForwardImpl);
 HWY_EXPORT(AvgPoolInputImpl);
 
@@ -112,6 +117,12 @@ void MaxPoolForward(const float* x, float* y, const ConvShape& s, ThreadPool& po
 
 void MaxPoolBackward(const float* x, const float* y, const float* dy, float* dx,
                      const ConvShape& s, ThreadPool& pool) {
+  if (s.stride_h >= s.kernel_h && s.stride_w >= s.kernel_w) {
+    ForRows(s.batch * s.out_h, s.out_w * s.in_c * Taps(s), pool, [&](size_t q0, size_t q1) {
+      HWY_DYNAMIC_DISPATCH(MaxPoolDisjointImpl)(x, y, dy, dx, s, q0, q1);
+    });
+    return;
+  }
   ForRows(s.batch * s.in_h, s.in_w * s.in_c * Taps(s) * Taps(s), pool, [&](size_t q0, size_t q1) {
     HWY_DYNAMIC_DISPATCH(MaxPoolInputImpl)(x, y, dy, dx, s, q0, q1);
   });

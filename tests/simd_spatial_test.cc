@@ -2,6 +2,7 @@
 // compiled and supported target: odd sizes, stride 2, "same" padding at
 // every edge, overlapping windows, global pooling, channel counts around the
 // lane counts; 1 and 2 threads give the same bits.
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <sstream>
@@ -125,6 +126,11 @@ TEST_P(SpatialTest, PoolingEqualsTheReference) {
   std::mt19937 rng(2);
   std::vector<ConvShape> shapes = Shapes();
   shapes.push_back(Window(2, 7, 7, 19, 7, 1, false));  // global average pooling of 7 x 7
+  // Windows that do not overlap: padded, with gaps between them, padded on top.
+  for (const ConvShape& s : {Window(2, 7, 7, 9, 2, 2, true), Window(1, 8, 8, 5, 2, 3, false),
+                             Window(2, 10, 10, 6, 3, 3, true), Window(1, 13, 9, 4, 3, 4, true)}) {
+    shapes.push_back(s);
+  }
   for (const ConvShape& s : shapes) {
     SCOPED_TRACE(Describe(s));
     std::vector<float> x = Random(InSize(s), rng);
@@ -140,6 +146,7 @@ TEST_P(SpatialTest, PoolingEqualsTheReference) {
       std::vector<float> y(OutSize(s)), dx(InSize(s));
       MaxPoolForward(x.data(), y.data(), s, *pool);
       EXPECT_TRUE(SameBits(max_ref, y.data())) << "max forward";
+      std::fill(dx.begin(), dx.end(), std::nanf(""));  // every element is written
       MaxPoolBackward(x.data(), y.data(), dy.data(), dx.data(), s, *pool);
       EXPECT_TRUE(SameBits(max_dx_ref, dx.data())) << "max backward";
       AvgPoolForward(x.data(), y.data(), s, *pool);
