@@ -14,7 +14,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/api/model.h"
 #include "core/memory/arena.h"
+#include "core/ops/activation.h"
+#include "core/ops/batch_norm.h"
+#include "core/ops/conv.h"
+#include "core/ops/dense.h"
+#include "core/ops/pool.h"
 #include "core/vars/variables.h"
 #include "gtest/gtest.h"
 #include "tests/scratch_dir.h"
@@ -784,6 +790,44 @@ TEST(CheckpointInteropTest, WritesTheFilePyTorchChecked) {
                   << "; the new file is at " << kept;
   }
   EXPECT_EQ(produced.size(), committed.size());
+}
+
+// A CNN PyTorch trained three steps (script part (c)): conv without bias,
+// BatchNorm with its running statistics and num_batches_tracked (I64),
+// depthwise with bias, the head. thaw reads PyTorch's layouts into its own,
+// predicts PyTorch's eval-mode output, and writes back the very file
+// PyTorch wrote: every tensor returns to PyTorch's layout and dtype.
+TEST(CheckpointInteropTest, ACnnFromPyTorchPredictsTheSameAndSavesBackByteForByte) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1 << 18, &arena).ok());
+  Model model;
+  Symbol x = model.Input(Shape{5, 5, 2}, Layout::kNHWC);
+  Symbol a = model.Call(Conv2D::Make(3, 3, 1, Padding::kSame, Activation::kLinear, false), x);
+  a = model.Call(ReLU6(), model.Call(BatchNormalization::Make(0.5f, 1e-3f), a));
+  Symbol d = model.Call(DepthwiseConv2D::Make(3, 1, Padding::kSame), a);
+  Symbol y = model.Call(Dense::Make(2), model.Call(GlobalAveragePooling2D::Make(), d), "head");
+  ASSERT_TRUE(model.Build(y, 2, &arena).ok());
+  ASSERT_TRUE(LoadCheckpoint(Fixture("torch_cnn.safetensors"), &model.variables()).ok());
+  EXPECT_EQ(model.variables().Find("batch_normalization_0.num_batches_tracked").value().data()[0], 3.0f);
+
+  const std::vector<unsigned char> text = ReadBytes(Fixture("torch_cnn_expected.json"));
+  const nlohmann::json expected = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+  ASSERT_TRUE(expected.is_object());
+  const std::vector<float> images = expected.at("x_nhwc").get<std::vector<float>>();
+  const std::vector<float> logits = expected.at("logits").get<std::vector<float>>();
+  ASSERT_EQ(images.size(), 2u * 5 * 5 * 2);
+  ASSERT_EQ(logits.size(), 4u);
+  std::vector<float> out(4);
+  ASSERT_TRUE(model.Predict(images.data(), 2, out.data()).ok());
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_NEAR(out[i], logits[i], 1e-5 * std::max(1.0f, std::fabs(logits[i]))) << "logit " << i;
+  }
+
+  ScratchDir dir;
+  const std::string path = dir.Path("cnn.safetensors");
+  ASSERT_TRUE(SaveCheckpoint(model.variables(), path).ok());
+  EXPECT_TRUE(ReadBytes(path) == ReadBytes(Fixture("torch_cnn.safetensors")))
+      << "thaw's file for the CNN differs from PyTorch's";
 }
 
 }  // namespace

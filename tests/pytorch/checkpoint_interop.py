@@ -11,6 +11,14 @@ Debian 12, so the format is written and read here with struct + json):
     its state_dict goes to tests/fixtures/torch_tiny.safetensors under thaw's
     names, and every value to tests/fixtures/torch_tiny_expected.json, which
     tests/checkpoint_test.cc compares with what thaw loads.
+(c) A small CNN in thaw's names (conv2d_0 without bias, batch_normalization_0,
+    depthwise_conv2d_0 with bias, head), trained three SGD steps so its
+    running statistics are its own and num_batches_tracked is 3, goes to
+    tests/fixtures/torch_cnn.safetensors in PyTorch's layouts (weights
+    [out, in, kh, kw], [C, 1, kh, kw], num_batches_tracked I64), with an NHWC
+    input batch and the model's eval-mode output in torch_cnn_expected.json.
+    tests/checkpoint_test.cc loads it, predicts the same output, and saves it
+    back byte for byte, so a file thaw writes for a CNN is one PyTorch wrote.
 (b) tests/fixtures/thaw_written.safetensors, which tests/checkpoint_test.cc
     shows is byte for byte what thaw's SaveCheckpoint writes for values
     k * 0.25 - 1 (k counting elements across the tensors in order), is read
@@ -57,10 +65,15 @@ def safetensors_bytes(tensors):
     compact JSON header padded with spaces to 8 bytes, data in the given order."""
     header, blobs, offset = {}, [], 0
     for name, tensor in tensors.items():
-        values = tensor.detach().to(torch.float32).contiguous().flatten().tolist()
-        blob = struct.pack("<%df" % len(values), *values)
+        integer = tensor.dtype == torch.int64
+        values = tensor.detach().contiguous().flatten().tolist()
+        if integer:
+            blob = struct.pack("<%dq" % len(values), *values)
+        else:
+            values = tensor.detach().to(torch.float32).contiguous().flatten().tolist()
+            blob = struct.pack("<%df" % len(values), *values)
         header[name] = {
-            "dtype": "F32",
+            "dtype": "I64" if integer else "F32",
             "shape": list(tensor.shape),
             "data_offsets": [offset, offset + len(blob)],
         }
@@ -96,15 +109,18 @@ def read_safetensors(raw):
     data = raw[8 + n :]
     tensors, end = {}, 0
     for name, entry in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"]):
-        check(entry["dtype"] == "F32", "%s: dtype %s" % (name, entry["dtype"]))
+        check(entry["dtype"] in ("F32", "I64"), "%s: dtype %s" % (name, entry["dtype"]))
+        integer = entry["dtype"] == "I64"
         begin, stop = entry["data_offsets"]
         check(begin == end, "%s: data starts at %d, expected %d" % (name, begin, end))
         count = 1
         for d in entry["shape"]:
             count *= d
-        check(stop - begin == 4 * count, "%s: %d bytes for shape %s" % (name, stop - begin, entry["shape"]))
-        values = struct.unpack_from("<%df" % count, data, begin)
-        tensors[name] = torch.tensor(values, dtype=torch.float32).reshape(entry["shape"])
+        size = 8 if integer else 4
+        check(stop - begin == size * count, "%s: %d bytes for shape %s" % (name, stop - begin, entry["shape"]))
+        values = struct.unpack_from("<%d%s" % (count, "q" if integer else "f"), data, begin)
+        dtype = torch.int64 if integer else torch.float32
+        tensors[name] = torch.tensor(values, dtype=dtype).reshape(entry["shape"])
         end = stop
     check(end == len(data), "data section has %d bytes, tensors cover %d" % (len(data), end))
     return tensors, metadata
@@ -140,6 +156,60 @@ def torch_tiny(check_only):
         check(torch.equal(back[name], t), "%s does not read back exactly" % name)
 
 
+class TinyCnn(nn.Module):
+    """conv 3x3 (2 -> 3, same, no bias) -> BN -> ReLU6 -> depthwise 3x3 (same,
+    bias) -> global average pool -> head (3 -> 2), on 5 x 5 x 2 images."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv2d_0 = nn.Conv2d(2, 3, 3, padding=1, bias=False)
+        self.batch_normalization_0 = nn.BatchNorm2d(3, eps=1e-3, momentum=0.01)
+        self.depthwise_conv2d_0 = nn.Conv2d(3, 3, 3, padding=1, groups=3, bias=True)
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, x):
+        a = nn.functional.relu6(self.batch_normalization_0(self.conv2d_0(x)))
+        return self.head(self.depthwise_conv2d_0(a).mean(dim=(2, 3)))
+
+
+def torch_cnn(check_only):
+    """(c) PyTorch writes a CNN with BatchNorm statistics; thaw's test reads it."""
+    torch.manual_seed(1)
+    model = TinyCnn()
+    # Momentum 0.5 (Keras 0.5) moves the statistics visibly in three steps.
+    model.batch_normalization_0.momentum = 0.5
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(3):
+        x = torch.randn(4, 2, 5, 5)
+        loss = nn.functional.cross_entropy(model(x), torch.tensor([0, 1, 1, 0]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    state = model.state_dict()
+    check(int(state["batch_normalization_0.num_batches_tracked"]) == 3, "num_batches_tracked")
+    x = torch.randn(2, 2, 5, 5)
+    with torch.no_grad():
+        logits = model(x)
+    expected = {
+        "x_nhwc": x.permute(0, 2, 3, 1).flatten().tolist(),
+        "logits": logits.flatten().tolist(),
+    }
+    lines = ['  "%s": %s' % (name, json.dumps(values)) for name, values in expected.items()]
+    write_or_check(FIXTURES / "torch_cnn.safetensors", safetensors_bytes(state), check_only)
+    write_or_check(FIXTURES / "torch_cnn_expected.json",
+                   ("{\n" + ",\n".join(lines) + "\n}\n").encode("utf-8"), check_only)
+    # The file loads into a fresh model, strictly, and gives the same output.
+    back, _ = read_safetensors((FIXTURES / "torch_cnn.safetensors").read_bytes())
+    fresh = TinyCnn()
+    fresh.load_state_dict(back, strict=True)
+    fresh.eval()
+    for name, t in state.items():
+        check(torch.equal(fresh.state_dict()[name], t), "%s does not read back exactly" % name)
+    with torch.no_grad():
+        check(torch.equal(fresh(x), logits), "the reloaded CNN predicts differently")
+
+
 def thaw_written():
     """(b) thaw writes; PyTorch reads."""
     raw = (FIXTURES / "thaw_written.safetensors").read_bytes()
@@ -170,6 +240,7 @@ def main():
     check_only = "--check" in sys.argv[1:]
     try:
         torch_tiny(check_only)
+        torch_cnn(check_only)
         thaw_written()
     except (InteropError, OSError, KeyError, ValueError, RuntimeError) as e:
         print("FAILED: %s" % e, file=sys.stderr)
