@@ -1,4 +1,5 @@
-// thaw/simd/epilogue-inl.h — the per-channel epilogue (bias, activation)
+// thaw/simd/epilogue-inl.h — the per-channel epilogue (bias, affine map,
+// activation)
 // that GEMM, convolutions and depthwise convolutions apply to finished rows
 // of their output. Included once per Highway target (toggling guard below).
 
@@ -13,23 +14,30 @@
 
 #include "hwy/highway.h"
 #include "simd/activation-inl.h"  // also elementwise-inl.h
+#include "simd/batchnorm-inl.h"
 #include "simd/gemm.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace thaw {
 namespace HWY_NAMESPACE {
 
-// C[i, j] = f(C[i, j] + bias[j]) on rows [i0, i1), columns [j0, j1) of C:
-// the chunk kernels of simd::Add and the activation, row by row (a row is
-// in L1 for the second pass), so the bits are theirs. The default epilogue
-// touches nothing.
+// C[i, j] = f(((C[i, j] + bias[j]) - mean[j]) * scale[j] + shift[j]) on
+// rows [i0, i1), columns [j0, j1) of C: the chunk kernels of simd::Add,
+// simd::BatchNormApply and the activation, row by row (a row is in L1 for
+// the later passes), so the bits are theirs. The default epilogue touches
+// nothing.
 HWY_INLINE void ApplyEpilogue(const simd::GemmEpilogue& e, float* c, size_t ldc, size_t i0,
                               size_t i1, size_t j0, size_t j1) {
-  if (e.bias == nullptr && e.activation == simd::GemmActivation::kNone) return;
+  if (e.bias == nullptr && e.scale == nullptr && e.activation == simd::GemmActivation::kNone) {
+    return;
+  }
   const size_t n = j1 - j0;
   for (size_t i = i0; i < i1; ++i) {
     float* row = c + i * ldc + j0;
     if (e.bias != nullptr) AddChunk(row, e.bias + j0, row, n);
+    if (e.scale != nullptr) {
+      BatchNormApplyRows(row, 1, n, e.mean + j0, e.scale + j0, e.shift + j0, row);
+    }
     switch (e.activation) {
       case simd::GemmActivation::kNone: break;
       case simd::GemmActivation::kRelu: ReluForwardChunk(row, row, n); break;

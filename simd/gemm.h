@@ -49,15 +49,20 @@ size_t GemmScratchFloats(size_t m, size_t n, size_t k, bool trans_a,
                          bool trans_b, int num_threads);
 
 // What Gemm does to C once the product (and any accumulation) is complete:
-//   C[i, j] = f(C[i, j] + bias[j])     (no bias: f(C[i, j]))
-// block by block, on the thread that computed the block, while it is still
-// in cache; a dense layer's forward pass in one sweep over its output. The
-// bits equal those of simd::Add then the matching kernel of
+//   C[i, j] = f(((C[i, j] + bias[j]) - mean[j]) * scale[j] + shift[j])
+// (each step only when its pointers are set: bias; mean, scale and shift
+// together, a folded inference-mode batch normalization), block by block,
+// on the thread that computed the block, while it is still in cache; a dense
+// layer's forward pass in one sweep over its output. The bits equal those of
+// simd::Add, simd::BatchNormApply, then the matching kernel of
 // simd/elementwise.h or simd/activation.h (ReluForward, Relu6Forward,
 // SigmoidForward, TanhForward). The default does nothing.
 enum class GemmActivation { kNone, kRelu, kRelu6, kSigmoid, kTanh };
 struct GemmEpilogue {
   const float* bias = nullptr;  // n floats, or null
+  const float* mean = nullptr;  // n floats each, all or none
+  const float* scale = nullptr;
+  const float* shift = nullptr;
   GemmActivation activation = GemmActivation::kNone;
 };
 

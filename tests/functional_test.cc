@@ -1,13 +1,18 @@
 // Functional models: branches, residual Add and Concatenate; pruned backward
 // passes and lifetime plans for DAGs; agreement with PyTorch
 // (tests/pytorch/graph_agreement.py); gradients against finite differences.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/thaw.h"
 #include "gtest/gtest.h"
+#include "platform/memory.h"
+#include "simd/batchnorm.h"
+#include "simd/conv.h"
 #include "tests/agreement_util.h"
 #include "tests/plan_util.h"
 
@@ -216,7 +221,7 @@ TEST(BatchNormTest, NonFiniteBatchesMoveNoStatistics) {
 
 // Plans: a trainable BatchNorm keeps its input (for xhat) and 6 x 16 floats
 // of batch statistics until the step commits; frozen with everything before
-// it, it keeps nothing.
+// it, it keeps nothing and runs in dense_0's epilogue.
 TEST(BatchNormTest, AFrozenPrefixWithBatchNormKeepsNothing) {
   NormalizedModel m;
   ASSERT_TRUE(m.Make().ok());
@@ -227,9 +232,55 @@ TEST(BatchNormTest, AFrozenPrefixWithBatchNormKeepsNothing) {
   m.model.layer(0).SetTrainable(false);
   m.model.FindLayer("bn")->SetTrainable(false);
   ASSERT_TRUE(m.model.PlanMemory(8, true, &plan).ok());
-  EXPECT_EQ(plan.layers[1].activations, 0u);
-  EXPECT_EQ(plan.layers[2].activations, 512u);  // only its output, for the head's gradient
+  // Frozen, it folds into dense_0's epilogue: its output is dense_0's
+  // buffer (kept for the head's weight gradient), and it keeps nothing.
+  EXPECT_EQ(plan.layers[1].activations, 512u);
+  EXPECT_EQ(plan.layers[2].activations, 0u);
   EXPECT_EQ(plan.bytes[Region::kActivations], 512u);
+}
+
+// A frozen BatchNormalization after a convolution runs in the convolution's
+// epilogue, with the bits of running the two apart: the model's output
+// against simd::ConvForward then simd::BatchNormApply with the layer's
+// inference formula (scale = gamma * (1 / sqrt(var + eps))).
+TEST(BatchNormTest, FoldedIntoAConvolutionItGivesTheSameBits) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1 << 18, &arena).ok());
+  Model model;
+  Symbol x = model.Input(Shape{6, 6, 2}, Layout::kNHWC);
+  Symbol c = model.Call(Conv2D::Make(4, 3, 1, Padding::kSame), x, "conv");
+  ASSERT_TRUE(model.Build(model.Call(BatchNormalization::Make(0.9f, 1e-3f), c, "bn"), 2, &arena).ok());
+  auto values = [&](const char* name) { return model.variables().Find(name).value().data(); };
+  const char* names[] = {"bn.weight", "bn.bias", "bn.running_mean", "bn.running_var", "conv.bias"};
+  for (int v = 0; v < 5; ++v) {
+    for (size_t i = 0; i < 4; ++i) values(names[v])[i] = 0.5f + 0.3f * std::sin(1.7f * i + v);
+  }
+  const std::vector<float> images = Inputs(2 * 6 * 6 * 2);
+  std::vector<float> out(2 * 6 * 6 * 4);
+  ASSERT_TRUE(model.Predict(images.data(), 2, out.data()).ok());
+
+  simd::ConvShape s;
+  s.batch = 2;
+  s.in_h = s.in_w = s.out_h = s.out_w = 6;
+  s.in_c = 2;
+  s.out_c = 4;
+  s.kernel_h = s.kernel_w = 3;
+  s.pad_top = s.pad_left = 1;
+  const size_t scratch_bytes = AlignUp(simd::ConvForwardScratchFloats(s, 1) * sizeof(float));
+  std::unique_ptr<float, void (*)(void*)> scratch(
+      static_cast<float*>(AlignedAlloc(std::max<size_t>(scratch_bytes, 64))), AlignedFree);
+  simd::GemmEpilogue bias;
+  bias.bias = values("conv.bias");
+  std::vector<float> apart(out.size());
+  simd::ConvForward(images.data(), values("conv.weight"), apart.data(), s, scratch.get(),
+                    ThreadPool::Serial(), bias);
+  float scale[4];
+  for (size_t i = 0; i < 4; ++i) {
+    scale[i] = values("bn.weight")[i] * (1.0f / std::sqrt(values("bn.running_var")[i] + 1e-3f));
+  }
+  simd::BatchNormApply(apart.data(), 2 * 6 * 6, 4, values("bn.running_mean"), scale,
+                       values("bn.bias"), apart.data(), ThreadPool::Serial());
+  EXPECT_EQ(std::memcmp(apart.data(), out.data(), out.size() * sizeof(float)), 0);
 }
 
 // ---- Plans of a residual model ----
@@ -587,7 +638,7 @@ void Backward(const OpCall& c) {
   for (size_t i = 0; i < c.out_elements(); ++i) c.din[0][i] = 2 * c.dout()[i] + 0 * sum;
 }
 const OpDef kOp = {"lying", 1, 1, Infer, Forward, Backward, nullptr, nullptr, nullptr, false,
-                   nullptr, nullptr, nullptr};
+                   nullptr, nullptr, nullptr, nullptr, false};
 class Layer final : public thaw::Layer {
  public:
   const char* kind() const override { return "lying"; }

@@ -11,6 +11,7 @@
 
 #include "hwy/aligned_allocator.h"
 #include "hwy/tests/hwy_gtest.h"
+#include "simd/batchnorm.h"
 #include "simd/conv.h"
 #include "simd/elementwise.h"
 #include "simd/scalar.h"
@@ -102,7 +103,8 @@ TEST_P(ConvTest, ForwardMatchesTheReferenceWithAnEpilogue) {
     SCOPED_TRACE(Describe(s));
     const std::vector<float> x = Random(s.batch * s.in_h * s.in_w * s.in_c, rng);
     const std::vector<float> w = Random(s.patch() * s.out_c, rng);
-    const std::vector<float> bias = Random(s.out_c, rng);
+    const std::vector<float> bias = Random(s.out_c, rng), mean = Random(s.out_c, rng),
+                             scale = Random(s.out_c, rng), shift = Random(s.out_c, rng);
     std::vector<float> expected(s.pixels() * s.out_c);
     ScalarConvForward(x.data(), w.data(), expected.data(), s);
     std::vector<float> first;
@@ -112,15 +114,21 @@ TEST_P(ConvTest, ForwardMatchesTheReferenceWithAnEpilogue) {
       ConvForward(x.data(), w.data(), y.data(), s, scratch.mem.get(), *pool);
       ExpectNear(expected, y.data(), static_cast<double>(s.patch()), "y");
       EXPECT_TRUE(scratch.GuardIntact());
-      // With bias and ReLU: the same as adding and clamping afterwards.
+      // With bias, a folded BatchNorm and ReLU: the same as adding,
+      // normalising and clamping afterwards.
       GemmEpilogue epilogue;
       epilogue.bias = bias.data();
+      epilogue.mean = mean.data();
+      epilogue.scale = scale.data();
+      epilogue.shift = shift.data();
       epilogue.activation = GemmActivation::kRelu;
       std::vector<float> fused(y.size());
       ConvForward(x.data(), w.data(), fused.data(), s, scratch.mem.get(), *pool, epilogue);
       for (size_t p = 0; p < s.pixels(); ++p) {
         float* row = y.data() + p * s.out_c;
         Add(row, bias.data(), row, s.out_c, ThreadPool::Serial());
+        BatchNormApply(row, 1, s.out_c, mean.data(), scale.data(), shift.data(), row,
+                       ThreadPool::Serial());
         ReluForward(row, row, s.out_c, ThreadPool::Serial());
       }
       EXPECT_TRUE(SameBits(y, fused.data()));

@@ -20,6 +20,7 @@
 #include "platform/memory.h"
 #include "platform/threads.h"
 #include "simd/activation.h"
+#include "simd/batchnorm.h"
 #include "simd/elementwise.h"
 #include "simd/gemm.h"
 #include "simd/scalar.h"
@@ -321,7 +322,8 @@ TEST_P(GemmTest, SameBitsForOneAndTwoThreads) {
 }
 
 // The epilogue gives the same bits as the product followed by simd::Add of
-// the bias to every row and the activation kernel, on the dot path (split by
+// the bias to every row, simd::BatchNormApply (a folded map) and the
+// activation kernel, on the dot path (split by
 // columns and by rows) and the packed one (both orientations, several k
 // blocks, row and column splits), accumulating or not, 1 and 2 threads, and
 // leaves C's padding columns alone.
@@ -341,8 +343,10 @@ TEST_P(GemmTest, EpilogueMatchesSeparateKernels) {
       Matrix b(trans_b ? n : k, ldb, ldb, 0, 0.0f);
       a.FillRandom(rng);
       b.FillRandom(rng);
-      std::vector<float> bias(n);
-      for (float& x : bias) x = std::uniform_real_distribution<float>(-2.0f, 2.0f)(rng);
+      std::vector<float> bias(n), mean(n), scale(n), shift(n);
+      for (std::vector<float>* v : {&bias, &mean, &scale, &shift}) {
+        for (float& x : *v) x = std::uniform_real_distribution<float>(-2.0f, 2.0f)(rng);
+      }
       // The product alone once per (accumulate, threads); then every
       // epilogue against it (the product is the expensive part, under
       // emulation above all).
@@ -361,11 +365,14 @@ TEST_P(GemmTest, EpilogueMatchesSeparateKernels) {
           Gemm(a.data, lda, trans_a, b.data, ldb, trans_b, product.data, ldc, m, n, k,
                accumulate, scratch.data(), *pool);
           for (GemmActivation activation : activations) {
-            for (bool with_bias : {false, true}) {
+            // Nothing, a bias, a bias and an affine map.
+            for (int extras = 0; extras < 3; ++extras) {
+              const bool with_bias = extras >= 1, with_affine = extras == 2;
               SCOPED_TRACE(::testing::Message()
                            << "m=" << m << " n=" << n << " k=" << k << " trans_a=" << trans_a
                            << " trans_b=" << trans_b << " activation="
                            << static_cast<int>(activation) << " bias=" << with_bias
+                           << " affine=" << with_affine
                            << " accumulate=" << accumulate
                            << " threads=" << pool->num_threads());
               Matrix expected(m, n, ldc, 0, kSentinel), c(m, n, ldc, 0, kSentinel);
@@ -374,6 +381,9 @@ TEST_P(GemmTest, EpilogueMatchesSeparateKernels) {
               for (size_t i = 0; i < m; ++i) {
                 float* row = &expected.at(i, 0);
                 if (with_bias) Add(row, bias.data(), row, n, one);
+                if (with_affine) {
+                  BatchNormApply(row, 1, n, mean.data(), scale.data(), shift.data(), row, one);
+                }
                 switch (activation) {
                   case GemmActivation::kNone: break;
                   case GemmActivation::kRelu: ReluForward(row, row, n, one); break;
@@ -384,6 +394,11 @@ TEST_P(GemmTest, EpilogueMatchesSeparateKernels) {
               }
               GemmEpilogue epilogue;
               epilogue.bias = with_bias ? bias.data() : nullptr;
+              if (with_affine) {
+                epilogue.mean = mean.data();
+                epilogue.scale = scale.data();
+                epilogue.shift = shift.data();
+              }
               epilogue.activation = activation;
               Gemm(a.data, lda, trans_a, b.data, ldb, trans_b, c.data, ldc, m, n, k,
                    accumulate, scratch.data(), *pool, epilogue);

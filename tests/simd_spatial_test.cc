@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "hwy/tests/hwy_gtest.h"
+#include "simd/batchnorm.h"
 #include "simd/elementwise.h"
 #include "simd/scalar.h"
 #include "simd/spatial.h"
@@ -84,7 +85,9 @@ TEST_P(SpatialTest, DepthwiseMatchesTheReference) {
   for (const ConvShape& s : Shapes()) {
     SCOPED_TRACE(Describe(s));
     const std::vector<float> x = Random(InSize(s), rng), w = Random(9 * 9 * s.in_c, rng),
-                             dy = Random(OutSize(s), rng), bias = Random(s.in_c, rng);
+                             dy = Random(OutSize(s), rng), bias = Random(s.in_c, rng),
+                             mean = Random(s.in_c, rng), scale = Random(s.in_c, rng),
+                             shift = Random(s.in_c, rng);
     std::vector<float> y_ref(OutSize(s)), dx_ref(InSize(s)), dw_ref(s.kernel_h * s.kernel_w * s.in_c);
     ScalarDepthwiseForward(x.data(), w.data(), y_ref.data(), s);
     ScalarDepthwiseBackward(x.data(), w.data(), dy.data(), dx_ref.data(), dw_ref.data(), s);
@@ -96,15 +99,21 @@ TEST_P(SpatialTest, DepthwiseMatchesTheReference) {
       ExpectNear(y_ref, y, 1e-5 * s.kernel_h * s.kernel_w, "y");
       ExpectNear(dx_ref, dx, 1e-5 * s.kernel_h * s.kernel_w, "dx");
       ExpectNear(dw_ref, dw, 1e-5 * s.pixels(), "dw");
-      // The epilogue (bias, ReLU6) equals adding and clamping afterwards.
+      // The epilogue (bias, a folded BatchNorm, ReLU6) equals adding,
+      // normalising and clamping afterwards.
       GemmEpilogue epilogue;
       epilogue.bias = bias.data();
+      epilogue.mean = mean.data();
+      epilogue.scale = scale.data();
+      epilogue.shift = shift.data();
       epilogue.activation = GemmActivation::kRelu6;
       std::vector<float> fused(y.size());
       DepthwiseForward(x.data(), w.data(), fused.data(), s, *pool, epilogue);
       for (size_t p = 0; p < s.pixels(); ++p) {
         float* row = y.data() + p * s.in_c;
         Add(row, bias.data(), row, s.in_c, ThreadPool::Serial());
+        BatchNormApply(row, 1, s.in_c, mean.data(), scale.data(), shift.data(), row,
+                       ThreadPool::Serial());
         Relu6Forward(row, row, s.in_c, ThreadPool::Serial());
       }
       EXPECT_TRUE(SameBits(y, fused.data()));

@@ -125,12 +125,25 @@ LossResult RunProgram(const Program& program, Graph* graph, VariableSet* vars,
     const int t = 1 + static_cast<int>(k);
     lifetimes.Begin(t);
     const Program::ForwardStep& f = forward[k];
-    if (!f.node->op->aliases_input) {
+    if (!f.node->op->aliases_input && f.folded_into < 0) {
+      // A folded node computes its map into its saved state, for this
+      // node's epilogue.
+      ChannelAffine affine;
+      call.affine = nullptr;
+      if (f.affine_from >= 0) {
+        const Program::ForwardStep& g = forward[f.affine_from];
+        call.node = g.node;
+        call.training = g.training;
+        call.saved = reinterpret_cast<float*>(at(g.saved));
+        THAW_CHECK(g.node->op->channel_affine(call, &affine));
+        call.affine = &affine;
+      }
       call.node = f.node;
       call.training = f.training;
       call.saved = reinterpret_cast<float*>(at(f.saved));
       call.scratch = reinterpret_cast<float*>(at(f.scratch));
       f.node->op->forward(call);
+      call.affine = nullptr;
     }
     lifetimes.End(t);
   }

@@ -15,7 +15,7 @@ void Program::Reserve(const Graph& graph) {
     v->reserve(values);
   }
   for (std::vector<int>* v : {&data_root_, &first_, &last_, &data_buffer_, &grad_root_,
-                              &grad_first_, &grad_last_, &grad_buffer_, &writers_}) {
+                              &grad_first_, &grad_last_, &grad_buffer_, &writers_, &readers_}) {
     v->reserve(values);
   }
   backward_time_.reserve(nodes);
@@ -48,6 +48,7 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
   grad_last_.assign(nv, -1);
   grad_buffer_.assign(nv, -1);
   writers_.assign(nv, 0);
+  readers_.assign(nv, 0);
   backward_time_.assign(nn, -1);
   labels_buffer_ = targets_buffer_ = -1;
   first_backward_layer_ = -1;
@@ -121,6 +122,40 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
     }
   }
 
+  // 3b. Folds: a node that is, in its mode, a per-channel affine map of its
+  // input (a frozen BatchNormalization) runs inside the epilogue of the node
+  // producing that input, when nothing else needs the unmapped values: the
+  // input is read by the folded node alone and is not the target, the
+  // producer ends with no activation (the map comes after its bias, before
+  // any activation) and neither node runs backward.
+  for (const ForwardStep& f : forward_) {
+    for (int i = 0; i < f.node->num_inputs; ++i) ++readers_[f.node->in[i]->index];
+  }
+  for (int k = 0; k < num_forward; ++k) {
+    ForwardStep& f = forward_[k];
+    const Node& n = *f.node;
+    const Value& u = *n.in[0];
+    if (n.op->channel_affine == nullptr || backward_time_[n.index] >= 0 ||
+        readers_[u.index] != 1 || &u == target || u.producer == nullptr) {
+      continue;
+    }
+    OpCall ask;
+    ask.node = &n;
+    ask.training = f.training;
+    if (!n.op->channel_affine(ask, nullptr)) continue;
+    const Node& p = *u.producer;
+    if (!p.op->takes_affine || FinalActivationOf(p) != Activation::kLinear ||
+        backward_time_[p.index] >= 0) {
+      continue;
+    }
+    for (int j = k - 1; j >= 0; --j) {
+      if (forward_[j].node != &p) continue;
+      forward_[j].affine_from = k;
+      f.folded_into = j;
+      break;
+    }
+  }
+
   // 4. Values: who holds the bytes (a view holds its input's), first written,
   // last read, forward or backward.
   for (int v = 0; v < nv; ++v) data_root_[v] = v;
@@ -131,7 +166,7 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
   if (spec.gather) first_[spec.input->index] = 0;
   for (int k = 0; k < num_forward; ++k) {
     const Node& n = *forward_[k].node;
-    if (n.op->aliases_input) {
+    if (n.op->aliases_input || forward_[k].folded_into >= 0) {
       data_root_[n.out->index] = data_root_[n.in[0]->index];
       continue;
     }
@@ -165,7 +200,7 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
   for (int k = 0; k < num_forward; ++k) {
     ForwardStep& f = forward_[k];
     const Node& n = *f.node;
-    const int t = 1 + k;
+    const int t = 1 + (f.folded_into >= 0 ? f.folded_into : k);  // folded: with its producer
     const size_t saved = SavedFloatsOf(n, spec.batch, f.training);
     if (saved > 0) {
       // Until the node's backward call, or the commit that reads it.

@@ -25,6 +25,13 @@
 //    buffer are not planned. Outputs of Flatten/Reshape share their input's
 //    buffer; so do their gradients when nothing else writes them.
 //
+// Folds: a frozen BatchNormalization (any op whose channel_affine holds in
+// its mode) whose input comes from a Conv2D, DepthwiseConv2D or Dense with no
+// activation, read by it alone, runs inside that op's epilogue when neither
+// runs backward: the frozen prefix of a CNN is convolutions with epilogues
+// only, its BatchNorm outputs share their producers' buffers, and the bits
+// are those of running them apart (core/graph/op.h).
+//
 // Step times: 0 gathers the batch, forward node k runs at 1 + k, the loss at
 // L = F + 1 (F forward nodes), backward node j at L + 1 + j, and the commit
 // (core/graph/op.h) after the last backward node.
@@ -73,6 +80,10 @@ class Program {
     bool training = false;  // the node's mode (core/graph/op.h)
     int saved = -1;         // plan buffer, or -1
     int scratch = -1;
+    // A fold (below): the step of the node whose affine map this node's
+    // epilogue applies, or -1; the step this node runs inside, or -1.
+    int affine_from = -1;
+    int folded_into = -1;
   };
   struct BackwardStep {
     Node* node = nullptr;
@@ -117,7 +128,7 @@ class Program {
   // Per value (vectors of chars, not bools, for plain indexing).
   std::vector<char> needed_, requires_grad_, reaches_, written_;
   std::vector<int> data_root_, first_, last_, data_buffer_;
-  std::vector<int> grad_root_, grad_first_, grad_last_, grad_buffer_, writers_;
+  std::vector<int> grad_root_, grad_first_, grad_last_, grad_buffer_, writers_, readers_;
   std::vector<int> backward_time_;  // per node, -1 when it has no backward
   int labels_buffer_ = -1, targets_buffer_ = -1;
   int first_backward_layer_ = -1;

@@ -5,7 +5,8 @@
 //                       /*reads=*/nullptr, /*scratch_floats=*/nullptr,
 //                       /*saved_floats=*/nullptr, /*aliases_input=*/false,
 //                       /*final_activation=*/nullptr, /*check=*/nullptr,
-//                       /*commit=*/nullptr};
+//                       /*commit=*/nullptr, /*channel_affine=*/nullptr,
+//                       /*takes_affine=*/false};
 //
 // An OpDef is a table of plain functions: shape inference, forward, backward
 // (every wanted input's gradient), what the backward pass reads, and the
@@ -41,6 +42,14 @@
 //    its gradients), with the forward call's saved state: where an op
 //    updates its statistics (BatchNormalization's moving mean), so that a
 //    refused step changes nothing. Null: nothing to commit.
+//  - channel_affine: when the op, in the call's mode, is a per-channel
+//    affine map y = (x - mean) * scale + shift of its input 0 (a frozen
+//    BatchNormalization), fills `affine` (scale and shift in call.saved) and
+//    returns true; a runner may then skip the op's forward and have the op
+//    producing its input apply the map instead. Null: never affine.
+//  - takes_affine: forward applies call.affine, when set, to its output
+//    after its bias and before its activation, with the bits of applying it
+//    afterwards (Conv2D, DepthwiseConv2D, Dense: the GEMM epilogue).
 //
 // A node's mode: OpCall::training is true in a training step for a node
 // that has no parameters or has a trainable one; a node whose parameters
@@ -64,6 +73,13 @@ enum class Pass { kForward, kBackward };
 enum class Activation { kLinear, kRelu, kRelu6, kSigmoid, kTanh, kSoftmax };
 const char* ActivationName(Activation activation);
 
+// y[..., c] = (x[..., c] - mean[c]) * scale[c] + shift[c].
+struct ChannelAffine {
+  const float* mean = nullptr;
+  const float* scale = nullptr;
+  const float* shift = nullptr;
+};
+
 struct BackwardReads {
   uint32_t inputs = 0;  // bit i: the value of input i
   bool output = false;  // the node's output
@@ -79,6 +95,7 @@ struct OpCall {
   float* saved = nullptr;     // saved_floats floats, forward to backward
   float* scratch = nullptr;   // scratch_floats floats, this call only
   float* din[kMaxNodeInputs] = {};  // backward: where input i's gradient goes
+  const ChannelAffine* affine = nullptr;  // forward: a folded consumer's map
 
   template <class A>
   A attrs() const { return node->attrs.As<A>(); }
@@ -106,6 +123,8 @@ struct OpDef {
   Activation (*final_activation)(const Node& node);
   Status (*check)(const Node& node, size_t batch, bool training);
   Status (*commit)(const OpCall& call);
+  bool (*channel_affine)(const OpCall& call, ChannelAffine* affine);
+  bool takes_affine;
 };
 
 // The op-table lookups with their defaults for null entries.

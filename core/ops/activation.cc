@@ -76,7 +76,7 @@ Activation Final(const Node& node) { return node.attrs.As<ActivationAttrs>().act
 const OpDef kActivation = {
     "activation", 1, 1, Infer, Forward, Backward, Reads,
     /*scratch_floats=*/nullptr, /*saved_floats=*/nullptr, /*aliases_input=*/false, Final,
-    /*check=*/nullptr, /*commit=*/nullptr,
+    /*check=*/nullptr, /*commit=*/nullptr, /*channel_affine=*/nullptr, /*takes_affine=*/false,
 };
 
 }  // namespace ops

@@ -165,15 +165,16 @@ BackwardReads SquareReads(const Node&, uint32_t, bool) {
 }  // namespace
 
 // Fields: name, inputs (min, max), infer, forward, backward, reads,
-// scratch_floats, saved_floats, aliases_input, final_activation, check, commit.
-const OpDef kAdd = {"add", 2, 2, InferBinary, AddForward, AddBackward,
-                    nullptr, nullptr, nullptr, false, nullptr, nullptr, nullptr};
-const OpDef kSub = {"sub", 2, 2, InferBinary, SubForward, SubBackward,
-                    nullptr, nullptr, nullptr, false, nullptr, nullptr, nullptr};
-const OpDef kMul = {"mul", 2, 2, InferBinary, MulForward, MulBackward,
-                    MulReads, nullptr, nullptr, false, nullptr, nullptr, nullptr};
-const OpDef kSquare = {"square", 1, 1, InferUnary, SquareForward, SquareBackward,
-                       SquareReads, nullptr, nullptr, false, nullptr, nullptr, nullptr};
+// scratch_floats, saved_floats, aliases_input, final_activation, check, commit,
+// channel_affine, takes_affine.
+const OpDef kAdd = {"add", 2, 2, InferBinary, AddForward, AddBackward, nullptr, nullptr,
+                    nullptr, false, nullptr, nullptr, nullptr, nullptr, false};
+const OpDef kSub = {"sub", 2, 2, InferBinary, SubForward, SubBackward, nullptr, nullptr,
+                    nullptr, false, nullptr, nullptr, nullptr, nullptr, false};
+const OpDef kMul = {"mul", 2, 2, InferBinary, MulForward, MulBackward, MulReads, nullptr,
+                    nullptr, false, nullptr, nullptr, nullptr, nullptr, false};
+const OpDef kSquare = {"square", 1, 1, InferUnary, SquareForward, SquareBackward, SquareReads,
+                       nullptr, nullptr, false, nullptr, nullptr, nullptr, nullptr, false};
 
 }  // namespace ops
 

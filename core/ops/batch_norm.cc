@@ -70,6 +70,19 @@ void AffineOf(const OpCall& c, const float* var, float* invstd, float* scale, fl
   }
 }
 
+// Inference mode is (x - moving mean) * scale + shift; scale and shift go
+// to the saved state, where the backward pass finds scale.
+bool InferenceAffine(const OpCall& c, ChannelAffine* affine) {
+  if (c.training) return false;
+  if (affine == nullptr) return true;
+  const size_t channels = Channels(*c.node);
+  AffineOf(c, c.node->in[kVar]->data, nullptr, c.saved, c.saved + channels, nullptr);
+  affine->mean = c.node->in[kMean]->data;
+  affine->scale = c.saved;
+  affine->shift = c.saved + channels;
+  return true;
+}
+
 void Forward(const OpCall& c) {
   const Node& n = *c.node;
   const size_t channels = Channels(n), rows = Rows(n, c.batch);
@@ -83,8 +96,9 @@ void Forward(const OpCall& c) {
     simd::BatchNormApply(n.in[kX]->data, rows, channels, part(kSavedMean), part(kSavedScale),
                          part(kSavedShift), n.out->data, *c.pool);
   } else {
-    AffineOf(c, n.in[kVar]->data, nullptr, part(0), part(1), nullptr);
-    simd::BatchNormApply(n.in[kX]->data, rows, channels, n.in[kMean]->data, part(0), part(1),
+    ChannelAffine affine;
+    InferenceAffine(c, &affine);
+    simd::BatchNormApply(n.in[kX]->data, rows, channels, affine.mean, affine.scale, affine.shift,
                          n.out->data, *c.pool);
   }
 }
@@ -167,7 +181,7 @@ Status Commit(const OpCall& c) {
 const OpDef kBatchNorm = {
     "batch_normalization", kFirstParameter, kFirstParameter + 2, Infer, Forward, Backward, Reads,
     ScratchFloats, SavedFloats, /*aliases_input=*/false, /*final_activation=*/nullptr, Check,
-    Commit,
+    Commit, InferenceAffine, /*takes_affine=*/false,
 };
 
 }  // namespace ops

@@ -64,6 +64,7 @@ const OpDef kConcat = {
     "concatenate", 1, kMaxNodeInputs, Infer, Copy<true>, Copy<false>, /*reads=*/nullptr,
     /*scratch_floats=*/nullptr, /*saved_floats=*/nullptr, /*aliases_input=*/false,
     /*final_activation=*/nullptr, /*check=*/nullptr, /*commit=*/nullptr,
+    /*channel_affine=*/nullptr, /*takes_affine=*/false,
 };
 
 }  // namespace ops

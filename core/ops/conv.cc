@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/ops/activation.h"
+#include "core/ops/epilogue.h"
 #include "simd/elementwise.h"
 #include "simd/spatial.h"
 
@@ -83,19 +84,9 @@ Status InferWindowed(const Node& node, Value* out, const Shape& weight, size_t c
   return Status::Ok();
 }
 
-simd::GemmEpilogue EpilogueOf(const OpCall& c) {
+simd::GemmEpilogue WindowEpilogue(const OpCall& c) {
   const WindowAttrs a = c.attrs<WindowAttrs>();
-  simd::GemmEpilogue e;
-  if (a.has_bias) e.bias = c.node->in[2]->data;
-  switch (a.activation) {
-    case Activation::kLinear:
-    case Activation::kSoftmax: break;
-    case Activation::kRelu: e.activation = simd::GemmActivation::kRelu; break;
-    case Activation::kRelu6: e.activation = simd::GemmActivation::kRelu6; break;
-    case Activation::kSigmoid: e.activation = simd::GemmActivation::kSigmoid; break;
-    case Activation::kTanh: e.activation = simd::GemmActivation::kTanh; break;
-  }
-  return e;
+  return EpilogueOf(c, a.has_bias ? c.node->in[2]->data : nullptr, a.activation);
 }
 
 // dz = dy * f'(z) in place, then the bias gradient; returns dz.
@@ -135,7 +126,7 @@ Status InferConv(const Node& node, Value* out) {
 void ConvForward(const OpCall& c) {
   const simd::ConvShape s = ConvShapeOf(*c.node, c.batch);
   simd::ConvForward(c.node->in[0]->data, c.node->in[1]->data, c.node->out->data, s, c.scratch,
-                    *c.pool, EpilogueOf(c));
+                    *c.pool, WindowEpilogue(c));
 }
 
 void ConvBackward(const OpCall& c) {
@@ -166,7 +157,7 @@ Status InferDepthwise(const Node& node, Value* out) {
 void DepthwiseForward(const OpCall& c) {
   const simd::ConvShape s = ConvShapeOf(*c.node, c.batch);
   simd::DepthwiseForward(c.node->in[0]->data, c.node->in[1]->data, c.node->out->data, s,
-                         *c.pool, EpilogueOf(c));
+                         *c.pool, WindowEpilogue(c));
 }
 
 void DepthwiseBackward(const OpCall& c) {
@@ -182,13 +173,13 @@ void DepthwiseBackward(const OpCall& c) {
 const OpDef kConv2D = {
     "conv2d", 2, 3, InferConv, ConvForward, ConvBackward, Reads, ConvScratch,
     /*saved_floats=*/nullptr, /*aliases_input=*/false, Final, /*check=*/nullptr,
-    /*commit=*/nullptr,
+    /*commit=*/nullptr, /*channel_affine=*/nullptr, /*takes_affine=*/true,
 };
 
 const OpDef kDepthwiseConv2D = {
     "depthwise_conv2d", 2, 3, InferDepthwise, DepthwiseForward, DepthwiseBackward, Reads,
     /*scratch_floats=*/nullptr, /*saved_floats=*/nullptr, /*aliases_input=*/false, Final,
-    /*check=*/nullptr, /*commit=*/nullptr,
+    /*check=*/nullptr, /*commit=*/nullptr, /*channel_affine=*/nullptr, /*takes_affine=*/true,
 };
 
 }  // namespace ops

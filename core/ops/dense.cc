@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/ops/activation.h"
+#include "core/ops/epilogue.h"
 #include "simd/elementwise.h"
 #include "simd/gemm.h"
 
@@ -54,17 +55,10 @@ void Forward(const OpCall& c) {
   const Node& n = *c.node;
   const Dims d = DimsOf(n, c.batch);
   const DenseAttrs attrs = c.attrs<DenseAttrs>();
-  // y = f(x W^T + b): bias and activation applied by the product itself.
-  simd::GemmEpilogue epilogue;
-  if (attrs.has_bias) epilogue.bias = n.in[2]->data;
-  switch (attrs.activation) {
-    case Activation::kLinear:
-    case Activation::kSoftmax: break;
-    case Activation::kRelu: epilogue.activation = simd::GemmActivation::kRelu; break;
-    case Activation::kRelu6: epilogue.activation = simd::GemmActivation::kRelu6; break;
-    case Activation::kSigmoid: epilogue.activation = simd::GemmActivation::kSigmoid; break;
-    case Activation::kTanh: epilogue.activation = simd::GemmActivation::kTanh; break;
-  }
+  // y = f(x W^T + b): bias (any folded map) and activation applied by the
+  // product itself.
+  const simd::GemmEpilogue epilogue =
+      EpilogueOf(c, attrs.has_bias ? n.in[2]->data : nullptr, attrs.activation);
   simd::Gemm(n.in[0]->data, d.in, false, n.in[1]->data, d.in, true, n.out->data, d.units,
              d.rows, d.units, d.in, /*accumulate=*/false, c.scratch, *c.pool, epilogue);
 }
@@ -121,7 +115,7 @@ Activation Final(const Node& node) { return node.attrs.As<DenseAttrs>().activati
 const OpDef kDense = {
     "dense", 2, 3, Infer, Forward, Backward, Reads, ScratchFloats,
     /*saved_floats=*/nullptr, /*aliases_input=*/false, Final, /*check=*/nullptr,
-    /*commit=*/nullptr,
+    /*commit=*/nullptr, /*channel_affine=*/nullptr, /*takes_affine=*/true,
 };
 
 }  // namespace ops

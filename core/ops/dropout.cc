@@ -58,7 +58,7 @@ size_t SavedFloats(const Node& node, size_t batch, bool training) {
 const OpDef kDropout = {
     "dropout", 1, 1, Infer, Forward, Backward, /*reads=*/nullptr, /*scratch_floats=*/nullptr,
     SavedFloats, /*aliases_input=*/false, /*final_activation=*/nullptr, /*check=*/nullptr,
-    /*commit=*/nullptr,
+    /*commit=*/nullptr, /*channel_affine=*/nullptr, /*takes_affine=*/false,
 };
 
 }  // namespace ops

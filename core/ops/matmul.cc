@@ -76,7 +76,7 @@ size_t ScratchFloats(const Node& node, size_t batch, int threads, Pass pass, uin
 const OpDef kMatMul = {
     "matmul", 2, 2, Infer, Forward, Backward, Reads, ScratchFloats,
     /*saved_floats=*/nullptr, /*aliases_input=*/false, /*final_activation=*/nullptr,
-    /*check=*/nullptr, /*commit=*/nullptr,
+    /*check=*/nullptr, /*commit=*/nullptr, /*channel_affine=*/nullptr, /*takes_affine=*/false,
 };
 
 }  // namespace ops

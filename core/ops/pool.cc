@@ -60,12 +60,14 @@ const OpDef kMaxPool2D = {
     "max_pool2d", 1, 1, InferPool, MaxForward, MaxBackward, MaxReads,
     /*scratch_floats=*/nullptr, /*saved_floats=*/nullptr, /*aliases_input=*/false,
     /*final_activation=*/nullptr, /*check=*/nullptr, /*commit=*/nullptr,
+    /*channel_affine=*/nullptr, /*takes_affine=*/false,
 };
 
 const OpDef kAvgPool2D = {
     "average_pooling2d", 1, 1, InferPool, AvgForward, AvgBackward, /*reads=*/nullptr,
     /*scratch_floats=*/nullptr, /*saved_floats=*/nullptr, /*aliases_input=*/false,
     /*final_activation=*/nullptr, /*check=*/nullptr, /*commit=*/nullptr,
+    /*channel_affine=*/nullptr, /*takes_affine=*/false,
 };
 
 }  // namespace ops
