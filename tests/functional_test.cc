@@ -283,6 +283,139 @@ TEST(BatchNormTest, FoldedIntoAConvolutionItGivesTheSameBits) {
   EXPECT_EQ(std::memcmp(apart.data(), out.data(), out.size() * sizeof(float)), 0);
 }
 
+// ---- Plans of a CNN ----
+
+// Layers 0..frozen_layers-1 frozen, the rest trainable.
+void Freeze(Model& model, int frozen_layers) {
+  for (size_t i = 0; i < model.num_layers(); ++i) {
+    model.layer(i).SetTrainable(static_cast<int>(i) >= frozen_layers);
+  }
+}
+
+
+// Batch 2 of 8 x 8 x 1 images (read in place): conv_a 3x3 (1 -> 4, same, no
+// bias) -> bn_a -> ReLU6 -> conv_b 3x3 stride 2 (4 -> 8) -> bn_b -> ReLU6 ->
+// global average pool -> head (3). Forward: conv_a 1, bn_a 2, relu 3,
+// conv_b 4, bn_b 5, relu 6, pool 7, head 8 (the pool's reshape to [8] is a
+// view); the loss at 9; backward in reverse from 10 (the nodes that run),
+// then the commit. Outputs: a 2048 B per node of block a, b 1024 B per node
+// of block b, the pool's 64 B, logits 24 B. A training BatchNorm saves 6 C
+// floats until the commit (96 B, 192 B), reads its input backward and needs
+// 2 C floats of backward scratch; a frozen one folds into its convolution:
+// no pass, no buffer of its own, 2 C floats saved (scale, shift) while the
+// convolution runs. ReLU6 reads its output backward; the pool reads nothing.
+simd::ConvShape CnnBlock(size_t in, size_t cin, size_t cout, size_t stride) {
+  simd::ConvShape s;
+  s.batch = 2;
+  s.in_h = s.in_w = in;
+  s.in_c = cin;
+  s.out_h = s.out_w = in / stride;
+  s.out_c = cout;
+  s.kernel_h = s.kernel_w = 3;
+  s.stride_h = s.stride_w = stride;
+  s.pad_top = s.pad_left = stride == 1 ? 1 : 0;  // TensorFlow's "same"
+  return s;
+}
+
+Symbol PlannedCnn(Model& model) {
+  Symbol x = model.Input(Shape{8, 8, 1}, Layout::kNHWC);
+  auto block = [&](Symbol in, size_t filters, size_t stride, const std::string& name) {
+    Symbol c = model.Call(Conv2D::Make(filters, 3, stride, Padding::kSame, Activation::kLinear,
+                                       false), in, "conv_" + name);
+    return model.Call(ReLU6(), model.Call(BatchNormalization::Make(), c, "bn_" + name));
+  };
+  Symbol b = block(block(x, 4, 1, "a"), 8, 2, "b");
+  return model.Call(Dense::Make(3), model.Call(GlobalAveragePooling2D::Make(), b), "head");
+}
+
+struct CnnPlan {
+  const char* name;
+  int frozen_layers;  // layers 0..frozen_layers-1 (conv_a, bn_a, relu, conv_b, bn_b, ...)
+  size_t gradients, activations;
+  std::vector<Live> step;
+};
+
+std::vector<CnnPlan> CnnPlans() {
+  const simd::ConvShape a = CnnBlock(8, 1, 4, 1), b = CnnBlock(8, 4, 8, 2);
+  auto forward = [](const simd::ConvShape& s) {
+    return simd::ConvForwardScratchFloats(s, 1) * sizeof(float);
+  };
+  auto backward = [](const simd::ConvShape& s, bool dx) {
+    return simd::ConvBackwardScratchFloats(s, dx, true, 1) * sizeof(float);
+  };
+  const std::vector<Live> always = {{forward(a), 1, 1}, {forward(b), 4, 4},
+                                    {DenseForwardScratch(2, 8, 3), 8, 8}, {24, 8, 9}};
+  auto with = [&](std::vector<Live> more) {
+    more.insert(more.end(), always.begin(), always.end());
+    return more;
+  };
+  // Gradients of the parameters (persistent): conv_a 144 B, each BatchNorm's
+  // gamma and beta 64 + 64 B, conv_b 1152 B, the head 96 + 12 B.
+  return {
+      // Backward: head 10, pool 11, relu 12, bn_b 13, conv_b 14 (dx, dw),
+      // relu 15, bn_a 16, conv_a 17 (dw only); the commit at 18. Kept: conv_a's
+      // output for bn_a, relu_a's for itself and conv_b's weight gradient,
+      // conv_b's for bn_b, relu_b's for itself, the pool's for the head, both
+      // saved statistics. Gradients: logits, pool, b x 3, a x 3.
+      {"all trainable", 0, 192 + 128 + 1152 + 128 + 128 + 64,
+       2048 + 2048 + 1024 + 1024 + 64 + 128 + 192,
+       with({{2048, 1, 16}, {2048, 2, 3}, {2048, 3, 15}, {1024, 4, 13}, {1024, 5, 6},
+             {1024, 6, 12}, {64, 7, 10}, {96, 2, 18}, {192, 5, 18},
+             {DenseBackwardScratch(2, 8, 3, true), 10, 10}, {64, 13, 13}, {backward(b, true), 14, 14},
+             {64, 16, 16}, {backward(a, false), 17, 17},
+             {24, 9, 10}, {64, 10, 11}, {1024, 11, 12}, {1024, 12, 13}, {1024, 13, 14},
+             {2048, 14, 15}, {2048, 15, 16}, {2048, 16, 17}})},
+      // Backbone frozen: both BatchNorms fold (conv_a's buffer is bn_a's
+      // output, read by the ReLU; conv_b's likewise); only the head trains,
+      // keeping the pool's output. Backward: the head at 10.
+      {"frozen backbone", 6, 128 + 64, 64,
+       with({{2048, 1, 3}, {32, 1, 1}, {2048, 3, 4}, {1024, 4, 6}, {64, 4, 4}, {1024, 6, 7},
+             {64, 7, 10}, {DenseBackwardScratch(2, 8, 3, false), 10, 10}, {24, 9, 10}})},
+      // The last block thawed: bn_a still folds into conv_a; conv_b wants no
+      // input gradient. Backward: head 10, pool 11, relu 12, bn_b 13, conv_b
+      // 14 (dw); the commit at 15.
+      {"last block thawed", 3, 1152 + 128 + 128 + 64, 2048 + 1024 + 1024 + 64 + 192,
+       with({{2048, 1, 3}, {32, 1, 1}, {2048, 3, 14}, {1024, 4, 13}, {1024, 5, 6},
+             {1024, 6, 12}, {64, 7, 10}, {192, 5, 15},
+             {DenseBackwardScratch(2, 8, 3, true), 10, 10}, {64, 13, 13},
+             {backward(b, false), 14, 14},
+             {24, 9, 10}, {64, 10, 11}, {1024, 11, 12}, {1024, 12, 13}, {1024, 13, 14}})},
+  };
+}
+
+// The plan of each freeze set equals the hand listing, and a training step's
+// measured high-water mark equals the plan. Weights: conv_a 192 B, each
+// BatchNorm 5 x 64 B, conv_b 1152 B, the head 128 + 64 B; Adam keeps two
+// slots per parameter gradient. A frozen conv + BN prefix saves nothing and
+// has no gradient.
+TEST(CnnPlanTest, PlansMatchHandComputedBytesAndTheHighWaterMark) {
+  for (const CnnPlan& e : CnnPlans()) {
+    Arena arena;
+    ASSERT_TRUE(Arena::Create(1 << 18, &arena).ok());
+    Model model;
+    ASSERT_TRUE(model.Build(PlannedCnn(model), 2, &arena).ok());
+    ASSERT_TRUE(model.Compile(OptimizerConfig::Adam(AdamOptions()),
+                              Loss::kSparseCategoricalCrossentropyFromLogits).ok());
+    Freeze(model, e.frozen_layers);
+    ModelPlan plan;
+    ASSERT_TRUE(model.PlanMemory(2, /*training=*/true, &plan).ok());
+    EXPECT_EQ(plan.bytes[Region::kWeights], 192u + 320 + 1152 + 320 + 128 + 64) << e.name;
+    EXPECT_EQ(plan.bytes[Region::kGradients], e.gradients) << e.name;
+    EXPECT_EQ(plan.bytes[Region::kOptimizerState], 2 * e.gradients) << e.name;
+    EXPECT_EQ(plan.bytes[Region::kActivations], e.activations) << e.name << "\n" << plan.ToString();
+    EXPECT_EQ(plan.bytes[Region::kActivations] + plan.bytes[Region::kScratch], Peak(e.step))
+        << e.name << "\n" << plan.ToString();
+    const std::vector<float> x = Inputs(2 * 8 * 8);
+    const int32_t labels[2] = {0, 2};
+    ASSERT_TRUE(model.TrainOnBatch(Examples{x.data(), 2, labels, nullptr}).ok());
+    EXPECT_EQ(arena.high_water(), plan.bytes.total()) << e.name;
+    const MemoryReport measured = arena.Report();
+    for (int r = 0; r < kNumRegions; ++r) {
+      EXPECT_EQ(measured.bytes[r], plan.bytes.bytes[r]) << e.name << " region " << r;
+    }
+  }
+}
+
 // ---- Plans of a residual model ----
 
 // Batch 8: h, g, r 512 B each, logits 96 B. Forward: dense_0 1, dense_1 2,
@@ -325,12 +458,6 @@ std::vector<ResidualPlan> ResidualPlans() {
        with({{512, 1, 3}, {512, 2, 3}, {512, 3, 6},
              {DenseBackwardScratch(8, 16, 3, false), 6, 6}, {96, 5, 6}})},
   };
-}
-
-void Freeze(Model& model, int frozen_layers) {
-  for (size_t i = 0; i < model.num_layers(); ++i) {
-    model.layer(i).SetTrainable(static_cast<int>(i) >= frozen_layers);
-  }
 }
 
 TEST(FunctionalPlanTest, ResidualPlanMatchesHandComputedBytesAndHighWater) {
