@@ -22,8 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "core/io/io.h"
-#include "core/thaw.h"
+#include "examples/transfer_demo.h"
 
 namespace {
 
@@ -34,26 +33,7 @@ constexpr size_t kShotsPerClass = 100;
 constexpr float kHeadRate = 1e-2f;
 constexpr float kFineTuneRate = 3e-4f;
 
-void Check(const thaw::Status& status) {
-  if (status.ok()) return;
-  std::fprintf(stderr, "error: %s\n", status.ToString().c_str());
-  std::exit(1);
-}
-
-struct Split {
-  thaw::Dataset data;
-  std::vector<int32_t> labels;
-  thaw::Examples examples() const {
-    return thaw::Examples{data.images.data(), data.count, labels.data(), nullptr};
-  }
-};
-
-Split Classes(const thaw::Dataset& all, int first, int last, size_t per_class) {
-  Split split;
-  Check(thaw::FilterClasses(all, first, last, per_class, &split.data));
-  split.labels.assign(split.data.labels.begin(), split.data.labels.end());
-  return split;
-}
+using demo::Check;
 
 // The MLP. The backbone layers are named as in the checkpoint; the head is
 // named by the caller, so that a new head does not load the old one.
@@ -71,47 +51,6 @@ void Compile(thaw::Sequential* model, float learning_rate) {
                        thaw::Loss::kSparseCategoricalCrossentropy));
 }
 
-struct Row {
-  std::string name;
-  double accuracy = 0;
-  thaw::MemoryReport memory;
-  double ms_per_step = 0;
-  double seconds = 0;
-};
-
-Row Train(const char* name, thaw::Sequential* model, const Split& train, const Split& test, int epochs) {
-  const auto start = std::chrono::steady_clock::now();
-  thaw::FitOptions fit;
-  fit.epochs = epochs;
-  fit.batch_size = kBatch;
-  fit.seed = 5;
-  std::vector<thaw::EpochResult> history;
-  Check(model->Fit(train.examples(), fit, &history));
-  Row row;
-  row.name = name;
-  thaw::Metrics metrics;
-  Check(model->Evaluate(test.examples(), kBatch, &metrics));
-  row.accuracy = metrics.accuracy;
-  // The plan of the steps Fit ran: shuffled batches are copied into the arena.
-  thaw::PlanOptions step;
-  step.batch = kBatch;
-  step.gather = true;
-  thaw::ModelPlan plan;
-  Check(model->PlanMemory(step, &plan));
-  row.memory = plan.bytes;
-  double step_seconds = 0;
-  size_t steps = 0;
-  for (const auto& e : history) {
-    step_seconds += e.step_seconds;
-    steps += e.steps;
-  }
-  row.ms_per_step = steps ? 1e3 * step_seconds / steps : 0;
-  row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("  %-34s test accuracy %.4f after %d epochs (%.1f s)\n", name, row.accuracy,
-              epochs, row.seconds);
-  return row;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -126,15 +65,13 @@ int main(int argc, char** argv) {
   thaw::Dataset train_all, test_all;
   Check(thaw::LoadIdxDataset(dir, "train", &train_all));
   Check(thaw::LoadIdxDataset(dir, "t10k", &test_all));
-  const Split lab_train = Classes(train_all, 0, 4, 0);
-  const Split lab_test = Classes(test_all, 0, 4, 0);
-  const Split device_train = Classes(train_all, 5, 9, kShotsPerClass);
-  const Split device_test = Classes(test_all, 5, 9, 0);
+  const demo::Split lab_train = demo::Classes(train_all, 0, 4, 0);
+  const demo::Split lab_test = demo::Classes(test_all, 0, 4, 0);
+  const demo::Split device_train = demo::Classes(train_all, 5, 9, kShotsPerClass);
+  const demo::Split device_test = demo::Classes(test_all, 5, 9, 0);
 
   // ---- 1. In the lab: pretrain on classes 0-4 and save. ----
-  const std::string checkpoint =
-      (std::getenv("TMPDIR") ? std::string(std::getenv("TMPDIR")) : std::string("/tmp")) +
-      "/thaw_fashion_backbone.safetensors";
+  const std::string checkpoint = demo::CheckpointPath("thaw_fashion_backbone.safetensors");
   {
     thaw::Arena lab_arena;
     Check(thaw::Arena::Create(8 << 20, &lab_arena));
@@ -161,15 +98,15 @@ int main(int argc, char** argv) {
   std::printf("\n2. on the device: classes 5-9, %zu labelled images, %zu test images\n",
               device_train.data.count, device_test.data.count);
   constexpr size_t kDeviceArena = 6 << 20;
-  std::vector<Row> rows;
+  std::vector<demo::Row> rows;
   {
     thaw::Arena arena;
     Check(thaw::Arena::Create(kDeviceArena, &arena));
     thaw::Sequential scratch(pool);
     BuildModel(&scratch, &arena, "head", /*seed=*/2);
     Compile(&scratch, 1e-3f);
-    rows.push_back(Train("(a) from scratch, all trainable", &scratch, device_train,
-                         device_test, 20));
+    rows.push_back(demo::Train("(a) from scratch, all trainable", &scratch, device_train,
+                         device_test, 20, kBatch));
   }
   thaw::Arena arena;
   Check(thaw::Arena::Create(kDeviceArena, &arena));
@@ -181,36 +118,22 @@ int main(int argc, char** argv) {
   model.layer(0).SetTrainable(false);
   model.layer(1).SetTrainable(false);
   Compile(&model, kHeadRate);
-  rows.push_back(Train("(b) backbone frozen, new head", &model, device_train,
-                       device_test, 20));
+  rows.push_back(demo::Train("(b) backbone frozen, new head", &model, device_train,
+                       device_test, 20, kBatch));
   model.layer(0).SetTrainable(true);
   model.layer(1).SetTrainable(true);
   // A smaller learning rate for fine-tuning; the head's Adam state carries on.
   Check(model.SetLearningRate(kFineTuneRate));
-  rows.push_back(Train("(c) then all thawed, smaller lr", &model, device_train,
-                       device_test, 10));
+  rows.push_back(demo::Train("(c) then all thawed, smaller lr", &model, device_train,
+                       device_test, 10, kBatch));
 
   // ---- 3. The table. ----
-  std::printf("\n3. results (arena %zu bytes; plan of one step of %zu examples)\n",
-              kDeviceArena, kBatch);
-  std::printf("%-34s %9s %10s %10s %10s %11s %9s %9s\n", "", "accuracy", "weights",
-              "gradients", "opt.state", "activations", "scratch", "ms/step");
-  for (const Row& r : rows) {
-    std::printf("%-34s %9.4f %10zu %10zu %10zu %11zu %9zu %9.3f\n", r.name.c_str(),
-                r.accuracy, r.memory[thaw::Region::kWeights],
-                r.memory[thaw::Region::kGradients], r.memory[thaw::Region::kOptimizerState],
-                r.memory[thaw::Region::kActivations], r.memory[thaw::Region::kScratch],
-                r.ms_per_step);
-  }
-  std::printf("arena high-water mark: %zu bytes of %zu\n", arena.high_water(), kDeviceArena);
+  demo::PrintTable(rows, kDeviceArena, kBatch, arena);
+  std::printf("\n");
+  demo::PrintSavings("With the backbone frozen", rows[1], rows[0]);
   std::printf(
-      "\nWith the backbone frozen, a step keeps %.1f%% of the gradient and optimizer bytes\n"
-      "and %.1f%% of the saved activations of a full step. Whether the transferred\n"
-      "features beat training from scratch depends on how close the tasks are: shoes\n"
-      "and bags share less with tops and trousers than one might hope.\n",
-      100.0 * (rows[1].memory[thaw::Region::kGradients] + rows[1].memory[thaw::Region::kOptimizerState]) /
-          (rows[0].memory[thaw::Region::kGradients] + rows[0].memory[thaw::Region::kOptimizerState]),
-      100.0 * rows[1].memory[thaw::Region::kActivations] / rows[0].memory[thaw::Region::kActivations]);
+      "Whether the transferred features beat training from scratch depends on how close\n"
+      "the tasks are: shoes and bags share less with tops and trousers than one might hope.\n");
   std::printf("total time: %.1f s\n",
               std::chrono::duration<double>(std::chrono::steady_clock::now() - demo_start).count());
   return 0;
