@@ -5,6 +5,10 @@
 // 2, conv 3x3 (16 -> 32, same) ReLU, max pool 2, dense 1568 -> 10. Cases
 // cnn_step/thaw/<trainable>_<optimizer>/<threads> (all, or head_only: the
 // convolutions frozen) and cnn_infer/thaw/batch<b>/<threads>;
+// The demo's MobileNet-style network (examples/mobilenet_style.h), batch 32,
+// 10 classes: mobilenet_step/thaw/<all|head_only>_<optimizer>/<threads>
+// (head_only: the backbone frozen, its BatchNorms folded) and
+// mobilenet_infer/thaw/batch<b>/<threads>.
 // bench/pytorch_cnn.py times the same in PyTorch and bench/run_cnn.sh prints
 // the ratios. Kernels: conv/thaw/<shape>/<threads> and
 // depthwise/thaw/<shape>/<threads> with FLOP/s (compare with
@@ -15,6 +19,7 @@
 #include <vector>
 
 #include "core/thaw.h"
+#include "examples/mobilenet_style.h"
 #include "hwy/aligned_allocator.h"
 #include "simd/conv.h"
 #include "simd/spatial.h"
@@ -26,34 +31,42 @@ constexpr size_t kBatch = 32, kClasses = 10;
 struct Cnn {
   thaw::Arena arena;
   std::unique_ptr<thaw::ThreadPool> pool;
-  std::unique_ptr<thaw::Sequential> model;
+  std::unique_ptr<thaw::Model> model;
   std::vector<float> x;
   std::vector<int32_t> labels;
 };
 
-std::unique_ptr<Cnn> MakeCnn(int threads, bool adam, bool head_only) {
+enum class Net { kReference, kMobileNet };
+
+std::unique_ptr<Cnn> MakeCnn(Net net, int threads, bool adam, bool head_only) {
   auto m = std::make_unique<Cnn>();
   THAW_CHECK(thaw::Arena::Create(32 << 20, &m->arena).ok());
   m->pool = std::make_unique<thaw::ThreadPool>(threads);
-  m->model = std::make_unique<thaw::Sequential>(*m->pool);
-  thaw::Sequential& model = *m->model;
-  THAW_CHECK(model.Add(thaw::Conv2D::Make(16, 3, 1, thaw::Padding::kSame, thaw::Activation::kRelu)).ok());
-  THAW_CHECK(model.Add(thaw::MaxPool2D::Make(2)).ok());
-  THAW_CHECK(model.Add(thaw::Conv2D::Make(32, 3, 1, thaw::Padding::kSame, thaw::Activation::kRelu)).ok());
-  THAW_CHECK(model.Add(thaw::MaxPool2D::Make(2)).ok());
-  THAW_CHECK(model.Add(thaw::Flatten::Make()).ok());
-  THAW_CHECK(model.Add(thaw::Dense::Make(kClasses)).ok());
-  THAW_CHECK(model.Build(thaw::Shape{28, 28, 1}, thaw::Layout::kNHWC, kBatch, &m->arena, 1).ok());
+  if (net == Net::kReference) {
+    auto model = std::make_unique<thaw::Sequential>(*m->pool);
+    const auto relu = thaw::Activation::kRelu;
+    THAW_CHECK(model->Add(thaw::Conv2D::Make(16, 3, 1, thaw::Padding::kSame, relu)).ok());
+    THAW_CHECK(model->Add(thaw::MaxPool2D::Make(2)).ok());
+    THAW_CHECK(model->Add(thaw::Conv2D::Make(32, 3, 1, thaw::Padding::kSame, relu)).ok());
+    THAW_CHECK(model->Add(thaw::MaxPool2D::Make(2)).ok());
+    THAW_CHECK(model->Add(thaw::Flatten::Make()).ok());
+    THAW_CHECK(model->Add(thaw::Dense::Make(kClasses), "head").ok());
+    THAW_CHECK(
+        model->Build(thaw::Shape{28, 28, 1}, thaw::Layout::kNHWC, kBatch, &m->arena, 1).ok());
+    m->model = std::move(model);
+  } else {
+    m->model = std::make_unique<thaw::Model>(*m->pool);
+    thaw::Model& model = *m->model;
+    THAW_CHECK(model.Build(demo::MobileNetStyle(model, kClasses, thaw::Activation::kLinear, "head"),
+                           kBatch, &m->arena, 1).ok());
+  }
   thaw::SgdOptions sgd;
   sgd.learning_rate = 0.01f;
   sgd.momentum = 0.9f;
-  THAW_CHECK(model.Compile(adam ? thaw::OptimizerConfig::Adam(thaw::AdamOptions())
-                                : thaw::OptimizerConfig::Sgd(sgd),
-                           thaw::Loss::kSparseCategoricalCrossentropyFromLogits).ok());
-  if (head_only) {
-    model.layer(0).SetTrainable(false);
-    model.layer(2).SetTrainable(false);
-  }
+  THAW_CHECK(m->model->Compile(adam ? thaw::OptimizerConfig::Adam(thaw::AdamOptions())
+                                    : thaw::OptimizerConfig::Sgd(sgd),
+                               thaw::Loss::kSparseCategoricalCrossentropyFromLogits).ok());
+  if (head_only) demo::TrainOnly(m->model.get(), {"head"});
   thaw::Random rng(3);
   m->x.resize(kBatch * 28 * 28);
   for (float& v : m->x) v = rng.Uniform();
@@ -62,8 +75,8 @@ std::unique_ptr<Cnn> MakeCnn(int threads, bool adam, bool head_only) {
   return m;
 }
 
-void BM_CnnStep(benchmark::State& state, bool head_only, bool adam, int threads) {
-  auto m = MakeCnn(threads, adam, head_only);
+void BM_CnnStep(benchmark::State& state, Net net, bool head_only, bool adam, int threads) {
+  auto m = MakeCnn(net, threads, adam, head_only);
   thaw::Examples batch{m->x.data(), kBatch, m->labels.data(), nullptr};
   THAW_CHECK(m->model->TrainOnBatch(batch).ok());  // plan and warm up
   for (auto _ : state) {
@@ -72,8 +85,8 @@ void BM_CnnStep(benchmark::State& state, bool head_only, bool adam, int threads)
   }
 }
 
-void BM_CnnInfer(benchmark::State& state, size_t batch, int threads) {
-  auto m = MakeCnn(threads, false, false);
+void BM_CnnInfer(benchmark::State& state, Net net, size_t batch, int threads) {
+  auto m = MakeCnn(net, threads, false, false);
   std::vector<float> out(batch * kClasses);
   THAW_CHECK(m->model->Predict(m->x.data(), batch, out.data()).ok());
   for (auto _ : state) {
@@ -131,16 +144,21 @@ void BM_Depthwise(benchmark::State& state, thaw::simd::ConvShape s, int threads)
 const int kRegistered = [] {
   for (int threads : {1, 2}) {
     const std::string t = "/" + std::to_string(threads);
-    for (bool adam : {false, true}) {
-      for (bool head_only : {false, true}) {
-        const std::string name = std::string("cnn_step/thaw/") + (head_only ? "head_only" : "all") +
-                                 (adam ? "_adam" : "_sgd_momentum") + t;
-        benchmark::RegisterBenchmark(name.c_str(), BM_CnnStep, head_only, adam, threads)->UseRealTime();
+    for (Net net : {Net::kReference, Net::kMobileNet}) {
+      const std::string stem = net == Net::kReference ? "cnn" : "mobilenet";
+      for (bool adam : {false, true}) {
+        for (bool head_only : {false, true}) {
+          const std::string name = stem + "_step/thaw/" + (head_only ? "head_only" : "all") +
+                                   (adam ? "_adam" : "_sgd_momentum") + t;
+          benchmark::RegisterBenchmark(name.c_str(), BM_CnnStep, net, head_only, adam, threads)
+              ->UseRealTime();
+        }
       }
-    }
-    for (size_t batch : {size_t{1}, kBatch}) {
-      benchmark::RegisterBenchmark(("cnn_infer/thaw/batch" + std::to_string(batch) + t).c_str(),
-                                   BM_CnnInfer, batch, threads)->UseRealTime();
+      for (size_t batch : {size_t{1}, kBatch}) {
+        const std::string name = stem + "_infer/thaw/batch" + std::to_string(batch) + t;
+        benchmark::RegisterBenchmark(name.c_str(), BM_CnnInfer, net, batch, threads)
+            ->UseRealTime();
+      }
     }
     benchmark::RegisterBenchmark(("conv/thaw/3x3_32to32_14x14_b32" + t).c_str(), BM_Conv,
                                  Same3x3(32, 14, 32, 32), threads)->UseRealTime();

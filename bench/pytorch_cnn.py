@@ -1,11 +1,14 @@
 #!/usr/bin/python3
-"""Times the reference CNN (bench/cnn_bench.cc) in PyTorch.
+"""Times the CNNs of bench/cnn_bench.cc in PyTorch: the reference CNN and the
+demo's MobileNet-style network (examples/mobilenet_style.h).
 
 conv 3x3 (1 -> 16, padding 1) ReLU, max pool 2, conv 3x3 (16 -> 32, padding
 1) ReLU, max pool 2, linear 1568 -> 10, batch 32 on 28 x 28 x 1: training
 steps with SGD (momentum 0.9) and Adam, all trainable or with the
 convolutions frozen (requires_grad=False: head only), and inference at batch
-1 and 32. PyTorch gets its best configuration: channels_last tensors, its
+1 and 32. The MobileNet-style network (BatchNorm momentum 0.1, convolutions
+without bias), the same cases, head_only freezing the backbone with its
+BatchNorms in eval mode (what thaw's frozen BatchNorms do). PyTorch gets its best configuration: channels_last tensors, its
 own (OpenMP) and OpenBLAS thread counts as given (bench/run_cnn.sh tries the
 splits of the budget), the faster of zero_grad(set_to_none=True/False), and
 GLIBC_TUNABLES from bench/run_cnn.sh to stop per-step mmap churn.
@@ -30,17 +33,59 @@ torch.set_num_threads(TORCH_THREADS)
 BATCH, CLASSES = 32, 10
 
 
-def make(head_only, adam):
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(
+def conv_bn(cin, cout, kernel, stride=1, groups=1, relu6=True):
+    layers = [torch.nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, groups=groups,
+                              bias=False),
+              torch.nn.BatchNorm2d(cout, eps=1e-3, momentum=0.1)]
+    return layers + ([torch.nn.ReLU6()] if relu6 else [])
+
+
+class InvertedResidual(torch.nn.Module):
+    def __init__(self, channels, expanded):
+        super().__init__()
+        self.body = torch.nn.Sequential(*conv_bn(channels, expanded, 1),
+                                        *conv_bn(expanded, expanded, 3, groups=expanded),
+                                        *conv_bn(expanded, channels, 1, relu6=False))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class MobileNetStyle(torch.nn.Module):
+    """examples/mobilenet_style.h. Padding 1 for the stride-2 3x3 convolutions
+    equals TensorFlow's "same" on even sizes but for its side (one pixel on
+    each side here, all on the bottom/right there): the same work."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = torch.nn.Sequential(
+            *conv_bn(1, 16, 3, stride=2),
+            *conv_bn(16, 16, 3, groups=16), *conv_bn(16, 32, 1),
+            *conv_bn(32, 32, 3, stride=2, groups=32), *conv_bn(32, 48, 1),
+            InvertedResidual(48, 96))
+        self.head = torch.nn.Linear(48, CLASSES)
+
+    def forward(self, x):
+        return self.head(self.backbone(x).mean(dim=(2, 3)))
+
+
+def reference():
+    return torch.nn.Sequential(
         torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
         torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
         torch.nn.Flatten(), torch.nn.Linear(1568, CLASSES))
+
+
+def make(net, head_only, adam):
+    torch.manual_seed(0)
+    model = (reference() if net == "cnn" else MobileNetStyle())
     model = model.to(memory_format=torch.channels_last)
     if head_only:
-        for layer in (model[0], model[3]):
-            for p in layer.parameters():
+        frozen = (model[0], model[3]) if net == "cnn" else (model.backbone,)
+        for part in frozen:
+            for p in part.parameters():
                 p.requires_grad_(False)
+            part.eval()  # frozen BatchNorms use their running statistics
     params = [p for p in model.parameters() if p.requires_grad]
     opt = (torch.optim.Adam(params, lr=1e-3) if adam
            else torch.optim.SGD(params, lr=0.01, momentum=0.9))
@@ -68,26 +113,29 @@ def main():
     y = torch.randint(0, CLASSES, (BATCH,))
     loss_fn = torch.nn.CrossEntropyLoss()
     results = {}
-    for adam in (False, True):
-        for name, head_only in (("all", False), ("head_only", True)):
-            key = "cnn_step/pytorch/%s_%s/%d" % (name, "adam" if adam else "sgd_momentum", THREADS)
-            for set_to_none in (True, False):
-                model, opt = make(head_only, adam)
+    for net in ("cnn", "mobilenet"):
+        for adam in (False, True):
+            for name, head_only in (("all", False), ("head_only", True)):
+                key = "%s_step/pytorch/%s_%s/%d" % (net, name, "adam" if adam else "sgd_momentum",
+                                                    THREADS)
+                for set_to_none in (True, False):
+                    model, opt = make(net, head_only, adam)
 
-                def step():
-                    opt.zero_grad(set_to_none=set_to_none)
-                    loss_fn(model(x), y).backward()
-                    opt.step()
-                seconds = median_time(step)
-                results[key] = min(seconds, results.get(key, seconds))
-    model, _ = make(False, False)
-    for batch in (1, BATCH):
-        xb = x[:batch].contiguous(memory_format=torch.channels_last)
+                    def step():
+                        opt.zero_grad(set_to_none=set_to_none)
+                        loss_fn(model(x), y).backward()
+                        opt.step()
+                    seconds = median_time(step)
+                    results[key] = min(seconds, results.get(key, seconds))
+        model, _ = make(net, False, False)
+        model.eval()
+        for batch in (1, BATCH):
+            xb = x[:batch].contiguous(memory_format=torch.channels_last)
 
-        def infer():
-            with torch.inference_mode():
-                model(xb)
-        results["cnn_infer/pytorch/batch%d/%d" % (batch, THREADS)] = median_time(infer)
+            def infer():
+                with torch.inference_mode():
+                    model(xb)
+            results["%s_infer/pytorch/batch%d/%d" % (net, batch, THREADS)] = median_time(infer)
     results["_context"] = {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                            "blas_threads": BLAS_THREADS,
                            "mkldnn": torch.backends.mkldnn.is_available(),

@@ -9,7 +9,8 @@
 #   build-dir defaults to build/bench (configured Release if missing).
 #   Extra flags go to every pass below (a --benchmark_filter replaces the
 #   passes' own filters), e.g. --benchmark_repetitions=9.
-#   OPENBLAS_CORETYPE=... overrides the OpenBLAS kernel choice below.
+#   THAW_OPENBLAS_CORETYPE=... overrides the OpenBLAS kernel choice
+#   (bench/openblas_core.sh).
 #   THAW_RESULTS_DIR=... writes gemm.md and gemm.png there instead (a quick
 #   or filtered run would otherwise replace the committed results).
 set -euo pipefail
@@ -23,19 +24,7 @@ if [[ ! -f "$build/build.ninja" && ! -f "$build/Makefile" ]]; then
 fi
 cmake --build "$build" --target thaw_bench -j2 >/dev/null
 
-# Debian's OpenBLAS 0.3.21 picks kernels from the CPU model and silently falls
-# back to SSE3 (Prescott) kernels on models it does not know (it did so on an
-# Emerald Rapids VM). Name its best kernel family for this CPU explicitly:
-# AVX-512 -> SkylakeX; AVX2 + FMA -> Haswell (on the Zen 3 we measured, the
-# auto-detected Zen core runs the same AVX2 kernels, within noise of Haswell).
-if [[ -z "${OPENBLAS_CORETYPE:-}" ]]; then
-  if grep -qw avx512f /proc/cpuinfo; then
-    export OPENBLAS_CORETYPE=SkylakeX
-  elif grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
-    export OPENBLAS_CORETYPE=Haswell
-  fi
-fi
-echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<auto>}"
+source "$root/bench/openblas_core.sh"
 
 # The plot needs matplotlib for the system Python; install it now, before
 # measuring. Without it bench/report.py prints the table and says why no plot.

@@ -3,13 +3,10 @@
 //
 //  1. In the lab: pretrain on classes 0-4 (t-shirt, trouser, pullover, dress,
 //     coat) and save a safetensors checkpoint (PyTorch's names and layouts).
-//     The network, on 28 x 28 x 1 images:
-//       stem  conv 3x3 stride 2 (16) - BN - ReLU6                    14x14x16
-//       b1    depthwise 3x3 - BN - ReLU6 - conv 1x1 (32) - BN - ReLU6  14x14x32
-//       b2    depthwise 3x3 stride 2 - BN - ReLU6 - 1x1 (48) - BN - ReLU6  7x7x48
-//       b3    inverted residual: 1x1 (96) - BN - ReLU6 - depthwise 3x3 - BN -
-//             ReLU6 - 1x1 (48) - BN, added to its input                 7x7x48
-//       global average pool - head (5, softmax)
+//     The network (examples/mobilenet_style.h), on 28 x 28 x 1 images: a
+//     stride-2 stem, two depthwise-separable blocks, an inverted residual
+//     block (b3), global average pooling, the head; BatchNorm after every
+//     convolution.
 //  2. On the device: classes 5-9 (sandal, shirt, sneaker, bag, ankle boot),
 //     100 labelled images each, one fixed arena:
 //       (a) from scratch on the 500 images, for comparison;
@@ -29,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "examples/mobilenet_style.h"
 #include "examples/transfer_demo.h"
 
 namespace {
@@ -38,44 +36,9 @@ constexpr size_t kShotsPerClass = 100;
 constexpr float kHeadRate = 1e-2f;
 constexpr float kFineTuneRate = 1e-3f;
 
-using thaw::Activation;
-using thaw::Padding;
-using thaw::Symbol;
-
-// Convolution (no bias: the BatchNorm's beta is the bias) - BN - ReLU6, named
-// <name> and <name>_bn. Momentum 0.9 (PyTorch's 0.1): with Keras' 0.99 the
-// moving statistics of a model trained for a few hundred steps still lag the
-// batch statistics, and a 500-image model trained from scratch predicts at
-// chance in inference mode although it fits its batches.
-Symbol ConvBn(thaw::Model& m, Symbol x, std::unique_ptr<thaw::Layer> conv,
-              const std::string& name, bool relu6 = true) {
-  Symbol y = m.Call(thaw::BatchNormalization::Make(0.9f), m.Call(std::move(conv), x, name),
-                    name + "_bn");
-  return relu6 ? m.Call(thaw::ReLU6(), y) : y;
-}
-
-std::unique_ptr<thaw::Layer> Pointwise(size_t filters) {
-  return thaw::Conv2D::Make(filters, 1, 1, Padding::kValid, Activation::kLinear, false);
-}
-std::unique_ptr<thaw::Layer> Depthwise(size_t stride) {
-  return thaw::DepthwiseConv2D::Make(3, stride, Padding::kSame, Activation::kLinear, false);
-}
-
-// The network; the backbone's names are the checkpoint's, the head is named
-// by the caller so that a new head does not load the old one.
 void BuildModel(thaw::Model* m, thaw::Arena* arena, const char* head, uint64_t seed) {
-  Symbol x = m->Input(thaw::Shape{28, 28, 1}, thaw::Layout::kNHWC);
-  x = ConvBn(*m, x, thaw::Conv2D::Make(16, 3, 2, Padding::kSame, Activation::kLinear, false),
-             "stem");
-  x = ConvBn(*m, ConvBn(*m, x, Depthwise(1), "b1_dw"), Pointwise(32), "b1_pw");
-  x = ConvBn(*m, ConvBn(*m, x, Depthwise(2), "b2_dw"), Pointwise(48), "b2_pw");
-  Symbol e = ConvBn(*m, x, Pointwise(96), "b3_expand");
-  e = ConvBn(*m, ConvBn(*m, e, Depthwise(1), "b3_dw"), Pointwise(48), "b3_project",
-             /*relu6=*/false);
-  x = m->Call(thaw::Add::Make(), {x, e}, "b3_add");
-  Symbol y = m->Call(thaw::Dense::Make(5, Activation::kSoftmax),
-                     m->Call(thaw::GlobalAveragePooling2D::Make(), x), head);
-  demo::Check(m->Build(y, kBatch, arena, seed));
+  demo::Check(m->Build(demo::MobileNetStyle(*m, 5, thaw::Activation::kSoftmax, head), kBatch,
+                       arena, seed));
 }
 
 void Compile(thaw::Model* model, float learning_rate) {
@@ -83,16 +46,6 @@ void Compile(thaw::Model* model, float learning_rate) {
   adam.learning_rate = learning_rate;
   demo::Check(model->Compile(thaw::OptimizerConfig::Adam(adam),
                              thaw::Loss::kSparseCategoricalCrossentropy));
-}
-
-// Trainable: the layers whose names start with one of `prefixes`.
-void TrainOnly(thaw::Model* model, std::initializer_list<const char*> prefixes) {
-  for (size_t i = 0; i < model->num_layers(); ++i) {
-    thaw::Layer& layer = model->layer(i);
-    bool trainable = false;
-    for (const char* p : prefixes) trainable = trainable || layer.name().rfind(p, 0) == 0;
-    layer.SetTrainable(trainable);
-  }
 }
 
 }  // namespace
@@ -158,11 +111,11 @@ int main(int argc, char** argv) {
   thaw::LoadOptions load;
   load.strict = false;  // the checkpoint's old head (lab_head.*) is not loaded
   demo::Check(thaw::LoadCheckpoint(checkpoint, &model.variables(), load));
-  TrainOnly(&model, {"head"});
+  demo::TrainOnly(&model, {"head"});
   Compile(&model, kHeadRate);
   rows.push_back(demo::Train("(b) backbone frozen, new head", &model, device_train,
                              device_test, 20, kBatch));
-  TrainOnly(&model, {"head", "b3_"});
+  demo::TrainOnly(&model, {"head", "b3_"});
   // A smaller learning rate for fine-tuning; the head's Adam state carries on.
   demo::Check(model.SetLearningRate(kFineTuneRate));
   rows.push_back(demo::Train("(c) then the last block thawed", &model, device_train,

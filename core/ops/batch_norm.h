@@ -16,7 +16,10 @@
 // Inference mode (Evaluate, Predict, and any step while the layer is frozen,
 // as Keras >= 2.1.3 / TF2): normalises with the moving statistics and updates
 // nothing; frozen, gamma and beta get no gradient, but the layer still passes
-// gradients to what precedes it.
+// gradients to what precedes it. Where nothing runs backward through it, an
+// inference-mode layer after a Conv2D, DepthwiseConv2D or Dense without
+// activation runs inside that op's epilogue, with the same bits
+// (core/exec/program.h).
 //
 // Variables, named as PyTorch's state_dict: "<layer>.weight" (gamma, [C]),
 // "<layer>.bias" (beta, [C]), and the statistics "<layer>.running_mean",
