@@ -3,11 +3,13 @@
 #include "simd/conv.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "platform/memory.h"
 #include "platform/status.h"
 #include "simd/elementwise.h"
+#include "simd/parallel_chunks.h"
 
 namespace thaw {
 namespace simd {
@@ -120,47 +122,198 @@ size_t ConvTileRows(const ConvShape& s) {
   return std::min(rows, std::max<size_t>(1, s.pixels()));
 }
 
+namespace {
+
+using internal::DivCeil;
+
+size_t Tiles(const ConvShape& s) { return DivCeil(s.pixels(), ConvTileRows(s)); }
+
+// Tasks that take tiles (or groups of them) concurrently: one per thread, at
+// most one per unit of work; 1 runs the units in order with each product
+// threaded inside.
+size_t Tasks(size_t units, int threads) {
+  return units < 2 ? 1 : std::min(units, static_cast<size_t>(std::max(threads, 1)));
+}
+
+// The GEMM scratch query(rows) of any tile's product: a full tile's or the
+// last, shorter one's (the need is not monotone in the row count).
+template <class Q>
+size_t AnyTile(const ConvShape& s, const Q& query) {
+  const size_t full = ConvTileRows(s), last = s.pixels() - (Tiles(s) - 1) * full;
+  return std::max(query(full), query(last));
+}
+
+// One task's scratch: a patch tile and the GEMM scratch of one tile's
+// product (on one thread when tasks run concurrently).
+size_t TaskFloats(const ConvShape& s, size_t gemm_floats) {
+  return Lines(ConvTileRows(s) * s.patch()) + Lines(gemm_floats);
+}
+
+// Calls f(area, unit, pool) for units [0, units): in order on the caller
+// with `pool` when tasks == 1; otherwise on `tasks` tasks of `pool`, task t
+// with the scratch area at t * area_floats and a serial pool.
+template <class F>
+void ForUnits(size_t units, size_t tasks, float* scratch, size_t area_floats, ThreadPool& pool,
+              const F& f) {
+  if (tasks <= 1) {
+    for (size_t u = 0; u < units; ++u) f(scratch, u, pool);
+    return;
+  }
+  std::atomic<size_t> next{0};
+  pool.ParallelFor(tasks, [&](size_t task) {
+    float* area = scratch + task * area_floats;
+    for (size_t u; (u = next.fetch_add(1, std::memory_order_relaxed)) < units;) {
+      f(area, u, ThreadPool::Serial());
+    }
+  });
+}
+
+// Forward tiles: y rows [r0, r0 + rows) = patches w, then the epilogue.
+size_t ForwardFloats(const ConvShape& s, int threads) {
+  const size_t tasks = Tasks(Tiles(s), threads);
+  const int gemm_threads = tasks > 1 ? 1 : threads;
+  return tasks * TaskFloats(s, AnyTile(s, [&](size_t rows) {
+           return GemmScratchFloats(rows, s.out_c, s.patch(), false, false, gemm_threads);
+         }));
+}
+
+void Forward(const float* x, const float* w, float* y, const ConvShape& s, float* scratch,
+             ThreadPool& pool, const GemmEpilogue& epilogue) {
+  const size_t m = s.pixels(), k = s.patch(), cout = s.out_c, tile_rows = ConvTileRows(s);
+  const size_t tiles = Tiles(s), tasks = Tasks(tiles, pool.num_threads());
+  const size_t area = ForwardFloats(s, pool.num_threads()) / tasks;
+  ForUnits(tiles, tasks, scratch, area, pool, [&](float* mine, size_t t, ThreadPool& gemm_pool) {
+    const size_t r0 = t * tile_rows, rows = std::min(tile_rows, m - r0);
+    float* tile = mine;
+    GatherPatches(x, s, r0, rows, tile);
+    Gemm(tile, k, false, w, cout, false, y + r0 * cout, cout, rows, cout, k,
+         /*accumulate=*/false, mine + Lines(tile_rows * k), gemm_pool, epilogue);
+  });
+}
+
+// The weight gradient sums tile products in a fixed number of groups of
+// consecutive tiles (each in tile order, group 0 into dw, the others into
+// partial buffers), then adds the partials to dw in group order: the groups
+// depend on the shape only, so the bits do not depend on the thread count.
+constexpr size_t kWeightGroups = 4;
+
+size_t WeightGroups(const ConvShape& s) { return std::min(Tiles(s), kWeightGroups); }
+
+size_t WeightFloats(const ConvShape& s, int threads) {
+  const size_t groups = WeightGroups(s), tasks = Tasks(groups, threads);
+  const int gemm_threads = tasks > 1 ? 1 : threads;
+  const size_t k = s.patch(), cout = s.out_c;
+  return (groups - 1) * Lines(k * cout) + tasks * TaskFloats(s, AnyTile(s, [&](size_t rows) {
+           return GemmScratchFloats(k, cout, rows, true, false, gemm_threads);
+         }));
+}
+
+void WeightGradient(const float* x, const float* dy, float* dw, const ConvShape& s,
+                    float* scratch, ThreadPool& pool) {
+  const size_t m = s.pixels(), k = s.patch(), cout = s.out_c, tile_rows = ConvTileRows(s);
+  const size_t tiles = Tiles(s), groups = WeightGroups(s), tasks = Tasks(groups, pool.num_threads());
+  const size_t partial = Lines(k * cout);
+  float* areas = scratch + (groups - 1) * partial;
+  const size_t area = (WeightFloats(s, pool.num_threads()) - (groups - 1) * partial) / tasks;
+  ForUnits(groups, tasks, areas, area, pool, [&](float* mine, size_t g, ThreadPool& gemm_pool) {
+    float* sum = g == 0 ? dw : scratch + (g - 1) * partial;
+    for (size_t t = g * tiles / groups; t < (g + 1) * tiles / groups; ++t) {
+      const size_t r0 = t * tile_rows, rows = std::min(tile_rows, m - r0);
+      GatherPatches(x, s, r0, rows, mine);
+      Gemm(mine, k, true, dy + r0 * cout, cout, false, sum, cout, k, cout, rows,
+           /*accumulate=*/t > g * tiles / groups, mine + Lines(tile_rows * k), gemm_pool);
+    }
+  });
+  for (size_t g = 1; g < groups; ++g) Add(dw, scratch + (g - 1) * partial, dw, k * cout, pool);
+}
+
+// With stride 1, the input gradient is a forward convolution of dy with the
+// kernel turned half a turn and its channels swapped, padded K - 1 - pad
+// on top and left: tiles that write disjoint rows of dx, threaded as the
+// forward pass. With a larger stride it is col2im: each tile's patch
+// gradients dy w^T added into dx in tile and row order, in order.
+bool InputByForward(const ConvShape& s) { return s.stride_h == 1 && s.stride_w == 1; }
+
+ConvShape Transposed(const ConvShape& s) {
+  ConvShape t = s;
+  t.in_h = s.out_h;
+  t.in_w = s.out_w;
+  t.in_c = s.out_c;
+  t.out_h = s.in_h;
+  t.out_w = s.in_w;
+  t.out_c = s.in_c;
+  t.pad_top = s.kernel_h - 1 - s.pad_top;
+  t.pad_left = s.kernel_w - 1 - s.pad_left;
+  return t;
+}
+
+size_t InputFloats(const ConvShape& s, int threads) {
+  if (InputByForward(s)) return Lines(s.patch() * s.out_c) + ForwardFloats(Transposed(s), threads);
+  return TaskFloats(s, AnyTile(s, [&](size_t rows) {
+    return GemmScratchFloats(rows, s.patch(), s.out_c, false, true, threads);
+  }));
+}
+
+void InputGradient(const float* w, const float* dy, float* dx, const ConvShape& s,
+                   float* scratch, ThreadPool& pool) {
+  const size_t k = s.patch(), cin = s.in_c, cout = s.out_c;
+  if (InputByForward(s)) {
+    // turned[kh, kw, co, ci] = w[KH-1-kh, KW-1-kw, ci, co]
+    float* turned = scratch;
+    for (size_t kh = 0; kh < s.kernel_h; ++kh) {
+      for (size_t kw = 0; kw < s.kernel_w; ++kw) {
+        const float* from = w + ((s.kernel_h - 1 - kh) * s.kernel_w + (s.kernel_w - 1 - kw)) * cin * cout;
+        float* to = turned + (kh * s.kernel_w + kw) * cout * cin;
+        for (size_t ci = 0; ci < cin; ++ci) {
+          for (size_t co = 0; co < cout; ++co) to[co * cin + ci] = from[ci * cout + co];
+        }
+      }
+    }
+    Forward(dy, turned, dx, Transposed(s), scratch + Lines(k * cout), pool, GemmEpilogue());
+    return;
+  }
+  const size_t m = s.pixels(), tile_rows = ConvTileRows(s);
+  std::memset(dx, 0, s.batch * s.in_h * s.in_w * cin * sizeof(float));
+  for (size_t r0 = 0; r0 < m; r0 += tile_rows) {
+    const size_t rows = std::min(tile_rows, m - r0);
+    Gemm(dy + r0 * cout, cout, false, w, cout, true, scratch, k, rows, k, cout, false,
+         scratch + Lines(tile_rows * k), pool);
+    ScatterPatches(scratch, s, r0, rows, dx);
+  }
+}
+
+}  // namespace
+
 size_t ConvForwardScratchFloats(const ConvShape& s, int threads) {
   if (s.pointwise()) return GemmScratchFloats(s.pixels(), s.out_c, s.in_c, false, false, threads);
-  const size_t rows = ConvTileRows(s);
-  return Lines(rows * s.patch()) + GemmScratchFloats(rows, s.out_c, s.patch(), false, false, threads);
+  return ForwardFloats(s, threads);
 }
 
 void ConvForward(const float* x, const float* w, float* y, const ConvShape& s, float* scratch,
                  ThreadPool& pool, const GemmEpilogue& epilogue) {
-  const size_t m = s.pixels(), k = s.patch(), cout = s.out_c;
   if (s.pointwise()) {
-    Gemm(x, k, false, w, cout, false, y, cout, m, cout, k, /*accumulate=*/false, scratch, pool,
-         epilogue);
+    Gemm(x, s.in_c, false, w, s.out_c, false, y, s.out_c, s.pixels(), s.out_c, s.in_c,
+         /*accumulate=*/false, scratch, pool, epilogue);
     return;
   }
-  const size_t tile_rows = ConvTileRows(s);
-  float* tile = scratch;
-  float* gemm = scratch + Lines(tile_rows * k);
-  for (size_t r0 = 0; r0 < m; r0 += tile_rows) {
-    const size_t rows = std::min(tile_rows, m - r0);
-    GatherPatches(x, s, r0, rows, tile);
-    Gemm(tile, k, false, w, cout, false, y + r0 * cout, cout, rows, cout, k,
-         /*accumulate=*/false, gemm, pool, epilogue);
-  }
+  Forward(x, w, y, s, scratch, pool, epilogue);
 }
 
 size_t ConvBackwardScratchFloats(const ConvShape& s, bool input_gradient, bool weight_gradient,
                                  int threads) {
   const size_t k = s.patch(), cout = s.out_c;
+  size_t floats = 0;
   if (s.pointwise()) {
-    size_t floats = 0;
     if (weight_gradient) floats = GemmScratchFloats(k, cout, s.pixels(), true, false, threads);
     if (input_gradient) {
       floats = std::max(floats, GemmScratchFloats(s.pixels(), k, cout, false, true, threads));
     }
     return floats;
   }
-  const size_t rows = ConvTileRows(s);
-  size_t gemm = 0;
-  if (weight_gradient) gemm = GemmScratchFloats(k, cout, rows, true, false, threads);
-  if (input_gradient) gemm = std::max(gemm, GemmScratchFloats(rows, k, cout, false, true, threads));
-  return Lines(rows * k) + gemm;
+  // The two run one after the other and share the scratch.
+  if (weight_gradient) floats = WeightFloats(s, threads);
+  if (input_gradient) floats = std::max(floats, InputFloats(s, threads));
+  return floats;
 }
 
 void ConvBackward(const float* x, const float* w, const float* dy, float* dx, float* dw,
@@ -175,23 +328,8 @@ void ConvBackward(const float* x, const float* w, const float* dy, float* dx, fl
     }
     return;
   }
-  const size_t tile_rows = ConvTileRows(s);
-  float* tile = scratch;
-  float* gemm = scratch + Lines(tile_rows * k);
-  if (dx != nullptr) std::memset(dx, 0, s.batch * s.in_h * s.in_w * s.in_c * sizeof(float));
-  for (size_t r0 = 0; r0 < m; r0 += tile_rows) {
-    const size_t rows = std::min(tile_rows, m - r0);
-    const float* dy_tile = dy + r0 * cout;
-    if (dw != nullptr) {  // dw[K, Cout] (+)= patches^T dy, tiles in order
-      GatherPatches(x, s, r0, rows, tile);
-      Gemm(tile, k, true, dy_tile, cout, false, dw, cout, k, cout, rows,
-           /*accumulate=*/r0 > 0, gemm, pool);
-    }
-    if (dx != nullptr) {  // the tile's patch gradients, then into dx
-      Gemm(dy_tile, cout, false, w, cout, true, tile, k, rows, k, cout, false, gemm, pool);
-      ScatterPatches(tile, s, r0, rows, dx);
-    }
-  }
+  if (dw != nullptr) WeightGradient(x, dy, dw, s, scratch, pool);
+  if (dx != nullptr) InputGradient(w, dy, dx, s, scratch, pool);
 }
 
 }  // namespace simd

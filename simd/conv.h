@@ -15,14 +15,20 @@
 // scratch and multiplied there, so scratch stays small for any batch. A 1x1
 // convolution with stride 1 and no padding is the plain product on x itself.
 //
-// Backward: dw (+)= patches^T dy, a tile at a time, tiles accumulated in
-// order; dx = col2im(dy w^T), each tile's patch gradients added into dx in
-// row order. Tiles depend only on the shape, and GEMM never splits K across
-// threads, so the bits are the same for any thread count. All scratch comes
-// from the caller, 64-byte aligned, of the size the *ScratchFloats query
-// gives for the same shape and thread count; contents need no
-// initialisation. Out-of-range taps (padding) read zeros. Bottom and right
-// padding are implied by the output size.
+// Threads: with two or more tiles, tiles run concurrently, each task in its
+// own part of the scratch with single-threaded products; a single tile runs
+// its product threaded. Backward: dw = patches^T dy summed over a fixed
+// number of groups of consecutive tiles (tile order inside a group; the
+// groups' sums added in order); with stride 1, dx is the forward
+// convolution of dy with the kernel turned half a turn (channels swapped,
+// padding K - 1 - pad), threaded like the forward pass; with a larger
+// stride, dx = col2im(dy w^T), tile by tile in order. Tiles and groups
+// depend only on the shape, and GEMM never splits K across threads, so the
+// bits are the same for any thread count. All scratch comes from the
+// caller, 64-byte aligned, of the size the *ScratchFloats query gives for
+// the same shape and thread count (more threads, more scratch); contents
+// need no initialisation. Out-of-range taps (padding) read zeros. Bottom
+// and right padding are implied by the output size.
 #ifndef THAW_SIMD_CONV_H_
 #define THAW_SIMD_CONV_H_
 

@@ -177,24 +177,52 @@ TEST_P(ConvTest, BackwardMatchesTheReference) {
   }
 }
 
-// Several tiles: more output pixels than one tile holds.
-TEST_P(ConvTest, ManyTilesAccumulateInOrder) {
-  const ConvShape s = Make(3, 20, 20, 8, 4, 3, 1, true);
-  ASSERT_GT(s.pixels(), 2 * ConvTileRows(s));
+// Several tiles: more output pixels than one tile holds. Tiles then run on
+// both threads (each in its own scratch), the weight gradient in groups of
+// tiles, and a stride-1 input gradient as a forward convolution: the bits
+// must still be those of one thread. Shapes: "same" with 3 tiles, 10 tiles
+// (groups of uneven length), "valid" (the turned kernel padded by 2),
+// stride 2 (col2im), an even kernel.
+TEST_P(ConvTest, ManyTilesMatchTheReferenceAndOneThread) {
   std::mt19937 rng(3);
-  const std::vector<float> x = Random(s.batch * s.in_h * s.in_w * s.in_c, rng);
-  const std::vector<float> w = Random(s.patch() * s.out_c, rng);
-  const std::vector<float> dy = Random(s.pixels() * s.out_c, rng);
-  std::vector<float> expected_dx(x.size()), expected_dw(w.size()), y(dy.size()),
-      expected_y(dy.size()), dx(x.size()), dw(w.size());
-  ScalarConvForward(x.data(), w.data(), expected_y.data(), s);
-  ScalarConvBackward(x.data(), w.data(), dy.data(), expected_dx.data(), expected_dw.data(), s);
-  Scratch forward(ConvForwardScratchFloats(s, 2)), backward(ConvBackwardScratchFloats(s, true, true, 2));
-  ConvForward(x.data(), w.data(), y.data(), s, forward.mem.get(), Pool());
-  ConvBackward(x.data(), w.data(), dy.data(), dx.data(), dw.data(), s, backward.mem.get(), Pool());
-  ExpectNear(expected_y, y.data(), static_cast<double>(s.patch()), "y");
-  ExpectNear(expected_dx, dx.data(), 36.0, "dx");
-  ExpectNear(expected_dw, dw.data(), static_cast<double>(s.pixels()), "dw");
+  for (const ConvShape& s : {Make(3, 20, 20, 8, 4, 3, 1, true), Make(2, 25, 23, 16, 5, 3, 1, true),
+                             Make(3, 22, 22, 8, 6, 3, 1, false), Make(3, 31, 29, 16, 7, 3, 2, true),
+                             Make(3, 20, 21, 24, 3, 2, 1, true)}) {
+    SCOPED_TRACE(Describe(s));
+    ASSERT_GE(s.pixels(), 2 * ConvTileRows(s));
+    const std::vector<float> x = Random(s.batch * s.in_h * s.in_w * s.in_c, rng);
+    const std::vector<float> w = Random(s.patch() * s.out_c, rng);
+    const std::vector<float> dy = Random(s.pixels() * s.out_c, rng);
+    std::vector<float> expected_dx(x.size()), expected_dw(w.size()), expected_y(dy.size());
+    ScalarConvForward(x.data(), w.data(), expected_y.data(), s);
+    ScalarConvBackward(x.data(), w.data(), dy.data(), expected_dx.data(), expected_dw.data(), s);
+    std::vector<float> first_y, first_dx, first_dw;
+    for (ThreadPool* pool : {&ThreadPool::Serial(), &Pool()}) {
+      const int threads = pool->num_threads();
+      Scratch forward(ConvForwardScratchFloats(s, threads));
+      Scratch backward(ConvBackwardScratchFloats(s, true, true, threads));
+      std::vector<float> y(dy.size(), std::nanf("")), dx(x.size(), std::nanf("")),
+          dw(w.size(), std::nanf(""));
+      ConvForward(x.data(), w.data(), y.data(), s, forward.mem.get(), *pool);
+      ConvBackward(x.data(), w.data(), dy.data(), dx.data(), dw.data(), s, backward.mem.get(),
+                   *pool);
+      EXPECT_TRUE(forward.GuardIntact());
+      EXPECT_TRUE(backward.GuardIntact());
+      ExpectNear(expected_y, y.data(), static_cast<double>(s.patch()), "y");
+      ExpectNear(expected_dx, dx.data(), static_cast<double>(s.kernel_h * s.kernel_w * s.out_c),
+                 "dx");
+      ExpectNear(expected_dw, dw.data(), static_cast<double>(s.pixels()), "dw");
+      if (first_y.empty()) {
+        first_y = y;
+        first_dx = dx;
+        first_dw = dw;
+      } else {
+        EXPECT_TRUE(SameBits(first_y, y.data())) << "1 vs 2 threads";
+        EXPECT_TRUE(SameBits(first_dx, dx.data())) << "1 vs 2 threads";
+        EXPECT_TRUE(SameBits(first_dw, dw.data())) << "1 vs 2 threads";
+      }
+    }
+  }
 }
 
 }  // namespace
