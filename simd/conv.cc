@@ -10,6 +10,7 @@
 #include "platform/status.h"
 #include "simd/elementwise.h"
 #include "simd/parallel_chunks.h"
+#include "simd/spatial.h"
 
 namespace thaw {
 namespace simd {
@@ -282,10 +283,16 @@ void InputGradient(const float* w, const float* dy, float* dx, const ConvShape& 
   }
 }
 
+// Few input channels: the direct kernels of simd/spatial.h (forward and
+// weight gradient; the input gradient, rarely wanted of a first layer, stays
+// the GEMM's).
+bool Narrow(const ConvShape& s) { return s.in_c <= 4; }
+
 }  // namespace
 
 size_t ConvForwardScratchFloats(const ConvShape& s, int threads) {
   if (s.pointwise()) return GemmScratchFloats(s.pixels(), s.out_c, s.in_c, false, false, threads);
+  if (Narrow(s)) return 0;
   return ForwardFloats(s, threads);
 }
 
@@ -294,6 +301,10 @@ void ConvForward(const float* x, const float* w, float* y, const ConvShape& s, f
   if (s.pointwise()) {
     Gemm(x, s.in_c, false, w, s.out_c, false, y, s.out_c, s.pixels(), s.out_c, s.in_c,
          /*accumulate=*/false, scratch, pool, epilogue);
+    return;
+  }
+  if (Narrow(s)) {
+    DirectConvForward(x, w, y, s, pool, epilogue);
     return;
   }
   Forward(x, w, y, s, scratch, pool, epilogue);
@@ -311,7 +322,9 @@ size_t ConvBackwardScratchFloats(const ConvShape& s, bool input_gradient, bool w
     return floats;
   }
   // The two run one after the other and share the scratch.
-  if (weight_gradient) floats = WeightFloats(s, threads);
+  if (weight_gradient) {
+    floats = Narrow(s) ? DirectConvWeightScratchFloats(s) : WeightFloats(s, threads);
+  }
   if (input_gradient) floats = std::max(floats, InputFloats(s, threads));
   return floats;
 }
@@ -328,7 +341,13 @@ void ConvBackward(const float* x, const float* w, const float* dy, float* dx, fl
     }
     return;
   }
-  if (dw != nullptr) WeightGradient(x, dy, dw, s, scratch, pool);
+  if (dw != nullptr) {
+    if (Narrow(s)) {
+      DirectConvWeightGradient(x, dy, dw, s, scratch, pool);
+    } else {
+      WeightGradient(x, dy, dw, s, scratch, pool);
+    }
+  }
   if (dx != nullptr) InputGradient(w, dy, dx, s, scratch, pool);
 }
 

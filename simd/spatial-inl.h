@@ -64,23 +64,162 @@ HWY_INLINE size_t OutOffset(const simd::ConvShape& s, size_t n, size_t h, size_t
   return ((n * s.out_h + h) * s.out_w + w) * s.in_c;
 }
 
+// The taps k in [*lo, *hi) of output o that fall inside [0, extent) along
+// one axis: 0 <= o * stride + k - pad < extent.
+HWY_INLINE void TapRange(size_t o, size_t stride, size_t pad, size_t kernel, size_t extent,
+                         size_t* lo, size_t* hi) {
+  const long start = static_cast<long>(o * stride) - static_cast<long>(pad);
+  *lo = start < 0 ? std::min(kernel, static_cast<size_t>(-start)) : 0;
+  const long end = static_cast<long>(extent) - start;  // k < end
+  *hi = end <= 0 ? 0 : std::min(kernel, static_cast<size_t>(end));
+  if (*hi < *lo) *hi = *lo;
+}
+
+// The outputs o in [*lo, *hi) (of `out`) whose tap k falls inside
+// [0, extent) along one axis.
+HWY_INLINE void OutputRange(size_t k, size_t stride, size_t pad, size_t extent, size_t out,
+                            size_t* lo, size_t* hi) {
+  *lo = *hi = 0;
+  if (extent + pad <= k) return;
+  *lo = k >= pad ? 0 : (pad - k + stride - 1) / stride;
+  *hi = std::min(out, (extent - 1 + pad - k) / stride + 1);
+  if (*hi < *lo) *hi = *lo;
+}
+
 }  // namespace spatial
+
+// Whether outputs [ow, ow + count) of a row all have every kw tap inside.
+HWY_INLINE bool FullWidth(const simd::ConvShape& s, size_t ow, size_t count) {
+  return ow * s.stride_w >= s.pad_left &&
+         (ow + count - 1) * s.stride_w - s.pad_left + s.kernel_w <= s.in_w;
+}
+
+// Output rows [q0, q1) (a row is one (n, oh)) of a convolution with few
+// input channels (w [KH, KW, Cin, Cout]): per output pixel and vector of
+// output channels, x broadcast against the weight rows of the taps inside,
+// in (kh, kw, ci) order. Four pixels whose taps are all inside go together,
+// four independent sums (the same order per pixel, so the same bits).
+HWY_INLINE void DirectConvForwardRows(const float* x, const float* w, float* y,
+                                      const simd::ConvShape& s, size_t q0, size_t q1) {
+  const size_t cin = s.in_c, cout = s.out_c, step = s.stride_w * cin;
+  for (size_t q = q0; q < q1; ++q) {
+    const size_t n = q / s.out_h, oh = q % s.out_h;
+    size_t kh0, kh1;
+    spatial::TapRange(oh, s.stride_h, s.pad_top, s.kernel_h, s.in_h, &kh0, &kh1);
+    const size_t ih0 = oh * s.stride_h - s.pad_top;  // wraps; ih0 + kh is inside
+    for (size_t ow = 0; ow < s.out_w;) {
+      float* out = y + ((n * s.out_h + oh) * s.out_w + ow) * cout;
+      const size_t iw0 = ow * s.stride_w - s.pad_left;
+      if (ow + 4 <= s.out_w && FullWidth(s, ow, 4)) {
+        spatial::ForChannels(0, cout, [&](auto d, size_t j) HWY_ATTR {
+          auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+          for (size_t kh = kh0; kh < kh1; ++kh) {
+            const float* px = x + ((n * s.in_h + ih0 + kh) * s.in_w + iw0) * cin;
+            const float* wk = w + kh * s.kernel_w * cin * cout + j;
+            for (size_t t = 0; t < s.kernel_w * cin; ++t) {
+              const auto wv = hn::LoadU(d, wk + t * cout);
+              a0 = hn::MulAdd(hn::Set(d, px[t]), wv, a0);
+              a1 = hn::MulAdd(hn::Set(d, px[t + step]), wv, a1);
+              a2 = hn::MulAdd(hn::Set(d, px[t + 2 * step]), wv, a2);
+              a3 = hn::MulAdd(hn::Set(d, px[t + 3 * step]), wv, a3);
+            }
+          }
+          hn::StoreU(a0, d, out + j);
+          hn::StoreU(a1, d, out + cout + j);
+          hn::StoreU(a2, d, out + 2 * cout + j);
+          hn::StoreU(a3, d, out + 3 * cout + j);
+        });
+        ow += 4;
+        continue;
+      }
+      size_t kw0, kw1;
+      spatial::TapRange(ow, s.stride_w, s.pad_left, s.kernel_w, s.in_w, &kw0, &kw1);
+      spatial::ForChannels(0, cout, [&](auto d, size_t j) HWY_ATTR {
+        auto acc = hn::Zero(d);
+        for (size_t kh = kh0; kh < kh1; ++kh) {
+          const float* px = x + ((n * s.in_h + ih0 + kh) * s.in_w + iw0 + kw0) * cin;
+          const float* wk = w + ((kh * s.kernel_w + kw0) * cin) * cout + j;
+          for (size_t t = 0; t < (kw1 - kw0) * cin; ++t) {
+            acc = hn::MulAdd(hn::Set(d, px[t]), hn::LoadU(d, wk + t * cout), acc);
+          }
+        }
+        hn::StoreU(acc, d, out + j);
+      });
+      ++ow;
+    }
+  }
+}
+
+// Output pixels [p0, p1) of the same convolution, in order: dw[K, Cout] +=
+// x at each tap inside times the pixel's dy row. Four pixels of a row whose
+// taps are all inside update each dw row once, with their four products in
+// pixel order (the same bits as one at a time).
+HWY_INLINE void DirectConvWeightPixels(const float* x, const float* dy, float* dw,
+                                       const simd::ConvShape& s, size_t p0, size_t p1) {
+  const size_t cin = s.in_c, cout = s.out_c, plane = s.out_h * s.out_w;
+  const size_t step = s.stride_w * cin;
+  for (size_t p = p0; p < p1;) {
+    const size_t n = p / plane, oh = p % plane / s.out_w, ow = p % s.out_w;
+    size_t kh0, kh1;
+    spatial::TapRange(oh, s.stride_h, s.pad_top, s.kernel_h, s.in_h, &kh0, &kh1);
+    const size_t ih0 = oh * s.stride_h - s.pad_top, iw0 = ow * s.stride_w - s.pad_left;
+    const float* g = dy + p * cout;
+    if (p + 4 <= p1 && ow + 4 <= s.out_w && FullWidth(s, ow, 4)) {
+      for (size_t kh = kh0; kh < kh1; ++kh) {
+        const float* px = x + ((n * s.in_h + ih0 + kh) * s.in_w + iw0) * cin;
+        float* row = dw + kh * s.kernel_w * cin * cout;
+        for (size_t t = 0; t < s.kernel_w * cin; ++t) {
+          float* to = row + t * cout;
+          spatial::ForChannels(0, cout, [&](auto d, size_t j) HWY_ATTR {
+            auto acc = hn::LoadU(d, to + j);
+            acc = hn::MulAdd(hn::Set(d, px[t]), hn::LoadU(d, g + j), acc);
+            acc = hn::MulAdd(hn::Set(d, px[t + step]), hn::LoadU(d, g + cout + j), acc);
+            acc = hn::MulAdd(hn::Set(d, px[t + 2 * step]), hn::LoadU(d, g + 2 * cout + j), acc);
+            acc = hn::MulAdd(hn::Set(d, px[t + 3 * step]), hn::LoadU(d, g + 3 * cout + j), acc);
+            hn::StoreU(acc, d, to + j);
+          });
+        }
+      }
+      p += 4;
+      continue;
+    }
+    size_t kw0, kw1;
+    spatial::TapRange(ow, s.stride_w, s.pad_left, s.kernel_w, s.in_w, &kw0, &kw1);
+    for (size_t kh = kh0; kh < kh1; ++kh) {
+      const float* px = x + ((n * s.in_h + ih0 + kh) * s.in_w + iw0 + kw0) * cin;
+      float* row = dw + ((kh * s.kernel_w + kw0) * cin) * cout;
+      for (size_t t = 0; t < (kw1 - kw0) * cin; ++t) {
+        float* to = row + t * cout;
+        spatial::ForChannels(0, cout, [&](auto d, size_t j) HWY_ATTR {
+          hn::StoreU(hn::MulAdd(hn::Set(d, px[t]), hn::LoadU(d, g + j), hn::LoadU(d, to + j)), d,
+                     to + j);
+        });
+      }
+    }
+    ++p;
+  }
+}
 
 // Output rows [q0, q1) (a row is one (n, oh)): y = sum over taps x * w.
 HWY_INLINE void DepthwiseForwardRows(const float* x, const float* w, float* y,
                                      const simd::ConvShape& s, size_t q0, size_t q1) {
   for (size_t q = q0; q < q1; ++q) {
     const size_t n = q / s.out_h, oh = q % s.out_h;
+    size_t kh0, kh1;
+    spatial::TapRange(oh, s.stride_h, s.pad_top, s.kernel_h, s.in_h, &kh0, &kh1);
     for (size_t ow = 0; ow < s.out_w; ++ow) {
+      size_t kw0, kw1;
+      spatial::TapRange(ow, s.stride_w, s.pad_left, s.kernel_w, s.in_w, &kw0, &kw1);
+      const size_t ih0 = oh * s.stride_h - s.pad_top, iw0 = ow * s.stride_w - s.pad_left;
       float* out = y + spatial::OutOffset(s, n, oh, ow);
       spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
         auto acc = hn::Zero(d);
-        for (size_t kh = 0; kh < s.kernel_h; ++kh) {
-          for (size_t kw = 0; kw < s.kernel_w; ++kw) {
-            size_t ih, iw;
-            if (!spatial::Tap(s, oh, ow, kh, kw, &ih, &iw)) continue;
-            acc = hn::MulAdd(hn::LoadU(d, x + spatial::InOffset(s, n, ih, iw) + j),
-                             hn::LoadU(d, w + (kh * s.kernel_w + kw) * s.in_c + j), acc);
+        for (size_t kh = kh0; kh < kh1; ++kh) {
+          // Unsigned wrap-around cancels: ih0 + kh is inside.
+          const float* px = x + spatial::InOffset(s, n, ih0 + kh, iw0 + kw0) + j;
+          const float* wk = w + (kh * s.kernel_w + kw0) * s.in_c + j;
+          for (size_t kw = kw0; kw < kw1; ++kw, px += s.in_c, wk += s.in_c) {
+            acc = hn::MulAdd(hn::LoadU(d, px), hn::LoadU(d, wk), acc);
           }
         }
         hn::StoreU(acc, d, out + j);
@@ -96,19 +235,24 @@ HWY_INLINE void DepthwiseBackwardInputRows(const float* w, const float* dy, floa
   for (size_t q = q0; q < q1; ++q) {
     const size_t n = q / s.in_h, ih = q % s.in_h;
     for (size_t iw = 0; iw < s.in_w; ++iw) {
+      // The windows are found once per pixel, then each is added into dx
+      // (the same order and bits as summing them in registers).
       float* out = dx + spatial::InOffset(s, n, ih, iw);
       spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
-        auto acc = hn::Zero(d);
-        for (size_t kh = 0; kh < s.kernel_h; ++kh) {
-          for (size_t kw = 0; kw < s.kernel_w; ++kw) {
-            size_t oh, ow;
-            if (!spatial::Window(s, ih, iw, kh, kw, &oh, &ow)) continue;
-            acc = hn::MulAdd(hn::LoadU(d, dy + spatial::OutOffset(s, n, oh, ow) + j),
-                             hn::LoadU(d, w + (kh * s.kernel_w + kw) * s.in_c + j), acc);
-          }
-        }
-        hn::StoreU(acc, d, out + j);
+        hn::StoreU(hn::Zero(d), d, out + j);
       });
+      for (size_t kh = 0; kh < s.kernel_h; ++kh) {
+        for (size_t kw = 0; kw < s.kernel_w; ++kw) {
+          size_t oh, ow;
+          if (!spatial::Window(s, ih, iw, kh, kw, &oh, &ow)) continue;
+          const float* g = dy + spatial::OutOffset(s, n, oh, ow);
+          const float* wk = w + (kh * s.kernel_w + kw) * s.in_c;
+          spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
+            hn::StoreU(hn::MulAdd(hn::LoadU(d, g + j), hn::LoadU(d, wk + j), hn::LoadU(d, out + j)),
+                       d, out + j);
+          });
+        }
+      }
     }
   }
 }
@@ -120,15 +264,19 @@ HWY_INLINE void DepthwiseBackwardWeightChannels(const float* x, const float* dy,
   for (size_t kh = 0; kh < s.kernel_h; ++kh) {
     for (size_t kw = 0; kw < s.kernel_w; ++kw) {
       float* out = dw + (kh * s.kernel_w + kw) * s.in_c;
+      // The outputs whose tap (kh, kw) is inside, row by row in order.
+      size_t oh0, oh1, ow0, ow1;
+      spatial::OutputRange(kh, s.stride_h, s.pad_top, s.in_h, s.out_h, &oh0, &oh1);
+      spatial::OutputRange(kw, s.stride_w, s.pad_left, s.in_w, s.out_w, &ow0, &ow1);
       spatial::ForChannels(j0, j1, [&](auto d, size_t j) HWY_ATTR {
         auto acc = hn::Zero(d);
         for (size_t n = 0; n < s.batch; ++n) {
-          for (size_t oh = 0; oh < s.out_h; ++oh) {
-            for (size_t ow = 0; ow < s.out_w; ++ow) {
-              size_t ih, iw;
-              if (!spatial::Tap(s, oh, ow, kh, kw, &ih, &iw)) continue;
-              acc = hn::MulAdd(hn::LoadU(d, dy + spatial::OutOffset(s, n, oh, ow) + j),
-                               hn::LoadU(d, x + spatial::InOffset(s, n, ih, iw) + j), acc);
+          for (size_t oh = oh0; oh < oh1; ++oh) {
+            const size_t ih = oh * s.stride_h + kh - s.pad_top;
+            const float* g = dy + spatial::OutOffset(s, n, oh, ow0) + j;
+            const float* px = x + spatial::InOffset(s, n, ih, ow0 * s.stride_w + kw - s.pad_left) + j;
+            for (size_t ow = ow0; ow < ow1; ++ow, g += s.in_c, px += s.stride_w * s.in_c) {
+              acc = hn::MulAdd(hn::LoadU(d, g), hn::LoadU(d, px), acc);
             }
           }
         }
@@ -246,14 +394,10 @@ HWY_INLINE void MaxPoolBackwardDisjointRows(const float* x, const float* y, cons
 // The number of taps of window (oh, ow) inside the input: along each axis,
 // the k with 0 <= o * stride + k - pad < extent.
 HWY_INLINE size_t Taps(const simd::ConvShape& s, size_t oh, size_t ow) {
-  auto inside = [](size_t o, size_t stride, size_t pad, size_t kernel, size_t extent) {
-    const long start = static_cast<long>(o * stride) - static_cast<long>(pad);
-    const long lo = start < 0 ? -start : 0;
-    const long hi = std::min(static_cast<long>(kernel), static_cast<long>(extent) - start);
-    return hi > lo ? static_cast<size_t>(hi - lo) : size_t{0};
-  };
-  return inside(oh, s.stride_h, s.pad_top, s.kernel_h, s.in_h) *
-         inside(ow, s.stride_w, s.pad_left, s.kernel_w, s.in_w);
+  size_t kh0, kh1, kw0, kw1;
+  spatial::TapRange(oh, s.stride_h, s.pad_top, s.kernel_h, s.in_h, &kh0, &kh1);
+  spatial::TapRange(ow, s.stride_w, s.pad_left, s.kernel_w, s.in_w, &kw0, &kw1);
+  return (kh1 - kh0) * (kw1 - kw0);
 }
 
 // Output rows [q0, q1): y = (sum of the taps inside) / their number.

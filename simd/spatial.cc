@@ -15,6 +15,16 @@ HWY_BEFORE_NAMESPACE();
 namespace thaw {
 namespace HWY_NAMESPACE {
 
+static void DirectConvForwardImpl(const float* x, const float* w, float* y,
+                                  const simd::ConvShape& s, size_t q0, size_t q1,
+                                  const simd::GemmEpilogue& epilogue) {
+  DirectConvForwardRows(x, w, y, s, q0, q1);
+  ApplyEpilogue(epilogue, y, s.out_c, q0 * s.out_w, q1 * s.out_w, 0, s.out_c);
+}
+static void DirectConvWeightImpl(const float* x, const float* dy, float* dw,
+                                 const simd::ConvShape& s, size_t p0, size_t p1) {
+  DirectConvWeightPixels(x, dy, dw, s, p0, p1);
+}
 static void DepthwiseForwardImpl(const float* x, const float* w, float* y,
                                  const simd::ConvShape& s, size_t q0, size_t q1,
                                  const simd::GemmEpilogue& epilogue) {
@@ -58,11 +68,14 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 #include <algorithm>
 
+#include "platform/memory.h"
 #include "simd/elementwise.h"
 #include "simd/parallel_chunks.h"
 
 namespace thaw {
 
+HWY_EXPORT(DirectConvForwardImpl);
+HWY_EXPORT(DirectConvWeightImpl);
 HWY_EXPORT(DepthwiseForwardImpl);
 HWY_EXPORT(DepthwiseInputImpl);
 HWY_EXPORT(DepthwiseWeightImpl);
@@ -85,7 +98,37 @@ void ForRows(size_t rows, size_t work, ThreadPool& pool, const Fn& fn) {
 
 size_t Taps(const ConvShape& s) { return s.kernel_h * s.kernel_w; }
 
+// The direct weight gradient's groups: at most 8, of at least 2048 output
+// pixels, fixed by the shape.
+size_t DirectGroups(const ConvShape& s) {
+  return std::min<size_t>(8, internal::DivCeil(s.pixels(), 2048));
+}
+size_t Lines(size_t floats) { return AlignUp(floats * sizeof(float)) / sizeof(float); }
+
 }  // namespace
+
+void DirectConvForward(const float* x, const float* w, float* y, const ConvShape& s,
+                       ThreadPool& pool, const GemmEpilogue& epilogue) {
+  ForRows(s.batch * s.out_h, s.out_w * s.out_c * s.patch(), pool, [&](size_t q0, size_t q1) {
+    HWY_DYNAMIC_DISPATCH(DirectConvForwardImpl)(x, w, y, s, q0, q1, epilogue);
+  });
+}
+
+size_t DirectConvWeightScratchFloats(const ConvShape& s) {
+  return (DirectGroups(s) - 1) * Lines(s.patch() * s.out_c);
+}
+
+void DirectConvWeightGradient(const float* x, const float* dy, float* dw, const ConvShape& s,
+                              float* scratch, ThreadPool& pool) {
+  const size_t groups = DirectGroups(s), pixels = s.pixels(), size = s.patch() * s.out_c;
+  pool.ParallelFor(groups, [&](size_t g) {
+    float* sum = g == 0 ? dw : scratch + (g - 1) * Lines(size);
+    std::fill(sum, sum + size, 0.0f);
+    HWY_DYNAMIC_DISPATCH(DirectConvWeightImpl)(x, dy, sum, s, g * pixels / groups,
+                                               (g + 1) * pixels / groups);
+  });
+  for (size_t g = 1; g < groups; ++g) Add(dw, scratch + (g - 1) * Lines(size), dw, size, pool);
+}
 
 void DepthwiseForward(const float* x, const float* w, float* y, const ConvShape& s,
                       ThreadPool& pool, const GemmEpilogue& epilogue) {

@@ -1,6 +1,6 @@
-// thaw/simd/spatial.h — per-channel spatial kernels over NHWC batches:
-// depthwise convolution and pooling, vectorised over channels (contiguous in
-// NHWC).
+// thaw/simd/spatial.h — direct spatial kernels over NHWC batches: depthwise
+// convolution, pooling and narrow-input convolution, vectorised over
+// channels (contiguous in NHWC).
 //
 //   simd::ConvShape s;  // in_c == out_c; kernel_* the filter or pool size
 //   simd::DepthwiseForward(x, w, y, s, pool, epilogue);   // w [KH, KW, C]
@@ -27,6 +27,20 @@
 
 namespace thaw {
 namespace simd {
+
+// A convolution with few input channels (an image network's first layer;
+// simd/conv.h's shape and layouts), computed directly: per output pixel and
+// vector of output channels, the taps inside the image in (kh, kw, ci)
+// order, then the epilogue. simd::ConvForward and ConvBackward use these
+// for in_c <= 4, where patches of a few floats starve the packed GEMM.
+void DirectConvForward(const float* x, const float* w, float* y, const ConvShape& s,
+                       ThreadPool& pool, const GemmEpilogue& epilogue = GemmEpilogue());
+// dw (overwritten) = patches^T dy: sums over up to 8 groups of consecutive
+// output pixels (pixel order within a group, fixed by the shape), added in
+// group order. Scratch: DirectConvWeightScratchFloats floats, 64-byte aligned.
+size_t DirectConvWeightScratchFloats(const ConvShape& s);
+void DirectConvWeightGradient(const float* x, const float* dy, float* dw, const ConvShape& s,
+                              float* scratch, ThreadPool& pool);
 
 // y[n, oh, ow, c] = f(sum over taps of x[n, ih, iw, c] w[kh, kw, c] + bias[c])
 // with the epilogue's bias and activation.

@@ -182,12 +182,14 @@ TEST_P(ConvTest, BackwardMatchesTheReference) {
 // tiles, and a stride-1 input gradient as a forward convolution: the bits
 // must still be those of one thread. Shapes: "same" with 3 tiles, 10 tiles
 // (groups of uneven length), "valid" (the turned kernel padded by 2),
-// stride 2 (col2im), an even kernel.
+// stride 2 (col2im), an even kernel, and three input channels (the direct
+// kernels, the weight gradient in two groups of pixels).
 TEST_P(ConvTest, ManyTilesMatchTheReferenceAndOneThread) {
   std::mt19937 rng(3);
-  for (const ConvShape& s : {Make(3, 20, 20, 8, 4, 3, 1, true), Make(2, 25, 23, 16, 5, 3, 1, true),
-                             Make(3, 22, 22, 8, 6, 3, 1, false), Make(3, 31, 29, 16, 7, 3, 2, true),
-                             Make(3, 20, 21, 24, 3, 2, 1, true)}) {
+  for (const ConvShape& s :
+       {Make(3, 20, 20, 8, 4, 3, 1, true), Make(2, 25, 23, 16, 5, 3, 1, true),
+        Make(3, 22, 22, 8, 6, 3, 1, false), Make(3, 31, 29, 16, 7, 3, 2, true),
+        Make(3, 20, 21, 24, 3, 2, 1, true), Make(3, 30, 30, 3, 8, 3, 1, true)}) {
     SCOPED_TRACE(Describe(s));
     ASSERT_GE(s.pixels(), 2 * ConvTileRows(s));
     const std::vector<float> x = Random(s.batch * s.in_h * s.in_w * s.in_c, rng);
