@@ -290,21 +290,28 @@ HWY_INLINE void DepthwiseBackwardWeightChannels(const float* x, const float* dy,
 // strictly greater, so NaN never replaces a number).
 HWY_INLINE void MaxPoolForwardRows(const float* x, float* y, const simd::ConvShape& s,
                                    size_t q0, size_t q1) {
+  const size_t c = s.in_c;
   for (size_t q = q0; q < q1; ++q) {
     const size_t n = q / s.out_h, oh = q % s.out_h;
+    size_t kh0, kh1;
+    spatial::TapRange(oh, s.stride_h, s.pad_top, s.kernel_h, s.in_h, &kh0, &kh1);
     for (size_t ow = 0; ow < s.out_w; ++ow) {
+      size_t kw0, kw1;
+      spatial::TapRange(ow, s.stride_w, s.pad_left, s.kernel_w, s.in_w, &kw0, &kw1);
       float* out = y + spatial::OutOffset(s, n, oh, ow);
-      // The first tap inside starts the maximum (a window always has one).
-      const size_t taps = s.kernel_h * s.kernel_w;
-      size_t first = 0, ih0 = 0, iw0 = 0;
-      while (!spatial::Tap(s, oh, ow, first / s.kernel_w, first % s.kernel_w, &ih0, &iw0)) ++first;
-      spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
-        auto best = hn::LoadU(d, x + spatial::InOffset(s, n, ih0, iw0) + j);
-        for (size_t k = first + 1; k < taps; ++k) {
-          size_t ih, iw;
-          if (!spatial::Tap(s, oh, ow, k / s.kernel_w, k % s.kernel_w, &ih, &iw)) continue;
-          const auto v = hn::LoadU(d, x + spatial::InOffset(s, n, ih, iw) + j);
-          best = hn::IfThenElse(hn::Gt(v, best), v, best);
+      // The first tap inside, (kh0, kw0), starts the maximum (a window always
+      // has one); the others follow in (kh, kw) order.
+      const float* first = x + spatial::InOffset(s, n, oh * s.stride_h + kh0 - s.pad_top,
+                                                 ow * s.stride_w + kw0 - s.pad_left);
+      const size_t row = s.in_w * c;
+      spatial::ForChannels(0, c, [&](auto d, size_t j) HWY_ATTR {
+        auto best = hn::LoadU(d, first + j);
+        for (size_t kh = kh0; kh < kh1; ++kh) {
+          const float* px = first + (kh - kh0) * row + j;
+          for (size_t kw = kh == kh0 ? kw0 + 1 : kw0; kw < kw1; ++kw) {
+            const auto v = hn::LoadU(d, px + (kw - kw0) * c);
+            best = hn::IfThenElse(hn::Gt(v, best), v, best);
+          }
         }
         hn::StoreU(best, d, out + j);
       });
@@ -354,13 +361,17 @@ HWY_INLINE void MaxPoolBackwardInputRows(const float* x, const float* y, const f
 
 // Output rows [q0, q1) of a pooling whose windows do not overlap (stride at
 // least the window on both axes): each output row owns the input rows from
-// its first tap to the next row's, zeroes them and scatters each window's dy
-// to its first largest tap. Every input pixel is in at most one window, so
+// its first tap to the next row's, zeroes them (unless the windows tile the
+// input exactly) and scatters each window's dy to its first largest tap. Every input pixel is in at most one window, so
 // the bits equal MaxPoolBackwardInputRows' (0 + dy or 0 + 0).
 HWY_INLINE void MaxPoolBackwardDisjointRows(const float* x, const float* y, const float* dy,
                                             float* dx, const simd::ConvShape& s, size_t q0,
                                             size_t q1) {
   const size_t row = s.in_w * s.in_c;
+  // Windows that tile the input exactly write every pixel of dx: no zeroing.
+  const bool covered = s.stride_h == s.kernel_h && s.stride_w == s.kernel_w && s.pad_top == 0 &&
+                       s.pad_left == 0 && s.out_h * s.stride_h == s.in_h &&
+                       s.out_w * s.stride_w == s.in_w;
   auto first_row = [&](size_t oh) {
     const size_t h = oh * s.stride_h;
     return oh == 0 ? size_t{0} : std::min(s.in_h, h > s.pad_top ? h - s.pad_top : size_t{0});
@@ -368,19 +379,25 @@ HWY_INLINE void MaxPoolBackwardDisjointRows(const float* x, const float* y, cons
   for (size_t q = q0; q < q1; ++q) {
     const size_t n = q / s.out_h, oh = q % s.out_h;
     const size_t end = oh + 1 == s.out_h ? s.in_h : first_row(oh + 1);
-    float* rows = dx + spatial::InOffset(s, n, first_row(oh), 0);
-    std::fill(rows, rows + (end - first_row(oh)) * row, 0.0f);
+    if (!covered) {
+      float* rows = dx + spatial::InOffset(s, n, first_row(oh), 0);
+      std::fill(rows, rows + (end - first_row(oh)) * row, 0.0f);
+    }
+    size_t kh0, kh1;
+    spatial::TapRange(oh, s.stride_h, s.pad_top, s.kernel_h, s.in_h, &kh0, &kh1);
     for (size_t ow = 0; ow < s.out_w; ++ow) {
+      size_t kw0, kw1;
+      spatial::TapRange(ow, s.stride_w, s.pad_left, s.kernel_w, s.in_w, &kw0, &kw1);
       const size_t o = spatial::OutOffset(s, n, oh, ow);
+      const size_t first = spatial::InOffset(s, n, oh * s.stride_h + kh0 - s.pad_top,
+                                             ow * s.stride_w + kw0 - s.pad_left);
       spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
         const auto top = hn::LoadU(d, y + o + j);
         const auto g = hn::Add(hn::Zero(d), hn::LoadU(d, dy + o + j));
         auto taken = hn::FirstN(d, 0);  // all false
-        for (size_t kh = 0; kh < s.kernel_h; ++kh) {
-          for (size_t kw = 0; kw < s.kernel_w; ++kw) {
-            size_t ih, iw;
-            if (!spatial::Tap(s, oh, ow, kh, kw, &ih, &iw)) continue;
-            const size_t i = spatial::InOffset(s, n, ih, iw) + j;
+        for (size_t kh = kh0; kh < kh1; ++kh) {
+          for (size_t kw = kw0; kw < kw1; ++kw) {
+            const size_t i = first + ((kh - kh0) * s.in_w + (kw - kw0)) * s.in_c + j;
             const auto wins = hn::AndNot(taken, hn::Eq(hn::LoadU(d, x + i), top));
             taken = hn::Or(taken, wins);
             hn::StoreU(hn::IfThenElseZero(wins, g), d, dx + i);
