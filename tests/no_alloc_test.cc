@@ -199,6 +199,53 @@ TEST_P(NoAllocTest, FunctionalModelStepsTakeNothingFromTheHeap) {
   EXPECT_EQ(g_allocations.load(), 0);
 }
 
+// A CNN with every convolutional layer kind: conv (direct, narrow input)
+// - BN - ReLU6, conv (tiles) - BN, depthwise, residual Add, max and average
+// pooling, global pooling, head. Training, inference and evaluation steps,
+// then a frozen backbone (BatchNorms folded into their convolutions).
+TEST_P(NoAllocTest, ConvolutionalModelStepsTakeNothingFromTheHeap) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(32 << 20, &arena).ok());
+  ThreadPool pool(GetParam());
+  Model model(pool);
+  Symbol x = model.Input(Shape{16, 16, 3}, Layout::kNHWC);
+  Symbol a = model.Call(Conv2D::Make(16, 3, 1, Padding::kSame, Activation::kLinear, false), x);
+  a = model.Call(ReLU6(), model.Call(BatchNormalization::Make(), a));
+  Symbol b = model.Call(Conv2D::Make(16, 3, 1, Padding::kSame, Activation::kLinear, false), a);
+  b = model.Call(DepthwiseConv2D::Make(3, 1, Padding::kSame),
+                 model.Call(BatchNormalization::Make(), b));
+  Symbol p = model.Call(MaxPool2D::Make(2), model.Call(Add::Make(), {a, b}));
+  p = model.Call(AveragePooling2D::Make(2), p);
+  Symbol y = model.Call(Dense::Make(10), model.Call(GlobalAveragePooling2D::Make(), p), "head");
+  ASSERT_TRUE(model.Build(y, 32, &arena).ok());
+  ASSERT_TRUE(model.Compile(OptimizerConfig::Adam(AdamOptions()),
+                            Loss::kSparseCategoricalCrossentropyFromLogits).ok());
+  std::vector<float> xs(32 * 16 * 16 * 3), out(32 * 10);
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<float>(i % 17) * 0.05f;
+  std::vector<int32_t> labels(32);
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int32_t>(i % 10);
+  Examples batch{xs.data(), 32, labels.data(), nullptr};
+  Metrics metrics;
+  auto steps = [&] {
+    Status train = model.TrainOnBatch(batch);
+    Status predict = model.Predict(xs.data(), 32, out.data());
+    Status evaluate = model.Evaluate(batch, 32, &metrics);
+    EXPECT_TRUE(train.ok()) << train.message();
+    EXPECT_TRUE(predict.ok()) << predict.message();
+    EXPECT_TRUE(evaluate.ok()) << evaluate.message();
+  };
+  steps();
+  for (size_t i = 0; i + 1 < model.num_layers(); ++i) model.layer(i).SetTrainable(false);
+  g_allocations = 0;
+  g_counting = true;
+  steps();  // re-planned for the new freeze set
+  steps();
+  for (size_t i = 0; i + 1 < model.num_layers(); ++i) model.layer(i).SetTrainable(true);
+  steps();
+  g_counting = false;
+  EXPECT_EQ(g_allocations.load(), 0);
+}
+
 // Fit's steps, shuffled batches copied into the arena included: a callback
 // reads the counter between steps, after Fit's own setup.
 TEST_P(NoAllocTest, FitStepsTakeNothingFromTheHeap) {
