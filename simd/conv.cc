@@ -1,5 +1,6 @@
 // thaw/simd/conv.cc — convolution as tiles of the packed GEMM (simd/conv.h).
-// No per-target code of its own: the work is Gemm's and Add's.
+// No per-target code of its own: the work is Gemm's, Add's and, for narrow
+// inputs, simd/spatial.h's direct kernels.
 #include "simd/conv.h"
 
 #include <algorithm>
@@ -116,8 +117,8 @@ void ScatterPatches(const float* tile, const ConvShape& s, size_t r0, size_t row
 }  // namespace
 
 // About 32K floats (128 KiB) of patches per tile, whole 64-row groups, at
-// least 64 rows: large enough to thread the product over, small enough to
-// stay in L2 while it is packed.
+// least 64 rows: large enough for the product to run at speed, small enough
+// to stay in L2 (one tile per thread) while it is packed.
 size_t ConvTileRows(const ConvShape& s) {
   const size_t rows = std::max<size_t>(64, 32768 / std::max<size_t>(1, s.patch()) / 64 * 64);
   return std::min(rows, std::max<size_t>(1, s.pixels()));

@@ -14,6 +14,9 @@
 // the NHWC input a tile of rows at a time (ConvTileRows, about 128 KiB) into
 // scratch and multiplied there, so scratch stays small for any batch. A 1x1
 // convolution with stride 1 and no padding is the plain product on x itself.
+// With at most 4 input channels (an image network's first layer) patches of
+// a few floats would starve the GEMM: the forward pass and the weight
+// gradient run simd/spatial.h's direct kernels instead (no scratch forward).
 //
 // Threads: with two or more tiles, tiles run concurrently, each task in its
 // own part of the scratch with single-threaded products; a single tile runs
