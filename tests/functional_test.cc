@@ -703,6 +703,39 @@ TEST(FunctionalAgreementTest, TwoThreadsMatchPyTorchToo) {
 // activation layer, Add, Concatenate, Reshape and Flatten; MSE. After a
 // step with learning rate 0, each parameter's gradient buffer must match
 // central differences of the evaluated loss.
+// After one step with learning rate 0, every trainable parameter's gradient
+// buffer must match central differences of the evaluated loss (frozen
+// parameters have none).
+void ExpectGradientsMatchFiniteDifferences(Model& model, const Examples& batch) {
+  ASSERT_TRUE(model.TrainOnBatch(batch).ok());
+  VariableSet& vars = model.variables();
+  auto loss = [&] {
+    Metrics m;
+    EXPECT_TRUE(model.Evaluate(batch, batch.count, &m).ok());
+    return m.loss;
+  };
+  const double h_step = 1e-2;
+  int checked = 0;
+  for (int i = 0; i < vars.size(); ++i) {
+    if (vars.role(i) != VariableRole::kParameter || !vars[i].trainable()) continue;
+    const TensorView w = vars[i].value(), g = vars[i].gradient();
+    ASSERT_TRUE(g.present()) << vars.name(i);
+    ++checked;
+    for (size_t j = 0; j < w.num_elements(); ++j) {
+      const float saved = w.data()[j];
+      w.data()[j] = saved + static_cast<float>(h_step);
+      const double plus = loss();
+      w.data()[j] = saved - static_cast<float>(h_step);
+      const double minus = loss();
+      w.data()[j] = saved;
+      const double numeric = (plus - minus) / (2 * h_step);
+      EXPECT_NEAR(g.data()[j], numeric, 2e-4 + 2e-3 * std::fabs(numeric))
+          << vars.name(i) << " element " << j;
+    }
+  }
+  EXPECT_GT(checked, 0);
+}
+
 TEST(FunctionalGradientTest, ParameterGradientsMatchFiniteDifferences) {
   Arena arena;
   ASSERT_TRUE(Arena::Create(1 << 18, &arena).ok());
@@ -719,30 +752,38 @@ TEST(FunctionalGradientTest, ParameterGradientsMatchFiniteDifferences) {
   sgd.learning_rate = 0.0f;
   ASSERT_TRUE(model.Compile(OptimizerConfig::Sgd(sgd), Loss::kMeanSquaredError).ok());
   const std::vector<float> xs = Inputs(5 * 6), targets = Inputs(5 * 4, 1.3f);
-  const Examples batch{xs.data(), 5, nullptr, targets.data()};
-  ASSERT_TRUE(model.TrainOnBatch(batch).ok());
-  VariableSet& vars = model.variables();
-  auto loss = [&] {
-    Metrics m;
-    EXPECT_TRUE(model.Evaluate(batch, 5, &m).ok());
-    return m.loss;
-  };
-  const double h_step = 1e-2;
-  for (int i = 0; i < vars.size(); ++i) {
-    const TensorView w = vars[i].value(), g = vars[i].gradient();
-    ASSERT_TRUE(g.present()) << vars.name(i);
-    for (size_t j = 0; j < w.num_elements(); ++j) {
-      const float saved = w.data()[j];
-      w.data()[j] = saved + static_cast<float>(h_step);
-      const double plus = loss();
-      w.data()[j] = saved - static_cast<float>(h_step);
-      const double minus = loss();
-      w.data()[j] = saved;
-      const double numeric = (plus - minus) / (2 * h_step);
-      EXPECT_NEAR(g.data()[j], numeric, 2e-4 + 2e-3 * std::fabs(numeric))
-          << vars.name(i) << " element " << j;
-    }
+  ExpectGradientsMatchFiniteDifferences(model, Examples{xs.data(), 5, nullptr, targets.data()});
+}
+
+// The convolutional ops with windows that are not square: a 3x2 conv with
+// strides (2, 1) and tanh, a 1x3 depthwise with sigmoid, a frozen
+// BatchNorm (inference mode, passing gradients through), a 2x1 max pool,
+// a (2, 3) average pool with "same" padding, global pooling of a non-square
+// image, a softmax head; MSE.
+TEST(FunctionalGradientTest, ConvolutionalGradientsMatchFiniteDifferences) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1 << 20, &arena).ok());
+  Model model;
+  Symbol x = model.Input(Shape{9, 7, 2}, Layout::kNHWC);
+  Symbol c = model.Call(Conv2D::Make(4, {3, 2}, {2, 1}, Padding::kSame, Activation::kTanh), x);
+  Symbol d = model.Call(DepthwiseConv2D::Make({1, 3}, 1, Padding::kValid, Activation::kSigmoid), c);
+  Symbol n = model.Call(BatchNormalization::Make(), d, "bn");
+  Symbol p = model.Call(MaxPool2D::Make({2, 1}), n);
+  p = model.Call(AveragePooling2D::Make({2, 3}, 1, Padding::kSame), p);
+  EXPECT_EQ(p.shape(), (Shape{2, 5, 4}));
+  Symbol y = model.Call(Dense::Make(3, Activation::kSoftmax),
+                        model.Call(GlobalAveragePooling2D::Make(), p));
+  ASSERT_TRUE(model.Build(y, 3, &arena, /*seed=*/4).ok());
+  model.FindLayer("bn")->SetTrainable(false);
+  for (const char* name : {"bn.running_mean", "bn.running_var", "bn.weight", "bn.bias"}) {
+    float* v = model.variables().Find(name).value().data();
+    for (size_t i = 0; i < 4; ++i) v[i] = 0.6f + 0.2f * std::sin(2.1f * i + name[3]);
   }
+  SgdOptions sgd;
+  sgd.learning_rate = 0.0f;
+  ASSERT_TRUE(model.Compile(OptimizerConfig::Sgd(sgd), Loss::kMeanSquaredError).ok());
+  const std::vector<float> xs = Inputs(3 * 9 * 7 * 2), targets = Inputs(3 * 3, 1.3f);
+  ExpectGradientsMatchFiniteDifferences(model, Examples{xs.data(), 3, nullptr, targets.data()});
 }
 
 // ---- The sanitizer build checks lifetimes ----

@@ -53,7 +53,11 @@ std::vector<ConvShape> Shapes() {
           Make(2, 8, 8, 3, 17, 3, 2, true),  Make(1, 9, 7, 17, 9, 3, 2, false),
           Make(3, 6, 6, 16, 8, 1, 1, false), Make(2, 5, 5, 9, 31, 1, 2, false),
           Make(1, 4, 4, 2, 3, 5, 1, true),   Make(4, 14, 14, 32, 32, 3, 1, true),
-          Make(2, 28, 28, 1, 16, 3, 1, true)};
+          Make(2, 28, 28, 1, 16, 3, 1, true),
+          // Windows that are not square: 3x1 stride (2, 1), 1x5, 3x2 stride (1, 2) narrow.
+          Wide(Make(2, 9, 8, 6, 5, 3, 2, true), 1, 1, true),
+          Wide(Make(1, 6, 11, 8, 4, 1, 1, false), 5, 1, false),
+          Wide(Make(2, 7, 9, 2, 8, 3, 1, true), 2, 2, true)};
 }
 
 std::string Describe(const ConvShape& s) {

@@ -48,7 +48,10 @@ std::vector<ConvShape> Shapes() {
           Window(2, 8, 8, 17, 3, 2, true),  Window(1, 9, 7, 9, 3, 1, false),
           Window(3, 6, 6, 16, 2, 2, false), Window(2, 5, 5, 33, 3, 2, false),
           Window(1, 7, 7, 5, 7, 1, false),  Window(2, 14, 14, 32, 3, 1, true),
-          Window(1, 4, 4, 8, 3, 1, true)};
+          Window(1, 4, 4, 8, 3, 1, true),
+          // Windows that are not square: 3x1 stride (2, 1), 2x3 stride (2, 3).
+          Wide(Window(2, 9, 8, 6, 3, 2, true), 1, 1, true),
+          Wide(Window(1, 8, 10, 5, 2, 2, false), 3, 3, false)};
 }
 
 std::string Describe(const ConvShape& s) {

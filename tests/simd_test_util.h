@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "hwy/aligned_allocator.h"
 #include "platform/threads.h"
+#include "simd/conv.h"
 #include "simd/elementwise.h"
 
 namespace thaw {
@@ -99,6 +100,23 @@ inline std::string Where(const char* what, size_t n, size_t offset) {
 
 // Bit-exact equality (also distinguishes -0 from +0, and requires NaN where
 // the reference has NaN).
+// Shape s with another window width and stride along w ("same": TensorFlow's
+// padding, the odd column on the right; otherwise none).
+inline ConvShape Wide(ConvShape s, size_t kernel_w, size_t stride_w, bool same) {
+  s.kernel_w = kernel_w;
+  s.stride_w = stride_w;
+  if (same) {
+    s.out_w = (s.in_w + stride_w - 1) / stride_w;
+    const long pad =
+        static_cast<long>((s.out_w - 1) * stride_w + kernel_w) - static_cast<long>(s.in_w);
+    s.pad_left = pad > 0 ? static_cast<size_t>(pad) / 2 : 0;
+  } else {
+    s.out_w = (s.in_w - kernel_w) / stride_w + 1;
+    s.pad_left = 0;
+  }
+  return s;
+}
+
 inline ::testing::AssertionResult SameBits(const std::vector<float>& expected,
                                     const float* actual) {
   for (size_t i = 0; i < expected.size(); ++i) {

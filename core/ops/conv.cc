@@ -17,33 +17,35 @@ Status WindowShape(const Shape& image, const WindowAttrs& a, simd::ConvShape* s)
     return InvalidArgument("takes images, [height, width, channels] per example; got %s",
                            image.ToString().c_str());
   }
-  if (a.kernel == 0 || a.stride == 0) {
-    return InvalidArgument("kernel %u and stride %u must be positive", a.kernel, a.stride);
+  if (a.kernel_h == 0 || a.kernel_w == 0 || a.stride_h == 0 || a.stride_w == 0) {
+    return InvalidArgument("kernel %ux%u and stride %ux%u must be positive", a.kernel_h,
+                           a.kernel_w, a.stride_h, a.stride_w);
   }
   s->in_h = image[0];
   s->in_w = image[1];
   s->in_c = image[2];
-  s->kernel_h = s->kernel_w = a.kernel;
-  s->stride_h = s->stride_w = a.stride;
+  s->kernel_h = a.kernel_h;
+  s->kernel_w = a.kernel_w;
+  s->stride_h = a.stride_h;
+  s->stride_w = a.stride_w;
   if (a.padding == Padding::kValid) {
-    if (s->in_h < a.kernel || s->in_w < a.kernel) {
+    if (s->in_h < a.kernel_h || s->in_w < a.kernel_w) {
       return InvalidArgument("a %ux%u window does not fit a %zux%zu image without padding",
-                             a.kernel, a.kernel, s->in_h, s->in_w);
+                             a.kernel_h, a.kernel_w, s->in_h, s->in_w);
     }
-    s->out_h = (s->in_h - a.kernel) / a.stride + 1;
-    s->out_w = (s->in_w - a.kernel) / a.stride + 1;
+    s->out_h = (s->in_h - a.kernel_h) / a.stride_h + 1;
+    s->out_w = (s->in_w - a.kernel_w) / a.stride_w + 1;
     s->pad_top = s->pad_left = 0;
     return Status::Ok();
   }
   // "same": ceil(in / stride) outputs; the odd padding row goes at the end.
-  s->out_h = (s->in_h + a.stride - 1) / a.stride;
-  s->out_w = (s->in_w + a.stride - 1) / a.stride;
-  auto pad = [&](size_t out, size_t in) {
-    const size_t needed = (out - 1) * a.stride + a.kernel;
-    return needed > in ? (needed - in) / 2 : 0;
+  auto same = [](size_t in, size_t kernel, size_t stride, size_t* out, size_t* pad) {
+    *out = (in + stride - 1) / stride;
+    const size_t needed = (*out - 1) * stride + kernel;
+    *pad = needed > in ? (needed - in) / 2 : 0;
   };
-  s->pad_top = pad(s->out_h, s->in_h);
-  s->pad_left = pad(s->out_w, s->in_w);
+  same(s->in_h, a.kernel_h, a.stride_h, &s->out_h, &s->pad_top);
+  same(s->in_w, a.kernel_w, a.stride_w, &s->out_w, &s->pad_left);
   return Status::Ok();
 }
 
@@ -120,7 +122,7 @@ Status InferConv(const Node& node, Value* out) {
     return InvalidArgument("takes images [height, width, channels] and a weight [k, k, in, out]; "
                            "got %s and %s", x.ToString().c_str(), w.ToString().c_str());
   }
-  return InferWindowed(node, out, Shape{a.kernel, a.kernel, x[2], w[3]}, w[3]);
+  return InferWindowed(node, out, Shape{a.kernel_h, a.kernel_w, x[2], w[3]}, w[3]);
 }
 
 void ConvForward(const OpCall& c) {
@@ -151,7 +153,7 @@ Status InferDepthwise(const Node& node, Value* out) {
   if (x.rank() != 3) {
     return InvalidArgument("takes images [height, width, channels]; got %s", x.ToString().c_str());
   }
-  return InferWindowed(node, out, Shape{a.kernel, a.kernel, x[2], 1}, x[2]);
+  return InferWindowed(node, out, Shape{a.kernel_h, a.kernel_w, x[2], 1}, x[2]);
 }
 
 void DepthwiseForward(const OpCall& c) {
@@ -186,11 +188,13 @@ const OpDef kDepthwiseConv2D = {
 
 namespace {
 
-WindowAttrs Attrs(size_t kernel, size_t stride, Padding padding, Activation activation,
+WindowAttrs Attrs(Extent2D kernel, Extent2D stride, Padding padding, Activation activation,
                   bool use_bias) {
   WindowAttrs a;
-  a.kernel = static_cast<uint32_t>(kernel);
-  a.stride = static_cast<uint32_t>(stride);
+  a.kernel_h = static_cast<uint32_t>(kernel.h);
+  a.kernel_w = static_cast<uint32_t>(kernel.w);
+  a.stride_h = static_cast<uint32_t>(stride.h);
+  a.stride_w = static_cast<uint32_t>(stride.w);
   a.padding = padding;
   a.activation = activation;
   a.has_bias = use_bias;
@@ -219,20 +223,20 @@ Status CheckOne(LayerBuilder& b, Span<Value* const> inputs, const char* what) {
 
 }  // namespace
 
-Conv2D::Conv2D(size_t filters, size_t kernel, size_t stride, Padding padding,
+Conv2D::Conv2D(size_t filters, Extent2D kernel, Extent2D stride, Padding padding,
                Activation activation, bool use_bias)
     : filters_(filters), attrs_(Attrs(kernel, stride, padding, activation, use_bias)) {}
 
 Status Conv2D::Call(LayerBuilder& b, Span<Value* const> inputs, Value** output) {
   if (filters_ == 0) return InvalidArgument("%s: a Conv2D needs at least 1 filter", b.layer_name().c_str());
   THAW_RETURN_IF_ERROR(CheckOne(b, inputs, "Conv2D"));
-  const size_t k = attrs_.kernel, cin = inputs[0]->shape[2];
+  const size_t kh = attrs_.kernel_h, kw = attrs_.kernel_w, cin = inputs[0]->shape[2];
   // Held [KH, KW, Cin, Cout]; PyTorch's file order is [Cout, Cin, KH, KW].
   FileFormat pytorch;
   pytorch.permuted = true;
   const int8_t axes[4] = {2, 3, 1, 0};
   std::copy(axes, axes + 4, pytorch.axes);
-  Value* args[3] = {inputs[0], b.Parameter("weight", Shape{k, k, cin, filters_}, pytorch),
+  Value* args[3] = {inputs[0], b.Parameter("weight", Shape{kh, kw, cin, filters_}, pytorch),
                     nullptr};
   if (attrs_.has_bias) args[2] = b.Parameter("bias", Shape{filters_});
   return b.AddNode(ops::kConv2D, OpAttrs::Of(attrs_), Span<Value* const>(args, attrs_.has_bias ? 3 : 2),
@@ -245,19 +249,19 @@ void Conv2D::ResetParameters(Random& rng) {
   GlorotAndZero(variables(), field * w[2], field * w[3], rng);
 }
 
-DepthwiseConv2D::DepthwiseConv2D(size_t kernel, size_t stride, Padding padding,
+DepthwiseConv2D::DepthwiseConv2D(Extent2D kernel, Extent2D stride, Padding padding,
                                  Activation activation, bool use_bias)
     : attrs_(Attrs(kernel, stride, padding, activation, use_bias)) {}
 
 Status DepthwiseConv2D::Call(LayerBuilder& b, Span<Value* const> inputs, Value** output) {
   THAW_RETURN_IF_ERROR(CheckOne(b, inputs, "DepthwiseConv2D"));
-  const size_t k = attrs_.kernel, c = inputs[0]->shape[2];
+  const size_t kh = attrs_.kernel_h, kw = attrs_.kernel_w, c = inputs[0]->shape[2];
   // Held [KH, KW, C, 1] (Keras, depth multiplier 1); PyTorch's [C, 1, KH, KW].
   FileFormat pytorch;
   pytorch.permuted = true;
   const int8_t axes[4] = {2, 3, 0, 1};
   std::copy(axes, axes + 4, pytorch.axes);
-  Value* args[3] = {inputs[0], b.Parameter("weight", Shape{k, k, c, 1}, pytorch), nullptr};
+  Value* args[3] = {inputs[0], b.Parameter("weight", Shape{kh, kw, c, 1}, pytorch), nullptr};
   if (attrs_.has_bias) args[2] = b.Parameter("bias", Shape{c});
   return b.AddNode(ops::kDepthwiseConv2D, OpAttrs::Of(attrs_),
                    Span<Value* const>(args, attrs_.has_bias ? 3 : 2), output);

@@ -6,7 +6,9 @@
 //   model.Add(thaw::DepthwiseConv2D::Make(3, 2, thaw::Padding::kSame));
 //   model.Build(thaw::Shape{28, 28, 1}, thaw::Layout::kNHWC, /*max_batch=*/32, &arena);
 //
-// Square kernels and strides; padding as Keras: kValid (no padding) or kSame
+// Kernels and strides as Keras' "an integer or a tuple of 2 integers"
+// (Extent2D: {height, width}, or one number for both); padding as Keras:
+// kValid (no padding) or kSame
 // (the output is ceil(input / stride); when the padding is odd, the extra
 // row and column go at the bottom and right, as TensorFlow). Weights are
 // held [KH, KW, Cin, Cout] (Conv2D) and [KH, KW, C, 1] (depthwise, depth
@@ -28,10 +30,18 @@ namespace thaw {
 
 enum class Padding : uint8_t { kValid, kSame };
 
+// A window's or a stride's extent, Keras' "an integer or a tuple of 2
+// integers": Extent2D(3) is 3 x 3, Extent2D(3, 1) or {3, 1} is 3 high, 1 wide.
+struct Extent2D {
+  Extent2D(size_t both) : h(both), w(both) {}  // NOLINT: implicit, as Keras' int
+  Extent2D(size_t height, size_t width) : h(height), w(width) {}
+  size_t h, w;
+};
+
 // A window over an image: a convolution's kernel or a pool.
 struct WindowAttrs {
-  uint32_t kernel = 1;
-  uint32_t stride = 1;
+  uint32_t kernel_h = 1, kernel_w = 1;
+  uint32_t stride_h = 1, stride_w = 1;
   Padding padding = Padding::kValid;
   Activation activation = Activation::kLinear;  // not for pools
   bool has_bias = false;
@@ -53,9 +63,9 @@ simd::ConvShape ConvShapeOf(const Node& node, size_t batch);
 
 class Conv2D : public Layer {
  public:
-  Conv2D(size_t filters, size_t kernel, size_t stride, Padding padding, Activation activation,
+  Conv2D(size_t filters, Extent2D kernel, Extent2D stride, Padding padding, Activation activation,
          bool use_bias);
-  static std::unique_ptr<Layer> Make(size_t filters, size_t kernel, size_t stride = 1,
+  static std::unique_ptr<Layer> Make(size_t filters, Extent2D kernel, Extent2D stride = 1,
                                      Padding padding = Padding::kValid,
                                      Activation activation = Activation::kLinear,
                                      bool use_bias = true) {
@@ -73,9 +83,9 @@ class Conv2D : public Layer {
 
 class DepthwiseConv2D : public Layer {
  public:
-  DepthwiseConv2D(size_t kernel, size_t stride, Padding padding, Activation activation,
+  DepthwiseConv2D(Extent2D kernel, Extent2D stride, Padding padding, Activation activation,
                   bool use_bias);
-  static std::unique_ptr<Layer> Make(size_t kernel, size_t stride = 1,
+  static std::unique_ptr<Layer> Make(Extent2D kernel, Extent2D stride = 1,
                                      Padding padding = Padding::kValid,
                                      Activation activation = Activation::kLinear,
                                      bool use_bias = true) {

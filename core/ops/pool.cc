@@ -13,7 +13,7 @@ Status InferPool(const Node& node, Value* out) {
   if (!x.batched) return InvalidArgument("takes a batch of images");
   simd::ConvShape s;
   THAW_RETURN_IF_ERROR(WindowShape(x.shape, a, &s));
-  if (a.padding == Padding::kSame && (s.pad_top >= a.kernel || s.pad_left >= a.kernel)) {
+  if (a.padding == Padding::kSame && (s.pad_top >= a.kernel_h || s.pad_left >= a.kernel_w)) {
     return InvalidArgument("a window would hold padding only");
   }
   out->batched = true;
@@ -72,9 +72,12 @@ const OpDef kAvgPool2D = {
 
 }  // namespace ops
 
-Pool2D::Pool2D(Kind kind, size_t pool, size_t stride, Padding padding) : kind_(kind) {
-  attrs_.kernel = static_cast<uint32_t>(pool);
-  attrs_.stride = static_cast<uint32_t>(stride);
+Pool2D::Pool2D(Kind kind, Extent2D pool, Extent2D stride, Padding padding) : kind_(kind) {
+  attrs_.kernel_h = static_cast<uint32_t>(pool.h);
+  attrs_.kernel_w = static_cast<uint32_t>(pool.w);
+  // Stride 0 (Keras' None): the pool size.
+  attrs_.stride_h = static_cast<uint32_t>(stride.h != 0 ? stride.h : pool.h);
+  attrs_.stride_w = static_cast<uint32_t>(stride.w != 0 ? stride.w : pool.w);
   attrs_.padding = padding;
 }
 
@@ -96,15 +99,12 @@ Status Pool2D::Call(LayerBuilder& b, Span<Value* const> inputs, Value** output) 
     return b.AddNode(kind_ == Kind::kMax ? ops::kMaxPool2D : ops::kAvgPool2D, OpAttrs::Of(attrs_),
                      inputs, output);
   }
-  // The mean of every pixel: one window the size of the (square) image,
-  // then the 1 x 1 x C result seen as [C].
+  // The mean of every pixel: one window the size of the image, then the
+  // 1 x 1 x C result seen as [C].
   const Shape& image = inputs[0]->shape;
-  if (image[0] != image[1]) {
-    return InvalidArgument("%s: global pooling takes square images here; got %s",
-                           b.layer_name().c_str(), image.ToString().c_str());
-  }
   WindowAttrs whole = attrs_;
-  whole.kernel = static_cast<uint32_t>(image[0]);
+  whole.kernel_h = static_cast<uint32_t>(image[0]);
+  whole.kernel_w = static_cast<uint32_t>(image[1]);
   Value* pooled = nullptr;
   THAW_RETURN_IF_ERROR(b.AddNode(ops::kAvgPool2D, OpAttrs::Of(whole), inputs, &pooled));
   ReshapeAttrs flat;

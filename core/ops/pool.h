@@ -28,7 +28,7 @@ extern const OpDef kAvgPool2D;  // attrs WindowAttrs; output [C] when global
 class Pool2D : public Layer {
  public:
   enum class Kind { kMax, kAverage, kGlobalAverage };
-  Pool2D(Kind kind, size_t pool, size_t stride, Padding padding);
+  Pool2D(Kind kind, Extent2D pool, Extent2D stride, Padding padding);
   const char* kind() const override;
   Status Call(LayerBuilder& builder, Span<Value* const> inputs, Value** output) override;
 
@@ -38,21 +38,21 @@ class Pool2D : public Layer {
 };
 
 struct MaxPool2D {
-  // stride 0: the pool size.
-  static std::unique_ptr<Layer> Make(size_t pool = 2, size_t stride = 0,
+  // stride 0 (on an axis): the pool size.
+  static std::unique_ptr<Layer> Make(Extent2D pool = 2, Extent2D stride = 0,
                                      Padding padding = Padding::kValid) {
-    return std::make_unique<Pool2D>(Pool2D::Kind::kMax, pool, stride ? stride : pool, padding);
+    return std::make_unique<Pool2D>(Pool2D::Kind::kMax, pool, stride, padding);
   }
 };
 struct AveragePooling2D {
-  static std::unique_ptr<Layer> Make(size_t pool = 2, size_t stride = 0,
+  static std::unique_ptr<Layer> Make(Extent2D pool = 2, Extent2D stride = 0,
                                      Padding padding = Padding::kValid) {
-    return std::make_unique<Pool2D>(Pool2D::Kind::kAverage, pool, stride ? stride : pool, padding);
+    return std::make_unique<Pool2D>(Pool2D::Kind::kAverage, pool, stride, padding);
   }
 };
 struct GlobalAveragePooling2D {
   static std::unique_ptr<Layer> Make() {
-    return std::make_unique<Pool2D>(Pool2D::Kind::kGlobalAverage, 0, 1, Padding::kValid);
+    return std::make_unique<Pool2D>(Pool2D::Kind::kGlobalAverage, 1, 1, Padding::kValid);
   }
 };
 
