@@ -41,31 +41,14 @@ void BuildModel(thaw::Model* m, thaw::Arena* arena, const char* head, uint64_t s
                        arena, seed));
 }
 
-void Compile(thaw::Model* model, float learning_rate) {
-  thaw::AdamOptions adam;
-  adam.learning_rate = learning_rate;
-  demo::Check(model->Compile(thaw::OptimizerConfig::Adam(adam),
-                             thaw::Loss::kSparseCategoricalCrossentropy));
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   const auto demo_start = std::chrono::steady_clock::now();
   const std::string dir = argc > 1 ? argv[1] : thaw::kFashionMnistDir;
-  const int threads = argc > 2 ? std::atoi(argv[2]) : 0;
-  thaw::ThreadPool pool(threads);
-  std::printf("thaw Fashion-MNIST CNN transfer demo: kernels on %s (CPU: %s), %d thread(s)\n",
-              thaw::simd::DispatchedTargetName(), thaw::simd::SupportedTargetNames().c_str(),
-              pool.num_threads());
-
-  thaw::Dataset train_all, test_all;
-  demo::Check(thaw::LoadIdxDataset(dir, "train", &train_all));
-  demo::Check(thaw::LoadIdxDataset(dir, "t10k", &test_all));
-  const demo::Split lab_train = demo::Classes(train_all, 0, 4, 0);
-  const demo::Split lab_test = demo::Classes(test_all, 0, 4, 0);
-  const demo::Split device_train = demo::Classes(train_all, 5, 9, kShotsPerClass);
-  const demo::Split device_test = demo::Classes(test_all, 5, 9, 0);
+  thaw::ThreadPool pool(argc > 2 ? std::atoi(argv[2]) : 0);
+  demo::PrintBanner("Fashion-MNIST CNN transfer demo", pool);
+  const demo::Splits data = demo::LoadSplits(dir, kShotsPerClass);
 
   // ---- 1. In the lab: pretrain on classes 0-4 and save. ----
   const std::string checkpoint = demo::CheckpointPath("thaw_fashion_cnn_backbone.safetensors");
@@ -74,25 +57,11 @@ int main(int argc, char** argv) {
     demo::Check(thaw::Arena::Create(16 << 20, &lab_arena));
     thaw::Model lab(pool);
     BuildModel(&lab, &lab_arena, "lab_head", /*seed=*/1);
-    Compile(&lab, 2e-3f);
-    std::printf("\n1. pretraining on classes 0-4 (%zu images)\n", lab_train.data.count);
-    thaw::ProgressBar progress(thaw::ProgressBar::Style::kEpochLines);
-    thaw::FitOptions fit;
-    fit.epochs = 2;
-    fit.batch_size = kBatch;
-    fit.seed = 1;
-    fit.callback = &progress;
-    demo::Check(lab.Fit(lab_train.examples(), fit));
-    thaw::Metrics m;
-    demo::Check(lab.Evaluate(lab_test.examples(), kBatch, &m));
-    std::printf("  test accuracy on classes 0-4: %.4f\n", m.accuracy);
-    demo::Check(thaw::SaveCheckpoint(lab.variables(), checkpoint));
-    std::printf("  saved %s\n", checkpoint.c_str());
+    demo::CompileAdam(&lab, 2e-3f);
+    demo::Pretrain(&lab, data, 2, kBatch, checkpoint);
   }
 
   // ---- 2. On the device: one fixed arena, 100 images per new class. ----
-  std::printf("\n2. on the device: classes 5-9, %zu labelled images, %zu test images\n",
-              device_train.data.count, device_test.data.count);
   constexpr size_t kDeviceArena = 12 << 20;
   std::vector<demo::Row> rows;
   {
@@ -100,9 +69,9 @@ int main(int argc, char** argv) {
     demo::Check(thaw::Arena::Create(kDeviceArena, &arena));
     thaw::Model scratch(pool);
     BuildModel(&scratch, &arena, "head", /*seed=*/2);
-    Compile(&scratch, 2e-3f);
-    rows.push_back(demo::Train("(a) from scratch, all trainable", &scratch, device_train,
-                               device_test, 20, kBatch));
+    demo::CompileAdam(&scratch, 2e-3f);
+    rows.push_back(demo::Train("(a) from scratch, all trainable", &scratch, data.device_train,
+                               data.device_test, 20, kBatch));
   }
   thaw::Arena arena;
   demo::Check(thaw::Arena::Create(kDeviceArena, &arena));
@@ -112,14 +81,14 @@ int main(int argc, char** argv) {
   load.strict = false;  // the checkpoint's old head (lab_head.*) is not loaded
   demo::Check(thaw::LoadCheckpoint(checkpoint, &model.variables(), load));
   demo::TrainOnly(&model, {"head"});
-  Compile(&model, kHeadRate);
-  rows.push_back(demo::Train("(b) backbone frozen, new head", &model, device_train,
-                             device_test, 20, kBatch));
+  demo::CompileAdam(&model, kHeadRate);
+  rows.push_back(demo::Train("(b) backbone frozen, new head", &model, data.device_train,
+                               data.device_test, 20, kBatch));
   demo::TrainOnly(&model, {"head", "b3_"});
   // A smaller learning rate for fine-tuning; the head's Adam state carries on.
   demo::Check(model.SetLearningRate(kFineTuneRate));
-  rows.push_back(demo::Train("(c) then the last block thawed", &model, device_train,
-                             device_test, 10, kBatch));
+  rows.push_back(demo::Train("(c) then the last block thawed", &model, data.device_train,
+                               data.device_test, 10, kBatch));
 
   // ---- 3. The table. ----
   demo::PrintTable(rows, kDeviceArena, kBatch, arena);

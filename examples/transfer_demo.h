@@ -37,6 +37,58 @@ inline Split Classes(const thaw::Dataset& all, int first, int last, size_t per_c
   return split;
 }
 
+// Fashion-MNIST as the demos split it: the lab's classes 0-4 (every image)
+// and the device's classes 5-9 (`shots` labelled images per class to train
+// on, every test image).
+struct Splits {
+  Split lab_train, lab_test, device_train, device_test;
+};
+
+inline Splits LoadSplits(const std::string& dir, size_t shots) {
+  thaw::Dataset train, test;
+  Check(thaw::LoadIdxDataset(dir, "train", &train));
+  Check(thaw::LoadIdxDataset(dir, "t10k", &test));
+  return Splits{Classes(train, 0, 4, 0), Classes(test, 0, 4, 0), Classes(train, 5, 9, shots),
+                Classes(test, 5, 9, 0)};
+}
+
+inline void PrintBanner(const char* demo, const thaw::ThreadPool& pool) {
+  std::printf("thaw %s: kernels on %s (CPU: %s), %d thread(s)\n", demo,
+              thaw::simd::DispatchedTargetName(), thaw::simd::SupportedTargetNames().c_str(),
+              pool.num_threads());
+}
+
+// Adam with this learning rate, sparse categorical cross-entropy (the models
+// end in softmax).
+inline void CompileAdam(thaw::Model* model, float learning_rate) {
+  thaw::AdamOptions adam;
+  adam.learning_rate = learning_rate;
+  Check(model->Compile(thaw::OptimizerConfig::Adam(adam),
+                       thaw::Loss::kSparseCategoricalCrossentropy));
+}
+
+// In the lab: fits `lab` (built and compiled) on classes 0-4 with a
+// progress line per epoch, reports its test accuracy there, and saves its
+// variables to `checkpoint`.
+inline void Pretrain(thaw::Model* lab, const Splits& data, int epochs, size_t batch,
+                     const std::string& checkpoint) {
+  std::printf("\n1. pretraining on classes 0-4 (%zu images)\n", data.lab_train.data.count);
+  thaw::ProgressBar progress(thaw::ProgressBar::Style::kEpochLines);
+  thaw::FitOptions fit;
+  fit.epochs = epochs;
+  fit.batch_size = batch;
+  fit.seed = 1;
+  fit.callback = &progress;
+  Check(lab->Fit(data.lab_train.examples(), fit));
+  thaw::Metrics m;
+  Check(lab->Evaluate(data.lab_test.examples(), batch, &m));
+  std::printf("  test accuracy on classes 0-4: %.4f\n", m.accuracy);
+  Check(thaw::SaveCheckpoint(lab->variables(), checkpoint));
+  std::printf("  saved %s\n", checkpoint.c_str());
+  std::printf("\n2. on the device: classes 5-9, %zu labelled images, %zu test images\n",
+              data.device_train.data.count, data.device_test.data.count);
+}
+
 // The checkpoint the lab writes and the device reads, in $TMPDIR or /tmp.
 inline std::string CheckpointPath(const char* file) {
   const char* tmp = std::getenv("TMPDIR");
