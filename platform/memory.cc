@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 
+#include "platform/checked.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #endif
@@ -9,6 +11,7 @@
 namespace thaw {
 
 void* AlignedAlloc(size_t bytes) {
+  if (bytes > kMaxBytes) return nullptr;  // AlignUp would wrap to a tiny block
   void* p = nullptr;
   if (posix_memalign(&p, kAlignment, AlignUp(bytes == 0 ? 1 : bytes)) != 0) {
     return nullptr;

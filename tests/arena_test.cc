@@ -1,5 +1,6 @@
 #include "core/memory/arena.h"
 
+#include <cstdint>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -21,6 +22,22 @@ TEST(ArenaTest, CreateRejectsZeroBytes) {
   Arena arena;
   Status s = Arena::Create(0, &arena);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+}
+
+// Sizes near SIZE_MAX used to wrap when rounded up to the alignment: Create
+// then "succeeded" with a tiny block and a huge capacity.
+TEST(ArenaTest, SizesBeyondAnyMachineAreRefusedNotWrapped) {
+  Arena arena;
+  Status s = Arena::Create(SIZE_MAX, &arena);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.message();
+  EXPECT_EQ(arena.capacity(), 0u);
+  EXPECT_EQ(AlignedAlloc(SIZE_MAX - 1), nullptr);
+  alignas(64) static unsigned char block[256];
+  s = Arena::Wrap(block, SIZE_MAX, &arena);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.message();
+  ASSERT_TRUE(Arena::Create(1024, &arena).ok());
+  EXPECT_EQ(arena.AllocateTransient(SIZE_MAX - 8, Region::kScratch), nullptr);
+  EXPECT_EQ(arena.used(), 0u);
 }
 
 TEST(ArenaTest, WrapsAStaticArray) {

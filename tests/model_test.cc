@@ -321,6 +321,68 @@ TEST(ModelTest, BadInputsGetClearStatuses) {
   EXPECT_EQ(unbuilt.Predict(x.data(), 1, nullptr).code(), StatusCode::kFailedPrecondition);
 }
 
+// Sizes that would wrap around: a layer of SIZE_MAX units overflowed the heap
+// when its weights were initialised; a huge batch planned a few bytes.
+TEST(ModelTest, SizesTooLargeForMemoryAreStatusesNotOverflows) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1 << 20, &arena).ok());
+  {
+    Sequential model;
+    ASSERT_TRUE(model.Add(Dense::Make(SIZE_MAX)).ok());
+    Status s = model.Build(8, 4, &arena, 1);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    EXPECT_TRUE(Contains(s, "output shape [18446744073709551615] has more elements than memory"))
+        << s.message();
+  }
+  {
+    Sequential model;
+    ASSERT_TRUE(model.Add(Dense::Make(4)).ok());
+    Status s = model.Build(8, SIZE_MAX / 16, &arena, 1);
+    EXPECT_TRUE(Contains(s, "Build: a batch of 1152921504606846975 makes the model's tensors larger"))
+        << s.message();
+    ASSERT_TRUE(model.Build(8, 4, &arena, 1).ok());
+    ModelPlan plan;
+    s = model.PlanMemory(SIZE_MAX / 2, /*training=*/false, &plan);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.message();
+    ASSERT_TRUE(model.PlanMemory(4, /*training=*/false, &plan).ok());
+  }
+  {
+    Model model;
+    Symbol x = model.Input(Shape{SIZE_MAX / 2, 4}, Layout::kAny);
+    EXPECT_FALSE(x.valid());
+    EXPECT_TRUE(Contains(model.status(), "must have elements, fit in memory")) << model.status().message();
+  }
+}
+
+// Hyper-parameters out of range are refused by Compile, as torch.optim's
+// constructors refuse them; the model keeps its previous optimizer.
+TEST(ModelTest, CompileRefusesHyperParametersOutOfRange) {
+  Reference ref;
+  ASSERT_TRUE(ref.Make(1 << 16).ok());
+  const Loss loss = Loss::kSparseCategoricalCrossentropyFromLogits;
+  SgdOptions sgd;
+  sgd.learning_rate = NAN;
+  Status s = ref.model.Compile(OptimizerConfig::Sgd(sgd), loss);
+  EXPECT_TRUE(Contains(s, "SGD: learning_rate = nan is out of range")) << s.message();
+  sgd = SgdOptions();
+  sgd.nesterov = true;
+  EXPECT_TRUE(Contains(ref.model.Compile(OptimizerConfig::Sgd(sgd), loss), "nesterov needs a momentum"));
+  AdamOptions adam;
+  adam.beta1 = 1.0f;
+  s = ref.model.Compile(OptimizerConfig::Adam(adam), loss);
+  EXPECT_TRUE(Contains(s, "Adam: beta1 = 1 is out of range; it must be in [0, 1)")) << s.message();
+  adam = AdamOptions();
+  adam.beta2 = 1.5f;
+  EXPECT_EQ(ref.model.Compile(OptimizerConfig::AdamW(adam), loss).code(), StatusCode::kInvalidArgument);
+  adam = AdamOptions();
+  adam.learning_rate = -1.0f;
+  EXPECT_EQ(ref.model.Compile(OptimizerConfig::Adam(adam), loss).code(), StatusCode::kInvalidArgument);
+  // The model still trains with the optimizer it had.
+  const std::vector<float> x = Inputs(4 * 20);
+  const int32_t labels[4] = {0, 1, 2, 0};
+  EXPECT_TRUE(ref.model.TrainOnBatch(Examples{x.data(), 4, labels, nullptr}).ok());
+}
+
 // A NaN in the input poisons every gradient of the step; the update is
 // refused with a sentence and the weights and optimizer state are untouched,
 // so training can go on with clean data.

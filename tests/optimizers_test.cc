@@ -197,6 +197,27 @@ TEST_F(OptimizerTest, RejectsBadPairsBeforeChangingAnything) {
   EXPECT_EQ(vars.steps(0), 0u);
 }
 
+// An optimizer made directly with options out of range refuses every step
+// (constructors cannot return a Status); nothing moves.
+TEST_F(OptimizerTest, OptionsOutOfRangeRefuseEveryStep) {
+  VariableSet vars(&arena_);
+  Variable a;
+  ASSERT_TRUE(vars.Create("a", {4}, true, &a).ok());
+  AdamOptions bad;
+  bad.beta2 = 1.5f;
+  Adam adam(&vars, bad);
+  Status s = Step(vars, adam, {a}, {{1, 2, 3, 4}});
+  EXPECT_TRUE(Contains(s, "Adam: beta2 = 1.5 is out of range")) << s.message();
+  EXPECT_EQ(adam.ApplyOwnGradients().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(a.value().at(0), 0.0f);
+  EXPECT_EQ(vars.steps(0), 0u);
+  SgdOptions negative;
+  negative.momentum = -0.5f;
+  EXPECT_TRUE(Contains(CheckOptions(negative), "SGD: momentum = -0.5 is out of range"));
+  EXPECT_TRUE(CheckOptions(SgdOptions()).ok());
+  EXPECT_TRUE(CheckOptions(AdamOptions()).ok());
+}
+
 // A NaN or Inf in any gradient (here the second pair's) is an error before
 // anything moves: weights, Adam moments and step counts stay as they were.
 TEST_F(OptimizerTest, NonFiniteGradientChangesNothing) {

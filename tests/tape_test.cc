@@ -385,6 +385,14 @@ TEST_F(TapeTest, ConstantChecksItsLength) {
   EXPECT_TRUE(Contains(tape.status(), "Constant: got 3 values for shape [2,2]"));
 }
 
+TEST_F(TapeTest, ConstantRefusesAShapeTooLargeForMemory) {
+  GradientTape tape(vars_.get());
+  // 2^62 + 1 by 4 elements wraps to 4: the length check alone would pass.
+  Tensor c = tape.Constant({(size_t{1} << 62) + 1, 4}, {1, 2, 3, 4});
+  EXPECT_FALSE(c.valid());
+  EXPECT_TRUE(Contains(tape.status(), "has more elements than memory can hold")) << tape.status().message();
+}
+
 TEST_F(TapeTest, ActivationsAreCountedInTheArena) {
   Variable w;
   ASSERT_TRUE(vars_->Create("w", {100}, true, &w).ok());

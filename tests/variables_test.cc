@@ -255,6 +255,25 @@ TEST_F(VariablesTest, CreateThatDoesNotFitNamesTheBytes) {
   EXPECT_EQ(vars.size(), 1);
 }
 
+// A shape whose element count overflows size_t: num_elements() wraps ({2^62
+// + 1, 4} gives 4), so the size must be checked before it sizes anything.
+TEST_F(VariablesTest, ShapesTooLargeForMemoryAreRefused) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(4096, &arena).ok());
+  VariableSet vars(&arena);
+  Variable v;
+  Status s = vars.Create("huge", {(size_t{1} << 62) + 1, 4}, true, &v);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(s, "huge: shape [4611686018427387905,4] has more elements than memory can hold"))
+      << s.message();
+  EXPECT_EQ(vars.size(), 0);
+  size_t bytes = 0;
+  EXPECT_FALSE(Shape({SIZE_MAX}).Bytes(1, sizeof(float), &bytes));
+  EXPECT_FALSE(Shape({8, 16}).Bytes(SIZE_MAX / 64, sizeof(float), &bytes));
+  ASSERT_TRUE(Shape({8, 16}).Bytes(3, sizeof(float), &bytes));
+  EXPECT_EQ(bytes, 3u * 8 * 16 * 4);
+}
+
 TEST(VariablesStaticArrayTest, RunsInACallersStaticArray) {
   alignas(64) static unsigned char block[2048];
   Arena arena;

@@ -43,9 +43,10 @@ Symbol Model::Input(const Shape& shape, Layout layout) {
     Fail(FailedPrecondition("Input: the model has its input already; a model takes one"));
     return Symbol();
   }
-  if (shape.num_elements() == 0 || shape.rank() >= kMaxRank) {
-    Fail(InvalidArgument("Input: shape %s must have elements and at most %d dimensions",
-                         shape.ToString().c_str(), kMaxRank - 1));
+  size_t bytes = 0;
+  if (!shape.Bytes(1, sizeof(float), &bytes) || bytes == 0 || shape.rank() >= kMaxRank) {
+    Fail(InvalidArgument("Input: shape %s must have elements, fit in memory and have at most %d "
+                         "dimensions", shape.ToString().c_str(), kMaxRank - 1));
     return Symbol();
   }
   input_ = graph_.AddInput(shape, layout);
@@ -139,6 +140,7 @@ Status Model::Build(Symbol output, size_t max_batch, Arena* arena, uint64_t seed
     return InvalidArgument("Build: the output is the input; the model has no layers");
   }
   if (max_batch == 0) return InvalidArgument("Build: max_batch must be positive");
+  THAW_RETURN_IF_ERROR(CheckBatch("Build", max_batch));
   if (arena == nullptr || arena->data() == nullptr) {
     return InvalidArgument("Build: the arena is empty");
   }
@@ -179,6 +181,7 @@ Status Model::Build(Symbol output, size_t max_batch, Arena* arena, uint64_t seed
 
 Status Model::Compile(const OptimizerConfig& config, Loss loss) {
   if (!built()) return FailedPrecondition("Compile: build the model first");
+  THAW_RETURN_IF_ERROR(CheckOptions(config));
   const Node* last = output_->producer;
   const char* last_name = layers_[last->layer]->name().c_str();
   const Activation final = FinalActivationOf(*last);
@@ -222,6 +225,15 @@ Status Model::SetLearningRate(float learning_rate) {
     return InvalidArgument("SetLearningRate: %g is not a finite, non-negative rate", learning_rate);
   }
   optimizer_->SetLearningRate(learning_rate);
+  return Status::Ok();
+}
+
+Status Model::CheckBatch(const char* what, size_t batch) const {
+  size_t bytes;
+  if (!graph_.ValueBytes(batch, &bytes)) {
+    return InvalidArgument("%s: a batch of %zu makes the model's tensors larger than memory can hold",
+                           what, batch);
+  }
   return Status::Ok();
 }
 
@@ -281,6 +293,7 @@ Status Model::PlanMemory(const PlanOptions& options, ModelPlan* plan) const {
                            trainable.size(), vars_->size());
   }
   if (options.batch == 0) return InvalidArgument("PlanMemory: the batch is empty");
+  THAW_RETURN_IF_ERROR(CheckBatch("PlanMemory", options.batch));
   Program program;
   program.Reserve(graph_);
   program.Compile(graph_, *vars_, trainable, SpecFor(options.mode, options.batch, options.gather));

@@ -235,6 +235,8 @@ class Model {
  private:
   struct Programs;
 
+  // InvalidArgument when `batch` makes the graph's tensors too large to size.
+  Status CheckBatch(const char* what, size_t batch) const;
   Status CheckReady(const char* what, bool needs_compile) const;
   Status CheckExamples(const char* what, const Examples& examples) const;
   void Fail(Status status);

@@ -180,6 +180,12 @@ void GradientTape::Watch(const Tensor& tensor) {
 }
 
 Tensor GradientTape::Constant(const Shape& shape, Span<const float> values) {
+  size_t bytes;
+  if (!shape.Bytes(1, sizeof(float), &bytes)) {
+    Fail(InvalidArgument("GradientTape: Constant: shape %s has more elements than memory can hold",
+                         shape.ToString().c_str()));
+    return Tensor();
+  }
   if (values.size() != shape.num_elements()) {
     Fail(InvalidArgument("GradientTape: Constant: got %zu values for shape %s (%zu elements)",
                          values.size(), shape.ToString().c_str(), shape.num_elements()));

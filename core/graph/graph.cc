@@ -1,6 +1,7 @@
 #include "core/graph/graph.h"
 
 #include "core/graph/op.h"
+#include "platform/checked.h"
 
 namespace thaw {
 
@@ -31,7 +32,26 @@ Status InitNode(const OpDef& op, const OpAttrs& attrs, Span<Value* const> inputs
   node->out = out;
   out->producer = node;
   out->dtype = DType::kFloat32;
-  return op.infer(*node, out);
+  THAW_RETURN_IF_ERROR(op.infer(*node, out));
+  size_t bytes;
+  if (!out->shape.Bytes(1, sizeof(float), &bytes)) {
+    return InvalidArgument("%s: the output shape %s has more elements than memory can hold",
+                           op.name, out->shape.ToString().c_str());
+  }
+  return Status::Ok();
+}
+
+bool Graph::ValueBytes(size_t batch, size_t* bytes) const {
+  size_t total = 0;
+  for (const Value& v : values_) {
+    size_t b;
+    if (!v.shape.Bytes(v.batched ? batch : 1, sizeof(float), &b) || !CheckedAdd(total, b, &total)) {
+      return false;
+    }
+  }
+  if (total > kMaxBytes) return false;
+  *bytes = total;
+  return true;
 }
 
 Value* Graph::NewValue() {

@@ -121,6 +121,10 @@ class Graph {
   Status AddNode(const OpDef& op, const OpAttrs& attrs, Span<Value* const> inputs,
                  int layer, Value** out);
 
+  // The bytes of every value at `batch` (a bound on any step's buffers), or
+  // false when they exceed kMaxBytes: a batch too large for any machine.
+  bool ValueBytes(size_t batch, size_t* bytes) const;
+
   int num_values() const { return static_cast<int>(values_.size()); }
   int num_nodes() const { return static_cast<int>(nodes_.size()); }
   Value* value(int i) { return &values_[i]; }

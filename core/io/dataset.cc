@@ -8,6 +8,8 @@
 #include <exception>
 #include <utility>
 
+#include "platform/checked.h"
+
 namespace thaw {
 namespace {
 
@@ -357,13 +359,17 @@ Status FilterClasses(const Dataset& in, int first, int last, size_t per_class,
         "0 <= first <= last <= 255",
         first, last);
   }
-  const size_t features = in.features();
-  if (in.labels.size() != in.count || in.images.size() != in.count * features) {
+  size_t features = 0, floats = 0;
+  if (!CheckedMul(in.rows, in.cols, &features) || !CheckedMul(in.count, features, &floats)) {
+    return InvalidArgument("dataset of count %zu and %zu x %zu images is larger than memory can hold",
+                           in.count, in.rows, in.cols);
+  }
+  if (in.labels.size() != in.count || in.images.size() != floats) {
     return InvalidArgument(
         "dataset of count %zu and %zu x %zu images holds %zu labels and %zu "
         "floats; expected %zu and %zu",
         in.count, in.rows, in.cols, in.labels.size(), in.images.size(),
-        in.count, in.count * features);
+        in.count, floats);
   }
   // Pass 1: choose, so the result is allocated once.
   size_t kept_per_class[256] = {};

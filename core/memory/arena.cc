@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <utility>
 
+#include "platform/checked.h"
 #include "platform/memory.h"
 
 namespace thaw {
@@ -85,6 +86,9 @@ Status Arena::Wrap(void* block, size_t capacity, Arena* out) {
   if (block == nullptr || capacity == 0) {
     return InvalidArgument("Arena::Wrap: the block is empty (%p, %zu bytes)", block, capacity);
   }
+  if (capacity > kMaxBytes) {
+    return InvalidArgument("Arena::Wrap: %zu bytes is more than any block can hold", capacity);
+  }
   if (!IsAligned(block)) {
     return InvalidArgument(
         "Arena::Wrap: the block at %p is not %zu-byte aligned; declare it alignas(%zu)",
@@ -141,6 +145,7 @@ uint64_t Arena::NewOwnerToken() {
 void* Arena::AllocateTransient(size_t bytes, Region region, size_t alignment) {
   THAW_CHECK(region == Region::kActivations || region == Region::kScratch);
   THAW_CHECK(alignment > 0 && (alignment & (alignment - 1)) == 0 && alignment <= kAlignment);
+  if (bytes > capacity_) return nullptr;  // before AlignUp, which would wrap
   const size_t start = AlignUp(transient_top_, alignment);
   const size_t size = AlignUp(bytes, alignment);
   if (start > capacity_ || size > capacity_ - start) return nullptr;

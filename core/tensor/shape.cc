@@ -1,6 +1,7 @@
 #include "core/tensor/shape.h"
 
 #include "core/tensor/dtype.h"
+#include "platform/checked.h"
 #include "platform/status.h"
 
 namespace thaw {
@@ -33,6 +34,17 @@ size_t Shape::num_elements() const {
   size_t n = 1;
   for (int i = 0; i < rank_; ++i) n *= dims_[i];
   return n;
+}
+
+bool Shape::Bytes(size_t count, size_t element_size, size_t* bytes) const {
+  size_t n = element_size;
+  if (!CheckedMul(n, count, &n)) return false;
+  for (int i = 0; i < rank_; ++i) {
+    if (!CheckedMul(n, dims_[i], &n)) return false;
+  }
+  if (n > kMaxBytes) return false;
+  *bytes = n;
+  return true;
 }
 
 Shape Shape::WithBatch(size_t batch) const {

@@ -30,6 +30,12 @@ class Shape {
   size_t dim(int i) const { return dims_[i]; }
   size_t operator[](int i) const { return dims_[i]; }
   size_t num_elements() const;
+  // The bytes of `count` elements of this shape each `element_size` bytes
+  // (count = the batch for a batched value, 1 otherwise), or false when they
+  // exceed kMaxBytes (platform/checked.h): num_elements() alone wraps around
+  // for dimensions that large. Shapes from callers and files are checked
+  // with this before they size anything.
+  bool Bytes(size_t count, size_t element_size, size_t* bytes) const;
   // The shape with `batch` prepended ([H,W,C] -> [batch,H,W,C]).
   Shape WithBatch(size_t batch) const;
   // The shape without its first dimension.

@@ -39,6 +39,7 @@ void Optimizer::StepVariable(int index, const float* grad) {
 }
 
 Status Optimizer::ApplyGradients(Span<const GradientAndVariable> pairs) {
+  THAW_RETURN_IF_ERROR(refused_);
   THAW_RETURN_IF_ERROR(CheckAttached("ApplyGradients"));
   if (vars_->planned_optimizer() != id_) {
     return FailedPrecondition(
@@ -91,6 +92,7 @@ Status Optimizer::ApplyGradients(Span<const GradientAndVariable> pairs) {
 }
 
 Status Optimizer::ApplyOwnGradients() {
+  THAW_RETURN_IF_ERROR(refused_);
   THAW_RETURN_IF_ERROR(CheckAttached("ApplyOwnGradients"));
   if (vars_->plan_stale()) {
     return FailedPrecondition(
@@ -110,7 +112,9 @@ Status Optimizer::ApplyOwnGradients() {
 }
 
 SGD::SGD(VariableSet* vars, const SgdOptions& options, ThreadPool& pool)
-    : Optimizer(vars, options.momentum != 0.0f ? 1 : 0, pool), options_(options) {}
+    : Optimizer(vars, options.momentum != 0.0f ? 1 : 0, pool), options_(options) {
+  Refuse(CheckOptions(options));
+}
 
 void SGD::SetLearningRate(float learning_rate) { options_.learning_rate = learning_rate; }
 void Adam::SetLearningRate(float learning_rate) { options_.learning_rate = learning_rate; }
@@ -126,7 +130,9 @@ void SGD::Update(const float* grad, float* weight, float* const* slots,
 }
 
 Adam::Adam(VariableSet* vars, const AdamOptions& options, ThreadPool& pool)
-    : Optimizer(vars, 2, pool), options_(options) {}
+    : Optimizer(vars, 2, pool), options_(options) {
+  Refuse(CheckOptions(options));
+}
 
 void Adam::Update(const float* grad, float* weight, float* const* slots,
                   size_t n, uint64_t step) {
@@ -170,6 +176,45 @@ OptimizerConfig OptimizerConfig::AdamW(const AdamOptions& options) {
   OptimizerConfig c = Adam(options);
   c.kind = Kind::kAdamW;
   return c;
+}
+
+namespace {
+
+// Whether `value` is a finite number >= 0 (false for NaN).
+bool NonNegative(float value) { return value >= 0.0f && std::isfinite(value); }
+
+Status OutOfRange(const char* optimizer, const char* option, float value, const char* range) {
+  return InvalidArgument("%s: %s = %g is out of range; it must be %s", optimizer, option,
+                         static_cast<double>(value), range);
+}
+
+}  // namespace
+
+Status CheckOptions(const SgdOptions& o) {
+  constexpr const char* kFinite = "a finite number >= 0";
+  if (!NonNegative(o.learning_rate)) return OutOfRange("SGD", "learning_rate", o.learning_rate, kFinite);
+  if (!NonNegative(o.momentum)) return OutOfRange("SGD", "momentum", o.momentum, kFinite);
+  if (!NonNegative(o.weight_decay)) return OutOfRange("SGD", "weight_decay", o.weight_decay, kFinite);
+  if (o.nesterov && o.momentum == 0.0f) {
+    return InvalidArgument("SGD: nesterov needs a momentum above 0");
+  }
+  return Status::Ok();
+}
+
+Status CheckOptions(const AdamOptions& o) {
+  constexpr const char* kFinite = "a finite number >= 0";
+  constexpr const char* kBeta = "in [0, 1)";
+  if (!NonNegative(o.learning_rate)) return OutOfRange("Adam", "learning_rate", o.learning_rate, kFinite);
+  if (!NonNegative(o.beta1) || o.beta1 >= 1.0f) return OutOfRange("Adam", "beta1", o.beta1, kBeta);
+  if (!NonNegative(o.beta2) || o.beta2 >= 1.0f) return OutOfRange("Adam", "beta2", o.beta2, kBeta);
+  if (!NonNegative(o.epsilon)) return OutOfRange("Adam", "epsilon", o.epsilon, kFinite);
+  if (!NonNegative(o.weight_decay)) return OutOfRange("Adam", "weight_decay", o.weight_decay, kFinite);
+  return Status::Ok();
+}
+
+Status CheckOptions(const OptimizerConfig& config) {
+  return config.kind == OptimizerConfig::Kind::kSgd ? CheckOptions(config.sgd)
+                                                    : CheckOptions(config.adam);
 }
 
 std::unique_ptr<Optimizer> MakeOptimizer(const OptimizerConfig& config, VariableSet* vars,

@@ -68,6 +68,8 @@ class Optimizer {
                       size_t n, uint64_t step) = 0;
 
   ThreadPool& pool() { return *pool_; }
+  // Options out of range (see CheckOptions): every step returns this Status.
+  void Refuse(Status why) { refused_ = std::move(why); }
 
  private:
   Status CheckAttached(const char* what) const;
@@ -78,6 +80,7 @@ class Optimizer {
 
   VariableSet* vars_;
   ThreadPool* pool_;
+  Status refused_;
   int slots_;
   uint64_t id_;
 };
@@ -145,6 +148,14 @@ struct OptimizerConfig {
   static OptimizerConfig Adam(const AdamOptions& options);
   static OptimizerConfig AdamW(const AdamOptions& options);
 };
+
+// InvalidArgument naming the first option out of range, as torch.optim
+// refuses them: learning rate, momentum, weight decay and epsilon finite and
+// >= 0, betas in [0, 1), Nesterov only with momentum. An optimizer made with
+// such options refuses every step with this Status; Compile refuses them.
+Status CheckOptions(const SgdOptions& options);
+Status CheckOptions(const AdamOptions& options);
+Status CheckOptions(const OptimizerConfig& config);
 
 // Attaches a new optimizer of `config` to `vars` (its state starts from zero).
 std::unique_ptr<Optimizer> MakeOptimizer(const OptimizerConfig& config, VariableSet* vars,

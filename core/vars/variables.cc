@@ -96,12 +96,17 @@ Status VariableSet::Add(const std::string& name, const Shape& shape,
     return InvalidArgument("%s: a variable with this name already exists",
                            name.c_str());
   }
-  if (shape.num_elements() == 0) {
+  size_t bytes;
+  if (!shape.Bytes(1, sizeof(float), &bytes)) {
+    return InvalidArgument("%s: shape %s has more elements than memory can hold", name.c_str(),
+                           shape.ToString().c_str());
+  }
+  if (bytes == 0) {
     return InvalidArgument("%s: shape %s has no elements", name.c_str(),
                            shape.ToString().c_str());
   }
+  bytes = AlignUp(bytes);
   const size_t weights_end = WeightsEnd();
-  const size_t bytes = AlignUp(shape.num_elements() * sizeof(float));
   const size_t state_bytes = arena_->persistent_end() - weights_end;
   if (weights_end + bytes + state_bytes > arena_->capacity()) {
     return ResourceExhausted(
