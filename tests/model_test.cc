@@ -354,6 +354,31 @@ TEST(ModelTest, SizesTooLargeForMemoryAreStatusesNotOverflows) {
   }
 }
 
+// Two models on one arena placed their weights over each other; a model
+// built after another one was destroyed found the dead one's bytes still
+// counted. One variable set per arena now, released when it dies.
+TEST(ModelTest, OneModelPerArenaAndADeadModelsBytesAreFree) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(4096, &arena).ok());
+  {
+    Sequential first;
+    ASSERT_TRUE(first.Add(Dense::Make(16)).ok());
+    ASSERT_TRUE(first.Build(8, 1, &arena, 1).ok());
+    const float w = first.variables()[0].value().at(0);
+    Sequential second;
+    ASSERT_TRUE(second.Add(Dense::Make(16)).ok());
+    Status s = second.Build(8, 1, &arena, 2);
+    EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+    EXPECT_TRUE(Contains(s, "the arena already holds another model's")) << s.message();
+    EXPECT_EQ(first.variables()[0].value().at(0), w);
+  }
+  // 100 x 8 weights (3,200 bytes) fit only if the dead model's are free.
+  Sequential third;
+  ASSERT_TRUE(third.Add(Dense::Make(100)).ok());
+  Status s = third.Build(8, 1, &arena, 3);
+  EXPECT_TRUE(s.ok()) << s.message();
+}
+
 // Hyper-parameters out of range are refused by Compile, as torch.optim's
 // constructors refuse them; the model keeps its previous optimizer.
 TEST(ModelTest, CompileRefusesHyperParametersOutOfRange) {

@@ -54,6 +54,7 @@ Arena& Arena::operator=(Arena&& other) noexcept {
   transient_top_ = std::exchange(other.transient_top_, 0);
   high_water_ = std::exchange(other.high_water_, 0);
   transient_owner_ = std::exchange(other.transient_owner_, 0);
+  persistent_owner_ = std::exchange(other.persistent_owner_, 0);
   std::copy(other.bytes_, other.bytes_ + kNumRegions, bytes_);
   std::fill(other.bytes_, other.bytes_ + kNumRegions, 0);
   return *this;
@@ -115,6 +116,19 @@ void Arena::SetPersistent(size_t end, const size_t (&bytes)[kNumPersistentRegion
   std::copy(bytes, bytes + kNumPersistentRegions, bytes_);
   ResetTransient();
   high_water_ = std::max(high_water_, end);
+}
+
+bool Arena::ClaimPersistent(uint64_t owner) {
+  if (persistent_owner_ != 0 && persistent_owner_ != owner) return false;
+  persistent_owner_ = owner;
+  return true;
+}
+
+void Arena::ReleasePersistent(uint64_t owner) {
+  if (owner == 0 || persistent_owner_ != owner) return;
+  persistent_owner_ = 0;
+  persistent_end_ = 0;
+  std::fill(bytes_, bytes_ + kNumPersistentRegions, 0);
 }
 
 Arena::Mark Arena::mark() const {

@@ -82,6 +82,12 @@ class Arena {
   // part. The caller has checked that end <= capacity().
   void SetPersistent(size_t end, const size_t (&bytes)[kNumPersistentRegions]);
   size_t persistent_end() const { return persistent_end_; }
+  // One variable set per arena: a second one would place its weights over
+  // the first one's. ClaimPersistent is true when the persistent part is
+  // free or already `owner`'s (it then belongs to `owner`); the owner's
+  // ReleasePersistent (when it is destroyed) empties it for the next one.
+  bool ClaimPersistent(uint64_t owner);
+  void ReleasePersistent(uint64_t owner);
 
   // A position in the transient part to return to.
   struct Mark {
@@ -122,6 +128,7 @@ class Arena {
   size_t transient_top_ = 0;
   size_t high_water_ = 0;
   uint64_t transient_owner_ = 0;
+  uint64_t persistent_owner_ = 0;
   size_t bytes_[kNumRegions] = {};
 };
 

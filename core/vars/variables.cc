@@ -64,9 +64,11 @@ TensorView Variable::gradient() const {
 
 // ---- VariableSet ----
 
-VariableSet::VariableSet(Arena* arena) : arena_(arena) {
+VariableSet::VariableSet(Arena* arena) : arena_(arena), token_(Arena::NewOwnerToken()) {
   THAW_CHECK(arena != nullptr && arena->data() != nullptr);
 }
+
+VariableSet::~VariableSet() { arena_->ReleasePersistent(token_); }
 
 size_t VariableSet::BufferBytes(int index) const {
   return AlignUp(records_[index].shape.num_elements() * sizeof(float));
@@ -95,6 +97,12 @@ Status VariableSet::Add(const std::string& name, const Shape& shape,
   if (Find(name).valid()) {
     return InvalidArgument("%s: a variable with this name already exists",
                            name.c_str());
+  }
+  if (!arena_->ClaimPersistent(token_)) {
+    return FailedPrecondition(
+        "%s: the arena already holds another model's (variable set's) weights, which this one "
+        "would overwrite; give each model its own arena",
+        name.c_str());
   }
   size_t bytes;
   if (!shape.Bytes(1, sizeof(float), &bytes)) {

@@ -115,8 +115,10 @@ class Variable {
 class VariableSet {
  public:
   // The set lays out its persistent memory in `arena`, which must outlive it
-  // and which it uses alone.
+  // and which it uses alone: while it holds variables, creating one in
+  // another set on the same arena is refused (FailedPrecondition).
   explicit VariableSet(Arena* arena);
+  ~VariableSet();  // hands the arena's persistent part back
   VariableSet(const VariableSet&) = delete;
   VariableSet& operator=(const VariableSet&) = delete;
 
@@ -233,6 +235,7 @@ class VariableSet {
   Status Relayout(const Bitmap& trainable, int slots);
 
   Arena* arena_;
+  uint64_t token_;  // this set's claim on the arena's persistent part
   std::vector<Record> records_;
   mutable MemoryPlan plan_;  // PersistentPlan's result, and Relayout's
   Bitmap trainable_;  // what the user asked for
