@@ -22,11 +22,12 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 // sigmoid(z) through e = exp(-|z|), whose argument is never positive (Exp is
 // valid on [-FLT_MAX, 104] only): 1 / (1 + e) for z >= 0, e / (1 + e) below.
+// NaN stays NaN (Exp of NaN is not NaN on every target).
 template <class D, class V>
 HWY_INLINE V Sigmoid(D d, V z) {
   const V e = hn::Exp(d, hn::Neg(hn::Abs(z)));
   const V s = hn::Div(hn::Set(d, 1.0f), hn::Add(hn::Set(d, 1.0f), e));
-  return hn::IfThenElse(hn::Ge(z, hn::Zero(d)), s, hn::Mul(e, s));
+  return hn::IfThenElse(hn::IsNaN(z), z, hn::IfThenElse(hn::Ge(z, hn::Zero(d)), s, hn::Mul(e, s)));
 }
 
 HWY_INLINE void SigmoidForwardChunk(const float* z, float* y, size_t n) {
@@ -43,7 +44,9 @@ HWY_INLINE void SigmoidBackwardChunk(const float* y, const float* dy, float* dz,
 }
 
 HWY_INLINE void TanhForwardChunk(const float* z, float* y, size_t n) {
-  MapVectors([](auto d, auto vz) HWY_ATTR { return hn::Tanh(d, vz); }, n, y, z);
+  MapVectors(
+      [](auto d, auto vz) HWY_ATTR { return hn::IfThenElse(hn::IsNaN(vz), vz, hn::Tanh(d, vz)); },
+      n, y, z);
 }
 
 HWY_INLINE void TanhBackwardChunk(const float* y, const float* dy, float* dz,

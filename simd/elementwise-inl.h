@@ -127,13 +127,14 @@ HWY_INLINE void MulAccChunk(const float* a, const float* b, float* out,
              n, out, a, b, out);
 }
 
-// IfThenElseZero(x > 0, x) rather than Max(x, 0): Max's NaN handling differs
-// between targets, while the comparison is false for NaN everywhere, so NaN
-// maps to +0 on every target.
+// ReLU as PyTorch's: 0 where x <= 0, else x, so NaN stays NaN (the
+// comparison is false for it on every target; Max's NaN handling differs
+// between targets) and -0 maps to +0. The backward pass is threshold's: dy
+// where x is not <= 0 (NaN included), else 0.
 HWY_INLINE void ReluForwardChunk(const float* x, float* y, size_t n) {
   MapVectors(
       [](auto d, auto vx)
-          HWY_ATTR { return hn::IfThenElseZero(hn::Gt(vx, hn::Zero(d)), vx); },
+          HWY_ATTR { return hn::IfThenZeroElse(hn::Le(vx, hn::Zero(d)), vx); },
       n, y, x);
 }
 
@@ -141,23 +142,24 @@ HWY_INLINE void ReluBackwardChunk(const float* x, const float* dy, float* dx,
                                   size_t n) {
   MapVectors(
       [](auto d, auto vx, auto vdy)
-          HWY_ATTR { return hn::IfThenElseZero(hn::Gt(vx, hn::Zero(d)), vdy); },
+          HWY_ATTR { return hn::IfThenZeroElse(hn::Le(vx, hn::Zero(d)), vdy); },
       n, dx, x, dy);
 }
 
-// ReLU6 = min(max(x, 0), 6) as a select on 0 < x, then the smaller of that
-// and 6 by a second select: NaN maps to +0 (as ReLU) on every target.
+// ReLU6 = min(max(x, 0), 6) as PyTorch's hardtanh(x, 0, 6): ReLU as above,
+// then 6 where that is above 6; NaN stays NaN.
 HWY_INLINE void Relu6ForwardChunk(const float* x, float* y, size_t n) {
   MapVectors(
       [](auto d, auto vx) HWY_ATTR {
         const auto six = hn::Set(d, 6.0f);
-        const auto relu = hn::IfThenElseZero(hn::Gt(vx, hn::Zero(d)), vx);
-        return hn::IfThenElse(hn::Lt(relu, six), relu, six);
+        const auto relu = hn::IfThenZeroElse(hn::Le(vx, hn::Zero(d)), vx);
+        return hn::IfThenElse(hn::Gt(relu, six), six, relu);
       },
       n, y, x);
 }
 
-// dx = dy where 0 < y < 6 (y the forward output, or the input), else 0.
+// dx = dy where 0 < y < 6 (y the forward output, or the input), else 0 (NaN
+// included, as hardtanh's backward).
 HWY_INLINE void Relu6BackwardChunk(const float* y, const float* dy, float* dx, size_t n) {
   MapVectors(
       [](auto d, auto vy, auto vdy) HWY_ATTR {

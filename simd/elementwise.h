@@ -36,12 +36,13 @@ void Axpy(float alpha, const float* x, float* y, size_t n, ThreadPool& pool);
 // out += a * b
 void MulAcc(const float* a, const float* b, float* out, size_t n,
             ThreadPool& pool);
-// y = x > 0 ? x : 0. NaN maps to 0.
+// y = x <= 0 ? 0 : x: NaN stays NaN, -0 becomes +0 (PyTorch's relu).
 void ReluForward(const float* x, float* y, size_t n, ThreadPool& pool);
-// dx = x > 0 ? dy : 0, where x is the forward input (or output: same sign test).
+// dx = x <= 0 ? 0 : dy, where x is the forward input (or output: the same
+// test); a NaN input passes its gradient, as PyTorch's threshold_backward.
 void ReluBackward(const float* x, const float* dy, float* dx, size_t n,
                   ThreadPool& pool);
-// y = min(max(x, 0), 6) (MobileNet's ReLU6). NaN maps to 0.
+// y = min(max(x, 0), 6) (MobileNet's ReLU6); NaN stays NaN, as PyTorch's.
 void Relu6Forward(const float* x, float* y, size_t n, ThreadPool& pool);
 // dx = 0 < y < 6 ? dy : 0, where y is the forward output (or the input: the
 // same test).

@@ -43,8 +43,8 @@ void ScalarMulAcc(const float* a, const float* b, float* out, size_t n) {
 }
 
 void ScalarReluForward(const float* x, float* y, size_t n) {
-  // `x > 0` is false for NaN, so NaN maps to 0.
-  for (size_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+  // `x <= 0` is false for NaN, so NaN stays NaN (PyTorch's relu).
+  for (size_t i = 0; i < n; ++i) y[i] = x[i] <= 0.0f ? 0.0f : x[i];
 }
 
 size_t ScalarCountNonFinite(const float* x, size_t n) {
@@ -62,7 +62,7 @@ void ScalarColumnSums(const float* x, size_t rows, size_t cols, float* out) {
 }
 
 void ScalarReluBackward(const float* x, const float* dy, float* dx, size_t n) {
-  for (size_t i = 0; i < n; ++i) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+  for (size_t i = 0; i < n; ++i) dx[i] = x[i] <= 0.0f ? 0.0f : dy[i];
 }
 
 void ScalarBatchNormStatistics(const float* x, size_t rows, size_t cols, float* mean,
@@ -114,8 +114,8 @@ void ScalarBatchNormBackward(const float* x, const float* dy, size_t rows, size_
 
 void ScalarRelu6Forward(const float* x, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) {
-    const float relu = x[i] > 0.0f ? x[i] : 0.0f;
-    y[i] = relu < 6.0f ? relu : 6.0f;
+    const float relu = x[i] <= 0.0f ? 0.0f : x[i];
+    y[i] = relu > 6.0f ? 6.0f : relu;
   }
 }
 

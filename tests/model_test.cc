@@ -445,6 +445,28 @@ TEST(ModelTest, NonFiniteGradientsLeaveTheModelIntact) {
   EXPECT_EQ(vars.steps(0), 2u);
 }
 
+// NaN flows through ReLU as in PyTorch: with the backbone frozen, a NaN
+// input used to become 0 in the first ReLU, so the head trained on it with
+// status OK and Predict answered with finite numbers.
+TEST(ModelTest, NaNInputsReachTheHeadAndPredictions) {
+  Reference ref;
+  ASSERT_TRUE(ref.Make(1 << 16).ok());
+  Sequential& model = ref.model;
+  model.layer(0).SetTrainable(false);
+  model.layer(1).SetTrainable(false);
+  std::vector<float> x = Inputs(4 * 20);
+  for (size_t i = 0; i < 20; ++i) x[i] = std::nanf("");  // the whole first example
+  const int32_t labels[4] = {2, 0, 1, 1};
+  const float before = model.variables()[4].value().at(0);  // the head's weight
+  Status s = model.TrainOnBatch(Examples{x.data(), 4, labels, nullptr});
+  EXPECT_TRUE(Contains(s, "dense_2.weight: the gradient holds")) << s.message();
+  EXPECT_EQ(model.variables()[4].value().at(0), before);
+  float out[4 * 3];
+  ASSERT_TRUE(model.Predict(x.data(), 4, out).ok());
+  for (int j = 0; j < 3; ++j) EXPECT_TRUE(std::isnan(out[j])) << j;
+  for (int j = 3; j < 12; ++j) EXPECT_FALSE(std::isnan(out[j])) << j;
+}
+
 TEST(ModelTest, LayerNamesAreAutomaticOrChosen) {
   Arena arena;
   ASSERT_TRUE(Arena::Create(1 << 16, &arena).ok());

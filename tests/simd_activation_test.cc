@@ -3,6 +3,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -78,6 +79,19 @@ TEST_P(ActivationTest, SigmoidForward) { CheckUnary(SigmoidForward, ScalarSigmoi
 TEST_P(ActivationTest, SigmoidBackward) { CheckBackward(SigmoidBackward, ScalarSigmoidBackward); }
 TEST_P(ActivationTest, TanhForward) { CheckUnary(TanhForward, ScalarTanhForward, -12.0f, 12.0f); }
 TEST_P(ActivationTest, TanhBackward) { CheckBackward(TanhBackward, ScalarTanhBackward); }
+
+// NaN stays NaN, as in PyTorch (Highway's Exp and Tanh alone do not keep it).
+TEST_P(ActivationTest, SigmoidAndTanhPropagateNaN) {
+  const float kNaN = std::numeric_limits<float>::quiet_NaN();
+  for (size_t n : {size_t{1}, size_t{5}, size_t{19}}) {
+    std::vector<float> z(n, 0.5f), y(n);
+    z[n / 2] = kNaN;
+    SigmoidForward(z.data(), y.data(), n, Pool());
+    for (size_t i = 0; i < n; ++i) EXPECT_EQ(std::isnan(y[i]), i == n / 2) << "sigmoid " << i;
+    TanhForward(z.data(), y.data(), n, Pool());
+    for (size_t i = 0; i < n; ++i) EXPECT_EQ(std::isnan(y[i]), i == n / 2) << "tanh " << i;
+  }
+}
 
 TEST_P(ActivationTest, SigmoidSaturatesWithoutNaN) {
   const float z[4] = {-1000.0f, -104.5f, 104.5f, 1000.0f};

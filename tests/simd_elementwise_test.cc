@@ -199,7 +199,8 @@ TEST_P(ElementwiseTest, ReluBackward) {
 }
 
 // NaN (either sign), infinities, signed zeros and denormals, placed both in
-// the vector body and in the tail: ReLU maps NaN and -0 to +0 everywhere.
+// the vector body and in the tail: as PyTorch's relu, NaN stays NaN and
+// passes its gradient, -0 maps to +0, on every target.
 TEST_P(ElementwiseTest, ReluSpecialValues) {
   const float kNaN = std::numeric_limits<float>::quiet_NaN();
   const float kInf = std::numeric_limits<float>::infinity();
@@ -220,8 +221,10 @@ TEST_P(ElementwiseTest, ReluSpecialValues) {
     EXPECT_TRUE(SameBits(expected_y, y.data())) << "n=" << n;
     EXPECT_TRUE(SameBits(expected_dx, dx.data())) << "n=" << n;
     for (size_t i = 0; i < n; ++i) {
-      EXPECT_FALSE(std::isnan(y.data()[i])) << "i=" << i;
-      EXPECT_FALSE(std::signbit(y.data()[i])) << "i=" << i;
+      EXPECT_EQ(std::isnan(y.data()[i]), std::isnan(x.data()[i])) << "i=" << i;
+      EXPECT_EQ(std::isnan(x.data()[i]) || x.data()[i] > 0.0f ? dy.data()[i] : 0.0f,
+                dx.data()[i]) << "i=" << i;
+      if (!std::isnan(y.data()[i])) EXPECT_FALSE(std::signbit(y.data()[i])) << "i=" << i;
     }
   }
 }
@@ -248,13 +251,14 @@ TEST_P(ElementwiseTest, Relu6) {
   }
 }
 
-// NaN, infinities, the edges 0 and 6: NaN and -Inf map to +0, +Inf to 6,
-// and no gradient passes at either edge.
+// NaN, infinities, the edges 0 and 6: as PyTorch's hardtanh(x, 0, 6), NaN
+// stays NaN (and passes no gradient), -Inf maps to +0, +Inf to 6, and no
+// gradient passes at either edge.
 TEST_P(ElementwiseTest, Relu6SpecialValues) {
   const float kNaN = std::numeric_limits<float>::quiet_NaN();
   const float kInf = std::numeric_limits<float>::infinity();
   const float x[] = {kNaN, -kNaN, kInf, -kInf, 0.0f, -0.0f, 6.0f, 5.999999f, 6.000001f, 3.0f};
-  const float want_y[] = {0, 0, 6, 0, 0, 0, 6, 5.999999f, 6, 3};
+  const float want_y[] = {kNaN, -kNaN, 6, 0, 0, 0, 6, 5.999999f, 6, 3};
   const float want_dx[] = {0, 0, 0, 0, 0, 0, 0, 1, 0, 1};
   float y[10], dx[10];
   const float ones[10] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
