@@ -379,6 +379,27 @@ TEST(ModelTest, OneModelPerArenaAndADeadModelsBytesAreFree) {
   EXPECT_TRUE(s.ok()) << s.message();
 }
 
+// A Build that fails (the arena too small) leaves the model able to build
+// again: no layer keeps a handle into the failed variable set (once a
+// use-after-free), and the parameters are counted once.
+TEST(ModelTest, BuildCanBeRetriedAfterItFailed) {
+  Arena small, big;
+  ASSERT_TRUE(Arena::Create(4096, &small).ok());
+  ASSERT_TRUE(Arena::Create(1 << 20, &big).ok());
+  Sequential model;
+  ASSERT_TRUE(model.Add(Dense::Make(256, Activation::kRelu)).ok());
+  ASSERT_TRUE(model.Add(Dense::Make(3)).ok());
+  Status s = model.Build(784, 4, &small, 1);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.message();
+  EXPECT_FALSE(model.built());
+  ASSERT_TRUE(model.Build(784, 4, &big, 1).ok());
+  model.layer(0).SetTrainable(false);
+  EXPECT_FALSE(model.variables()[0].trainable());
+  const std::string summary = model.Summary();
+  EXPECT_NE(summary.find("parameters: 201731 (trainable 771, frozen 200960)"), std::string::npos)
+      << summary;
+}
+
 // Hyper-parameters out of range are refused by Compile, as torch.optim's
 // constructors refuse them; the model keeps its previous optimizer.
 TEST(ModelTest, CompileRefusesHyperParametersOutOfRange) {
