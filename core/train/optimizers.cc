@@ -1,6 +1,8 @@
 #include "core/train/optimizers.h"
 
 #include <cmath>
+#include <initializer_list>
+#include <utility>
 
 #include "simd/optimizer.h"
 #include "simd/reduce.h"
@@ -180,21 +182,28 @@ OptimizerConfig OptimizerConfig::AdamW(const AdamOptions& options) {
 
 namespace {
 
-// Whether `value` is a finite number >= 0 (false for NaN).
-bool NonNegative(float value) { return value >= 0.0f && std::isfinite(value); }
-
 Status OutOfRange(const char* optimizer, const char* option, float value, const char* range) {
   return InvalidArgument("%s: %s = %g is out of range; it must be %s", optimizer, option,
                          static_cast<double>(value), range);
 }
 
+// The first of `options` that is not a finite number >= 0 (NaN included).
+Status CheckNonNegative(const char* optimizer,
+                        std::initializer_list<std::pair<const char*, float>> options) {
+  for (const auto& [name, value] : options) {
+    if (!(value >= 0.0f && std::isfinite(value))) {
+      return OutOfRange(optimizer, name, value, "a finite number >= 0");
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status CheckOptions(const SgdOptions& o) {
-  constexpr const char* kFinite = "a finite number >= 0";
-  if (!NonNegative(o.learning_rate)) return OutOfRange("SGD", "learning_rate", o.learning_rate, kFinite);
-  if (!NonNegative(o.momentum)) return OutOfRange("SGD", "momentum", o.momentum, kFinite);
-  if (!NonNegative(o.weight_decay)) return OutOfRange("SGD", "weight_decay", o.weight_decay, kFinite);
+  THAW_RETURN_IF_ERROR(CheckNonNegative("SGD", {{"learning_rate", o.learning_rate},
+                                                {"momentum", o.momentum},
+                                                {"weight_decay", o.weight_decay}}));
   if (o.nesterov && o.momentum == 0.0f) {
     return InvalidArgument("SGD: nesterov needs a momentum above 0");
   }
@@ -202,13 +211,13 @@ Status CheckOptions(const SgdOptions& o) {
 }
 
 Status CheckOptions(const AdamOptions& o) {
-  constexpr const char* kFinite = "a finite number >= 0";
-  constexpr const char* kBeta = "in [0, 1)";
-  if (!NonNegative(o.learning_rate)) return OutOfRange("Adam", "learning_rate", o.learning_rate, kFinite);
-  if (!NonNegative(o.beta1) || o.beta1 >= 1.0f) return OutOfRange("Adam", "beta1", o.beta1, kBeta);
-  if (!NonNegative(o.beta2) || o.beta2 >= 1.0f) return OutOfRange("Adam", "beta2", o.beta2, kBeta);
-  if (!NonNegative(o.epsilon)) return OutOfRange("Adam", "epsilon", o.epsilon, kFinite);
-  if (!NonNegative(o.weight_decay)) return OutOfRange("Adam", "weight_decay", o.weight_decay, kFinite);
+  THAW_RETURN_IF_ERROR(CheckNonNegative("Adam", {{"learning_rate", o.learning_rate},
+                                                 {"beta1", o.beta1},
+                                                 {"beta2", o.beta2},
+                                                 {"epsilon", o.epsilon},
+                                                 {"weight_decay", o.weight_decay}}));
+  if (o.beta1 >= 1.0f) return OutOfRange("Adam", "beta1", o.beta1, "in [0, 1)");
+  if (o.beta2 >= 1.0f) return OutOfRange("Adam", "beta2", o.beta2, "in [0, 1)");
   return Status::Ok();
 }
 
