@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <new>
 
 namespace thaw {
 namespace {
@@ -92,7 +93,7 @@ int CreateTemporary(const std::string& path, std::string* temp_path) {
 }  // namespace
 
 Status ReadFile(const std::string& path, std::vector<unsigned char>* out) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     const int error = errno;
     if (error == ENOENT) {
@@ -110,11 +111,21 @@ Status ReadFile(const std::string& path, std::vector<unsigned char>* out) {
   if (S_ISDIR(info.st_mode)) {
     return IoError("%s: cannot read: it is a directory, not a file", path.c_str());
   }
+  // A device or a pipe may never end (/dev/zero): reading it whole would
+  // take all memory. (O_NONBLOCK above: opening a pipe would otherwise wait
+  // for a writer.)
+  if (!S_ISREG(info.st_mode)) {
+    return IoError("%s: cannot read: it is not a regular file (a device, pipe or socket)",
+                   path.c_str());
+  }
   out->clear();
-  // The size is a hint only (it may change, or be 0 for special files): read
-  // until end of file.
-  if (S_ISREG(info.st_mode) && info.st_size > 0) {
-    out->reserve(static_cast<size_t>(info.st_size));
+  // The size is a hint only (the file may grow while it is read): read until
+  // end of file.
+  try {
+    if (info.st_size > 0) out->reserve(static_cast<size_t>(info.st_size));
+  } catch (const std::bad_alloc&) {
+    return ResourceExhausted("%s: the file's %lld bytes do not fit in memory", path.c_str(),
+                             static_cast<long long>(info.st_size));
   }
   unsigned char chunk[1 << 16];
   for (;;) {
@@ -125,7 +136,12 @@ Status ReadFile(const std::string& path, std::vector<unsigned char>* out) {
                      ErrnoText(errno).c_str());
     }
     if (n == 0) break;
-    out->insert(out->end(), chunk, chunk + n);
+    try {
+      out->insert(out->end(), chunk, chunk + n);
+    } catch (const std::bad_alloc&) {
+      return ResourceExhausted("%s: the file does not fit in memory (%zu bytes read so far)",
+                               path.c_str(), out->size());
+    }
   }
   return Status::Ok();
 }

@@ -28,9 +28,10 @@
 namespace thaw {
 
 // Replaces *out with the contents of the regular file at `path`. Returns
-// NotFound when the file does not exist and IoError for any other failure
-// (a directory, no permission, a read error); the message names the path and
-// the system's reason. *out is unspecified after a failure.
+// NotFound when the file does not exist, ResourceExhausted when it does not
+// fit in memory, and IoError for any other failure (a directory, a device or
+// pipe, no permission, a read error); the message names the path and the
+// system's reason. *out is unspecified after a failure.
 Status ReadFile(const std::string& path, std::vector<unsigned char>* out);
 
 // Writes `bytes` as the whole new contents of `path`, atomically (see above).

@@ -1,6 +1,7 @@
 #include "platform/files.h"
 
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <csignal>
 #include <filesystem>
@@ -81,6 +82,21 @@ TEST(FilesTest, ReadingADirectoryIsAnIoError) {
   const Status s = ReadFile(dir.Path(), &read);
   EXPECT_EQ(s.code(), StatusCode::kIoError);
   EXPECT_TRUE(Contains(s, "it is a directory, not a file")) << s.message();
+}
+
+// A device or a pipe may never end: /dev/zero was read until memory ran out
+// (then std::bad_alloc escaped the API), and opening a pipe waited forever
+// for a writer.
+TEST(FilesTest, ReadingADeviceOrAPipeIsRefused) {
+  std::vector<unsigned char> bytes;
+  Status s = ReadFile("/dev/zero", &bytes);
+  EXPECT_EQ(s.code(), StatusCode::kIoError);
+  EXPECT_TRUE(Contains(s, "/dev/zero: cannot read: it is not a regular file")) << s.message();
+  ScratchDir dir;
+  const std::string fifo = dir.Path("pipe");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  s = ReadFile(fifo, &bytes);
+  EXPECT_TRUE(Contains(s, "not a regular file")) << s.message();
 }
 
 TEST(FilesTest, WritingIntoAMissingDirectoryIsAnIoError) {
