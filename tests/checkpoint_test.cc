@@ -578,7 +578,16 @@ TEST_F(CheckpointSaveTest, RoundTripIsBitIdenticalAndLeavesFlagsAlone) {
   ASSERT_TRUE((*b.vars)[0].set_trainable(false).ok());
   ASSERT_TRUE((*b.vars)[3].set_trainable(true).ok());
   const Snapshot b_before(*b.vars);
-  ASSERT_TRUE(LoadCheckpoint(path, b.vars.get()).ok());
+  // NaN and Inf are refused by default (nothing changes), loaded on request.
+  const Status refused = LoadCheckpoint(path, b.vars.get());
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(refused, "dense_0.weight: the checkpoint holds 3 NaN or infinite values "
+                                "(the first at element 2); nothing was loaded"))
+      << refused.message();
+  EXPECT_TRUE(Snapshot(*b.vars) == b_before);
+  LoadOptions anything;
+  anything.allow_non_finite = true;
+  ASSERT_TRUE(LoadCheckpoint(path, b.vars.get(), anything).ok());
   const Snapshot b_after(*b.vars);
   EXPECT_EQ(b_after.bits, saved.bits);
   EXPECT_EQ(b_after.trainable, b_before.trainable);
@@ -586,7 +595,7 @@ TEST_F(CheckpointSaveTest, RoundTripIsBitIdenticalAndLeavesFlagsAlone) {
 
   // And back into the set it came from, after it drifted.
   a.Fill([](size_t) { return 3.0f; });
-  ASSERT_TRUE(LoadCheckpoint(path, a.vars.get()).ok());
+  ASSERT_TRUE(LoadCheckpoint(path, a.vars.get(), anything).ok());
   EXPECT_TRUE(Snapshot(*a.vars) == saved);
 }
 

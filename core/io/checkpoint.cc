@@ -1,6 +1,7 @@
 #include "core/io/checkpoint.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <set>
@@ -503,6 +504,25 @@ Status LoadCheckpoint(const std::string& path, VariableSet* vars, const LoadOpti
         return InvalidArgument("%s: %s: the checkpoint has this tensor but the model has no "
                                "variable of that name (strict load)",
                                p, e.name.c_str());
+      }
+    }
+  }
+
+  if (!options.allow_non_finite) {
+    for (const auto& copy : copies) {
+      const Entry& e = *copy.second;
+      if (e.dtype != "F32") continue;
+      size_t bad = 0, first = 0;
+      for (size_t k = 0; k < (e.end - e.begin) / 4; ++k) {
+        float value;  // through memcpy: tensor data need not be 4-byte aligned
+        std::memcpy(&value, data + e.begin + 4 * k, 4);
+        if (!std::isfinite(value) && bad++ == 0) first = k;
+      }
+      if (bad > 0) {
+        return InvalidArgument("%s: %s: the checkpoint holds %zu NaN or infinite value%s (the first "
+                               "at element %zu); nothing was loaded (LoadOptions::allow_non_finite "
+                               "loads them anyway)",
+                               p, e.name.c_str(), bad, bad == 1 ? "" : "s", first);
       }
     }
   }

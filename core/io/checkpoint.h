@@ -56,6 +56,9 @@ struct LoadOptions {
   // num_batches_tracked). A tensor that is loaded must match its variable's
   // shape and be F32 in both modes.
   bool strict = true;
+  // false: a tensor to be loaded that holds NaN or Inf is refused (a diverged
+  // or corrupted model would poison every later step); true loads it as is.
+  bool allow_non_finite = false;
 };
 
 // Copies the tensors of the safetensors file at `path` into the variables of
@@ -70,8 +73,9 @@ struct LoadOptions {
 //                    or overlapping, a name given twice);
 //   InvalidArgument  it is well-formed but does not fit the model, e.g.
 //                    "<path>: dense_1.weight: checkpoint has shape [10,128],
-//                    model expects [10,256]", a dtype other than F32, and in
-//                    strict mode a missing or unexpected tensor.
+//                    model expects [10,256]", a dtype other than F32, in
+//                    strict mode a missing or unexpected tensor, and NaN or
+//                    Inf in a tensor to be loaded (unless allow_non_finite).
 Status LoadCheckpoint(const std::string& path, VariableSet* vars,
                       const LoadOptions& options = {});
 
