@@ -429,9 +429,9 @@ TEST(ModelTest, CompileRefusesHyperParametersOutOfRange) {
   EXPECT_TRUE(ref.model.TrainOnBatch(Examples{x.data(), 4, labels, nullptr}).ok());
 }
 
-// A NaN in the input poisons every gradient of the step; the update is
-// refused with a sentence and the weights and optimizer state are untouched,
-// so training can go on with clean data.
+// A NaN in the input poisons the loss and every gradient of the step; the
+// update is refused with a sentence and the weights and optimizer state are
+// untouched, so training can go on with clean data.
 TEST(ModelTest, NonFiniteGradientsLeaveTheModelIntact) {
   Reference ref;
   ASSERT_TRUE(ref.Make(1 << 16).ok());
@@ -450,8 +450,7 @@ TEST(ModelTest, NonFiniteGradientsLeaveTheModelIntact) {
   x[25] = std::nanf("");
   Status s = model.TrainOnBatch(batch);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-  EXPECT_TRUE(Contains(s, "NaN or infinite")) << s.message();
-  EXPECT_TRUE(Contains(s, "nothing was updated")) << s.message();
+  EXPECT_TRUE(Contains(s, "the loss is nan; nothing was updated")) << s.message();
   for (int i = 0; i < vars.size(); ++i) {
     const TensorView v = vars[i].value();
     EXPECT_EQ(std::memcmp(v.data(), weights[i].data(), weights[i].size() * sizeof(float)), 0)
@@ -468,7 +467,8 @@ TEST(ModelTest, NonFiniteGradientsLeaveTheModelIntact) {
 
 // NaN flows through ReLU as in PyTorch: with the backbone frozen, a NaN
 // input used to become 0 in the first ReLU, so the head trained on it with
-// status OK and Predict answered with finite numbers.
+// status OK and Predict answered with finite numbers. Now the loss is NaN
+// and the step is refused.
 TEST(ModelTest, NaNInputsReachTheHeadAndPredictions) {
   Reference ref;
   ASSERT_TRUE(ref.Make(1 << 16).ok());
@@ -480,12 +480,44 @@ TEST(ModelTest, NaNInputsReachTheHeadAndPredictions) {
   const int32_t labels[4] = {2, 0, 1, 1};
   const float before = model.variables()[4].value().at(0);  // the head's weight
   Status s = model.TrainOnBatch(Examples{x.data(), 4, labels, nullptr});
-  EXPECT_TRUE(Contains(s, "dense_2.weight: the gradient holds")) << s.message();
+  EXPECT_TRUE(Contains(s, "the loss is nan")) << s.message();
   EXPECT_EQ(model.variables()[4].value().at(0), before);
   float out[4 * 3];
   ASSERT_TRUE(model.Predict(x.data(), 4, out).ok());
   for (int j = 0; j < 3; ++j) EXPECT_TRUE(std::isnan(out[j])) << j;
   for (int j = 3; j < 12; ++j) EXPECT_FALSE(std::isnan(out[j])) << j;
+}
+
+// A NaN weight in the head made the loss NaN while the fused softmax
+// cross-entropy dropped the NaN logit, so the step went on with status OK.
+// A non-finite loss now refuses the step: no weight, moment or step count
+// moves.
+TEST(ModelTest, ANonFiniteLossRefusesTheStep) {
+  Reference ref;
+  ASSERT_TRUE(ref.Make(1 << 16).ok());
+  Sequential& model = ref.model;
+  const std::vector<float> x = Inputs(4 * 20);
+  const int32_t labels[4] = {2, 0, 1, 1};
+  const Examples batch{x.data(), 4, labels, nullptr};
+  ASSERT_TRUE(model.TrainOnBatch(batch).ok());
+  VariableSet& vars = model.variables();
+  vars[4].value().data()[0] = std::nanf("");  // dense_2.weight
+  std::vector<std::vector<float>> weights;
+  for (int i = 0; i < vars.size(); ++i) {
+    const TensorView v = vars[i].value();
+    weights.emplace_back(v.data(), v.data() + v.num_elements());
+  }
+  Metrics metrics;
+  Status s = model.TrainOnBatch(batch, &metrics);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(s, "the loss is nan; nothing was updated")) << s.message();
+  EXPECT_TRUE(std::isnan(metrics.loss));
+  for (int i = 0; i < vars.size(); ++i) {
+    const TensorView v = vars[i].value();
+    EXPECT_EQ(std::memcmp(v.data(), weights[i].data(), weights[i].size() * sizeof(float)), 0)
+        << vars[i].name();
+    EXPECT_EQ(vars.steps(i), 1u) << vars[i].name();
+  }
 }
 
 TEST(ModelTest, LayerNamesAreAutomaticOrChosen) {

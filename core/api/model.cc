@@ -473,6 +473,14 @@ Status Model::Step(const Examples& examples, const size_t* index, size_t batch, 
             : static_cast<double>(result.correct) / static_cast<double>(batch);
   }
   if (mode != StepMode::kTrain) return Status::Ok();
+  // A NaN or infinite loss refuses the step as a non-finite gradient does: a
+  // NaN weight or input can leave the gradients finite (a softmax row that
+  // drops its NaN logit) while the model is already broken.
+  if (!std::isfinite(result.sum)) {
+    return InvalidArgument("the loss is %g; nothing was updated. A weight or the inputs hold NaN or "
+                           "Inf, or training diverged: check the data, lower the learning rate",
+                           result.sum);
+  }
   ++steps_;
   if (!program.backward().empty()) {  // something is trainable
     THAW_RETURN_IF_ERROR(optimizer_->ApplyOwnGradients());
