@@ -520,6 +520,25 @@ TEST(ModelTest, ANonFiniteLossRefusesTheStep) {
   }
 }
 
+// Fit stops at the first refused step and says where; the weights are those
+// of the last accepted step.
+TEST(ModelTest, FitStopsAtARefusedStepAndSaysWhere) {
+  Reference ref;
+  ASSERT_TRUE(ref.Make(1 << 16).ok());
+  std::vector<float> x = Inputs(12 * 20);
+  x[5 * 20 + 3] = std::nanf("");  // example 5: the second batch of 4
+  std::vector<int32_t> labels(12, 1);
+  FitOptions fit;
+  fit.epochs = 2;
+  fit.batch_size = 4;
+  fit.shuffle = false;
+  Status s = ref.model.Fit(Examples{x.data(), 12, labels.data(), nullptr}, fit);
+  EXPECT_TRUE(Contains(s, "Fit: epoch 1, step 2 of 3: the loss is nan; nothing was updated"))
+      << s.message();
+  VariableSet& vars = ref.model.variables();
+  for (int i = 0; i < vars.size(); ++i) EXPECT_EQ(vars.steps(i), 1u) << vars[i].name();
+}
+
 TEST(ModelTest, LayerNamesAreAutomaticOrChosen) {
   Arena arena;
   ASSERT_TRUE(Arena::Create(1 << 16, &arena).ok());

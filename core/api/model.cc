@@ -588,15 +588,21 @@ Status Model::Fit(const Examples& train, const FitOptions& options,
       const size_t count = std::min(options.batch_size, train.count - begin);
       Metrics m;
       const double step_start = MonotonicSeconds();
+      Status stepped;
       if (options.shuffle) {
-        THAW_RETURN_IF_ERROR(
-            Step(train, order.data() + begin, count, StepMode::kTrain, &m, nullptr));
+        stepped = Step(train, order.data() + begin, count, StepMode::kTrain, &m, nullptr);
       } else {
         Examples part = train;
         part.x += begin * input_features();
         if (part.labels != nullptr) part.labels += begin;
         if (part.targets != nullptr) part.targets += begin * output_features();
-        THAW_RETURN_IF_ERROR(Step(part, nullptr, count, StepMode::kTrain, &m, nullptr));
+        stepped = Step(part, nullptr, count, StepMode::kTrain, &m, nullptr);
+      }
+      if (!stepped.ok()) {  // the weights are those of the last accepted step
+        char where[96];
+        std::snprintf(where, sizeof(where), "Fit: epoch %d, step %zu of %zu: ", epoch + 1, s + 1,
+                      info.steps);
+        return Status(stepped.code(), std::string(where) + stepped.message());
       }
       result.step_seconds += MonotonicSeconds() - step_start;
       loss += m.loss * count;
