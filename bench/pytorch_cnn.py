@@ -17,19 +17,9 @@ Prints one JSON object: name -> median seconds.
 Usage: /usr/bin/python3 bench/pytorch_cnn.py TORCH_THREADS BLAS_THREADS [REPETITIONS]
 """
 import json
-import os
-import sys
-import time
 
-TORCH_THREADS = int(sys.argv[1]) if len(sys.argv) > 1 else 1
-BLAS_THREADS = int(sys.argv[2]) if len(sys.argv) > 2 else TORCH_THREADS
-REPS = int(sys.argv[3]) if len(sys.argv) > 3 else 7
-THREADS = max(TORCH_THREADS, BLAS_THREADS)
-os.environ["OPENBLAS_NUM_THREADS"] = str(BLAS_THREADS)
-os.environ["OMP_NUM_THREADS"] = str(TORCH_THREADS)
-import torch  # noqa: E402  (after the environment is set)
+from torch_timing import THREADS, context, infer_seconds, step_seconds, torch
 
-torch.set_num_threads(TORCH_THREADS)
 BATCH, CLASSES = 32, 10
 
 
@@ -92,22 +82,6 @@ def make(net, head_only, adam):
     return model, opt
 
 
-def median_time(fn, min_seconds=0.2):
-    fn()  # warm up
-    times = []
-    for _ in range(REPS):
-        n, start = 0, time.perf_counter()
-        while True:
-            fn()
-            n += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_seconds:
-                break
-        times.append(elapsed / n)
-    times.sort()
-    return times[len(times) // 2]
-
-
 def main():
     x = torch.rand(BATCH, 1, 28, 28).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, CLASSES, (BATCH,))
@@ -118,28 +92,13 @@ def main():
             for name, head_only in (("all", False), ("head_only", True)):
                 key = "%s_step/pytorch/%s_%s/%d" % (net, name, "adam" if adam else "sgd_momentum",
                                                     THREADS)
-                for set_to_none in (True, False):
-                    model, opt = make(net, head_only, adam)
-
-                    def step():
-                        opt.zero_grad(set_to_none=set_to_none)
-                        loss_fn(model(x), y).backward()
-                        opt.step()
-                    seconds = median_time(step)
-                    results[key] = min(seconds, results.get(key, seconds))
+                results[key] = step_seconds(lambda: make(net, head_only, adam), loss_fn, x, y)
         model, _ = make(net, False, False)
         model.eval()
         for batch in (1, BATCH):
             xb = x[:batch].contiguous(memory_format=torch.channels_last)
-
-            def infer():
-                with torch.inference_mode():
-                    model(xb)
-            results["%s_infer/pytorch/batch%d/%d" % (net, batch, THREADS)] = median_time(infer)
-    results["_context"] = {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                           "blas_threads": BLAS_THREADS,
-                           "mkldnn": torch.backends.mkldnn.is_available(),
-                           "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "")}
+            results["%s_infer/pytorch/batch%d/%d" % (net, batch, THREADS)] = infer_seconds(model, xb)
+    results["_context"] = context(mkldnn=torch.backends.mkldnn.is_available())
     print(json.dumps(results))
 
 

@@ -19,19 +19,9 @@ Usage: /usr/bin/python3 bench/pytorch_mlp.py TORCH_THREADS BLAS_THREADS [REPETIT
 Results are named by the larger of the two thread counts.
 """
 import json
-import os
-import sys
-import time
 
-TORCH_THREADS = int(sys.argv[1]) if len(sys.argv) > 1 else 1
-BLAS_THREADS = int(sys.argv[2]) if len(sys.argv) > 2 else TORCH_THREADS
-REPS = int(sys.argv[3]) if len(sys.argv) > 3 else 7
-THREADS = max(TORCH_THREADS, BLAS_THREADS)
-os.environ["OPENBLAS_NUM_THREADS"] = str(BLAS_THREADS)
-os.environ["OMP_NUM_THREADS"] = str(TORCH_THREADS)
-import torch  # noqa: E402  (after the environment is set)
+from torch_timing import THREADS, context, infer_seconds, step_seconds, torch
 
-torch.set_num_threads(TORCH_THREADS)
 BATCH, IN, CLASSES = 64, 784, 10
 
 
@@ -51,22 +41,6 @@ def make(frozen_layers, adam):
     return model, opt
 
 
-def median_time(fn, min_seconds=0.2):
-    fn()  # warm up
-    times = []
-    for _ in range(REPS):
-        n, start = 0, time.perf_counter()
-        while True:
-            fn()
-            n += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_seconds:
-                break
-        times.append(elapsed / n)
-    times.sort()
-    return times[len(times) // 2]
-
-
 def main():
     x = torch.rand(BATCH, IN)
     y = torch.randint(0, CLASSES, (BATCH,))
@@ -76,30 +50,13 @@ def main():
         # The first two layers frozen is head-only training for this MLP.
         for name, frozen in (("all", 0), ("first_frozen", 1), ("head_only", 2)):
             key = "mlp_step/pytorch/%s_%s/%d" % (name, "adam" if adam else "sgd_momentum", THREADS)
-            # Gradients freed each step (PyTorch's default from 2.0) or
-            # zeroed in place: whichever is faster here counts.
-            for set_to_none in (True, False):
-                model, opt = make(frozen, adam)
-
-                def step():
-                    opt.zero_grad(set_to_none=set_to_none)
-                    loss_fn(model(x), y).backward()
-                    opt.step()
-                seconds = median_time(step)
-                results[key] = min(seconds, results.get(key, seconds))
+            results[key] = step_seconds(lambda: make(frozen, adam), loss_fn, x, y)
     model, _ = make(0, False)
     for batch in (1, 64):
-        xb = x[:batch].contiguous()
-
-        def infer():
-            with torch.inference_mode():
-                model(xb)
-        results["mlp_infer/pytorch/batch%d/%d" % (batch, THREADS)] = median_time(infer)
-    results["_context"] = {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                           "blas_threads": BLAS_THREADS,
-                           "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "")}
+        results["mlp_infer/pytorch/batch%d/%d" % (batch, THREADS)] = infer_seconds(
+            model, x[:batch].contiguous())
+    results["_context"] = context()
     print(json.dumps(results))
-
 
 if __name__ == "__main__":
     main()
