@@ -11,11 +11,10 @@
 
 #include "hwy/aligned_allocator.h"
 #include "hwy/tests/hwy_gtest.h"
-#include "simd/batchnorm.h"
 #include "simd/conv.h"
-#include "simd/elementwise.h"
 #include "simd/scalar.h"
 #include "simd/targets.h"
+#include "tests/epilogue_util.h"
 #include "tests/simd_test_util.h"
 
 namespace thaw {
@@ -128,13 +127,7 @@ TEST_P(ConvTest, ForwardMatchesTheReferenceWithAnEpilogue) {
       epilogue.activation = GemmActivation::kRelu;
       std::vector<float> fused(y.size());
       ConvForward(x.data(), w.data(), fused.data(), s, scratch.mem.get(), *pool, epilogue);
-      for (size_t p = 0; p < s.pixels(); ++p) {
-        float* row = y.data() + p * s.out_c;
-        Add(row, bias.data(), row, s.out_c, ThreadPool::Serial());
-        BatchNormApply(row, 1, s.out_c, mean.data(), scale.data(), shift.data(), row,
-                       ThreadPool::Serial());
-        ReluForward(row, row, s.out_c, ThreadPool::Serial());
-      }
+      ApplyEpilogueByHand(epilogue, y.data(), s.pixels(), s.out_c, s.out_c);
       EXPECT_TRUE(SameBits(y, fused.data()));
       if (first.empty()) {
         first = fused;

@@ -19,12 +19,10 @@
 #include "hwy/tests/hwy_gtest.h"
 #include "platform/memory.h"
 #include "platform/threads.h"
-#include "simd/activation.h"
-#include "simd/batchnorm.h"
-#include "simd/elementwise.h"
 #include "simd/gemm.h"
 #include "simd/scalar.h"
 #include "simd/targets.h"
+#include "tests/epilogue_util.h"
 
 namespace thaw {
 namespace simd {
@@ -378,20 +376,6 @@ TEST_P(GemmTest, EpilogueMatchesSeparateKernels) {
               Matrix expected(m, n, ldc, 0, kSentinel), c(m, n, ldc, 0, kSentinel);
               copy_rows(product, &expected);
               copy_rows(start, &c);
-              for (size_t i = 0; i < m; ++i) {
-                float* row = &expected.at(i, 0);
-                if (with_bias) Add(row, bias.data(), row, n, one);
-                if (with_affine) {
-                  BatchNormApply(row, 1, n, mean.data(), scale.data(), shift.data(), row, one);
-                }
-                switch (activation) {
-                  case GemmActivation::kNone: break;
-                  case GemmActivation::kRelu: ReluForward(row, row, n, one); break;
-                  case GemmActivation::kRelu6: Relu6Forward(row, row, n, one); break;
-                  case GemmActivation::kSigmoid: SigmoidForward(row, row, n, one); break;
-                  case GemmActivation::kTanh: TanhForward(row, row, n, one); break;
-                }
-              }
               GemmEpilogue epilogue;
               epilogue.bias = with_bias ? bias.data() : nullptr;
               if (with_affine) {
@@ -400,6 +384,7 @@ TEST_P(GemmTest, EpilogueMatchesSeparateKernels) {
                 epilogue.shift = shift.data();
               }
               epilogue.activation = activation;
+              ApplyEpilogueByHand(epilogue, expected.data, m, n, ldc);
               Gemm(a.data, lda, trans_a, b.data, ldb, trans_b, c.data, ldc, m, n, k,
                    accumulate, scratch.data(), *pool, epilogue);
               ASSERT_TRUE(c.PaddingIntact());

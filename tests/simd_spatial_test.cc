@@ -9,11 +9,10 @@
 #include <vector>
 
 #include "hwy/tests/hwy_gtest.h"
-#include "simd/batchnorm.h"
-#include "simd/elementwise.h"
 #include "simd/scalar.h"
 #include "simd/spatial.h"
 #include "simd/targets.h"
+#include "tests/epilogue_util.h"
 #include "tests/simd_test_util.h"
 
 namespace thaw {
@@ -112,13 +111,7 @@ TEST_P(SpatialTest, DepthwiseMatchesTheReference) {
       epilogue.activation = GemmActivation::kRelu6;
       std::vector<float> fused(y.size());
       DepthwiseForward(x.data(), w.data(), fused.data(), s, *pool, epilogue);
-      for (size_t p = 0; p < s.pixels(); ++p) {
-        float* row = y.data() + p * s.in_c;
-        Add(row, bias.data(), row, s.in_c, ThreadPool::Serial());
-        BatchNormApply(row, 1, s.in_c, mean.data(), scale.data(), shift.data(), row,
-                       ThreadPool::Serial());
-        Relu6Forward(row, row, s.in_c, ThreadPool::Serial());
-      }
+      ApplyEpilogueByHand(epilogue, y.data(), s.pixels(), s.in_c, s.in_c);
       EXPECT_TRUE(SameBits(y, fused.data()));
       if (first_y.empty()) {
         first_y = fused;
