@@ -18,6 +18,7 @@
 #include <memory>
 #include <vector>
 
+#include "bench/model_bench.h"
 #include "core/thaw.h"
 #include "examples/mobilenet_style.h"
 #include "hwy/aligned_allocator.h"
@@ -28,20 +29,10 @@ namespace {
 
 constexpr size_t kBatch = 32, kClasses = 10;
 
-struct Cnn {
-  thaw::Arena arena;
-  std::unique_ptr<thaw::ThreadPool> pool;
-  std::unique_ptr<thaw::Model> model;
-  std::vector<float> x;
-  std::vector<int32_t> labels;
-};
-
 enum class Net { kReference, kMobileNet };
 
-std::unique_ptr<Cnn> MakeCnn(Net net, int threads, bool adam, bool head_only) {
-  auto m = std::make_unique<Cnn>();
-  THAW_CHECK(thaw::Arena::Create(32 << 20, &m->arena).ok());
-  m->pool = std::make_unique<thaw::ThreadPool>(threads);
+std::unique_ptr<bench::BenchModel> MakeCnn(Net net, int threads, bool adam, bool head_only) {
+  auto m = bench::NewBenchModel(32 << 20, threads);
   if (net == Net::kReference) {
     auto model = std::make_unique<thaw::Sequential>(*m->pool);
     const auto relu = thaw::Activation::kRelu;
@@ -60,40 +51,19 @@ std::unique_ptr<Cnn> MakeCnn(Net net, int threads, bool adam, bool head_only) {
     THAW_CHECK(model.Build(demo::MobileNetStyle(model, kClasses, thaw::Activation::kLinear, "head"),
                            kBatch, &m->arena, 1).ok());
   }
-  thaw::SgdOptions sgd;
-  sgd.learning_rate = 0.01f;
-  sgd.momentum = 0.9f;
-  THAW_CHECK(m->model->Compile(adam ? thaw::OptimizerConfig::Adam(thaw::AdamOptions())
-                                    : thaw::OptimizerConfig::Sgd(sgd),
-                               thaw::Loss::kSparseCategoricalCrossentropyFromLogits).ok());
+  bench::CompileWithBatch(m.get(), adam, kBatch, 28 * 28, kClasses);
   if (head_only) demo::TrainOnly(m->model.get(), {"head"});
-  thaw::Random rng(3);
-  m->x.resize(kBatch * 28 * 28);
-  for (float& v : m->x) v = rng.Uniform();
-  m->labels.resize(kBatch);
-  for (int32_t& l : m->labels) l = static_cast<int32_t>(rng.Below(kClasses));
   return m;
 }
 
 void BM_CnnStep(benchmark::State& state, Net net, bool head_only, bool adam, int threads) {
   auto m = MakeCnn(net, threads, adam, head_only);
-  thaw::Examples batch{m->x.data(), kBatch, m->labels.data(), nullptr};
-  THAW_CHECK(m->model->TrainOnBatch(batch).ok());  // plan and warm up
-  for (auto _ : state) {
-    thaw::Status s = m->model->TrainOnBatch(batch);
-    benchmark::DoNotOptimize(s);
-  }
+  bench::TimeTrainingSteps(state, *m);
 }
 
 void BM_CnnInfer(benchmark::State& state, Net net, size_t batch, int threads) {
   auto m = MakeCnn(net, threads, false, false);
-  std::vector<float> out(batch * kClasses);
-  THAW_CHECK(m->model->Predict(m->x.data(), batch, out.data()).ok());
-  for (auto _ : state) {
-    thaw::Status s = m->model->Predict(m->x.data(), batch, out.data());
-    benchmark::DoNotOptimize(s);
-    benchmark::DoNotOptimize(out.data());
-  }
+  bench::TimePredict(state, *m, batch);
 }
 
 // One convolution, forward, on random data; FLOP/s counts 2 per multiply-add.

@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "bench/model_bench.h"
 #include "core/thaw.h"
 
 namespace {
@@ -18,37 +19,17 @@ constexpr size_t kIn = 784, kBatch = 64, kClasses = 10;
 enum Trainable { kAll = 0, kFirstFrozen = 1, kHeadOnly = 2 };
 const char* kTrainableNames[] = {"all", "first_frozen", "head_only"};
 
-struct Mlp {
-  thaw::Arena arena;
-  std::unique_ptr<thaw::ThreadPool> pool;
-  std::unique_ptr<thaw::Sequential> model;
-  std::vector<float> x;
-  std::vector<int32_t> labels;
-};
-
-std::unique_ptr<Mlp> MakeMlp(int threads, bool adam, int trainable) {
-  auto m = std::make_unique<Mlp>();
-  THAW_CHECK(thaw::Arena::Create(16 << 20, &m->arena).ok());
-  m->pool = std::make_unique<thaw::ThreadPool>(threads);
-  m->model = std::make_unique<thaw::Sequential>(*m->pool);
-  thaw::Sequential& model = *m->model;
-  THAW_CHECK(model.Add(thaw::Dense::Make(256, thaw::Activation::kRelu)).ok());
-  THAW_CHECK(model.Add(thaw::Dense::Make(128, thaw::Activation::kRelu)).ok());
-  THAW_CHECK(model.Add(thaw::Dense::Make(kClasses)).ok());
-  THAW_CHECK(model.Build(kIn, kBatch, &m->arena, 1).ok());
-  thaw::SgdOptions sgd;
-  sgd.learning_rate = 0.01f;
-  sgd.momentum = 0.9f;
-  THAW_CHECK(model.Compile(adam ? thaw::OptimizerConfig::Adam(thaw::AdamOptions())
-                                : thaw::OptimizerConfig::Sgd(sgd),
-                           thaw::Loss::kSparseCategoricalCrossentropyFromLogits).ok());
-  if (trainable >= 1) model.layer(0).SetTrainable(false);
-  if (trainable >= 2) model.layer(1).SetTrainable(false);
-  thaw::Random rng(3);
-  m->x.resize(kBatch * kIn);
-  for (float& v : m->x) v = rng.Uniform();
-  m->labels.resize(kBatch);
-  for (int32_t& l : m->labels) l = static_cast<int32_t>(rng.Below(kClasses));
+std::unique_ptr<bench::BenchModel> MakeMlp(int threads, bool adam, int trainable) {
+  auto m = bench::NewBenchModel(16 << 20, threads);
+  auto model = std::make_unique<thaw::Sequential>(*m->pool);
+  THAW_CHECK(model->Add(thaw::Dense::Make(256, thaw::Activation::kRelu)).ok());
+  THAW_CHECK(model->Add(thaw::Dense::Make(128, thaw::Activation::kRelu)).ok());
+  THAW_CHECK(model->Add(thaw::Dense::Make(kClasses)).ok());
+  THAW_CHECK(model->Build(kIn, kBatch, &m->arena, 1).ok());
+  m->model = std::move(model);
+  bench::CompileWithBatch(m.get(), adam, kBatch, kIn, kClasses);
+  if (trainable >= 1) m->model->layer(0).SetTrainable(false);
+  if (trainable >= 2) m->model->layer(1).SetTrainable(false);
   return m;
 }
 
@@ -69,25 +50,14 @@ double StepFlops(int trainable) {
 
 void BM_MlpStep(benchmark::State& state, int trainable, bool adam, int threads) {
   auto m = MakeMlp(threads, adam, trainable);
-  thaw::Examples batch{m->x.data(), kBatch, m->labels.data(), nullptr};
-  THAW_CHECK(m->model->TrainOnBatch(batch).ok());  // plan and warm up
-  for (auto _ : state) {
-    thaw::Status s = m->model->TrainOnBatch(batch);
-    benchmark::DoNotOptimize(s);
-  }
+  bench::TimeTrainingSteps(state, *m);
   state.counters["FLOP/s"] = benchmark::Counter(StepFlops(trainable),
                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_MlpInfer(benchmark::State& state, size_t batch, int threads) {
   auto m = MakeMlp(threads, false, kAll);
-  std::vector<float> out(batch * kClasses);
-  THAW_CHECK(m->model->Predict(m->x.data(), batch, out.data()).ok());
-  for (auto _ : state) {
-    thaw::Status s = m->model->Predict(m->x.data(), batch, out.data());
-    benchmark::DoNotOptimize(s);
-    benchmark::DoNotOptimize(out.data());
-  }
+  bench::TimePredict(state, *m, batch);
 }
 
 const int kRegistered = [] {
