@@ -77,26 +77,29 @@ class Normalized(torch.nn.Module):
         return self.head(torch.relu(self.batch_normalization_0(self.dense_0(x))))
 
 
-def run_batchnorm(label, make_optimizer, x, y, out):
-    torch.manual_seed(5)
-    model = Normalized()
-    with torch.no_grad():  # not the trivial initial statistics
-        model.batch_normalization_0.weight.uniform_(0.5, 1.5)
-        model.batch_normalization_0.bias.uniform_(-0.5, 0.5)
+def frozen_between(label, model, frozen_modules, steps, window, make_optimizer, x, y, out):
+    """Trains `model` on (x, y) with cross-entropy for `steps` steps, with
+    frozen_modules frozen for the steps in [window[0], window[1]) as Keras
+    freezes them: their parameters requires_grad=False and the modules in eval
+    mode (a BatchNorm then uses and keeps its running statistics). At the thaw
+    their optimizer state is dropped (thaw keeps none for a frozen variable).
+    Appends the initial tensors and, after each step, the loss and every
+    tensor to `out`."""
     for name, t in model.state_dict().items():
         out.append(line("%s/initial/%s" % (label, name), t))
-    frozen = list(model.dense_0.parameters()) + list(model.batch_normalization_0.parameters())
+    frozen = [p for m in frozen_modules for p in m.parameters()]
     opt = make_optimizer(model.parameters())
     loss_fn = torch.nn.CrossEntropyLoss()
-    for step in range(12):
-        freeze = 4 <= step < 8
+    for step in range(steps):
+        freeze = window[0] <= step < window[1]
         for p in frozen:
             p.requires_grad_(not freeze)
-            if step == 8:
+            if step == window[1]:
                 opt.state.pop(p, None)
         model.train()
         if freeze:
-            model.batch_normalization_0.eval()
+            for m in frozen_modules:
+                m.eval()
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model(x), y)
         loss.backward()
@@ -104,6 +107,16 @@ def run_batchnorm(label, make_optimizer, x, y, out):
         out.append(line("%s/step%d/loss" % (label, step), loss.detach().reshape(1)))
         for name, t in model.state_dict().items():
             out.append(line("%s/step%d/%s" % (label, step, name), t))
+
+
+def run_batchnorm(label, make_optimizer, x, y, out):
+    torch.manual_seed(5)
+    model = Normalized()
+    with torch.no_grad():  # not the trivial initial statistics
+        model.batch_normalization_0.weight.uniform_(0.5, 1.5)
+        model.batch_normalization_0.bias.uniform_(-0.5, 0.5)
+    frozen_between(label, model, [model.dense_0, model.batch_normalization_0], 12, (4, 8),
+                   make_optimizer, x, y, out)
 
 
 class Cnn(torch.nn.Module):
@@ -137,28 +150,7 @@ def run_cnn(label, make_optimizer, x, y, out):
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.5, 0.5)
-    for name, t in model.state_dict().items():
-        out.append(line("%s/initial/%s" % (label, name), t))
-    frozen = [p for m in model.backbone() for p in m.parameters()]
-    opt = make_optimizer(model.parameters())
-    loss_fn = torch.nn.CrossEntropyLoss()
-    for step in range(9):
-        freeze = 3 <= step < 6
-        for p in frozen:
-            p.requires_grad_(not freeze)
-            if step == 6:
-                opt.state.pop(p, None)
-        model.train()
-        if freeze:
-            for m in model.backbone():
-                m.eval()
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        out.append(line("%s/step%d/loss" % (label, step), loss.detach().reshape(1)))
-        for name, t in model.state_dict().items():
-            out.append(line("%s/step%d/%s" % (label, step, name), t))
+    frozen_between(label, model, model.backbone(), 9, (3, 6), make_optimizer, x, y, out)
 
 
 def run(label, model_class, make_optimizer, x, y, out):
