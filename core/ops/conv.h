@@ -57,7 +57,8 @@ extern const OpDef kDepthwiseConv2D;
 // everything of `shape` but the batch and the output channels. An error
 // when the window does not fit (valid padding on a smaller image).
 Status WindowShape(const Shape& image, const WindowAttrs& attrs, simd::ConvShape* shape);
-// The simd shape of node `node` (x its input 0) at `batch`.
+// The simd shape of a windowed node (a convolution, depthwise convolution
+// or pooling; x its input 0, its output [h, w, c]) at `batch`.
 simd::ConvShape ConvShapeOf(const Node& node, size_t batch);
 }  // namespace ops
 

@@ -22,22 +22,13 @@ Status InferPool(const Node& node, Value* out) {
   return Status::Ok();
 }
 
-simd::ConvShape PoolShapeOf(const Node& node, size_t batch) {
-  simd::ConvShape s;
-  const Status ok = WindowShape(node.in[0]->shape, node.attrs.As<WindowAttrs>(), &s);
-  THAW_CHECK(ok.ok());  // checked when the node was added
-  s.batch = batch;
-  s.out_c = s.in_c;
-  return s;
-}
-
 void MaxForward(const OpCall& c) {
-  simd::MaxPoolForward(c.node->in[0]->data, c.node->out->data, PoolShapeOf(*c.node, c.batch),
+  simd::MaxPoolForward(c.node->in[0]->data, c.node->out->data, ConvShapeOf(*c.node, c.batch),
                        *c.pool);
 }
 void MaxBackward(const OpCall& c) {
   simd::MaxPoolBackward(c.node->in[0]->data, c.node->out->data, c.dout(), c.din[0],
-                        PoolShapeOf(*c.node, c.batch), *c.pool);
+                        ConvShapeOf(*c.node, c.batch), *c.pool);
 }
 BackwardReads MaxReads(const Node&, uint32_t, bool) {
   BackwardReads r;  // where the maximum was: the input against the output
@@ -47,11 +38,11 @@ BackwardReads MaxReads(const Node&, uint32_t, bool) {
 }
 
 void AvgForward(const OpCall& c) {
-  simd::AvgPoolForward(c.node->in[0]->data, c.node->out->data, PoolShapeOf(*c.node, c.batch),
+  simd::AvgPoolForward(c.node->in[0]->data, c.node->out->data, ConvShapeOf(*c.node, c.batch),
                        *c.pool);
 }
 void AvgBackward(const OpCall& c) {
-  simd::AvgPoolBackward(c.dout(), c.din[0], PoolShapeOf(*c.node, c.batch), *c.pool);
+  simd::AvgPoolBackward(c.dout(), c.din[0], ConvShapeOf(*c.node, c.batch), *c.pool);
 }
 
 }  // namespace
