@@ -224,7 +224,9 @@ TEST_P(ElementwiseTest, ReluSpecialValues) {
       EXPECT_EQ(std::isnan(y.data()[i]), std::isnan(x.data()[i])) << "i=" << i;
       EXPECT_EQ(std::isnan(x.data()[i]) || x.data()[i] > 0.0f ? dy.data()[i] : 0.0f,
                 dx.data()[i]) << "i=" << i;
-      if (!std::isnan(y.data()[i])) EXPECT_FALSE(std::signbit(y.data()[i])) << "i=" << i;
+      if (!std::isnan(y.data()[i])) {
+        EXPECT_FALSE(std::signbit(y.data()[i])) << "i=" << i;
+      }
     }
   }
 }
