@@ -59,21 +59,6 @@ std::vector<ConvShape> Shapes() {
           Wide(Make(2, 7, 9, 2, 8, 3, 1, true), 2, 2, true)};
 }
 
-std::string Describe(const ConvShape& s) {
-  std::ostringstream os;
-  os << s.batch << "x" << s.in_h << "x" << s.in_w << "x" << s.in_c << " -> " << s.out_h << "x"
-     << s.out_w << "x" << s.out_c << " k" << s.kernel_h << " s" << s.stride_h << " pad "
-     << s.pad_top << "," << s.pad_left << (s.pointwise() ? " (pointwise)" : "");
-  return os.str();
-}
-
-std::vector<float> Random(size_t n, std::mt19937& rng) {
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
 // Exactly the scratch asked for, then guards.
 struct Scratch {
   explicit Scratch(size_t n) : floats(n), mem(hwy::AllocateAligned<float>(n + 16)) {
@@ -104,10 +89,10 @@ TEST_P(ConvTest, ForwardMatchesTheReferenceWithAnEpilogue) {
   std::mt19937 rng(1);
   for (const ConvShape& s : Shapes()) {
     SCOPED_TRACE(Describe(s));
-    const std::vector<float> x = Random(s.batch * s.in_h * s.in_w * s.in_c, rng);
-    const std::vector<float> w = Random(s.patch() * s.out_c, rng);
-    const std::vector<float> bias = Random(s.out_c, rng), mean = Random(s.out_c, rng),
-                             scale = Random(s.out_c, rng), shift = Random(s.out_c, rng);
+    const std::vector<float> x = RandomFloats(s.batch * s.in_h * s.in_w * s.in_c, rng);
+    const std::vector<float> w = RandomFloats(s.patch() * s.out_c, rng);
+    const std::vector<float> bias = RandomFloats(s.out_c, rng), mean = RandomFloats(s.out_c, rng),
+                             scale = RandomFloats(s.out_c, rng), shift = RandomFloats(s.out_c, rng);
     std::vector<float> expected(s.pixels() * s.out_c);
     ScalarConvForward(x.data(), w.data(), expected.data(), s);
     std::vector<float> first;
@@ -142,9 +127,9 @@ TEST_P(ConvTest, BackwardMatchesTheReference) {
   std::mt19937 rng(2);
   for (const ConvShape& s : Shapes()) {
     SCOPED_TRACE(Describe(s));
-    const std::vector<float> x = Random(s.batch * s.in_h * s.in_w * s.in_c, rng);
-    const std::vector<float> w = Random(s.patch() * s.out_c, rng);
-    const std::vector<float> dy = Random(s.pixels() * s.out_c, rng);
+    const std::vector<float> x = RandomFloats(s.batch * s.in_h * s.in_w * s.in_c, rng);
+    const std::vector<float> w = RandomFloats(s.patch() * s.out_c, rng);
+    const std::vector<float> dy = RandomFloats(s.pixels() * s.out_c, rng);
     std::vector<float> expected_dx(x.size()), expected_dw(w.size());
     ScalarConvBackward(x.data(), w.data(), dy.data(), expected_dx.data(), expected_dw.data(), s);
     std::vector<float> first_dx, first_dw;
@@ -189,9 +174,9 @@ TEST_P(ConvTest, ManyTilesMatchTheReferenceAndOneThread) {
         Make(3, 20, 21, 24, 3, 2, 1, true), Make(3, 30, 30, 3, 8, 3, 1, true)}) {
     SCOPED_TRACE(Describe(s));
     ASSERT_GE(s.pixels(), 2 * ConvTileRows(s));
-    const std::vector<float> x = Random(s.batch * s.in_h * s.in_w * s.in_c, rng);
-    const std::vector<float> w = Random(s.patch() * s.out_c, rng);
-    const std::vector<float> dy = Random(s.pixels() * s.out_c, rng);
+    const std::vector<float> x = RandomFloats(s.batch * s.in_h * s.in_w * s.in_c, rng);
+    const std::vector<float> w = RandomFloats(s.patch() * s.out_c, rng);
+    const std::vector<float> dy = RandomFloats(s.pixels() * s.out_c, rng);
     std::vector<float> expected_dx(x.size()), expected_dw(w.size()), expected_y(dy.size());
     ScalarConvForward(x.data(), w.data(), expected_y.data(), s);
     ScalarConvBackward(x.data(), w.data(), dy.data(), expected_dx.data(), expected_dw.data(), s);

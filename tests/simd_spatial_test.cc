@@ -53,21 +53,6 @@ std::vector<ConvShape> Shapes() {
           Wide(Window(1, 8, 10, 5, 2, 2, false), 3, 3, false)};
 }
 
-std::string Describe(const ConvShape& s) {
-  std::ostringstream os;
-  os << s.batch << "x" << s.in_h << "x" << s.in_w << "x" << s.in_c << " -> " << s.out_h << "x"
-     << s.out_w << " k" << s.kernel_h << " s" << s.stride_h << " pad " << s.pad_top << ","
-     << s.pad_left;
-  return os.str();
-}
-
-std::vector<float> Random(size_t n, std::mt19937& rng) {
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
 size_t InSize(const ConvShape& s) { return s.batch * s.in_h * s.in_w * s.in_c; }
 size_t OutSize(const ConvShape& s) { return s.batch * s.out_h * s.out_w * s.in_c; }
 
@@ -86,10 +71,10 @@ TEST_P(SpatialTest, DepthwiseMatchesTheReference) {
   std::mt19937 rng(1);
   for (const ConvShape& s : Shapes()) {
     SCOPED_TRACE(Describe(s));
-    const std::vector<float> x = Random(InSize(s), rng), w = Random(9 * 9 * s.in_c, rng),
-                             dy = Random(OutSize(s), rng), bias = Random(s.in_c, rng),
-                             mean = Random(s.in_c, rng), scale = Random(s.in_c, rng),
-                             shift = Random(s.in_c, rng);
+    const std::vector<float> x = RandomFloats(InSize(s), rng), w = RandomFloats(9 * 9 * s.in_c, rng),
+                             dy = RandomFloats(OutSize(s), rng), bias = RandomFloats(s.in_c, rng),
+                             mean = RandomFloats(s.in_c, rng), scale = RandomFloats(s.in_c, rng),
+                             shift = RandomFloats(s.in_c, rng);
     std::vector<float> y_ref(OutSize(s)), dx_ref(InSize(s)), dw_ref(s.kernel_h * s.kernel_w * s.in_c);
     ScalarDepthwiseForward(x.data(), w.data(), y_ref.data(), s);
     ScalarDepthwiseBackward(x.data(), w.data(), dy.data(), dx_ref.data(), dw_ref.data(), s);
@@ -138,9 +123,9 @@ TEST_P(SpatialTest, PoolingEqualsTheReference) {
   }
   for (const ConvShape& s : shapes) {
     SCOPED_TRACE(Describe(s));
-    std::vector<float> x = Random(InSize(s), rng);
+    std::vector<float> x = RandomFloats(InSize(s), rng);
     for (size_t i = 0; i < x.size(); i += 7) x[i] = x[i / 2];  // ties: first tap wins
-    const std::vector<float> dy = Random(OutSize(s), rng);
+    const std::vector<float> dy = RandomFloats(OutSize(s), rng);
     std::vector<float> max_ref(OutSize(s)), max_dx_ref(InSize(s)), avg_ref(OutSize(s)),
         avg_dx_ref(InSize(s));
     ScalarMaxPoolForward(x.data(), max_ref.data(), s);

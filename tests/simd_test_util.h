@@ -100,6 +100,24 @@ inline std::string Where(const char* what, size_t n, size_t offset) {
 
 // Bit-exact equality (also distinguishes -0 from +0, and requires NaN where
 // the reference has NaN).
+// "32x14x14x16 -> 14x14x32 k3x3 s1x1 pad 1,1", for traces of window kernels.
+inline std::string Describe(const ConvShape& s) {
+  std::ostringstream os;
+  os << s.batch << "x" << s.in_h << "x" << s.in_w << "x" << s.in_c << " -> " << s.out_h << "x"
+     << s.out_w << "x" << s.out_c << " k" << s.kernel_h << "x" << s.kernel_w << " s" << s.stride_h
+     << "x" << s.stride_w << " pad " << s.pad_top << "," << s.pad_left
+     << (s.pointwise() ? " (pointwise)" : "");
+  return os.str();
+}
+
+// n floats uniform in [-1, 1).
+inline std::vector<float> RandomFloats(size_t n, std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
 // Shape s with another window width and stride along w ("same": TensorFlow's
 // padding, the odd column on the right; otherwise none).
 inline ConvShape Wide(ConvShape s, size_t kernel_w, size_t stride_w, bool same) {
