@@ -1,12 +1,17 @@
 #include "platform/files.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -73,17 +78,85 @@ int WriteAll(int fd, const unsigned char* data, size_t size) {
   return 0;
 }
 
-// Creates a new, empty file next to `path` with a name no other writer uses:
-// "<path>.tmp.<pid>.<n>". O_EXCL makes the creation fail rather than reuse a
-// file left behind by a crashed process with the same pid; then the next n is
-// tried. Mode 0666 lets the umask decide, as for any new file.
+// Temporary files are named "<name>.tmp.<pid>.<16 hex digits>" next to the
+// file they will replace. The random part makes the name unguessable, so
+// another user cannot block saves by planting files or links where they would
+// go; the pid lets a later save tell a temporary left by a killed process
+// (its pid is gone) from one another process is writing right now. <name> is
+// the target's file name cut short enough that the whole name fits NAME_MAX.
+constexpr char kTempTag[] = ".tmp.";
+constexpr size_t kMaxNameBytes = 255;  // NAME_MAX on Linux file systems
+constexpr size_t kTempSuffixBytes = sizeof(kTempTag) - 1 + 10 + 1 + 16;  // pid <= 10 digits
+
+// The file name part of `path` (after the last '/').
+std::string BaseNameOf(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// The prefix every temporary of `path` starts with, as a directory entry name.
+std::string TempPrefixOf(const std::string& path) {
+  std::string base = BaseNameOf(path);
+  if (base.size() + kTempSuffixBytes > kMaxNameBytes) base.resize(kMaxNameBytes - kTempSuffixBytes);
+  return base + kTempTag;
+}
+
+// 64 unpredictable bits from the kernel; if it has none to give (very early
+// boot), the clock, the pid and a counter, which still differ per call.
+uint64_t UnpredictableBits() {
+  uint64_t bits = 0;
+  if (::getrandom(&bits, sizeof(bits), GRND_NONBLOCK) == static_cast<ssize_t>(sizeof(bits))) {
+    return bits;
+  }
+  static std::atomic<uint64_t> counter{0};
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  uint64_t x = static_cast<uint64_t>(now.tv_nsec) ^ (static_cast<uint64_t>(now.tv_sec) << 30) ^
+               (static_cast<uint64_t>(::getpid()) << 40) ^ counter.fetch_add(1);
+  x = (x ^ (x >> 31)) * 0x7FB5D329728EA185ull;  // mixes every input bit into the result
+  return (x ^ (x >> 27)) * 0x81DADEF4BC2DD44Dull;
+}
+
+// Removes the temporaries of `path` that processes which no longer exist left
+// behind (a save killed mid-way), so repeated crashes cannot fill the disk.
+// Only regular files of this user are removed; a temporary whose process is
+// alive (a save in progress elsewhere) is left alone. Best effort: a
+// directory that cannot be listed is not an error here.
+void RemoveStaleTemporaries(const std::string& path) {
+  const std::string directory = DirectoryOf(path);
+  const std::string prefix = TempPrefixOf(path);
+  DIR* dir = ::opendir(directory.c_str());
+  if (dir == nullptr) return;
+  while (const dirent* entry = ::readdir(dir)) {
+    const char* name = entry->d_name;
+    if (std::strncmp(name, prefix.c_str(), prefix.size()) != 0) continue;
+    // "<pid>.<16 hex digits>" must follow.
+    char* end = nullptr;
+    const long pid = std::strtol(name + prefix.size(), &end, 10);
+    if (pid <= 0 || *end != '.' || std::strlen(end + 1) != 16) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive, or unknown
+    struct stat info;
+    if (::fstatat(::dirfd(dir), name, &info, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (!S_ISREG(info.st_mode) || info.st_uid != ::geteuid()) continue;
+    ::unlinkat(::dirfd(dir), name, 0);
+  }
+  ::closedir(dir);
+}
+
+// Creates a new, empty temporary file for `path` (see kTempTag). O_EXCL |
+// O_NOFOLLOW: the name is never an existing file or a link followed
+// somewhere else. Mode 0666 lets the umask decide, as for any new file.
 int CreateTemporary(const std::string& path, std::string* temp_path) {
-  static std::atomic<unsigned> counter{0};
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    *temp_path = path + ".tmp." + std::to_string(::getpid()) + "." +
-                 std::to_string(counter.fetch_add(1));
-    const int fd =
-        ::open(temp_path->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  const size_t slash = path.find_last_of('/');
+  const std::string prefix =
+      (slash == std::string::npos ? "" : path.substr(0, slash + 1)) + TempPrefixOf(path);
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    char suffix[32];
+    std::snprintf(suffix, sizeof(suffix), "%ld.%016llx", static_cast<long>(::getpid()),
+                  static_cast<unsigned long long>(UnpredictableBits()));
+    *temp_path = prefix + suffix;
+    const int fd = ::open(temp_path->c_str(),
+                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (fd >= 0 || errno != EEXIST) return fd;
   }
   errno = EEXIST;
@@ -153,6 +226,16 @@ Status WriteFileAtomically(const std::string& path, Span<const unsigned char> by
 
 Status WriteFileAtomically(const std::string& path,
                            Span<const Span<const unsigned char>> pieces) {
+  // Only a regular file (or a link, which is replaced, or nothing) may be
+  // replaced: a rename over a device node would turn it into a plain file.
+  struct stat old_file;
+  const bool replacing = ::lstat(path.c_str(), &old_file) == 0;
+  if (replacing && !S_ISREG(old_file.st_mode) && !S_ISLNK(old_file.st_mode)) {
+    return IoError("%s: cannot write over it: it is %s, not a regular file; nothing was changed",
+                   path.c_str(), S_ISDIR(old_file.st_mode) ? "a directory"
+                                                           : "a device, pipe or socket");
+  }
+  RemoveStaleTemporaries(path);
   std::string temp_path;
   const int fd = CreateTemporary(path, &temp_path);
   if (fd < 0) {
@@ -171,6 +254,16 @@ Status WriteFileAtomically(const std::string& path,
   for (const Span<const unsigned char>& piece : pieces) {
     const int error = WriteAll(fd, piece.data(), piece.size());
     if (error != 0) return fail("write failed", error);
+  }
+  // The new file keeps the old one's permissions, and its owner and group
+  // where this process may set them (root saving over a user's file).
+  if (replacing && S_ISREG(old_file.st_mode)) {
+    if ((old_file.st_uid != ::geteuid() || old_file.st_gid != ::getegid()) &&
+        ::fchown(fd, old_file.st_uid, old_file.st_gid) != 0 && errno != EPERM) {
+      return fail("cannot copy the owner", errno);
+    }
+    // After fchown, which clears set-id bits.
+    if (::fchmod(fd, old_file.st_mode & 07777) != 0) return fail("cannot copy the permissions", errno);
   }
   // Data on the device before the rename makes it visible: otherwise a crash
   // could leave the new name pointing at a file whose blocks never landed.

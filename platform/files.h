@@ -35,10 +35,15 @@ namespace thaw {
 Status ReadFile(const std::string& path, std::vector<unsigned char>* out);
 
 // Writes `bytes` as the whole new contents of `path`, atomically (see above).
-// The new file gets the permissions of a freshly created file (0666 minus the
-// umask), not those of the file it replaces. If `path` is a symbolic link, the
-// link itself is replaced by a regular file. Returns IoError naming the path
-// and the reason on any failure; the old file stays whole.
+// A new file gets 0666 minus the umask; a replaced regular file's permission
+// bits are kept (and its owner and group, where the process may set them). If
+// `path` is a symbolic link, the link itself is replaced by a regular file; a
+// directory, device, pipe or socket at `path` is refused. The temporary file
+// is "<path>.tmp.<pid>.<16 random hex digits>" (the file name part cut to fit
+// 255 bytes), created exclusively, never through a link; temporaries that a
+// killed process left for `path` (their pid no longer exists) are removed by
+// the next write. Returns IoError naming the path and the reason on any
+// failure; the old file stays whole.
 Status WriteFileAtomically(const std::string& path, Span<const unsigned char> bytes);
 
 // The same for a file made of several pieces, written in order.

@@ -2,6 +2,8 @@
 
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <filesystem>
@@ -16,6 +18,10 @@ namespace {
 
 bool Contains(const Status& s, const std::string& text) {
   return std::string(s.message()).find(text) != std::string::npos;
+}
+
+std::string BaseName(const std::string& path) {
+  return std::filesystem::path(path).filename().string();
 }
 
 std::vector<unsigned char> Pattern(size_t n) {
@@ -110,21 +116,106 @@ TEST(FilesTest, WritingIntoAMissingDirectoryIsAnIoError) {
   EXPECT_TRUE(dir.List().empty());
 }
 
-// rename() cannot put a file over a directory: the write itself succeeds, the
-// last step fails, and the temporary file must go.
-TEST(FilesTest, WritingOverADirectoryFailsAndRemovesTheTemporary) {
+// A directory, device, pipe or socket is never replaced by a regular file (a
+// rename would do that, even over a device node when running as root).
+TEST(FilesTest, WritingOverADirectoryOrAPipeIsRefused) {
   ScratchDir dir;
   const std::string path = dir.Path("d");
   std::filesystem::create_directory(path);
   WriteBytes(dir.Path("d/inside"), {1, 2});
-  const Status s = WriteFileAtomically(path, Pattern(10));
+  Status s = WriteFileAtomically(path, Pattern(10));
   EXPECT_EQ(s.code(), StatusCode::kIoError);
-  EXPECT_TRUE(Contains(s, path + ": cannot rename the temporary file over it")) << s.message();
-  EXPECT_TRUE(Contains(s, "Is a directory")) << s.message();
-  EXPECT_TRUE(Contains(s, "the file at this path was not changed")) << s.message();
-  EXPECT_EQ(dir.List(), std::vector<std::string>{"d"});
+  EXPECT_TRUE(Contains(s, path + ": cannot write over it: it is a directory, not a regular file; "
+                              "nothing was changed"))
+      << s.message();
   EXPECT_TRUE(std::filesystem::is_directory(path));
   EXPECT_EQ(ReadBytes(dir.Path("d/inside")), (std::vector<unsigned char>{1, 2}));
+
+  const std::string fifo = dir.Path("fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  s = WriteFileAtomically(fifo, Pattern(10));
+  EXPECT_EQ(s.code(), StatusCode::kIoError);
+  EXPECT_TRUE(Contains(s, "it is a device, pipe or socket, not a regular file")) << s.message();
+  EXPECT_TRUE(std::filesystem::is_fifo(fifo));
+  EXPECT_EQ(dir.List(), (std::vector<std::string>{"d", "fifo"}));
+}
+
+// Saving over a private checkpoint must not make it readable by others.
+TEST(FilesTest, AReplacedFileKeepsItsPermissions) {
+  ScratchDir dir;
+  const std::string path = dir.Path("private.bin");
+  WriteBytes(path, Pattern(3));
+  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+  ASSERT_TRUE(WriteFileAtomically(path, Pattern(7)).ok());
+  struct stat info;
+  ASSERT_EQ(::stat(path.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 07777, 0600u);
+  EXPECT_EQ(ReadBytes(path), Pattern(7));
+
+  // A new file: 0666 minus the umask.
+  const mode_t umask_now = ::umask(022);
+  ASSERT_TRUE(WriteFileAtomically(dir.Path("new.bin"), Pattern(1)).ok());
+  ::umask(umask_now);
+  ASSERT_EQ(::stat(dir.Path("new.bin").c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 07777, 0644u);
+}
+
+// The temporary's suffix must not push a legal name past 255 bytes.
+TEST(FilesTest, ALongestLegalFileNameCanBeWritten) {
+  ScratchDir dir;
+  const std::string name(255, 'n');
+  ASSERT_TRUE(WriteFileAtomically(dir.Path(name), Pattern(9)).ok());
+  EXPECT_EQ(ReadBytes(dir.Path(name)), Pattern(9));
+  EXPECT_EQ(dir.List(), std::vector<std::string>{name});
+}
+
+// Temporary names are not guessable: links planted at every name the old
+// scheme ("<path>.tmp.<pid>.<n>") would try do not block a save, and are not
+// followed or removed.
+TEST(FilesTest, PlantedLinksDoNotBlockASave) {
+  ScratchDir dir;
+  const std::string path = dir.Path("ckpt");
+  const std::string victim = dir.Path("victim");
+  WriteBytes(victim, {7});
+  for (int n = 0; n < 100; ++n) {
+    const std::string link = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(n);
+    ASSERT_EQ(::symlink(victim.c_str(), link.c_str()), 0);
+  }
+  ASSERT_TRUE(WriteFileAtomically(path, Pattern(5)).ok());
+  EXPECT_EQ(ReadBytes(path), Pattern(5));
+  EXPECT_EQ(ReadBytes(victim), std::vector<unsigned char>{7});
+  EXPECT_EQ(dir.List().size(), 102u);  // ckpt, victim and the 100 links
+}
+
+// A save killed mid-way leaves its temporary; the next save of that path
+// removes every temporary whose process is gone, and none of a live one.
+TEST(FilesTest, TemporariesOfKilledSavesAreRemovedByTheNextSave) {
+  ScratchDir dir;
+  const std::string path = dir.Path("ckpt");
+  const std::vector<unsigned char> big = Pattern(8 << 20);
+  int interrupted = 0;
+  for (int kill_round = 0; kill_round < 20; ++kill_round) {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      for (;;) {
+        if (!WriteFileAtomically(path, big).ok()) ::_exit(1);
+      }
+    }
+    ::usleep(2000 + 1500 * kill_round);
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(status));
+    interrupted += dir.List().size() > 1 ? 1 : 0;
+  }
+  const std::string live = path + ".tmp." + std::to_string(::getpid()) + ".0123456789abcdef";
+  WriteBytes(live, {1});
+  ASSERT_TRUE(WriteFileAtomically(path, Pattern(11)).ok());
+  EXPECT_EQ(ReadBytes(path), Pattern(11));
+  EXPECT_EQ(dir.List(), (std::vector<std::string>{"ckpt", BaseName(live)}));
+  // The kills must have hit saves, or the test shows nothing.
+  EXPECT_GT(interrupted, 0);
 }
 
 // A write that fails halfway (here: the process file-size limit, which holds
