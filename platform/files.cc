@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 
 namespace thaw {
 namespace {
@@ -50,6 +51,8 @@ class FdCloser {
   }
   FdCloser(const FdCloser&) = delete;
   FdCloser& operator=(const FdCloser&) = delete;
+  // Gives up ownership: the descriptor stays open.
+  void Release() { fd_ = -1; }
   // Closes now and returns close()'s result (0, or -1 with errno set); 0 when
   // already closed.
   int Close() {
@@ -165,7 +168,15 @@ int CreateTemporary(const std::string& path, std::string* temp_path) {
 
 }  // namespace
 
-Status ReadFile(const std::string& path, std::vector<unsigned char>* out) {
+FileReader::~FileReader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status FileReader::Open(const std::string& path) {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  size_ = 0;
+  path_ = path;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     const int error = errno;
@@ -184,39 +195,55 @@ Status ReadFile(const std::string& path, std::vector<unsigned char>* out) {
   if (S_ISDIR(info.st_mode)) {
     return IoError("%s: cannot read: it is a directory, not a file", path.c_str());
   }
-  // A device or a pipe may never end (/dev/zero): reading it whole would
-  // take all memory. (O_NONBLOCK above: opening a pipe would otherwise wait
-  // for a writer.)
+  // A device or a pipe may never end (/dev/zero): its size means nothing.
+  // (O_NONBLOCK above: opening a pipe would otherwise wait for a writer.)
   if (!S_ISREG(info.st_mode)) {
     return IoError("%s: cannot read: it is not a regular file (a device, pipe or socket)",
                    path.c_str());
   }
-  out->clear();
-  // The size is a hint only (the file may grow while it is read): read until
-  // end of file.
-  try {
-    if (info.st_size > 0) out->reserve(static_cast<size_t>(info.st_size));
-  } catch (const std::bad_alloc&) {
-    return ResourceExhausted("%s: the file's %lld bytes do not fit in memory", path.c_str(),
-                             static_cast<long long>(info.st_size));
-  }
-  unsigned char chunk[1 << 16];
-  for (;;) {
-    const ssize_t n = ::read(fd, chunk, sizeof(chunk));
-    if (n < 0) {
+  size_ = static_cast<uint64_t>(info.st_size);
+  fd_ = fd;
+  closer.Release();
+  return Status::Ok();
+}
+
+Status FileReader::ReadAt(uint64_t offset, size_t n, unsigned char* out) const {
+  size_t done = 0;
+  while (done < n) {
+    const ssize_t got = ::pread(fd_, out + done, n - done, static_cast<off_t>(offset + done));
+    if (got < 0) {
       if (errno == EINTR) continue;
-      return IoError("%s: read failed after %zu bytes: %s", path.c_str(), out->size(),
-                     ErrnoText(errno).c_str());
+      return IoError("%s: read of %zu bytes at offset %llu failed: %s", path_.c_str(), n,
+                     static_cast<unsigned long long>(offset), ErrnoText(errno).c_str());
     }
-    if (n == 0) break;
-    try {
-      out->insert(out->end(), chunk, chunk + n);
-    } catch (const std::bad_alloc&) {
-      return ResourceExhausted("%s: the file does not fit in memory (%zu bytes read so far)",
-                               path.c_str(), out->size());
+    if (got == 0) {
+      return IoError("%s: the file ended at byte %llu while reading %zu bytes at offset %llu "
+                     "(it shrank while being read)",
+                     path_.c_str(), static_cast<unsigned long long>(offset + done), n,
+                     static_cast<unsigned long long>(offset));
     }
+    done += static_cast<size_t>(got);
   }
   return Status::Ok();
+}
+
+Status ReadFile(const std::string& path, std::vector<unsigned char>* out) {
+  FileReader file;
+  THAW_RETURN_IF_ERROR(file.Open(path));
+  if (file.size() > SIZE_MAX) {
+    return ResourceExhausted("%s: the file's %llu bytes do not fit in memory", path.c_str(),
+                             static_cast<unsigned long long>(file.size()));
+  }
+  try {
+    out->resize(static_cast<size_t>(file.size()));
+  } catch (const std::bad_alloc&) {
+    return ResourceExhausted("%s: the file's %llu bytes do not fit in memory", path.c_str(),
+                             static_cast<unsigned long long>(file.size()));
+  } catch (const std::length_error&) {
+    return ResourceExhausted("%s: the file's %llu bytes do not fit in memory", path.c_str(),
+                             static_cast<unsigned long long>(file.size()));
+  }
+  return file.ReadAt(0, out->size(), out->data());
 }
 
 Status WriteFileAtomically(const std::string& path, Span<const unsigned char> bytes) {

@@ -19,6 +19,7 @@
 #ifndef THAW_PLATFORM_FILES_H_
 #define THAW_PLATFORM_FILES_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -27,11 +28,39 @@
 
 namespace thaw {
 
-// Replaces *out with the contents of the regular file at `path`. Returns
-// NotFound when the file does not exist, ResourceExhausted when it does not
-// fit in memory, and IoError for any other failure (a directory, a device or
-// pipe, no permission, a read error); the message names the path and the
-// system's reason. *out is unspecified after a failure.
+// Reads parts of a regular file through one open descriptor, so every part
+// comes from the same file even if another is renamed over the path meanwhile.
+//
+//   FileReader file;
+//   THAW_RETURN_IF_ERROR(file.Open(path));
+//   unsigned char head[8];
+//   THAW_RETURN_IF_ERROR(file.ReadAt(0, sizeof(head), head));
+class FileReader {
+ public:
+  FileReader() = default;
+  ~FileReader();
+  FileReader(const FileReader&) = delete;
+  FileReader& operator=(const FileReader&) = delete;
+
+  // Opens the regular file at `path`. Returns NotFound when it does not exist
+  // and IoError for a directory, a device, pipe or socket (which may never
+  // end), no permission and any other failure; the message names the path.
+  Status Open(const std::string& path);
+  // The file's size when it was opened.
+  uint64_t size() const { return size_; }
+  // Reads exactly n bytes at `offset` into out; IoError (naming the path) if
+  // the read fails or the file ends first.
+  Status ReadAt(uint64_t offset, size_t n, unsigned char* out) const;
+
+ private:
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  std::string path_;
+};
+
+// Replaces *out with the contents of the regular file at `path`: the errors
+// of FileReader::Open, ResourceExhausted when it does not fit in memory, and
+// IoError when a read fails. *out is unspecified after a failure.
 Status ReadFile(const std::string& path, std::vector<unsigned char>* out);
 
 // Writes `bytes` as the whole new contents of `path`, atomically (see above).

@@ -11,6 +11,8 @@
 #ifndef THAW_PLATFORM_STATUS_H_
 #define THAW_PLATFORM_STATUS_H_
 
+#include <new>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -59,6 +61,27 @@ Status ResourceExhausted(const char* format, ...)
 Status NotFound(const char* format, ...) __attribute__((format(printf, 1, 2)));
 Status DataLoss(const char* format, ...) __attribute__((format(printf, 1, 2)));
 Status IoError(const char* format, ...) __attribute__((format(printf, 1, 2)));
+
+// Runs `body`, a setup-time call that allocates on the heap, and returns its
+// Status; if an allocation fails (std::bad_alloc, or a length_error from a
+// container asked for more than it can hold) it returns ResourceExhausted
+// naming `what` instead, so no exception leaves thaw's API. The body must
+// leave its object usable when an allocation throws part-way (the caller may
+// retry). Built without exceptions, it just runs `body`.
+template <class Body>
+Status ResourceExhaustedOnBadAlloc(const char* what, Body&& body) {
+#if defined(__cpp_exceptions)
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+  } catch (const std::length_error&) {
+  }
+  return ResourceExhausted("%s: out of memory (a heap allocation failed); nothing was changed",
+                           what);
+#else
+  return body();
+#endif
+}
 
 // Aborts with file and line; used by THAW_CHECK. Never returns.
 [[noreturn]] void CheckFailed(const char* file, int line, const char* condition);

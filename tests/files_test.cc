@@ -202,12 +202,22 @@ TEST(FilesTest, TemporariesOfKilledSavesAreRemovedByTheNextSave) {
         if (!WriteFileAtomically(path, big).ok()) ::_exit(1);
       }
     }
-    ::usleep(2000 + 1500 * kill_round);
+    // Kill it while a temporary exists (a save is under way), at varying
+    // points of that save.
+    const std::string child_tag = ".tmp." + std::to_string(child) + ".";
+    auto child_temporary_exists = [&] {
+      for (const std::string& name : dir.List()) {
+        if (name.find(child_tag) != std::string::npos) return true;
+      }
+      return false;
+    };
+    for (int wait = 0; wait < 5000 && !child_temporary_exists(); ++wait) ::usleep(200);
+    ::usleep(300 * (kill_round % 8));
     ::kill(child, SIGKILL);
     int status = 0;
     ASSERT_EQ(::waitpid(child, &status, 0), child);
     ASSERT_TRUE(WIFSIGNALED(status));
-    interrupted += dir.List().size() > 1 ? 1 : 0;
+    interrupted += child_temporary_exists() ? 1 : 0;
   }
   const std::string live = path + ".tmp." + std::to_string(::getpid()) + ".0123456789abcdef";
   WriteBytes(live, {1});

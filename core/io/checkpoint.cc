@@ -18,8 +18,8 @@
 // sax_parse() with a handler of ours (the parser itself never throws; the
 // handler decides), parse(..., allow_exceptions=false) + is_discarded(), type
 // tests (is_object(), is_number_unsigned(), ...), find(), get_ptr() and dump()
-// with the `replace` error handler. (Allocation failure can still throw
-// std::bad_alloc, as anywhere in setup code.)
+// with the `replace` error handler. Allocation failures (std::bad_alloc) are
+// turned into a Status at the two entry points.
 
 namespace thaw {
 namespace {
@@ -32,6 +32,12 @@ constexpr bool kHostIsLittleEndian = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
 // headers; so does thaw, before allocating anything for one.
 constexpr uint64_t kMaxHeaderBytes = 100000000;
 constexpr const char kMetadataKey[] = "__metadata__";
+// Bounds on what a header may hold, so that a hostile one costs little time
+// and memory before it is refused: no model thaw runs has more tensors, and a
+// tensor entry is a handful of JSON values (dtype, shape and its dimensions,
+// two offsets).
+constexpr size_t kMaxTensors = 65536;
+constexpr size_t kMaxHeaderValues = 16 * kMaxTensors;
 
 unsigned long long U(uint64_t v) { return static_cast<unsigned long long>(v); }
 
@@ -215,10 +221,12 @@ Status CheckMetadata(const std::string& path, const Json& value) {
 }
 
 // The first pass over the header text: a SAX handler that builds nothing and
-// stops at the first syntax error, at a key repeated within one object, or at
+// stops at the first syntax error, at a key repeated within one object, at
 // nesting deeper than a safetensors header has ({ entry: { shape: [ n ] } } is
-// 3 levels). So a hostile header (100 MB of "[[[[...") costs neither a tree in
-// memory nor a deep recursion when it is later parsed into a tree or printed.
+// 3 levels), at a tensor entry without dtype, shape or data_offsets, and past
+// kMaxTensors entries or kMaxHeaderValues values. So a hostile header (100 MB
+// of "[[[[...", or of empty entries) is refused after a bounded amount of work,
+// and what is later parsed into a tree is bounded too.
 //
 // JSON allows a key twice and nlohmann::json would keep the last value; a
 // checkpoint that names a tensor twice is ambiguous, so it is rejected.
@@ -227,38 +235,58 @@ class HeaderScan final : public nlohmann::json_sax<Json> {
   static constexpr int kMaxDepth = 3;
 
   // What stopped the scan, or kNone.
-  enum class Problem { kNone, kSyntax, kTooDeep, kRepeatedKey };
+  enum class Problem { kNone, kSyntax, kTooDeep, kRepeatedKey, kMissingField, kTooLarge };
   Problem problem() const { return problem_; }
   // Offset in the text of the byte where the syntax error showed.
   size_t error_offset() const { return error_position_ > 0 ? error_position_ - 1 : 0; }
-  const std::string& repeated_key() const { return repeated_key_; }
+  // kRepeatedKey: the key and the depth of its object; kMissingField: the
+  // tensor and the field it lacks.
+  const std::string& key() const { return key_; }
   int repeated_depth() const { return repeated_depth_; }
+  const char* missing_field() const { return missing_field_; }
 
-  bool null() override { return true; }
-  bool boolean(bool) override { return true; }
-  bool number_integer(number_integer_t) override { return true; }
-  bool number_unsigned(number_unsigned_t) override { return true; }
-  bool number_float(number_float_t, const string_t&) override { return true; }
-  bool string(string_t&) override { return true; }
-  bool binary(binary_t&) override { return true; }
+  bool null() override { return Value(); }
+  bool boolean(bool) override { return Value(); }
+  bool number_integer(number_integer_t) override { return Value(); }
+  bool number_unsigned(number_unsigned_t) override { return Value(); }
+  bool number_float(number_float_t, const string_t&) override { return Value(); }
+  bool string(string_t&) override { return Value(); }
+  bool binary(binary_t&) override { return Value(); }
   bool start_object(std::size_t) override {
-    if (!Enter()) return false;
+    if (!Value() || !Enter()) return false;
     keys_.emplace_back();
+    if (depth_ == 2) fields_ = 0;
     return true;
   }
   bool key(string_t& key) override {
-    if (keys_.back().insert(key).second) return true;
-    problem_ = Problem::kRepeatedKey;
-    repeated_key_ = key;
-    repeated_depth_ = depth_;
-    return false;
+    if (!keys_.back().insert(key).second) {
+      problem_ = Problem::kRepeatedKey;
+      key_ = key;
+      repeated_depth_ = depth_;
+      return false;
+    }
+    if (depth_ == 1) {
+      entry_ = key;
+      if (key != kMetadataKey && ++tensors_ > kMaxTensors) {
+        problem_ = Problem::kTooLarge;
+        return false;
+      }
+    } else if (depth_ == 2) {
+      fields_ |= key == "dtype" ? 1 : key == "shape" ? 2 : key == "data_offsets" ? 4 : 0;
+    }
+    return true;
   }
   bool end_object() override {
     keys_.pop_back();
-    --depth_;
+    if (depth_-- == 2 && entry_ != kMetadataKey && fields_ != 7) {
+      problem_ = Problem::kMissingField;
+      key_ = entry_;
+      missing_field_ = (fields_ & 1) == 0 ? "dtype" : (fields_ & 2) == 0 ? "shape" : "data_offsets";
+      return false;
+    }
     return true;
   }
-  bool start_array(std::size_t) override { return Enter(); }
+  bool start_array(std::size_t) override { return Value() && Enter(); }
   bool end_array() override {
     --depth_;
     return true;
@@ -271,6 +299,11 @@ class HeaderScan final : public nlohmann::json_sax<Json> {
   }
 
  private:
+  bool Value() {
+    if (++values_ <= kMaxHeaderValues) return true;
+    problem_ = Problem::kTooLarge;
+    return false;
+  }
   bool Enter() {
     if (++depth_ <= kMaxDepth) return true;
     problem_ = Problem::kTooDeep;
@@ -278,11 +311,16 @@ class HeaderScan final : public nlohmann::json_sax<Json> {
   }
 
   int depth_ = 0;
+  size_t values_ = 0;
+  size_t tensors_ = 0;
   std::vector<std::set<std::string>> keys_;  // per open object
+  std::string entry_;                        // the current depth-1 key
+  unsigned fields_ = 0;                      // dtype 1, shape 2, data_offsets 4 seen
   Problem problem_ = Problem::kNone;
   size_t error_position_ = 0;
-  std::string repeated_key_;
+  std::string key_;
   int repeated_depth_ = 0;
+  const char* missing_field_ = "";
 };
 
 // Parses the header text into entries, in name order, and checks each entry
@@ -305,11 +343,17 @@ Status ParseHeader(const std::string& path, const unsigned char* text, uint64_t 
                       p, HeaderScan::kMaxDepth);
     case HeaderScan::Problem::kRepeatedKey:
       if (scan.repeated_depth() == 1) {
-        return DataLoss("%s: %s: the header names this tensor twice", p,
-                        scan.repeated_key().c_str());
+        return DataLoss("%s: %s: the header names this tensor twice", p, scan.key().c_str());
       }
       return DataLoss("%s: the header repeats the key \"%s\" within one entry", p,
-                      scan.repeated_key().c_str());
+                      scan.key().c_str());
+    case HeaderScan::Problem::kMissingField:
+      return DataLoss("%s: %s: the entry has no %s", p, scan.key().c_str(),
+                      scan.missing_field());
+    case HeaderScan::Problem::kTooLarge:
+      return DataLoss("%s: the header holds more than %zu tensors or %zu JSON values, more than "
+                      "thaw reads",
+                      p, kMaxTensors, kMaxHeaderValues);
   }
   // Known to be valid and shallow now.
   const Json header = Json::parse(text, text + text_bytes, nullptr, /*allow_exceptions=*/false);
@@ -318,6 +362,13 @@ Status ParseHeader(const std::string& path, const unsigned char* text, uint64_t 
   }
   if (!header.is_object()) {
     return DataLoss("%s: the header is a JSON %s, not an object", p, header.type_name());
+  }
+  // As the reference implementation: the object starts at the first byte (no
+  // byte-order mark, which the JSON parser would skip, nor leading spaces).
+  if (text[0] != '{') {
+    return DataLoss("%s: the header must start with '{', but its first byte is 0x%02X (a "
+                    "byte-order mark or leading space is not allowed)",
+                    p, text[0]);
   }
 
   entries->clear();
@@ -331,23 +382,35 @@ Status ParseHeader(const std::string& path, const unsigned char* text, uint64_t 
     THAW_RETURN_IF_ERROR(ParseEntry(path, it.key(), *it, data_bytes, &entries->back()));
   }
 
-  // No two tensors may share a byte. Sorted by begin, each non-empty range must
-  // start at or after the furthest end so far.
-  std::vector<const Entry*> by_begin;
-  for (const Entry& e : *entries) {
-    if (e.begin != e.end) by_begin.push_back(&e);
-  }
-  std::sort(by_begin.begin(), by_begin.end(), [](const Entry* a, const Entry* b) {
+  // The tensors tile the data section, as the reference implementation
+  // requires: sorted by offsets, each starts where the ones before it end (no
+  // shared bytes, no gaps), and the last ends at the end of the file.
+  std::vector<const Entry*> sorted;
+  sorted.reserve(entries->size());
+  for (const Entry& e : *entries) sorted.push_back(&e);
+  std::sort(sorted.begin(), sorted.end(), [](const Entry* a, const Entry* b) {
     return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
   });
-  const Entry* furthest = nullptr;
-  for (const Entry* e : by_begin) {
-    if (furthest != nullptr && e->begin < furthest->end) {
+  const Entry* furthest = nullptr;  // of those so far, the one that ends last
+  for (const Entry* e : sorted) {
+    const uint64_t covered = furthest != nullptr ? furthest->end : 0;
+    if (e->begin < covered) {
       return DataLoss("%s: tensors %s [%llu,%llu] and %s [%llu,%llu] overlap in the data section",
                       p, furthest->name.c_str(), U(furthest->begin), U(furthest->end),
                       e->name.c_str(), U(e->begin), U(e->end));
     }
-    if (furthest == nullptr || e->end > furthest->end) furthest = e;
+    if (e->begin > covered) {
+      return DataLoss("%s: bytes [%llu,%llu) of the data section, before tensor %s, belong to no "
+                      "tensor",
+                      p, U(covered), U(e->begin), e->name.c_str());
+    }
+    if (furthest == nullptr || e->end >= furthest->end) furthest = e;
+  }
+  const uint64_t covered = furthest != nullptr ? furthest->end : 0;
+  if (covered < data_bytes) {
+    return DataLoss("%s: the last %llu bytes of the file (from data offset %llu) belong to no "
+                    "tensor",
+                    p, U(data_bytes - covered), U(covered));
   }
   return Status::Ok();
 }
@@ -360,8 +423,9 @@ std::vector<uint64_t> DimsOf(const Shape& shape) {
 
 }  // namespace
 
-Status SaveCheckpoint(const VariableSet& vars, const std::string& path) {
-  if (!kHostIsLittleEndian) return BigEndianHost(path);
+namespace {
+
+Status WriteCheckpoint(const VariableSet& vars, const std::string& path) {
   // The header lists tensors in variable order (ordered_json keeps insertion
   // order), so the bytes depend only on the set, and the data follows in the
   // same order without gaps.
@@ -435,35 +499,40 @@ Status SaveCheckpoint(const VariableSet& vars, const std::string& path) {
   return WriteFileAtomically(path, pieces);
 }
 
-Status LoadCheckpoint(const std::string& path, VariableSet* vars, const LoadOptions& options) {
-  THAW_CHECK(vars != nullptr);
+}  // namespace
+
+Status SaveCheckpoint(const VariableSet& vars, const std::string& path) {
   if (!kHostIsLittleEndian) return BigEndianHost(path);
-  const char* p = path.c_str();
-  std::vector<unsigned char> file;
-  THAW_RETURN_IF_ERROR(ReadFile(path, &file));
+  return ResourceExhaustedOnBadAlloc(path.c_str(), [&] { return WriteCheckpoint(vars, path); });
+}
 
-  // ---- The file against itself ----
-  if (file.size() < 8) {
-    return DataLoss("%s: the file is %zu bytes long, too short for a safetensors header length "
+namespace {
+
+// The header length field at the start of a file of `file_bytes` bytes.
+Status ReadHeaderLength(const char* p, const unsigned char* first8, uint64_t file_bytes,
+                        uint64_t* header_bytes) {
+  if (file_bytes < 8) {
+    return DataLoss("%s: the file is %llu bytes long, too short for a safetensors header length "
                     "(8 bytes)",
-                    p, file.size());
+                    p, U(file_bytes));
   }
-  uint64_t header_bytes = 0;
-  for (int b = 0; b < 8; ++b) header_bytes |= uint64_t{file[b]} << (8 * b);
-  if (header_bytes > kMaxHeaderBytes) {
+  *header_bytes = 0;
+  for (int b = 0; b < 8; ++b) *header_bytes |= uint64_t{first8[b]} << (8 * b);
+  if (*header_bytes > kMaxHeaderBytes) {
     return DataLoss("%s: the header length field says %llu bytes, more than the %llu-byte limit",
-                    p, U(header_bytes), U(kMaxHeaderBytes));
+                    p, U(*header_bytes), U(kMaxHeaderBytes));
   }
-  if (header_bytes > file.size() - 8) {
-    return DataLoss("%s: the header length field says %llu bytes, but only %zu bytes follow it",
-                    p, U(header_bytes), file.size() - 8);
+  if (*header_bytes > file_bytes - 8) {
+    return DataLoss("%s: the header length field says %llu bytes, but only %llu bytes follow it",
+                    p, U(*header_bytes), U(file_bytes - 8));
   }
-  const uint64_t data_bytes = file.size() - 8 - header_bytes;
-  const unsigned char* data = file.data() + 8 + header_bytes;
-  std::vector<Entry> entries;
-  THAW_RETURN_IF_ERROR(ParseHeader(path, file.data() + 8, header_bytes, data_bytes, &entries));
+  return Status::Ok();
+}
 
-  // ---- The file against the model ----
+// Checks the parsed `entries` against the model, then copies their values
+// from `data` (the data section) into `vars`: all or nothing.
+Status LoadEntries(const char* p, std::vector<Entry>& entries, const unsigned char* data,
+                   VariableSet* vars, const LoadOptions& options) {
   std::unordered_map<std::string, Entry*> by_name;
   for (Entry& e : entries) by_name.emplace(e.name, &e);
   std::vector<std::pair<int, const Entry*>> copies;  // (variable, tensor)
@@ -552,6 +621,52 @@ Status LoadCheckpoint(const std::string& path, VariableSet* vars, const LoadOpti
     THAW_CHECK(assigned.ok());  // the length was checked with the shape
   }
   return Status::Ok();
+}
+
+}  // namespace
+
+Status LoadCheckpoint(const std::string& path, VariableSet* vars, const LoadOptions& options) {
+  THAW_CHECK(vars != nullptr);
+  if (!kHostIsLittleEndian) return BigEndianHost(path);
+  const char* p = path.c_str();
+  return ResourceExhaustedOnBadAlloc(p, [&]() -> Status {
+    // The header first, and never more than the file holds: a bad file is
+    // refused before its data is read.
+    FileReader file;
+    THAW_RETURN_IF_ERROR(file.Open(path));
+    unsigned char first8[8] = {};
+    if (file.size() >= 8) THAW_RETURN_IF_ERROR(file.ReadAt(0, 8, first8));
+    uint64_t header_bytes = 0;
+    THAW_RETURN_IF_ERROR(ReadHeaderLength(p, first8, file.size(), &header_bytes));
+    std::vector<unsigned char> header(header_bytes);
+    THAW_RETURN_IF_ERROR(file.ReadAt(8, header.size(), header.data()));
+    const uint64_t data_bytes = file.size() - 8 - header_bytes;
+    std::vector<Entry> entries;
+    THAW_RETURN_IF_ERROR(ParseHeader(path, header.data(), header_bytes, data_bytes, &entries));
+    if (data_bytes > SIZE_MAX) {
+      return ResourceExhausted("%s: the data section's %llu bytes do not fit in memory", p,
+                               U(data_bytes));
+    }
+    std::vector<unsigned char> data(data_bytes);
+    THAW_RETURN_IF_ERROR(file.ReadAt(8 + header_bytes, data.size(), data.data()));
+    return LoadEntries(p, entries, data.data(), vars, options);
+  });
+}
+
+Status LoadCheckpointFromMemory(Span<const unsigned char> bytes, VariableSet* vars,
+                                const LoadOptions& options) {
+  THAW_CHECK(vars != nullptr);
+  const char* p = "checkpoint in memory";
+  if (!kHostIsLittleEndian) return BigEndianHost(p);
+  return ResourceExhaustedOnBadAlloc(p, [&]() -> Status {
+    uint64_t header_bytes = 0;
+    THAW_RETURN_IF_ERROR(ReadHeaderLength(p, bytes.data(), bytes.size(), &header_bytes));
+    const unsigned char* header = bytes.data() + 8;
+    std::vector<Entry> entries;
+    THAW_RETURN_IF_ERROR(
+        ParseHeader(p, header, header_bytes, bytes.size() - 8 - header_bytes, &entries));
+    return LoadEntries(p, entries, header + header_bytes, vars, options);
+  });
 }
 
 }  // namespace thaw

@@ -24,8 +24,9 @@
 // PyTorch), little-endian, row-major, one tensor after the other in
 // variable order.
 //
-// Both calls are setup-time: they allocate (the header, and for loading the
-// whole file) and must not run inside a training step. Neither touches the
+// The calls are setup-time: they allocate (the header, and for loading from a
+// file the data section) and must not run inside a training step; a failed
+// allocation is a ResourceExhausted Status, never an exception. Neither touches the
 // trainable flags, the memory plan or optimizer state. The host must be
 // little-endian (every target thaw runs on is); on a big-endian host both
 // return FailedPrecondition.
@@ -35,6 +36,7 @@
 #include <string>
 
 #include "core/vars/variables.h"
+#include "platform/span.h"
 #include "platform/status.h"
 
 namespace thaw {
@@ -68,16 +70,26 @@ struct LoadOptions {
 //   NotFound         the file does not exist;
 //   IoError          it cannot be read;
 //   DataLoss         it is not a well-formed safetensors file (too short, bad
-//                    header length, header not a JSON object, a malformed
-//                    entry, data offsets out of range, not matching the shape,
-//                    or overlapping, a name given twice);
+//                    header length, header not a JSON object starting at its
+//                    first byte, a malformed entry, data offsets out of range
+//                    or not matching the shape, tensors that do not tile the
+//                    data section exactly: overlaps, gaps or trailing bytes, a
+//                    name given twice, more than 65,536 tensors);
 //   InvalidArgument  it is well-formed but does not fit the model, e.g.
 //                    "<path>: dense_1.weight: checkpoint has shape [10,128],
 //                    model expects [10,256]", a dtype other than F32, in
 //                    strict mode a missing or unexpected tensor, and NaN or
 //                    Inf in a tensor to be loaded (unless allow_non_finite).
+// The header is read and checked first; the data section is read only once
+// the header is known good, and never past the file's size.
 Status LoadCheckpoint(const std::string& path, VariableSet* vars,
                       const LoadOptions& options = {});
+
+// The same for a checkpoint already in memory (a flash region, an mmapped
+// file, bytes received over the network): checked and copied in place, with
+// no copy of the bytes. Messages name "checkpoint in memory" for the path.
+Status LoadCheckpointFromMemory(Span<const unsigned char> bytes, VariableSet* vars,
+                                const LoadOptions& options = {});
 
 }  // namespace thaw
 
