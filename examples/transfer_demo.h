@@ -25,7 +25,7 @@ struct Split {
   thaw::Dataset data;
   std::vector<int32_t> labels;
   thaw::Examples examples() const {
-    return thaw::Examples{data.images.data(), data.count, labels.data(), nullptr};
+    return thaw::Examples{data.images.data(), data.count, labels.data(), nullptr, data.features()};
   }
 };
 

@@ -15,7 +15,11 @@ namespace thaw {
 bool ThreadsEnabled() { return THAW_WITH_TBB != 0; }
 
 ThreadPool::ThreadPool(int num_threads) {
-  THAW_CHECK(num_threads >= 0);
+  if (num_threads < 0) {
+    status_ = InvalidArgument("ThreadPool: num_threads must be 0 (one per core) or positive, "
+                              "got %d", num_threads);
+    return;
+  }
 #if THAW_WITH_TBB
   // TBB gives an arena no more threads than the machine has cores (and warns
   // when asked for more), so the pool says what it really gets.

@@ -14,6 +14,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "platform/status.h"
+
 namespace thaw {
 
 // A non-owning, non-allocating reference to a callable `void(size_t)`.
@@ -36,13 +38,16 @@ class TaskRef {
 class ThreadPool {
  public:
   // num_threads == 0, or more than the machine has cores, gives one thread
-  // per core. Without TBB it is always 1.
+  // per core. Without TBB it is always 1. A negative count gives one thread
+  // and an InvalidArgument status(), which a model built on the pool returns.
   explicit ThreadPool(int num_threads = 0);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int num_threads() const { return num_threads_; }
+  // Ok, or why the pool could not be made as asked.
+  const Status& status() const { return status_; }
 
   // Runs task(i) for every i in [0, num_tasks), possibly concurrently, and
   // returns when all are done. Tasks must not throw. With one thread (or one
@@ -54,6 +59,7 @@ class ThreadPool {
 
  private:
   int num_threads_ = 1;
+  Status status_;
   void* arena_ = nullptr;  // tbb::task_arena*, hidden to keep TBB out of headers
 };
 

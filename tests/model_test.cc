@@ -400,6 +400,61 @@ TEST(ModelTest, BuildCanBeRetriedAfterItFailed) {
       << summary;
 }
 
+// Keras: `layer.trainable = False` before the model is built holds; it used
+// to be dropped silently (the layer had no variables yet).
+TEST(ModelTest, SetTrainableBeforeBuildIsKept) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1 << 20, &arena).ok());
+  Sequential model;
+  ASSERT_TRUE(model.Add(Dense::Make(8, Activation::kRelu)).ok());
+  ASSERT_TRUE(model.Add(Dense::Make(3)).ok());
+  model.layer(0).SetTrainable(false);
+  EXPECT_FALSE(model.layer(0).trainable());
+  ASSERT_TRUE(model.Build(5, 4, &arena, 1).ok());
+  EXPECT_FALSE(model.variables()[0].trainable());
+  EXPECT_FALSE(model.variables()[1].trainable());
+  EXPECT_TRUE(model.variables()[2].trainable());
+  EXPECT_FALSE(model.layer(0).trainable());
+}
+
+// A row width given with the examples is checked against the model's input,
+// instead of reading past the caller's rows.
+TEST(ModelTest, ExamplesOfTheWrongWidthAreRefused) {
+  Reference ref;
+  ASSERT_TRUE(ref.Make(1 << 16).ok());
+  const std::vector<float> x = Inputs(4 * 16);  // rows of 16, the model takes 20
+  const int32_t labels[4] = {0, 1, 2, 0};
+  const TensorView w = ref.model.variables()[0].value();
+  const std::vector<float> before(w.data(), w.data() + w.num_elements());
+  Status s = ref.model.TrainOnBatch(Examples{x.data(), 4, labels, nullptr, 16});
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(s, "TrainOnBatch: the examples have 16 elements each, the model's input "
+                          "takes 20"))
+      << s.message();
+  EXPECT_EQ(std::memcmp(w.data(), before.data(), before.size() * sizeof(float)), 0);
+  FitOptions fit;
+  fit.batch_size = 4;
+  EXPECT_TRUE(Contains(ref.model.Fit(Examples{x.data(), 4, labels, nullptr, 16}, fit),
+                       "Fit: the examples have 16 elements each"));
+}
+
+// A negative thread count is the caller's error, reported by the model built
+// on the pool (a constructor cannot return a Status), not an abort.
+TEST(ModelTest, ANegativeThreadCountIsAStatus) {
+  ThreadPool pool(-1);
+  EXPECT_EQ(pool.num_threads(), 1);
+  EXPECT_EQ(pool.status().code(), StatusCode::kInvalidArgument);
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1 << 20, &arena).ok());
+  Sequential model(pool);
+  ASSERT_TRUE(model.Add(Dense::Make(3)).ok());
+  const Status s = model.Build(5, 4, &arena);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(s, "ThreadPool: num_threads must be 0 (one per core) or positive, got -1"))
+      << s.message();
+  EXPECT_FALSE(model.built());
+}
+
 // Hyper-parameters out of range are refused by Compile, as torch.optim's
 // constructors refuse them; the model keeps its previous optimizer.
 TEST(ModelTest, CompileRefusesHyperParametersOutOfRange) {

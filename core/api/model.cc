@@ -49,7 +49,14 @@ Symbol Model::Input(const Shape& shape, Layout layout) {
                          "dimensions", shape.ToString().c_str(), kMaxRank - 1));
     return Symbol();
   }
-  input_ = graph_.AddInput(shape, layout);
+  Status added = ResourceExhaustedOnBadAlloc("Input", [&] {
+    input_ = graph_.AddInput(shape, layout);
+    return Status::Ok();
+  });
+  if (!added.ok()) {
+    Fail(added);
+    return Symbol();
+  }
   return Symbol(this, input_);
 }
 
@@ -58,18 +65,21 @@ Status Model::AddLayer(std::unique_ptr<Layer> layer, const std::string& name) {
     return FailedPrecondition("the model is already built; add layers before Build");
   }
   if (layer == nullptr) return InvalidArgument("the layer is null");
-  std::string chosen = name;
-  if (chosen.empty()) {
-    int same_kind = 0;
-    for (const auto& l : layers_) same_kind += std::strcmp(l->kind(), layer->kind()) == 0;
-    chosen = std::string(layer->kind()) + "_" + std::to_string(same_kind);
-  }
-  if (FindLayer(chosen) != nullptr || chosen.find('.') != std::string::npos) {
-    return InvalidArgument("%s: a layer name must be unique and contain no '.'", chosen.c_str());
-  }
-  layer->name_ = chosen;
-  layers_.push_back(std::move(layer));
-  return Status::Ok();
+  return ResourceExhaustedOnBadAlloc("adding a layer", [&] {
+    std::string chosen = name;
+    if (chosen.empty()) {
+      int same_kind = 0;
+      for (const auto& l : layers_) same_kind += std::strcmp(l->kind(), layer->kind()) == 0;
+      chosen = std::string(layer->kind()) + "_" + std::to_string(same_kind);
+    }
+    if (FindLayer(chosen) != nullptr || chosen.find('.') != std::string::npos) {
+      return InvalidArgument("%s: a layer name must be unique and contain no '.'", chosen.c_str());
+    }
+    layers_.reserve(layers_.size() + 1);
+    layer->name_ = std::move(chosen);
+    layers_.push_back(std::move(layer));
+    return Status::Ok();
+  });
 }
 
 Symbol Model::CallLayer(size_t index, Span<const Symbol> inputs) {
@@ -89,9 +99,13 @@ Symbol Model::CallLayer(size_t index, Span<const Symbol> inputs) {
     }
     values[i] = inputs[i].value_;
   }
-  LayerBuilder builder(&graph_, &declared_, layer.name(), static_cast<int>(index));
   Value* out = nullptr;
-  Status s = layer.Call(builder, Span<Value* const>(values, inputs.size()), &out);
+  // A heap allocation failing part-way leaves the graph half-extended: the
+  // model records the error (status()) and cannot be built.
+  Status s = ResourceExhaustedOnBadAlloc(layer.name().c_str(), [&] {
+    LayerBuilder builder(&graph_, &declared_, layer.name(), static_cast<int>(index));
+    return layer.Call(builder, Span<Value* const>(values, inputs.size()), &out);
+  });
   if (!s.ok()) {
     Fail(s);
     return Symbol();
@@ -144,36 +158,45 @@ Status Model::Build(Symbol output, size_t max_batch, Arena* arena, uint64_t seed
   if (arena == nullptr || arena->data() == nullptr) {
     return InvalidArgument("Build: the arena is empty");
   }
-  // Create every variable first; only when all fit does the model take them.
+  THAW_RETURN_IF_ERROR(pool_->status());
+  return ResourceExhaustedOnBadAlloc("Build", [&] { return BuildIn(output.value_, max_batch, arena, seed); });
+}
+
+// Build's allocating part. Everything is made in locals first and the model
+// takes them only when all are made, with moves and swaps that cannot throw:
+// a failure (an arena too small, a heap allocation that throws) leaves the
+// model unbuilt and Build can be called again.
+Status Model::BuildIn(Value* output, size_t max_batch, Arena* arena, uint64_t seed) {
   auto vars = std::make_unique<VariableSet>(arena);
+  std::vector<std::vector<Variable>> handles(layers_.size());
   for (const DeclaredVariable& d : declared_) {
     Variable v;
     if (d.role == VariableRole::kStatistic) {
       THAW_RETURN_IF_ERROR(vars->CreateStatistic(d.name, d.shape, &v));
     } else {
-      THAW_RETURN_IF_ERROR(vars->Create(d.name, d.shape, /*trainable=*/true, &v));
+      THAW_RETURN_IF_ERROR(vars->Create(d.name, d.shape, layers_[d.layer]->trainable_, &v));
     }
     vars->SetFileFormat(v, d.file);
+    handles[d.layer].push_back(v);
   }
-  for (size_t i = 0; i < declared_.size(); ++i) {
-    const DeclaredVariable& d = declared_[i];
-    d.value->variable = static_cast<int>(i);
-    layers_[d.layer]->variables_.push_back((*vars)[static_cast<int>(i)]);
+  // Size every per-step structure now, so that a step never allocates.
+  auto programs = std::make_unique<Programs>();
+  for (CachedProgram* p : {&programs->train, &programs->evaluate, &programs->predict}) {
+    p->program.Reserve(graph_);
+    p->trainable = vars->trainable_bits();
   }
+  // ---- Nothing below allocates or fails. ----
+  for (size_t i = 0; i < declared_.size(); ++i) declared_[i].value->variable = static_cast<int>(i);
+  for (size_t l = 0; l < layers_.size(); ++l) layers_[l]->variables_.swap(handles[l]);
   vars_ = std::move(vars);
+  programs_ = std::move(programs);
   Random rng(seed);
   for (const auto& layer : layers_) layer->ResetParameters(rng);
   arena_ = arena;
-  output_ = output.value_;
+  output_ = output;
   loss_input_ = output_;
   max_batch_ = max_batch;
   arena_token_ = Arena::NewOwnerToken();
-  // Size every per-step structure now, so that a step never allocates.
-  programs_ = std::make_unique<Programs>();
-  for (CachedProgram* p : {&programs_->train, &programs_->evaluate, &programs_->predict}) {
-    p->program.Reserve(graph_);
-    p->trainable = vars_->trainable_bits();
-  }
   return Status::Ok();
 }
 
@@ -208,8 +231,12 @@ Status Model::Compile(const OptimizerConfig& config, Loss loss) {
     return InvalidArgument("loss %s needs at least 2 output classes; the model has %zu",
                            LossName(loss), outputs);
   }
+  compiled_ = false;  // until the new optimizer is in place
   optimizer_.reset();  // detach the old one before the new one attaches
-  optimizer_ = MakeOptimizer(config, vars_.get(), *pool_);
+  THAW_RETURN_IF_ERROR(ResourceExhaustedOnBadAlloc("Compile", [&] {
+    optimizer_ = MakeOptimizer(config, vars_.get(), *pool_);
+    return Status::Ok();
+  }));
   loss_ = loss;
   // A softmax fused into the loss: the loss reads the logits, and the
   // softmax node runs only in Predict.
@@ -246,6 +273,10 @@ Status Model::CheckReady(const char* what, bool needs_compile) const {
 Status Model::CheckExamples(const char* what, const Examples& e) const {
   if (e.count == 0) return Status::Ok();
   if (e.x == nullptr) return InvalidArgument("%s: the examples have no inputs (x is null)", what);
+  if (e.features != 0 && e.features != input_features()) {
+    return InvalidArgument("%s: the examples have %zu elements each, the model's input takes %zu",
+                           what, e.features, input_features());
+  }
   if (UsesLabels(loss_)) {
     if (e.labels == nullptr) {
       return InvalidArgument("%s: loss %s needs integer labels (Examples::labels)", what, LossName(loss_));
@@ -294,11 +325,14 @@ Status Model::PlanMemory(const PlanOptions& options, ModelPlan* plan) const {
   }
   if (options.batch == 0) return InvalidArgument("PlanMemory: the batch is empty");
   THAW_RETURN_IF_ERROR(CheckBatch("PlanMemory", options.batch));
-  Program program;
-  program.Reserve(graph_);
-  program.Compile(graph_, *vars_, trainable, SpecFor(options.mode, options.batch, options.gather));
-  FillPlan(program, trainable, plan);
-  return Status::Ok();
+  return ResourceExhaustedOnBadAlloc("PlanMemory", [&] {
+    Program program;
+    program.Reserve(graph_);
+    program.Compile(graph_, *vars_, trainable,
+                    SpecFor(options.mode, options.batch, options.gather));
+    FillPlan(program, trainable, plan);
+    return Status::Ok();
+  });
 }
 
 Status Model::PlanMemory(size_t batch, bool training, ModelPlan* plan) const {
@@ -548,6 +582,11 @@ Status Model::Predict(const float* x, size_t count, float* out) {
 
 Status Model::Fit(const Examples& train, const FitOptions& options,
                   std::vector<EpochResult>* history) {
+  return ResourceExhaustedOnBadAlloc("Fit", [&] { return FitIn(train, options, history); });
+}
+
+Status Model::FitIn(const Examples& train, const FitOptions& options,
+                    std::vector<EpochResult>* history) {
   THAW_RETURN_IF_ERROR(CheckReady("Fit", true));
   if (options.batch_size == 0 || options.batch_size > max_batch_) {
     return InvalidArgument("Fit: batch size %zu is outside [1, %zu] (max_batch)",

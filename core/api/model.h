@@ -71,6 +71,10 @@ struct Examples {
   size_t count = 0;
   const int32_t* labels = nullptr;  // [count]: sparse categorical losses
   const float* targets = nullptr;   // [count, outputs]: MSE and binary CE
+  // Elements of one example in x, checked against the model's input: give it
+  // (a dataset's row width) so a mismatch is refused instead of read past.
+  // 0: not given, the caller vouches that rows are input_features() long.
+  size_t features = 0;
 };
 
 // Loss (mean over examples) and accuracy (NaN when the loss has none).
@@ -240,6 +244,9 @@ class Model {
   Status CheckReady(const char* what, bool needs_compile) const;
   Status CheckExamples(const char* what, const Examples& examples) const;
   void Fail(Status status);
+  Status BuildIn(Value* output, size_t max_batch, Arena* arena, uint64_t seed);
+  Status FitIn(const Examples& train, const FitOptions& options,
+               std::vector<EpochResult>* history);
   ProgramSpec SpecFor(StepMode mode, size_t batch, bool gather) const;
   void FillPlan(const Program& program, const Bitmap& trainable, ModelPlan* plan) const;
   // Runs one step on the batch at rows [index[0..count)] of `examples`

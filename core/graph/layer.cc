@@ -32,6 +32,7 @@ Status LayerBuilder::AddNode(const OpDef& op, const OpAttrs& attrs, Span<Value* 
 }
 
 void Layer::SetTrainable(bool trainable) {
+  trainable_ = trainable;
   for (const Variable& v : variables_) {
     if (v.role() == VariableRole::kParameter) {
       Status s = v.set_trainable(trainable);
@@ -41,6 +42,7 @@ void Layer::SetTrainable(bool trainable) {
 }
 
 bool Layer::trainable() const {
+  if (variables_.empty()) return trainable_;
   for (const Variable& v : variables_) {
     if (v.trainable()) return true;
   }

@@ -16,7 +16,8 @@
 // nodes to the model's graph. The model creates the variables in its arena
 // at Build, named "<layer>.<suffix>", then asks every layer, in order, to
 // ResetParameters. SetTrainable(false) freezes the layer's parameters, as
-// Keras `layer.trainable = False`; it takes effect at the next step.
+// Keras `layer.trainable = False`; it takes effect at the next step, and
+// before Build it is remembered: Build creates the parameters frozen.
 #ifndef THAW_CORE_GRAPH_LAYER_H_
 #define THAW_CORE_GRAPH_LAYER_H_
 
@@ -83,9 +84,12 @@ class Layer {
   const Value* output() const { return output_; }
 
   // Freezes (false) or thaws (true) the layer's parameters; statistics stay
-  // frozen. Takes effect at the next step.
+  // frozen. Takes effect at the next step; before Build, at Build. A layer
+  // without parameters (ReLU, pooling) has nothing to freeze: as in Keras,
+  // the call is allowed and changes nothing, so a loop may freeze them all.
   void SetTrainable(bool trainable);
-  // True when any parameter of the layer is trainable.
+  // True when any parameter of the layer is trainable; before Build, what
+  // SetTrainable last asked for (true by default).
   bool trainable() const;
   // Draws new initial values (Dense: Glorot-uniform weight, zero bias).
   virtual void ResetParameters(Random& rng) {}
@@ -102,6 +106,7 @@ class Layer {
   std::string name_;
   std::vector<Variable> variables_;
   Value* output_ = nullptr;
+  bool trainable_ = true;  // the last SetTrainable, applied at Build
 };
 
 }  // namespace thaw

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <set>
 #include <string>
@@ -25,7 +26,6 @@ namespace thaw {
 namespace {
 
 using Json = nlohmann::json;
-using OrderedJson = nlohmann::ordered_json;
 
 constexpr bool kHostIsLittleEndian = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
 // The reference implementation (huggingface/safetensors) refuses larger
@@ -122,6 +122,35 @@ std::string DimsToString(const std::vector<uint64_t>& dims) {
   return s + "]";
 }
 
+// Appends `s` (valid UTF-8) as a JSON string, escaped as nlohmann::json's
+// dump() escapes: the quote and the backslash, the short forms \b \f \n \r \t,
+// other control characters as \u00xx, nothing else; so the bytes match the
+// files earlier versions wrote.
+void AppendJsonString(const std::string& s, std::string* out) {
+  out->push_back('"');
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': *out += "\\\""; break;
+      case '\\': *out += "\\\\"; break;
+      case '\b': *out += "\\b"; break;
+      case '\f': *out += "\\f"; break;
+      case '\n': *out += "\\n"; break;
+      case '\r': *out += "\\r"; break;
+      case '\t': *out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char escaped[8];
+          std::snprintf(escaped, sizeof(escaped), "\\u%04x", c);
+          *out += escaped;
+        } else {
+          out->push_back(ch);
+        }
+    }
+  }
+  out->push_back('"');
+}
+
 // One tensor entry of the header, checked against the file.
 struct Entry {
   std::string name;
@@ -131,6 +160,42 @@ struct Entry {
   uint64_t end = 0;
   bool matched = false;  // a variable has this name
 };
+
+// The checks of a parsed entry that concern its numbers: the shape's size,
+// and offsets in order, inside the data section and as long as the shape
+// and dtype say. `data_bytes` is the size of the data section.
+Status CheckEntry(const std::string& path, uint64_t data_bytes, const Entry& e) {
+  const char* p = path.c_str();
+  const char* n = e.name.c_str();
+  uint64_t elements = 1;
+  for (const uint64_t d : e.dims) {
+    if (__builtin_mul_overflow(elements, d, &elements)) {
+      return DataLoss("%s: %s: shape %s has more elements than fit in 64 bits", p, n,
+                      DimsToString(e.dims).c_str());
+    }
+  }
+  if (e.begin > e.end) {
+    return DataLoss("%s: %s: data_offsets [%llu,%llu] end before they begin", p, n,
+                    U(e.begin), U(e.end));
+  }
+  if (e.end > data_bytes) {
+    return DataLoss("%s: %s: data_offsets [%llu,%llu] run past the end of the data section, "
+                    "which holds %llu bytes",
+                    p, n, U(e.begin), U(e.end), U(data_bytes));
+  }
+  const size_t element_bytes = DtypeBytes(e.dtype);
+  uint64_t bytes = 0;
+  if (element_bytes != 0 &&
+      (__builtin_mul_overflow(elements, element_bytes, &bytes) ||
+       bytes != e.end - e.begin)) {
+    return DataLoss("%s: %s: data_offsets [%llu,%llu] hold %llu bytes, but shape %s of %s "
+                    "needs %llu x %zu bytes",
+                    p, n, U(e.begin), U(e.end), U(e.end - e.begin),
+                    DimsToString(e.dims).c_str(), e.dtype.c_str(), U(elements),
+                    element_bytes);
+  }
+  return Status::Ok();
+}
 
 // Checks one header entry (everything that does not depend on the model) and
 // fills *entry. `data_bytes` is the size of the data section.
@@ -158,19 +223,13 @@ Status ParseEntry(const std::string& path, const std::string& name, const Json& 
     return DataLoss("%s: %s: shape must be an array of non-negative integers, found %s", p, n,
                     Describe(*shape).c_str());
   }
-  uint64_t elements = 1;
   for (size_t i = 0; i < shape->size(); ++i) {
     const Json& dim = (*shape)[i];
     if (!dim.is_number_unsigned()) {
       return DataLoss("%s: %s: shape %s must hold non-negative integers, but dimension %zu is %s",
                       p, n, Describe(*shape).c_str(), i, Describe(dim).c_str());
     }
-    const uint64_t d = *dim.get_ptr<const Json::number_unsigned_t*>();
-    entry->dims.push_back(d);
-    if (__builtin_mul_overflow(elements, d, &elements)) {
-      return DataLoss("%s: %s: shape %s has more elements than fit in 64 bits", p, n,
-                      Describe(*shape).c_str());
-    }
+    entry->dims.push_back(*dim.get_ptr<const Json::number_unsigned_t*>());
   }
 
   const auto offsets = value.find("data_offsets");
@@ -183,27 +242,7 @@ Status ParseEntry(const std::string& path, const std::string& name, const Json& 
   }
   entry->begin = *(*offsets)[0].get_ptr<const Json::number_unsigned_t*>();
   entry->end = *(*offsets)[1].get_ptr<const Json::number_unsigned_t*>();
-  if (entry->begin > entry->end) {
-    return DataLoss("%s: %s: data_offsets [%llu,%llu] end before they begin", p, n,
-                    U(entry->begin), U(entry->end));
-  }
-  if (entry->end > data_bytes) {
-    return DataLoss("%s: %s: data_offsets [%llu,%llu] run past the end of the data section, "
-                    "which holds %llu bytes",
-                    p, n, U(entry->begin), U(entry->end), U(data_bytes));
-  }
-  const size_t element_bytes = DtypeBytes(entry->dtype);
-  uint64_t bytes = 0;
-  if (element_bytes != 0 &&
-      (__builtin_mul_overflow(elements, element_bytes, &bytes) ||
-       bytes != entry->end - entry->begin)) {
-    return DataLoss("%s: %s: data_offsets [%llu,%llu] hold %llu bytes, but shape %s of %s "
-                    "needs %llu x %zu bytes",
-                    p, n, U(entry->begin), U(entry->end), U(entry->end - entry->begin),
-                    DimsToString(entry->dims).c_str(), entry->dtype.c_str(), U(elements),
-                    element_bytes);
-  }
-  return Status::Ok();
+  return CheckEntry(path, data_bytes, *entry);
 }
 
 Status CheckMetadata(const std::string& path, const Json& value) {
@@ -220,13 +259,16 @@ Status CheckMetadata(const std::string& path, const Json& value) {
   return Status::Ok();
 }
 
-// The first pass over the header text: a SAX handler that builds nothing and
+// The pass over the header text: a SAX handler that builds no JSON tree. It
 // stops at the first syntax error, at a key repeated within one object, at
 // nesting deeper than a safetensors header has ({ entry: { shape: [ n ] } } is
 // 3 levels), at a tensor entry without dtype, shape or data_offsets, and past
-// kMaxTensors entries or kMaxHeaderValues values. So a hostile header (100 MB
-// of "[[[[...", or of empty entries) is refused after a bounded amount of work,
-// and what is later parsed into a tree is bounded too.
+// kMaxTensors entries or kMaxHeaderValues values; so a hostile header (100 MB
+// of "[[[[...", or of empty entries) is refused after bounded work. Along the
+// way it collects the entries. When every value has the type safetensors
+// gives it (conforming()), those entries are the header's; otherwise the
+// header is parsed again into a tree, only to say what is wrong (a JSON tree
+// may allocate even when it is destroyed, so a good header never makes one).
 //
 // JSON allows a key twice and nlohmann::json would keep the last value; a
 // checkpoint that names a tensor twice is ambiguous, so it is rejected.
@@ -244,18 +286,48 @@ class HeaderScan final : public nlohmann::json_sax<Json> {
   const std::string& key() const { return key_; }
   int repeated_depth() const { return repeated_depth_; }
   const char* missing_field() const { return missing_field_; }
+  // Every value where safetensors puts one of its type: the entries are whole.
+  bool conforming() const { return conforming_; }
+  std::vector<Entry>& entries() { return entries_; }
 
-  bool null() override { return Value(); }
-  bool boolean(bool) override { return Value(); }
-  bool number_integer(number_integer_t) override { return Value(); }
-  bool number_unsigned(number_unsigned_t) override { return Value(); }
-  bool number_float(number_float_t, const string_t&) override { return Value(); }
-  bool string(string_t&) override { return Value(); }
-  bool binary(binary_t&) override { return Value(); }
+  bool null() override { return Scalar(false); }
+  bool boolean(bool) override { return Scalar(false); }
+  bool number_integer(number_integer_t) override { return Scalar(false); }
+  bool number_unsigned(number_unsigned_t value) override {
+    if (!Value()) return false;
+    if (depth_ == 3 && field_ == Field::kShape) {
+      entries_.back().dims.push_back(value);
+    } else if (depth_ == 3 && field_ == Field::kOffsets) {
+      uint64_t* slot = offsets_ == 0 ? &entries_.back().begin : &entries_.back().end;
+      if (offsets_++ < 2) *slot = value;
+    } else {
+      Unexpected();
+    }
+    return true;
+  }
+  bool number_float(number_float_t, const string_t&) override { return Scalar(false); }
+  bool string(string_t& value) override {
+    if (!Value()) return false;
+    if (depth_ == 2 && field_ == Field::kDtype) {
+      entries_.back().dtype = value;
+    } else if (!(depth_ == 2 && in_metadata_)) {
+      Unexpected();
+    }
+    return true;
+  }
+  bool binary(binary_t&) override { return Scalar(false); }
   bool start_object(std::size_t) override {
     if (!Value() || !Enter()) return false;
     keys_.emplace_back();
-    if (depth_ == 2) fields_ = 0;
+    if (depth_ == 2) {
+      fields_ = 0;
+      if (!in_metadata_) {
+        entries_.emplace_back();
+        entries_.back().name = entry_;
+      }
+    } else if (depth_ != 1) {
+      Unexpected();
+    }
     return true;
   }
   bool key(string_t& key) override {
@@ -267,18 +339,25 @@ class HeaderScan final : public nlohmann::json_sax<Json> {
     }
     if (depth_ == 1) {
       entry_ = key;
-      if (key != kMetadataKey && ++tensors_ > kMaxTensors) {
+      field_ = Field::kNone;
+      in_metadata_ = key == kMetadataKey;
+      if (!in_metadata_ && ++tensors_ > kMaxTensors) {
         problem_ = Problem::kTooLarge;
         return false;
       }
-    } else if (depth_ == 2) {
+    } else if (depth_ == 2 && !in_metadata_) {
+      field_ = key == "dtype" ? Field::kDtype
+               : key == "shape" ? Field::kShape
+               : key == "data_offsets" ? Field::kOffsets
+                                       : Field::kOther;
       fields_ |= key == "dtype" ? 1 : key == "shape" ? 2 : key == "data_offsets" ? 4 : 0;
     }
     return true;
   }
   bool end_object() override {
     keys_.pop_back();
-    if (depth_-- == 2 && entry_ != kMetadataKey && fields_ != 7) {
+    if (depth_ == 2) field_ = Field::kNone;
+    if (depth_-- == 2 && !in_metadata_ && fields_ != 7) {
       problem_ = Problem::kMissingField;
       key_ = entry_;
       missing_field_ = (fields_ & 1) == 0 ? "dtype" : (fields_ & 2) == 0 ? "shape" : "data_offsets";
@@ -286,9 +365,14 @@ class HeaderScan final : public nlohmann::json_sax<Json> {
     }
     return true;
   }
-  bool start_array(std::size_t) override { return Value() && Enter(); }
+  bool start_array(std::size_t) override {
+    if (!Value() || !Enter()) return false;
+    offsets_ = 0;
+    if (depth_ != 3 || (field_ != Field::kShape && field_ != Field::kOffsets)) Unexpected();
+    return true;
+  }
   bool end_array() override {
-    --depth_;
+    if (depth_-- == 3 && field_ == Field::kOffsets && offsets_ != 2) Unexpected();
     return true;
   }
   bool parse_error(std::size_t position, const std::string&,
@@ -299,6 +383,8 @@ class HeaderScan final : public nlohmann::json_sax<Json> {
   }
 
  private:
+  enum class Field { kNone, kDtype, kShape, kOffsets, kOther };
+
   bool Value() {
     if (++values_ <= kMaxHeaderValues) return true;
     problem_ = Problem::kTooLarge;
@@ -309,13 +395,30 @@ class HeaderScan final : public nlohmann::json_sax<Json> {
     problem_ = Problem::kTooDeep;
     return false;
   }
+  // A scalar other than a string or a non-negative integer: only an unknown
+  // field of an entry may hold one.
+  bool Scalar(bool) {
+    if (!Value()) return false;
+    Unexpected();
+    return true;
+  }
+  // A value of a type safetensors does not put there, unless it is inside an
+  // unknown field of an entry (which readers ignore).
+  void Unexpected() {
+    if (!(depth_ >= 2 && !in_metadata_ && field_ == Field::kOther)) conforming_ = false;
+  }
 
   int depth_ = 0;
   size_t values_ = 0;
   size_t tensors_ = 0;
   std::vector<std::set<std::string>> keys_;  // per open object
   std::string entry_;                        // the current depth-1 key
+  bool in_metadata_ = false;                 // inside "__metadata__"
+  Field field_ = Field::kNone;               // the current key of an entry
   unsigned fields_ = 0;                      // dtype 1, shape 2, data_offsets 4 seen
+  size_t offsets_ = 0;                       // values in the current array
+  bool conforming_ = true;
+  std::vector<Entry> entries_;
   Problem problem_ = Problem::kNone;
   size_t error_position_ = 0;
   std::string key_;
@@ -323,8 +426,35 @@ class HeaderScan final : public nlohmann::json_sax<Json> {
   const char* missing_field_ = "";
 };
 
-// Parses the header text into entries, in name order, and checks each entry
-// and that no two entries share bytes.
+// The header of a scan that was not conforming(), parsed into a JSON tree to
+// say what is wrong with it: the entries in name order, each checked.
+Status ParseHeaderTree(const std::string& path, const unsigned char* text, uint64_t text_bytes,
+                       uint64_t data_bytes, std::vector<Entry>* entries) {
+  const char* p = path.c_str();
+  // Known to be valid and shallow (the scan).
+  const Json header = Json::parse(text, text + text_bytes, nullptr, /*allow_exceptions=*/false);
+  if (header.is_discarded()) {
+    return DataLoss("%s: the header (%llu bytes) is not valid JSON", p, U(text_bytes));
+  }
+  if (!header.is_object()) {
+    return DataLoss("%s: the header is a JSON %s, not an object", p, header.type_name());
+  }
+
+  entries->clear();
+  entries->reserve(header.size());
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    if (it.key() == kMetadataKey) {
+      THAW_RETURN_IF_ERROR(CheckMetadata(path, *it));
+      continue;
+    }
+    entries->emplace_back();
+    THAW_RETURN_IF_ERROR(ParseEntry(path, it.key(), *it, data_bytes, &entries->back()));
+  }
+  return Status::Ok();
+}
+
+// Parses the header text into entries and checks each, and that they tile
+// the data section.
 Status ParseHeader(const std::string& path, const unsigned char* text, uint64_t text_bytes,
                    uint64_t data_bytes, std::vector<Entry>* entries) {
   const char* p = path.c_str();
@@ -355,13 +485,11 @@ Status ParseHeader(const std::string& path, const unsigned char* text, uint64_t 
                       "thaw reads",
                       p, kMaxTensors, kMaxHeaderValues);
   }
-  // Known to be valid and shallow now.
-  const Json header = Json::parse(text, text + text_bytes, nullptr, /*allow_exceptions=*/false);
-  if (header.is_discarded()) {
-    return DataLoss("%s: the header (%llu bytes) is not valid JSON", p, U(text_bytes));
-  }
-  if (!header.is_object()) {
-    return DataLoss("%s: the header is a JSON %s, not an object", p, header.type_name());
+  if (scan.conforming()) {
+    *entries = std::move(scan.entries());
+    for (const Entry& e : *entries) THAW_RETURN_IF_ERROR(CheckEntry(path, data_bytes, e));
+  } else {
+    THAW_RETURN_IF_ERROR(ParseHeaderTree(path, text, text_bytes, data_bytes, entries));
   }
   // As the reference implementation: the object starts at the first byte (no
   // byte-order mark, which the JSON parser would skip, nor leading spaces).
@@ -369,17 +497,6 @@ Status ParseHeader(const std::string& path, const unsigned char* text, uint64_t 
     return DataLoss("%s: the header must start with '{', but its first byte is 0x%02X (a "
                     "byte-order mark or leading space is not allowed)",
                     p, text[0]);
-  }
-
-  entries->clear();
-  entries->reserve(header.size());
-  for (auto it = header.begin(); it != header.end(); ++it) {
-    if (it.key() == kMetadataKey) {
-      THAW_RETURN_IF_ERROR(CheckMetadata(path, *it));
-      continue;
-    }
-    entries->emplace_back();
-    THAW_RETURN_IF_ERROR(ParseEntry(path, it.key(), *it, data_bytes, &entries->back()));
   }
 
   // The tensors tile the data section, as the reference implementation
@@ -426,10 +543,11 @@ std::vector<uint64_t> DimsOf(const Shape& shape) {
 namespace {
 
 Status WriteCheckpoint(const VariableSet& vars, const std::string& path) {
-  // The header lists tensors in variable order (ordered_json keeps insertion
-  // order), so the bytes depend only on the set, and the data follows in the
-  // same order without gaps.
-  OrderedJson header = OrderedJson::object();
+  // The header lists tensors in variable order, so the bytes depend only on
+  // the set, and the data follows in the same order without gaps. Written by
+  // hand rather than through nlohmann::json, whose destructor allocates (an
+  // allocation failure there would terminate the process).
+  std::string text = "{";
   uint64_t offset = 0;
   for (int i = 0; i < vars.size(); ++i) {
     const std::string& name = vars.name(i);
@@ -445,17 +563,18 @@ Status WriteCheckpoint(const VariableSet& vars, const std::string& path) {
     }
     const FileFormat& format = vars.file_format(i);
     const uint64_t bytes = vars.shape(i).num_elements() * (format.int64 ? 8 : sizeof(float));
-    OrderedJson entry = OrderedJson::object();
-    entry["dtype"] = format.int64 ? "I64" : "F32";
-    entry["shape"] = DimsOf(vars.FileShape(i));
-    entry["data_offsets"] = OrderedJson::array({offset, offset + bytes});
-    header[name] = std::move(entry);
+    AppendJsonString(name, &text);
+    text += format.int64 ? ":{\"dtype\":\"I64\",\"shape\":[" : ":{\"dtype\":\"F32\",\"shape\":[";
+    const Shape file_shape = vars.FileShape(i);
+    for (int d = 0; d < file_shape.rank(); ++d) {
+      if (d > 0) text += ',';
+      text += std::to_string(file_shape.dim(d));
+    }
+    text += "],\"data_offsets\":[" + std::to_string(offset) + "," +
+            std::to_string(offset + bytes) + "]},";
     offset += bytes;
   }
-  header[kMetadataKey]["format"] = "pt";  // what torch-saved safetensors carry
-
-  std::string text = header.dump(-1, ' ', /*ensure_ascii=*/false,
-                                 OrderedJson::error_handler_t::replace);
+  text += "\"__metadata__\":{\"format\":\"pt\"}}";  // what torch-saved safetensors carry
   // Pad with spaces so the data starts 8-byte aligned, as the reference does.
   text.append((8 - text.size() % 8) % 8, ' ');
   if (text.size() > kMaxHeaderBytes) {

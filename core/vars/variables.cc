@@ -81,12 +81,14 @@ size_t VariableSet::WeightsEnd() const {
 
 Status VariableSet::Create(const std::string& name, const Shape& shape,
                            bool trainable, Variable* out) {
-  return Add(name, shape, VariableRole::kParameter, trainable, out);
+  return ResourceExhaustedOnBadAlloc(
+      name.c_str(), [&] { return Add(name, shape, VariableRole::kParameter, trainable, out); });
 }
 
 Status VariableSet::CreateStatistic(const std::string& name, const Shape& shape,
                                     Variable* out) {
-  return Add(name, shape, VariableRole::kStatistic, false, out);
+  return ResourceExhaustedOnBadAlloc(
+      name.c_str(), [&] { return Add(name, shape, VariableRole::kStatistic, false, out); });
 }
 
 Status VariableSet::Add(const std::string& name, const Shape& shape,
@@ -127,11 +129,17 @@ Status VariableSet::Add(const std::string& name, const Shape& shape,
   record.name = name;
   record.shape = shape;
   record.role = role;
+  // Every heap allocation first, while the set is unchanged, so that one that
+  // throws leaves the set as it was. Room for any plan of this many
+  // variables, so that steps never allocate.
+  const size_t count = records_.size() + 1;
+  if (records_.capacity() < count) records_.reserve(2 * count);
+  trainable_.Reserve(count);
+  planned_.Reserve(count);
+  plan_.Reserve(count * (2 + kMaxOptimizerSlots));
   records_.push_back(std::move(record));
-  trainable_.Resize(records_.size());
-  planned_.Resize(records_.size());
-  // Room for any plan of this many variables, so that steps never allocate.
-  plan_.Reserve(records_.size() * (2 + kMaxOptimizerSlots));
+  trainable_.Resize(count);
+  planned_.Resize(count);
   // Places the new value after the others and moves any planned state up
   // past it; it fits (checked above).
   Status moved = Relayout(planned_, planned_slots_);

@@ -53,6 +53,7 @@ class Bitmap {
   void Set(size_t i, bool value);
   size_t Count() const;
   void Resize(size_t size);  // new bits are 0
+  void Reserve(size_t size) { words_.reserve((size + 63) / 64); }
   bool operator==(const Bitmap& other) const;
   bool operator!=(const Bitmap& other) const { return !(*this == other); }
 
