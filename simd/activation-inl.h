@@ -8,6 +8,7 @@
 #define THAW_SIMD_ACTIVATION_INL_H_
 #endif
 
+#include <algorithm>
 #include <cstddef>
 #include <limits>
 
@@ -77,7 +78,9 @@ HWY_INLINE void StoreTail(D d, hn::Vec<D> v, size_t count, float* p) {
 }
 
 // The max of one row of `cols` floats and the sum of exp(z - max). When e is
-// not null it receives exp(z - max) (e may be z).
+// not null it receives exp(z - max) (e may be z). A row holding NaN gives NaN
+// for both and for all of e, as PyTorch's softmax does (Max and Exp alone
+// would drop the NaN and give its logit probability 0).
 HWY_INLINE void RowMaxAndExpSum(const float* z, size_t cols, float* e,
                                 float* max_out, float* sum_out) {
   const hn::ScalableTag<float> d;
@@ -85,8 +88,23 @@ HWY_INLINE void RowMaxAndExpSum(const float* z, size_t cols, float* e,
   const size_t whole = cols - cols % N;
   const float lowest = -std::numeric_limits<float>::infinity();
   auto vmax = hn::Set(d, lowest);
-  for (size_t i = 0; i < whole; i += N) vmax = hn::Max(vmax, hn::LoadU(d, z + i));
-  if (whole < cols) vmax = hn::Max(vmax, LoadTail(d, z + whole, cols - whole, lowest));
+  auto vnan = hn::Zero(d);  // lanes that saw a NaN are all ones
+  for (size_t i = 0; i < whole; i += N) {
+    const auto v = hn::LoadU(d, z + i);
+    vmax = hn::Max(vmax, v);
+    vnan = hn::Or(vnan, hn::VecFromMask(d, hn::IsNaN(v)));
+  }
+  if (whole < cols) {
+    const auto v = LoadTail(d, z + whole, cols - whole, lowest);
+    vmax = hn::Max(vmax, v);
+    vnan = hn::Or(vnan, hn::VecFromMask(d, hn::IsNaN(v)));
+  }
+  if (!hn::AllFalse(d, hn::MaskFromVec(vnan))) {
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    if (e != nullptr) std::fill(e, e + cols, nan);
+    *max_out = *sum_out = nan;
+    return;
+  }
   const auto max = hn::MaxOfLanes(d, vmax);  // in every lane
   auto vsum = hn::Zero(d);
   for (size_t i = 0; i < whole; i += N) {

@@ -93,6 +93,33 @@ TEST_P(ActivationTest, SigmoidAndTanhPropagateNaN) {
   }
 }
 
+// A NaN logit makes its row NaN: softmax, loss and gradient, as in PyTorch
+// (it used to get probability 0, and the step trained on). Other rows stay
+// finite; -inf (a masked logit) is not NaN.
+TEST_P(ActivationTest, SoftmaxAndCrossEntropyPropagateNaN) {
+  const float kNaN = std::numeric_limits<float>::quiet_NaN();
+  const float kInf = std::numeric_limits<float>::infinity();
+  for (size_t cols : {size_t{2}, size_t{5}, size_t{19}}) {
+    const size_t rows = 3;
+    std::vector<float> z(rows * cols, 0.25f), y(rows * cols), dz(rows * cols);
+    z[cols + cols / 2] = kNaN;  // row 1
+    z[2 * cols] = -kInf;        // row 2
+    const std::vector<int32_t> labels = {0, 1, 1};
+    SoftmaxForward(z.data(), y.data(), rows, cols, Pool());
+    const double loss = SoftmaxCrossEntropy(z.data(), labels.data(), rows, cols, nullptr,
+                                            dz.data(), 1.0f);
+    EXPECT_TRUE(std::isnan(loss)) << cols;
+    for (size_t r = 0; r < rows; ++r) {
+      for (size_t c = 0; c < cols; ++c) {
+        const size_t i = r * cols + c;
+        EXPECT_EQ(std::isnan(y[i]), r == 1) << "softmax row " << r << " col " << c;
+        EXPECT_EQ(std::isnan(dz[i]), r == 1) << "gradient row " << r << " col " << c;
+      }
+    }
+    EXPECT_EQ(y[2 * cols], 0.0f);
+  }
+}
+
 TEST_P(ActivationTest, SigmoidSaturatesWithoutNaN) {
   const float z[4] = {-1000.0f, -104.5f, 104.5f, 1000.0f};
   float y[4];
