@@ -22,12 +22,16 @@ class Span {
   // From a braced list; only for Span<const T>, since the list is const.
   // The list lives until the end of the full expression, so this is for
   // arguments: f({1, 2}), never `Span<const int> s = {1, 2};`.
+#if defined(__GNUC__) && !defined(__clang__)  // a GCC warning clang does not know
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Winit-list-lifetime"
+#endif
   template <class U = T, class = std::enable_if_t<std::is_const<U>::value>>
   constexpr Span(std::initializer_list<std::remove_const_t<T>> list)  // NOLINT
       : data_(list.begin()), size_(list.size()) {}
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
   // From std::vector, std::array and friends whose elements convert.
   template <class C,
             class = std::enable_if_t<
