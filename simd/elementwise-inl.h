@@ -111,6 +111,14 @@ HWY_INLINE void ScaleChunk(const float* x, float alpha, float* out, size_t n) {
              n, out, x);
 }
 
+// Clamps to [-limit, limit] (limit > 0): Keras' clipvalue.
+HWY_INLINE void ClampAbsChunk(const float* x, float limit, float* out, size_t n) {
+  MapVectors([limit](auto d, auto vx) HWY_ATTR {
+               return hn::Min(hn::Max(vx, hn::Set(d, -limit)), hn::Set(d, limit));
+             },
+             n, out, x);
+}
+
 // y += alpha * x with MulAdd: fused (one rounding) on targets with FMA
 // (AVX2, AVX3, NEON, SVE), a multiply then an add elsewhere.
 HWY_INLINE void AxpyChunk(float alpha, const float* x, float* y, size_t n) {

@@ -34,6 +34,9 @@ static void AddScalarImpl(const float* x, float c, float* out, size_t n) {
 static void ScaleImpl(const float* x, float alpha, float* out, size_t n) {
   ScaleChunk(x, alpha, out, n);
 }
+static void ClampAbsImpl(const float* x, float limit, float* out, size_t n) {
+  ClampAbsChunk(x, limit, out, n);
+}
 static void AxpyImpl(float alpha, const float* x, float* y, size_t n) {
   AxpyChunk(alpha, x, y, n);
 }
@@ -77,6 +80,7 @@ HWY_EXPORT(SubImpl);
 HWY_EXPORT(MulImpl);
 HWY_EXPORT(AddScalarImpl);
 HWY_EXPORT(ScaleImpl);
+HWY_EXPORT(ClampAbsImpl);
 HWY_EXPORT(AxpyImpl);
 HWY_EXPORT(MulAccImpl);
 HWY_EXPORT(ReluForwardImpl);
@@ -123,6 +127,12 @@ void Scale(const float* x, float alpha, float* out, size_t n,
            ThreadPool& pool) {
   internal::ForEachChunk(n, kElementwiseChunk, pool, [&](size_t i, size_t len) {
     HWY_DYNAMIC_DISPATCH(ScaleImpl)(x + i, alpha, out + i, len);
+  });
+}
+
+void ClampAbs(const float* x, float limit, float* out, size_t n, ThreadPool& pool) {
+  internal::ForEachChunk(n, kElementwiseChunk, pool, [&](size_t i, size_t len) {
+    HWY_DYNAMIC_DISPATCH(ClampAbsImpl)(x + i, limit, out + i, len);
   });
 }
 

@@ -31,6 +31,8 @@ void Mul(const float* a, const float* b, float* out, size_t n, ThreadPool& pool)
 void AddScalar(const float* x, float c, float* out, size_t n, ThreadPool& pool);
 // out = alpha * x
 void Scale(const float* x, float alpha, float* out, size_t n, ThreadPool& pool);
+// out = min(max(x, -limit), limit) for limit > 0 and finite x
+void ClampAbs(const float* x, float limit, float* out, size_t n, ThreadPool& pool);
 // y += alpha * x
 void Axpy(float alpha, const float* x, float* y, size_t n, ThreadPool& pool);
 // out += a * b

@@ -30,6 +30,10 @@ void ScalarAddScalar(const float* x, float c, float* out, size_t n) {
   for (size_t i = 0; i < n; ++i) out[i] = x[i] + c;
 }
 
+void ScalarClampAbs(const float* x, float limit, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = x[i] < -limit ? -limit : x[i] > limit ? limit : x[i];
+}
+
 void ScalarScale(const float* x, float alpha, float* out, size_t n) {
   for (size_t i = 0; i < n; ++i) out[i] = alpha * x[i];
 }

@@ -20,6 +20,7 @@ void ScalarSub(const float* a, const float* b, float* out, size_t n);
 void ScalarMul(const float* a, const float* b, float* out, size_t n);
 void ScalarAddScalar(const float* x, float c, float* out, size_t n);
 void ScalarScale(const float* x, float alpha, float* out, size_t n);
+void ScalarClampAbs(const float* x, float limit, float* out, size_t n);
 void ScalarAxpy(float alpha, const float* x, float* y, size_t n);
 void ScalarMulAcc(const float* a, const float* b, float* out, size_t n);
 void ScalarReluForward(const float* x, float* y, size_t n);

@@ -84,6 +84,36 @@ TEST(ModelAgreementTest, TwoThreadsMatchPyTorchToo) {
   Replay("adam", OptimizerConfig::Adam(o), 2);
 }
 
+// Gradient clipping through the freeze and thaw, against
+// torch.nn.utils.clip_grad_norm_ / clip_grad_value_ (every step clips).
+TEST(ModelAgreementTest, GlobalClipNormMatchesPyTorch) {
+  AdamOptions o;
+  o.learning_rate = 0.01f;
+  OptimizerConfig config = OptimizerConfig::Adam(o);
+  config.clipping.global_clipnorm = 0.05f;
+  Replay("clip_global", config, 1);
+  Replay("clip_global", config, 2);
+}
+
+TEST(ModelAgreementTest, PerVariableClipNormMatchesPyTorch) {
+  SgdOptions o;
+  o.learning_rate = 0.1f;
+  o.momentum = 0.9f;
+  OptimizerConfig config = OptimizerConfig::Sgd(o);
+  config.clipping.clipnorm = 0.02f;
+  Replay("clip_each", config, 1);
+}
+
+TEST(ModelAgreementTest, ClipValueMatchesPyTorch) {
+  SgdOptions o;
+  o.learning_rate = 0.1f;
+  o.momentum = 0.9f;
+  o.weight_decay = 0.01f;
+  OptimizerConfig config = OptimizerConfig::Sgd(o);
+  config.clipping.clipvalue = 0.01f;
+  Replay("clip_value", config, 1);
+}
+
 // Tanh, sigmoid and a softmax layer; MSE, binary and categorical
 // cross-entropy; Nesterov SGD, AdamW and Adam (tests/pytorch/mlp_agreement.py,
 // run_layers).

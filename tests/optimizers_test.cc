@@ -373,3 +373,68 @@ TEST_F(OptimizerTest, StateSurvivesAFreezeChangeAndThawedVariablesStartFresh) {
 
 }  // namespace
 }  // namespace thaw
+
+namespace thaw {
+namespace {
+
+// Clipping through ApplyGradients, computed by hand: plain SGD with lr 1
+// moves each weight by exactly its clipped gradient.
+TEST(GradientClippingTest, ClipsAsDocumentedAndRefusesBadSettings) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1 << 16, &arena).ok());
+  VariableSet vars(&arena);
+  Variable a, b;
+  ASSERT_TRUE(vars.Create("a", {2}, true, &a).ok());
+  ASSERT_TRUE(vars.Create("b", {1}, true, &b).ok());
+  SgdOptions o;
+  o.learning_rate = 1.0f;
+  SGD sgd(&vars, o);
+  auto step = [&](float ga0, float ga1, float gb) {
+    GradientTape tape(&vars);  // lays out the optimizer state for the step
+    float grad_a[2] = {ga0, ga1}, grad_b[1] = {gb};
+    ASSERT_TRUE(vars.Assign(a, {0.0f, 0.0f}).ok());
+    ASSERT_TRUE(vars.Assign(b, {0.0f}).ok());
+    ASSERT_TRUE(sgd.ApplyGradients({{TensorView(grad_a, Shape{2}), a},
+                                    {TensorView(grad_b, Shape{1}), b}})
+                    .ok());
+  };
+  // Global norm: the gradients (3, 4) and (12) have norm 13; clip to 6.5.
+  GradientClipping clip;
+  clip.global_clipnorm = 6.5f;
+  ASSERT_TRUE(sgd.SetClipping(clip).ok());
+  step(3.0f, 4.0f, 12.0f);
+  const float factor = static_cast<float>(6.5 / (13.0 + 1e-6));
+  EXPECT_FLOAT_EQ(a.value().data()[0], -3.0f * factor);
+  EXPECT_FLOAT_EQ(a.value().data()[1], -4.0f * factor);
+  EXPECT_FLOAT_EQ(b.value().data()[0], -12.0f * factor);
+  // Per variable: a's norm 5 is clipped to 1, b's 0.5 is under the limit.
+  clip = GradientClipping();
+  clip.clipnorm = 1.0f;
+  ASSERT_TRUE(sgd.SetClipping(clip).ok());
+  step(3.0f, 4.0f, 0.5f);
+  EXPECT_FLOAT_EQ(a.value().data()[0], static_cast<float>(-3.0 / (5.0 + 1e-6)));
+  EXPECT_FLOAT_EQ(b.value().data()[0], -0.5f);
+  // Per element.
+  clip = GradientClipping();
+  clip.clipvalue = 0.25f;
+  ASSERT_TRUE(sgd.SetClipping(clip).ok());
+  step(3.0f, -0.1f, -4.0f);
+  EXPECT_EQ(a.value().data()[0], -0.25f);
+  EXPECT_EQ(a.value().data()[1], 0.1f);
+  EXPECT_EQ(b.value().data()[0], 0.25f);
+
+  // Refused, keeping the setting: negative, NaN, both norms.
+  GradientClipping bad;
+  bad.clipvalue = -1.0f;
+  EXPECT_TRUE(Contains(sgd.SetClipping(bad), "gradient clipping: clipvalue = -1"));
+  bad = GradientClipping();
+  bad.clipnorm = NAN;
+  EXPECT_TRUE(Contains(sgd.SetClipping(bad), "clipnorm = nan"));
+  bad = GradientClipping();
+  bad.clipnorm = bad.global_clipnorm = 1.0f;
+  EXPECT_TRUE(Contains(sgd.SetClipping(bad), "clipnorm and global_clipnorm are both set"));
+  EXPECT_EQ(sgd.clipping().clipvalue, 0.25f);
+}
+
+}  // namespace
+}  // namespace thaw

@@ -99,6 +99,24 @@ TEST_P(ElementwiseTest, AddScalar) {
   CheckScalarArgExact(AddScalar, ScalarAddScalar);
 }
 TEST_P(ElementwiseTest, Scale) { CheckScalarArgExact(Scale, ScalarScale); }
+// Limits inside and above the data's range [-3, 3].
+TEST_P(ElementwiseTest, ClampAbs) {
+  std::mt19937 rng(778);
+  for (size_t n : TestSizes()) {
+    for (float limit : {0.01f, 0.7f, 2.5f, 4.0f}) {
+      SCOPED_TRACE(Where("clamp", n, 0) + " limit " + std::to_string(limit));
+      Array x(n, 1), out(n, 1);
+      x.FillRandom(rng, -3.0f, 3.0f);
+      std::vector<float> expected(n);
+      ScalarClampAbs(x.data(), limit, expected.data(), n);
+      ClampAbs(x.data(), limit, out.data(), n, Pool());
+      EXPECT_TRUE(SameBits(expected, out.data()));
+      ClampAbs(x.data(), limit, x.data(), n, Pool());  // in place
+      EXPECT_TRUE(SameBits(expected, x.data()));
+      EXPECT_TRUE(out.GuardsIntact() && x.GuardsIntact());
+    }
+  }
+}
 
 // Axpy may be fused on FMA targets (one rounding instead of two), so it
 // differs from the unfused reference by at most about one rounding of each

@@ -4,6 +4,7 @@
 #include <initializer_list>
 #include <utility>
 
+#include "simd/elementwise.h"
 #include "simd/optimizer.h"
 #include "simd/reduce.h"
 
@@ -30,6 +31,38 @@ Status Optimizer::CheckFinite(const Variable& v, const float* grad) const {
       "%s: the gradient holds %zu NaN or infinite value%s (of %zu); nothing was updated. "
       "The inputs held them, or training diverged: check the data, lower the learning rate",
       v.name().c_str(), bad, bad == 1 ? "" : "s", n);
+}
+
+Status Optimizer::SetClipping(const GradientClipping& clipping) {
+  THAW_RETURN_IF_ERROR(CheckOptions(clipping));
+  clipping_ = clipping;
+  return Status::Ok();
+}
+
+void Optimizer::Clip(const int* index, float* const* grads, size_t count) {
+  // clip_grad_norm_'s factor: max_norm / (norm + 1e-6), applied below 1.
+  auto scale_to = [&](float max_norm, double norm, float* grad, size_t n) {
+    const double factor = max_norm / (norm + 1e-6);
+    if (factor < 1.0) simd::Scale(grad, static_cast<float>(factor), grad, n, *pool_);
+  };
+  auto size_of = [&](size_t k) { return (*vars_)[index[k]].shape().num_elements(); };
+  if (clipping_.clipnorm > 0.0f) {
+    for (size_t k = 0; k < count; ++k) {
+      const float squares = simd::Dot(grads[k], grads[k], size_of(k), *pool_);
+      scale_to(clipping_.clipnorm, std::sqrt(static_cast<double>(squares)), grads[k], size_of(k));
+    }
+  }
+  if (clipping_.global_clipnorm > 0.0f) {
+    double squares = 0.0;  // variable by variable, in order: deterministic
+    for (size_t k = 0; k < count; ++k) squares += simd::Dot(grads[k], grads[k], size_of(k), *pool_);
+    const double norm = std::sqrt(squares);
+    for (size_t k = 0; k < count; ++k) scale_to(clipping_.global_clipnorm, norm, grads[k], size_of(k));
+  }
+  if (clipping_.clipvalue > 0.0f) {
+    for (size_t k = 0; k < count; ++k) {
+      simd::ClampAbs(grads[k], clipping_.clipvalue, grads[k], size_of(k), *pool_);
+    }
+  }
 }
 
 void Optimizer::StepVariable(int index, const float* grad) {
@@ -87,6 +120,21 @@ Status Optimizer::ApplyGradients(Span<const GradientAndVariable> pairs) {
     }
     THAW_RETURN_IF_ERROR(CheckFinite(p.variable, p.gradient.data()));
   }
+  if (Clipping()) {
+    int index[kMaxClipped];
+    float* grads[kMaxClipped];
+    size_t count = 0;
+    for (const GradientAndVariable& p : pairs) {
+      if (!p.gradient.present()) continue;
+      if (count == kMaxClipped) {
+        return InvalidArgument("ApplyGradients: clipping takes at most %zu gradients per step, "
+                               "got more; nothing was updated", kMaxClipped);
+      }
+      index[count] = p.variable.index();
+      grads[count++] = p.gradient.data();
+    }
+    Clip(index, grads, count);
+  }
   for (const GradientAndVariable& p : pairs) {
     if (p.gradient.present()) StepVariable(p.variable.index(), p.gradient.data());
   }
@@ -106,6 +154,22 @@ Status Optimizer::ApplyOwnGradients() {
     if (vars_->planned_trainable(i)) {
       THAW_RETURN_IF_ERROR(CheckFinite((*vars_)[i], vars_->gradient_data(i)));
     }
+  }
+  if (Clipping()) {
+    int index[kMaxClipped];
+    float* grads[kMaxClipped];
+    size_t count = 0;
+    for (int i = 0; i < vars_->size(); ++i) {
+      if (!vars_->planned_trainable(i)) continue;
+      if (count == kMaxClipped) {
+        return InvalidArgument("ApplyOwnGradients: clipping takes at most %zu trainable "
+                               "variables, the model has more; nothing was updated",
+                               kMaxClipped);
+      }
+      index[count] = i;
+      grads[count++] = vars_->gradient_data(i);
+    }
+    Clip(index, grads, count);
   }
   for (int i = 0; i < vars_->size(); ++i) {
     if (vars_->planned_trainable(i)) StepVariable(i, vars_->gradient_data(i));
@@ -221,19 +285,33 @@ Status CheckOptions(const AdamOptions& o) {
   return Status::Ok();
 }
 
+Status CheckOptions(const GradientClipping& c) {
+  THAW_RETURN_IF_ERROR(CheckNonNegative("gradient clipping", {{"clipnorm", c.clipnorm},
+                                                               {"global_clipnorm", c.global_clipnorm},
+                                                               {"clipvalue", c.clipvalue}}));
+  if (c.clipnorm > 0.0f && c.global_clipnorm > 0.0f) {
+    return InvalidArgument("gradient clipping: clipnorm and global_clipnorm are both set; choose "
+                           "one (Keras refuses both too)");
+  }
+  return Status::Ok();
+}
+
 Status CheckOptions(const OptimizerConfig& config) {
+  THAW_RETURN_IF_ERROR(CheckOptions(config.clipping));
   return config.kind == OptimizerConfig::Kind::kSgd ? CheckOptions(config.sgd)
                                                     : CheckOptions(config.adam);
 }
 
 std::unique_ptr<Optimizer> MakeOptimizer(const OptimizerConfig& config, VariableSet* vars,
                                          ThreadPool& pool) {
+  std::unique_ptr<Optimizer> optimizer;
   switch (config.kind) {
-    case OptimizerConfig::Kind::kSgd: return std::make_unique<SGD>(vars, config.sgd, pool);
-    case OptimizerConfig::Kind::kAdam: return std::make_unique<Adam>(vars, config.adam, pool);
-    case OptimizerConfig::Kind::kAdamW: return std::make_unique<AdamW>(vars, config.adam, pool);
+    case OptimizerConfig::Kind::kSgd: optimizer = std::make_unique<SGD>(vars, config.sgd, pool); break;
+    case OptimizerConfig::Kind::kAdam: optimizer = std::make_unique<Adam>(vars, config.adam, pool); break;
+    case OptimizerConfig::Kind::kAdamW: optimizer = std::make_unique<AdamW>(vars, config.adam, pool); break;
   }
-  return nullptr;
+  optimizer->Refuse(optimizer->SetClipping(config.clipping));
+  return optimizer;
 }
 
 }  // namespace thaw

@@ -34,6 +34,26 @@
 
 namespace thaw {
 
+// Gradient clipping, as Keras' optimizer arguments (0 = off), applied after
+// every gradient is checked and before any update, in this order:
+//  - clipnorm: each variable's gradient alone is scaled by
+//    clipnorm / (norm + 1e-6) when that is below 1, norm its L2 norm: what
+//    torch.nn.utils.clip_grad_norm_ does to one parameter (Keras' clip_by_norm
+//    has no 1e-6);
+//  - global_clipnorm: all the step's gradients together, likewise, norm the
+//    L2 norm of all of them: torch.nn.utils.clip_grad_norm_ over the
+//    parameters; with clipnorm it is refused, as Keras refuses both;
+//  - clipvalue: each element is clamped to [-clipvalue, clipvalue]
+//    (torch.nn.utils.clip_grad_value_).
+// Norms are the deterministic sums of simd/reduce.h: the same bits for any
+// thread count and target. Clipping rewrites the gradient buffers in place,
+// as PyTorch's functions do.
+struct GradientClipping {
+  float clipnorm = 0.0f;
+  float global_clipnorm = 0.0f;
+  float clipvalue = 0.0f;
+};
+
 struct GradientAndVariable {
   TensorView gradient;  // may be absent (empty): the pair is skipped
   Variable variable;
@@ -59,6 +79,13 @@ class Optimizer {
   // Changes the learning rate from the next step on; state is kept (Keras:
   // optimizer.learning_rate.assign(...)).
   virtual void SetLearningRate(float learning_rate) = 0;
+  // Clips every later step's gradients (see GradientClipping). Returns
+  // InvalidArgument, keeping the previous setting, for a negative or
+  // non-finite value, or clipnorm with global_clipnorm.
+  Status SetClipping(const GradientClipping& clipping);
+  const GradientClipping& clipping() const { return clipping_; }
+  // Options out of range (see CheckOptions): every later step returns `why`.
+  void Refuse(Status why) { refused_ = std::move(why); }
 
  protected:
   Optimizer(VariableSet* vars, int slots, ThreadPool& pool);
@@ -68,19 +95,28 @@ class Optimizer {
                       size_t n, uint64_t step) = 0;
 
   ThreadPool& pool() { return *pool_; }
-  // Options out of range (see CheckOptions): every step returns this Status.
-  void Refuse(Status why) { refused_ = std::move(why); }
 
  private:
   Status CheckAttached(const char* what) const;
   // InvalidArgument naming v when `grad` (v's size) holds a NaN or Inf.
   Status CheckFinite(const Variable& v, const float* grad) const;
+  // Variables one clipped step takes: the lists live on the stack (a step
+  // does not allocate).
+  static constexpr size_t kMaxClipped = 1024;
+  bool Clipping() const {
+    return clipping_.clipnorm > 0.0f || clipping_.global_clipnorm > 0.0f ||
+           clipping_.clipvalue > 0.0f;
+  }
   // Counts a step for variable `index` and updates it from `grad`.
   void StepVariable(int index, const float* grad);
+  // Clips the gradients of `count` variables (index[k], grads[k]), all
+  // checked finite.
+  void Clip(const int* index, float* const* grads, size_t count);
 
   VariableSet* vars_;
   ThreadPool* pool_;
   Status refused_;
+  GradientClipping clipping_;
   int slots_;
   uint64_t id_;
 };
@@ -143,6 +179,7 @@ struct OptimizerConfig {
   Kind kind = Kind::kSgd;
   SgdOptions sgd;
   AdamOptions adam;
+  GradientClipping clipping;
 
   static OptimizerConfig Sgd(const SgdOptions& options);
   static OptimizerConfig Adam(const AdamOptions& options);
@@ -155,6 +192,7 @@ struct OptimizerConfig {
 // such options refuses every step with this Status; Compile refuses them.
 Status CheckOptions(const SgdOptions& options);
 Status CheckOptions(const AdamOptions& options);
+Status CheckOptions(const GradientClipping& clipping);
 Status CheckOptions(const OptimizerConfig& config);
 
 // Attaches a new optimizer of `config` to `vars` (its state starts from zero).

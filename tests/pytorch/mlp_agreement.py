@@ -36,10 +36,18 @@ def tensors(model):
     return dict(zip(NAMES, [p.detach().clone() for p in model.parameters()]))
 
 
-def run(label, make_optimizer, x, y, out):
+def run(label, make_optimizer, x, y, out, clip=None):
     model = make_model()
     freeze_then_thaw(label, model, tensors, list(model[0].parameters()), make_optimizer, x, y,
-                     out)
+                     out, clip)
+
+
+def clip_each(max_norm):
+    """Keras' clipnorm as thaw computes it: clip_grad_norm_ on each parameter alone."""
+    def clip(params):
+        for p in params:
+            torch.nn.utils.clip_grad_norm_([p], max_norm)
+    return clip
 
 
 def run_layers(label, last, loss_fn, make_optimizer, x, target, out):
@@ -91,6 +99,15 @@ def main():
     run_layers("softmax", torch.nn.Softmax(dim=1),
                lambda probs, t: torch.nn.functional.nll_loss(torch.log(probs), t),
                lambda p: torch.optim.Adam(p, lr=0.05), x6, classes, out)
+    # Gradient clipping through the freeze and thaw: global norm (Adam),
+    # per-variable norm and per-element value (SGD). The limits are below the
+    # gradients' norms and values, so every step clips.
+    run("clip_global", lambda p: torch.optim.Adam(p, lr=0.01), x, y, out,
+        lambda params: torch.nn.utils.clip_grad_norm_(params, 0.05))
+    run("clip_each", lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), x, y, out,
+        clip_each(0.02))
+    run("clip_value", lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=0.01),
+        x, y, out, lambda params: torch.nn.utils.clip_grad_value_(params, 0.01))
     with open(OUT, "w") as f:
         f.write("# written by tests/pytorch/mlp_agreement.py with torch %s\n" % torch.__version__)
         f.writelines(out)
