@@ -836,6 +836,71 @@ TEST_F(CheckpointSaveTest, SaveIntoAMissingDirectoryOrOverADirectoryIsAnIoError)
   EXPECT_EQ(dir_.List(), std::vector<std::string>{"d.safetensors"});
 }
 
+// BatchNorm's num_batches_tracked is held as a float and written as int64:
+// only whole numbers >= 0 that a float holds exactly survive that, so others
+// are refused both ways. (Found by tests/fuzz/fuzz_checkpoint: 2.5 came back
+// as 2, and 1e30 was undefined behaviour in the cast to int64.)
+TEST_F(CheckpointSaveTest, CountsMustBeCounts) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1 << 16, &arena).ok());
+  VariableSet vars(&arena);
+  Variable count;
+  ASSERT_TRUE(vars.CreateStatistic("bn.num_batches_tracked", Shape{}, &count).ok());
+  FileFormat format;
+  format.int64 = true;
+  vars.SetFileFormat(count, format);
+  const std::string path = dir_.Path("bn.safetensors");
+  for (float bad : {2.5f, -1.0f, 1e30f, std::numeric_limits<float>::quiet_NaN()}) {
+    ASSERT_TRUE(vars.Assign(count, {bad}).ok());
+    const Status s = SaveCheckpoint(vars, path);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_TRUE(Contains(s, "bn.num_batches_tracked: element 0 is")) << s.message();
+    EXPECT_TRUE(Contains(s, "not a count (a whole number >= 0); nothing was written")) << s.message();
+  }
+  EXPECT_TRUE(dir_.List().empty());
+  ASSERT_TRUE(vars.Assign(count, {16777216.0f}).ok());  // 2^24: whole, exact
+  ASSERT_TRUE(SaveCheckpoint(vars, path).ok());
+  ASSERT_TRUE(vars.Assign(count, {0.0f}).ok());
+  ASSERT_TRUE(LoadCheckpoint(path, &vars).ok());
+  EXPECT_EQ(count.value().data()[0], 16777216.0f);
+
+  auto load_count = [&](const std::string& dtype, const std::vector<unsigned char>& value) {
+    OrderedJson h;
+    h["bn.num_batches_tracked"] = Tensor(dtype, {}, 0, static_cast<int64_t>(value.size()));
+    std::string text = h.dump();
+    text.append((8 - text.size() % 8) % 8, ' ');
+    std::vector<unsigned char> bytes = RawFile(text.size(), text);
+    bytes.insert(bytes.end(), value.begin(), value.end());
+    WriteBytes(path, bytes);
+    LoadOptions options;
+    options.allow_non_finite = true;  // counts are checked regardless
+    return LoadCheckpoint(path, &vars, options);
+  };
+  auto f32 = [](float v) {
+    std::vector<unsigned char> b;
+    AppendFloats({v}, &b);
+    return b;
+  };
+  auto i64 = [](int64_t v) {
+    std::vector<unsigned char> b;
+    AppendU64(static_cast<uint64_t>(v), &b);
+    return b;
+  };
+  Status s = load_count("F32", f32(3.0039f));
+  EXPECT_TRUE(Contains(s, "bn.num_batches_tracked: element 0 is 3.003900, not a count")) << s.message();
+  s = load_count("F32", f32(-7.625f));
+  EXPECT_TRUE(Contains(s, "element 0 is -7.625000, not a count")) << s.message();
+  s = load_count("F32", f32(std::numeric_limits<float>::infinity()));
+  EXPECT_TRUE(Contains(s, "not a count")) << s.message();
+  s = load_count("I64", i64((int64_t{1} << 40) + 1));  // no float holds it
+  EXPECT_TRUE(Contains(s, "element 0 is 1099511627777, not a count")) << s.message();
+  EXPECT_EQ(count.value().data()[0], 16777216.0f);  // nothing was loaded
+  ASSERT_TRUE(load_count("I64", i64(int64_t{1} << 40)).ok());
+  EXPECT_EQ(count.value().data()[0], 1099511627776.0f);
+  ASSERT_TRUE(load_count("F32", f32(7.0f)).ok());
+  EXPECT_EQ(count.value().data()[0], 7.0f);
+}
+
 // ---- PyTorch interop (fixtures made by tests/pytorch/checkpoint_interop.py) ----
 
 std::string Fixture(const std::string& name) { return std::string(THAW_FIXTURES_DIR) + "/" + name; }

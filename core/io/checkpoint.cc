@@ -113,6 +113,17 @@ std::string Describe(const Json& value) {
   return text;
 }
 
+// A count (BatchNorm's num_batches_tracked) as thaw keeps it: a float holding
+// a whole number >= 0 below 2^63, so that it saves as the same int64.
+bool IsCount(float v) {
+  return v >= 0.0f && v < 9.2233720368547758e18f && v == std::trunc(v);
+}
+// An int64 count from a file that a float holds exactly.
+bool IsCount(int64_t v) {
+  const float f = static_cast<float>(v);
+  return v >= 0 && f < 9.2233720368547758e18f && static_cast<int64_t>(f) == v;
+}
+
 std::string DimsToString(const std::vector<uint64_t>& dims) {
   std::string s = "[";
   for (size_t i = 0; i < dims.size(); ++i) {
@@ -603,6 +614,13 @@ Status WriteCheckpoint(const VariableSet& vars, const std::string& path) {
     }
     std::vector<float> file_order(n);
     vars.CopyToFileOrder(i, file_order.data());
+    for (size_t k = 0; format.int64 && k < n; ++k) {
+      if (!IsCount(file_order[k])) {
+        return InvalidArgument("%s: %s: element %zu is %g, not a count (a whole number >= 0); "
+                               "nothing was written",
+                               path.c_str(), vars.name(i).c_str(), k, file_order[k]);
+      }
+    }
     converted.emplace_back(n * (format.int64 ? 8 : sizeof(float)));
     unsigned char* out = converted.back().data();
     for (size_t k = 0; k < n; ++k) {
@@ -692,6 +710,30 @@ Status LoadEntries(const char* p, std::vector<Entry>& entries, const unsigned ch
         return InvalidArgument("%s: %s: the checkpoint has this tensor but the model has no "
                                "variable of that name (strict load)",
                                p, e.name.c_str());
+      }
+    }
+  }
+
+  // Counts must be counts, whatever the options: thaw holds them as floats
+  // and writes them back as int64.
+  for (const auto& copy : copies) {
+    const Entry& e = *copy.second;
+    if (!vars->file_format(copy.first).int64) continue;
+    const size_t bytes = e.dtype == "I64" ? 8 : 4;
+    for (size_t k = 0; k < (e.end - e.begin) / bytes; ++k) {
+      int64_t whole = 0;
+      float value = 0.0f;
+      if (bytes == 8) {
+        std::memcpy(&whole, data + e.begin + 8 * k, 8);
+      } else {
+        std::memcpy(&value, data + e.begin + 4 * k, 4);
+      }
+      if (bytes == 8 ? !IsCount(whole) : !IsCount(value)) {
+        const std::string shown = bytes == 8 ? std::to_string(whole) : std::to_string(value);
+        return InvalidArgument("%s: %s: element %zu is %s, not a count (a whole number >= 0 "
+                               "that a float holds exactly, as thaw keeps counts); nothing was "
+                               "loaded",
+                               p, e.name.c_str(), k, shown.c_str());
       }
     }
   }
