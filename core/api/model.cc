@@ -598,6 +598,19 @@ Status Model::FitIn(const Examples& train, const FitOptions& options,
     THAW_RETURN_IF_ERROR(CheckExamples("Fit (validation)", *options.validation));
   }
   if (train.count == 0) return InvalidArgument("Fit: no training examples");
+  FitInfo info;
+  info.epochs = options.epochs;
+  info.steps = (train.count + options.batch_size - 1) / options.batch_size;
+  info.accuracy = Classifies(loss_);
+  FitPosition start;
+  if (options.resume != nullptr) {
+    start = *options.resume;
+    if (start.epoch < 0 || start.epoch > options.epochs || start.step >= info.steps) {
+      return InvalidArgument("Fit: cannot resume at epoch %d, step %zu: the run has %d epochs of "
+                             "%zu steps (the same examples and options as the stopped run?)",
+                             start.epoch + 1, start.step + 1, options.epochs, info.steps);
+    }
+  }
   // Set up everything that allocates before the first step.
   std::vector<size_t> order;
   if (options.shuffle) {
@@ -605,15 +618,16 @@ Status Model::FitIn(const Examples& train, const FitOptions& options,
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   }
   Random rng(options.seed);
-  FitInfo info;
-  info.epochs = options.epochs;
-  info.steps = (train.count + options.batch_size - 1) / options.batch_size;
-  info.accuracy = Classifies(loss_);
+  // Resuming: the shuffles of the epochs before replay, so the order is the
+  // stopped run's.
+  for (int epoch = 0; options.shuffle && epoch < start.epoch; ++epoch) {
+    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.Below(i)]);
+  }
   if (history != nullptr) history->reserve(history->size() + options.epochs);
   FitCallback* callback = options.callback;
   if (callback != nullptr) callback->OnTrainBegin(info);
 
-  for (int epoch = 0; epoch < options.epochs; ++epoch) {
+  for (int epoch = start.epoch; epoch < options.epochs; ++epoch) {
     if (callback != nullptr) callback->OnEpochBegin(epoch);
     const double epoch_start = MonotonicSeconds();
     if (options.shuffle) {
@@ -621,8 +635,9 @@ Status Model::FitIn(const Examples& train, const FitOptions& options,
     }
     EpochResult result;
     Metrics running;
-    double loss = 0.0, correct = 0.0;
-    for (size_t s = 0; s < info.steps; ++s) {
+    const bool resumed = epoch == start.epoch;
+    double loss = resumed ? start.loss_sum : 0.0, correct = resumed ? start.correct_sum : 0.0;
+    for (size_t s = resumed ? start.step : 0; s < info.steps; ++s) {
       const size_t begin = s * options.batch_size;
       const size_t count = std::min(options.batch_size, train.count - begin);
       Metrics m;
@@ -637,19 +652,29 @@ Status Model::FitIn(const Examples& train, const FitOptions& options,
         if (part.targets != nullptr) part.targets += begin * output_features();
         stepped = Step(part, nullptr, count, StepMode::kTrain, &m, nullptr);
       }
-      if (!stepped.ok()) {  // the weights are those of the last accepted step
+      auto stopped = [&](const Status& why) {
         char where[96];
         std::snprintf(where, sizeof(where), "Fit: epoch %d, step %zu of %zu: ", epoch + 1, s + 1,
                       info.steps);
-        return Status(stepped.code(), std::string(where) + stepped.message());
-      }
+        return Status(why.code(), std::string(where) + why.message());
+      };
+      if (!stepped.ok()) return stopped(stepped);  // the weights: the last accepted step's
       result.step_seconds += MonotonicSeconds() - step_start;
       loss += m.loss * count;
       correct += m.accuracy * count;
       running.count = begin + count;
       running.loss = loss / (begin + count);
       running.accuracy = correct / (begin + count);
-      if (callback != nullptr) callback->OnBatchEnd(s + 1, running);
+      if (callback != nullptr) {
+        callback->OnBatchEnd(s + 1, running);
+        FitPosition next;
+        next.epoch = s + 1 < info.steps ? epoch : epoch + 1;
+        next.step = s + 1 < info.steps ? s + 1 : 0;
+        next.loss_sum = s + 1 < info.steps ? loss : 0.0;
+        next.correct_sum = s + 1 < info.steps ? correct : 0.0;
+        const Status saved = callback->OnStepEnd(next);
+        if (!saved.ok()) return stopped(saved);
+      }
     }
     result.steps = info.steps;
     result.train.count = train.count;

@@ -100,6 +100,18 @@ struct FitInfo {
 };
 
 // Keras callbacks: Fit calls these between steps (never inside one).
+// Where a Fit is: the step it runs next and the running sums of that epoch so
+// far. Fit gives it to FitCallback::OnStepEnd after every accepted step, and
+// FitOptions::resume continues from one; a training state
+// (core/io/training_state.h) saves and loads it with everything else a run
+// needs.
+struct FitPosition {
+  int epoch = 0;    // 0-based; `epochs` when training is over
+  size_t step = 0;  // 0-based step of `epoch` that runs next
+  double loss_sum = 0.0;     // sum of the epoch's per-example losses so far
+  double correct_sum = 0.0;  // and of its correct predictions
+};
+
 class FitCallback {
  public:
   virtual ~FitCallback() = default;
@@ -108,6 +120,10 @@ class FitCallback {
   // After step `done` (1-based) of the epoch, with the epoch's running means.
   virtual void OnBatchEnd(size_t done, const Metrics& running) {}
   virtual void OnEpochEnd(int epoch, const EpochResult& result) {}
+  // After every accepted step (after OnBatchEnd), with the position of the
+  // next one: the moment to save a training state. A Status that is not ok
+  // stops Fit with it (the step's update stays).
+  virtual Status OnStepEnd(const FitPosition& next) { return Status::Ok(); }
 };
 
 struct FitOptions {
@@ -117,6 +133,12 @@ struct FitOptions {
   uint64_t seed = 0;        // shuffling order (and nothing else)
   const Examples* validation = nullptr;  // evaluated after each epoch
   FitCallback* callback = nullptr;       // e.g. thaw::ProgressBar
+  // Continue a Fit that stopped (a crash, a power cut) from the position a
+  // training state saved, on the same examples with the same options: the
+  // shuffles of the epochs before it are replayed, so the batches, and with
+  // the training state the weights, are bit for bit those of a run that
+  // never stopped. Epochs before resume->epoch are not run or reported.
+  const FitPosition* resume = nullptr;
 };
 
 // Bytes of one layer in a memory plan.
@@ -228,6 +250,13 @@ class Model {
   bool built() const { return vars_ != nullptr; }
   // Keras-style table: layer, kind, output shape, parameters, trainable.
   std::string Summary() const;
+
+  // ---- For training states (core/io/training_state.h) ----
+  // The compiled optimizer, or null.
+  Optimizer* optimizer() { return optimizer_.get(); }
+  // Training steps taken (they seed dropout masks), and restoring it.
+  uint64_t step_count() const { return steps_; }
+  void set_step_count(uint64_t steps) { steps_ = steps; }
 
  protected:
   // Appends a layer, named, without calling it (Sequential calls it at Build).

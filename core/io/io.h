@@ -9,5 +9,6 @@
 #include "core/io/checkpoint.h"  // IWYU pragma: export
 #include "core/io/dataset.h"     // IWYU pragma: export
 #include "core/io/progress.h"    // IWYU pragma: export
+#include "core/io/training_state.h"  // IWYU pragma: export
 
 #endif  // THAW_CORE_IO_IO_H_

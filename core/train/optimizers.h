@@ -79,6 +79,12 @@ class Optimizer {
   // Changes the learning rate from the next step on; state is kept (Keras:
   // optimizer.learning_rate.assign(...)).
   virtual void SetLearningRate(float learning_rate) = 0;
+  virtual float learning_rate() const = 0;
+  // "sgd", "adam" or "adamw", and the PyTorch name of state buffer `slot`
+  // ("momentum_buffer"; "exp_avg", "exp_avg_sq"), for training states.
+  virtual const char* kind() const = 0;
+  virtual const char* slot_name(int slot) const = 0;
+  int slots() const { return slots_; }
   // Clips every later step's gradients (see GradientClipping). Returns
   // InvalidArgument, keeping the previous setting, for a negative or
   // non-finite value, or clipnorm with global_clipnorm.
@@ -134,6 +140,9 @@ class SGD : public Optimizer {
       ThreadPool& pool = ThreadPool::Serial());
   const SgdOptions& options() const { return options_; }
   void SetLearningRate(float learning_rate) override;
+  float learning_rate() const override { return options_.learning_rate; }
+  const char* kind() const override { return "sgd"; }
+  const char* slot_name(int) const override { return "momentum_buffer"; }
 
  private:
   void Update(const float* grad, float* weight, float* const* slots, size_t n,
@@ -159,6 +168,11 @@ class Adam : public Optimizer {
        ThreadPool& pool = ThreadPool::Serial());
   const AdamOptions& options() const { return options_; }
   void SetLearningRate(float learning_rate) override;
+  float learning_rate() const override { return options_.learning_rate; }
+  const char* kind() const override {
+    return options_.decoupled_weight_decay ? "adamw" : "adam";
+  }
+  const char* slot_name(int slot) const override { return slot == 0 ? "exp_avg" : "exp_avg_sq"; }
 
  private:
   void Update(const float* grad, float* weight, float* const* slots, size_t n,

@@ -199,8 +199,11 @@ Shape VariableSet::FileShape(int index) const {
 }
 
 void VariableSet::CopyToFileOrder(int index, float* out) const {
+  ToFileOrder(index, value_data(index), out);
+}
+
+void VariableSet::ToFileOrder(int index, const float* held, float* out) const {
   const Record& r = records_[index];
-  const float* held = value_data(index);
   if (!r.file.permuted) {
     std::memcpy(out, held, r.shape.num_elements() * sizeof(float));
     return;
@@ -222,9 +225,17 @@ Status VariableSet::AssignFromFileOrder(Variable variable, Span<const float> val
                            values.size(), FileShape(variable.index()).ToString().c_str(),
                            r.shape.num_elements());
   }
-  PermuteAxes(values.data(), FileShape(variable.index()), r.file.axes,
-              variable.value().data());
+  FromFileOrder(variable.index(), values.data(), variable.value().data());
   return Status::Ok();
+}
+
+void VariableSet::FromFileOrder(int index, const float* file, float* held) const {
+  const Record& r = records_[index];
+  if (!r.file.permuted) {
+    std::memcpy(held, file, r.shape.num_elements() * sizeof(float));
+    return;
+  }
+  PermuteAxes(file, FileShape(index), r.file.axes, held);
 }
 
 Variable VariableSet::operator[](int index) {

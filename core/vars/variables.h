@@ -147,6 +147,10 @@ class VariableSet {
   // The values in file order (as floats), and back: `values` holds the
   // variable's elements in file order.
   void CopyToFileOrder(int index, float* out) const;
+  // The same for any buffer shaped like variable `index` (an optimizer slot):
+  // held layout to file layout, and back.
+  void ToFileOrder(int index, const float* held, float* out) const;
+  void FromFileOrder(int index, const float* file, float* held) const;
   Status AssignFromFileOrder(Variable variable, Span<const float> values);
 
   int size() const { return static_cast<int>(records_.size()); }
