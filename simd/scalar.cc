@@ -286,7 +286,7 @@ void ScalarMaxPoolForward(const float* x, float* y, const ConvShape& s) {
             for (size_t kw = 0; kw < s.kernel_w; ++kw)
               if (TapOf(s, oh, ow, kh, kw, &ih, &iw)) {
                 const float v = x[In(s, n, ih, iw, c)];
-                if (first || v > best) best = v;
+                if (first || v > best || std::isnan(v)) best = v;
                 first = false;
               }
           y[Out(s, n, oh, ow, c)] = best;

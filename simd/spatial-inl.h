@@ -287,7 +287,7 @@ HWY_INLINE void DepthwiseBackwardWeightChannels(const float* x, const float* dy,
 }
 
 // Output rows [q0, q1): y = the largest tap (later taps win only when
-// strictly greater, so NaN never replaces a number).
+// strictly greater), or NaN when a tap is NaN, as PyTorch's max pooling.
 HWY_INLINE void MaxPoolForwardRows(const float* x, float* y, const simd::ConvShape& s,
                                    size_t q0, size_t q1) {
   const size_t c = s.in_c;
@@ -310,7 +310,7 @@ HWY_INLINE void MaxPoolForwardRows(const float* x, float* y, const simd::ConvSha
           const float* px = first + (kh - kh0) * row + j;
           for (size_t kw = kh == kh0 ? kw0 + 1 : kw0; kw < kw1; ++kw) {
             const auto v = hn::LoadU(d, px + (kw - kw0) * c);
-            best = hn::IfThenElse(hn::Gt(v, best), v, best);
+            best = hn::IfThenElse(hn::Or(hn::Gt(v, best), hn::IsNaN(v)), v, best);
           }
         }
         hn::StoreU(best, d, out + j);

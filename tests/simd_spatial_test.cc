@@ -4,6 +4,7 @@
 // lane counts; 1 and 2 threads give the same bits.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <sstream>
 #include <vector>
@@ -112,6 +113,22 @@ TEST_P(SpatialTest, DepthwiseMatchesTheReference) {
 }
 
 // Pooling gives the reference's bits (same order, no fused multiply-add).
+// A NaN anywhere in a window makes its maximum NaN, as in PyTorch (it used
+// to be kept only when it was the window's first tap).
+TEST_P(SpatialTest, MaxPoolPropagatesNaN) {
+  const ConvShape s = Window(1, 4, 4, 19, 2, 2, false);
+  std::vector<float> x(InSize(s), 0.5f), y(OutSize(s)), ref(OutSize(s));
+  x[(1 * s.in_w + 1) * s.in_c + 3] = std::numeric_limits<float>::quiet_NaN();  // tap (1,1) of window (0,0)
+  x[(0 * s.in_w + 2) * s.in_c + 18] = std::numeric_limits<float>::quiet_NaN();  // tap (0,0) of window (0,1)
+  MaxPoolForward(x.data(), y.data(), s, ThreadPool::Serial());
+  ScalarMaxPoolForward(x.data(), ref.data(), s);
+  for (size_t i = 0; i < y.size(); ++i) {
+    const bool nan = i == 3 || i == s.in_c + 18;
+    EXPECT_EQ(std::isnan(y[i]), nan) << i;
+    EXPECT_EQ(std::isnan(ref[i]), nan) << "reference " << i;
+  }
+}
+
 TEST_P(SpatialTest, PoolingEqualsTheReference) {
   std::mt19937 rng(2);
   std::vector<ConvShape> shapes = Shapes();
