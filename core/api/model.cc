@@ -159,7 +159,8 @@ Status Model::Build(Symbol output, size_t max_batch, Arena* arena, uint64_t seed
     return InvalidArgument("Build: the arena is empty");
   }
   THAW_RETURN_IF_ERROR(pool_->status());
-  return ResourceExhaustedOnBadAlloc("Build", [&] { return BuildIn(output.value_, max_batch, arena, seed); });
+  return ResourceExhaustedOnBadAlloc(
+      "Build", [&] { return BuildIn(output.value_, max_batch, arena, seed); });
 }
 
 // Build's allocating part. Everything is made in locals first and the model

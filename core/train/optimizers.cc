@@ -306,9 +306,15 @@ std::unique_ptr<Optimizer> MakeOptimizer(const OptimizerConfig& config, Variable
                                          ThreadPool& pool) {
   std::unique_ptr<Optimizer> optimizer;
   switch (config.kind) {
-    case OptimizerConfig::Kind::kSgd: optimizer = std::make_unique<SGD>(vars, config.sgd, pool); break;
-    case OptimizerConfig::Kind::kAdam: optimizer = std::make_unique<Adam>(vars, config.adam, pool); break;
-    case OptimizerConfig::Kind::kAdamW: optimizer = std::make_unique<AdamW>(vars, config.adam, pool); break;
+    case OptimizerConfig::Kind::kSgd:
+      optimizer = std::make_unique<SGD>(vars, config.sgd, pool);
+      break;
+    case OptimizerConfig::Kind::kAdam:
+      optimizer = std::make_unique<Adam>(vars, config.adam, pool);
+      break;
+    case OptimizerConfig::Kind::kAdamW:
+      optimizer = std::make_unique<AdamW>(vars, config.adam, pool);
+      break;
   }
   optimizer->Refuse(optimizer->SetClipping(config.clipping));
   return optimizer;
