@@ -63,15 +63,11 @@ fi
 cd "$build"
 skip=()
 if [[ "$sanitize" == thread ]]; then
-  # Two exclusions under TSan, both for time, neither hiding a report:
-  # - the SCALAR target's kernel tests: Highway's one-lane emulation is the
-  #   slowest under TSan (GemmTest.EpilogueMatchesSeparateKernels/SCALAR took
-  #   259 s of its 300 s limit); the threading around the kernels is the same
-  #   source on every target and runs under SSSE3, SSE4 and AVX2;
-  # - TrainingStateTest.SurvivesFiftyKillsBitForBit SIGKILLs forked training
-  #   runs 0.5 to 8.5 ms after the fork and needs some to finish, but a TSan
-  #   process takes ~35 ms to fork and exit (measured, 64 MiB heap; ~4 ms
-  #   without TSan), so none ever does. It tests atomic saves, not threads.
-  skip=(-E '/SCALAR( |$)|^TrainingStateTest\.SurvivesFiftyKillsBitForBit$')
+  # One exclusion under TSan, for time, not hiding a report: the SCALAR
+  # target's kernel tests. Highway's one-lane emulation is the slowest under
+  # TSan (GemmTest.EpilogueMatchesSeparateKernels/SCALAR took 259 s of its
+  # 300 s limit); the threading around the kernels is the same source on every
+  # target and runs under SSSE3, SSE4 and AVX2.
+  skip=(-E '/SCALAR( |$)')
 fi
 ctest --output-on-failure -j2 --timeout 600 "${skip[@]}"

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -206,6 +207,23 @@ TEST(TrainingStateTest, SurvivesFiftyKillsBitForBit) {
     return SaveTrainingState(run.model, end, done).ok() ? 0 : 4;
   };
 
+  // How long one whole run takes in this build (a sanitizer slows it down
+  // many times): kills land anywhere in [2%, 42%] of that, so each attempt
+  // gets some steps done before it dies, and a restart with little work left
+  // can finish.
+  const auto started = std::chrono::steady_clock::now();
+  {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) ::_exit(attempt());
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  const long run_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::steady_clock::now() - started)
+                          .count();
+
   // Campaigns of killed attempts, each until a run completes, until 50
   // kills in all; every completed run must end where the straight one did.
   std::mt19937 rng(2026);
@@ -220,7 +238,7 @@ TEST(TrainingStateTest, SurvivesFiftyKillsBitForBit) {
       const pid_t child = ::fork();
       ASSERT_GE(child, 0);
       if (child == 0) ::_exit(attempt());
-      ::usleep(500 + rng() % 8000);
+      ::usleep(static_cast<useconds_t>(run_us / 50 + rng() % (run_us * 2 / 5 + 1)));
       ::kill(child, SIGKILL);
       int status = 0;
       ASSERT_EQ(::waitpid(child, &status, 0), child);
@@ -241,10 +259,10 @@ TEST(TrainingStateTest, SurvivesFiftyKillsBitForBit) {
     ASSERT_TRUE(LoadTrainingState(done, &final_run.model, &position).ok());
     ASSERT_TRUE(final_run.Bits() == expected) << "campaign " << campaigns;
   }
-  std::printf("%d SIGKILLs (%d of them during a save) over %d runs, %d attempts in all; every "
-              "run's final weights, optimizer state and step counts bit-identical to the "
-              "uninterrupted run\n",
-              kills, during_save, campaigns, attempts);
+  std::printf("%d SIGKILLs (%d of them during a save) over %d runs (one takes %ld us here), %d "
+              "attempts in all; every run's final weights, optimizer state and step counts "
+              "bit-identical to the uninterrupted run\n",
+              kills, during_save, campaigns, run_us, attempts);
   EXPECT_GT(during_save, 0) << "no kill landed in a save";
 }
 
