@@ -1,7 +1,8 @@
 // Heap allocation failure in setup calls: every allocation a call makes is
 // made to fail in turn (std::bad_alloc from operator new), and the call must
 // return ResourceExhausted, never let the exception out, and leave the
-// object usable. operator new is replaced for the whole binary.
+// object usable. operator new is replaced for the whole binary
+// (tests/replace_new.h).
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 #include "core/io/checkpoint.h"
 #include "core/thaw.h"
 #include "gtest/gtest.h"
+#include "tests/replace_new.h"
 #include "tests/scratch_dir.h"
 
 namespace {
@@ -24,27 +26,9 @@ bool ShouldFail() {
 }
 }  // namespace
 
-void* operator new(size_t size) {
+void OnHeapAllocation() {
   if (ShouldFail()) throw std::bad_alloc();
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
 }
-void* operator new[](size_t size) { return operator new(size); }
-void* operator new(size_t size, std::align_val_t align) {
-  if (ShouldFail()) throw std::bad_alloc();
-  void* p = nullptr;
-  if (posix_memalign(&p, static_cast<size_t>(align), size == 0 ? 1 : size) != 0) throw std::bad_alloc();
-  return p;
-}
-void* operator new[](size_t size, std::align_val_t align) { return operator new(size, align); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-void operator delete[](void* p, size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, size_t, std::align_val_t) noexcept { std::free(p); }
 
 namespace thaw {
 namespace {

@@ -1,10 +1,11 @@
 // Counts heap allocations across a training step after the first, and
 // asserts there are none: thaw's step runs entirely in the arena.
 //
-// operator new/delete are replaced for the whole binary. Under
-// AddressSanitizer malloc belongs to the sanitizer, so there only C++
-// allocations are counted; otherwise malloc/calloc/realloc are counted too
-// (glibc lets a program interpose them).
+// operator new/delete are replaced for the whole binary
+// (tests/replace_new.h). Under AddressSanitizer and ThreadSanitizer malloc
+// belongs to the sanitizer, so there only C++ allocations are counted;
+// otherwise malloc/calloc/realloc are counted too (glibc lets a program
+// interpose them).
 #include <atomic>
 #include <cstdlib>
 #include <new>
@@ -12,6 +13,7 @@
 
 #include "core/thaw.h"
 #include "gtest/gtest.h"
+#include "tests/replace_new.h"
 
 namespace {
 std::atomic<bool> g_counting{false};
@@ -21,27 +23,7 @@ void Count() {
 }
 }  // namespace
 
-void* operator new(size_t size) {
-  Count();
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](size_t size) { return operator new(size); }
-void* operator new(size_t size, std::align_val_t align) {
-  Count();
-  void* p = nullptr;
-  if (posix_memalign(&p, static_cast<size_t>(align), size == 0 ? 1 : size) != 0) throw std::bad_alloc();
-  return p;
-}
-void* operator new[](size_t size, std::align_val_t align) { return operator new(size, align); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-void operator delete[](void* p, size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, size_t, std::align_val_t) noexcept { std::free(p); }
+void OnHeapAllocation() { Count(); }
 
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)  // ASan and TSan own malloc
 extern "C" {
