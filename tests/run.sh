@@ -2,7 +2,7 @@
 # The whole test suite: installs what is missing, builds everything (library,
 # examples, tests, benchmarks) and runs every test through CTest.
 # Usage: tests/run.sh                 Release build, all Highway targets
-#        THAW_SANITIZE=ON tests/run.sh  AddressSanitizer + UBSan build
+#        THAW_SANITIZE=ON tests/run.sh  AddressSanitizer + UBSan build (no benchmarks)
 #        THAW_SANITIZE=thread tests/run.sh
 #                                       ThreadSanitizer build (build/tsan) against
 #                                       a oneTBB built with TSan too
@@ -33,10 +33,12 @@ name=tests
 [[ "$firmware" == ON ]] && name="firmware"
 build="$root/build/$name"
 type=Release
-[[ "$sanitize" == ON || "$sanitize" == thread ]] && type=RelWithDebInfo
 extra=()
+if [[ "$sanitize" == ON || "$sanitize" == thread ]]; then
+  type=RelWithDebInfo
+  bench=OFF  # timings under a sanitizer mean nothing (and no test runs them)
+fi
 if [[ "$sanitize" == thread ]]; then
-  bench=OFF  # timings under TSan mean nothing
   if [[ "$tbb" == ON ]]; then
     # Debian's libtbb is not instrumented: TSan would not see its
     # synchronisation and would report races that are not there. The
