@@ -417,6 +417,30 @@ TEST(ModelTest, SetTrainableBeforeBuildIsKept) {
   EXPECT_FALSE(model.layer(0).trainable());
 }
 
+// By name, checked: an unknown name or a layer without parameters is an
+// error (Layer::SetTrainable accepts any layer, as Keras does).
+TEST(ModelTest, SetTrainableByNameIsChecked) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1 << 20, &arena).ok());
+  Sequential model;
+  ASSERT_TRUE(model.Add(Dense::Make(8)).ok());
+  ASSERT_TRUE(model.Add(ReLU()).ok());
+  ASSERT_TRUE(model.Add(Dense::Make(3)).ok());
+  ASSERT_TRUE(model.SetTrainable("dense_0", false).ok());  // before Build: kept
+  Status s = model.SetTrainable("dense_9", false);
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_TRUE(Contains(s, "no layer named \"dense_9\" (its layers: dense_0, relu_0, dense_1)"))
+      << s.message();
+  ASSERT_TRUE(model.Build(5, 4, &arena, 1).ok());
+  EXPECT_FALSE(model.variables()[0].trainable());
+  s = model.SetTrainable("relu_0", false);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(s, "SetTrainable: relu_0 has no parameters to freeze or thaw"))
+      << s.message();
+  ASSERT_TRUE(model.SetTrainable("dense_0", true).ok());
+  EXPECT_TRUE(model.variables()[0].trainable());
+}
+
 // A row width given with the examples is checked against the model's input,
 // instead of reading past the caller's rows.
 TEST(ModelTest, ExamplesOfTheWrongWidthAreRefused) {

@@ -136,6 +136,29 @@ Layer* Model::FindLayer(const std::string& name) {
   return nullptr;
 }
 
+Status Model::SetTrainable(const std::string& name, bool trainable) {
+  Layer* layer = FindLayer(name);
+  if (layer == nullptr) {
+    std::string names;
+    for (const auto& l : layers_) names += (names.empty() ? "" : ", ") + l->name();
+    return NotFound("SetTrainable: the model has no layer named \"%s\" (its layers: %s)",
+                    name.c_str(), names.c_str());
+  }
+  // A layer's variables are declared when it is called: at Build for a
+  // Sequential model, when added for a functional one.
+  if (layer->output() != nullptr) {
+    bool parameters = false;
+    for (const DeclaredVariable& d : declared_) {
+      parameters |= layers_[d.layer].get() == layer && d.role == VariableRole::kParameter;
+    }
+    if (!parameters) {
+      return InvalidArgument("SetTrainable: %s has no parameters to freeze or thaw", name.c_str());
+    }
+  }
+  layer->SetTrainable(trainable);
+  return Status::Ok();
+}
+
 size_t Model::input_features() const {
   return input_ != nullptr ? input_->shape.num_elements() : 0;
 }

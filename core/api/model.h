@@ -241,6 +241,12 @@ class Model {
   Layer& layer(size_t i) { return *layers_[i]; }
   const Layer& layer(size_t i) const { return *layers_[i]; }
   Layer* FindLayer(const std::string& name);
+  // layer(i).SetTrainable for the layer called `name`, checked: NotFound
+  // when there is none, InvalidArgument when the layer has no parameters
+  // (a ReLU or pooling layer: the call would change nothing, so it is
+  // likely a mistake). Layer::SetTrainable itself accepts any layer, as
+  // Keras does, so that a loop may freeze every layer.
+  Status SetTrainable(const std::string& name, bool trainable);
   VariableSet& variables() { return *vars_; }
   const VariableSet& variables() const { return *vars_; }
   // Elements of one example's input and output.
