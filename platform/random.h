@@ -29,9 +29,18 @@ class Random {
   float Uniform() { return static_cast<float>(Next() >> 40) * (1.0f / 16777216.0f); }
   // Uniform in [lo, hi).
   float Uniform(float lo, float hi) { return lo + (hi - lo) * Uniform(); }
-  // Uniform integer in [0, n), n > 0 (multiply-shift; bias below 2^-32 for n < 2^32).
-  size_t Below(size_t n) {
-    return static_cast<size_t>((static_cast<unsigned __int128>(Next()) * n) >> 64);
+  // Uniform integer in [0, n), n > 0 (multiply-shift; bias below 2^-32 for n < 2^32):
+  // the high 64 bits of the 128-bit product Next() * n.
+  size_t Below(size_t n) { return static_cast<size_t>(MulHigh(Next(), n)); }
+
+  // The high half of the 128-bit product a * b, from 32-bit halves, so that
+  // 32-bit targets (no unsigned __int128) draw the same numbers.
+  static uint64_t MulHigh(uint64_t a, uint64_t b) {
+    const uint64_t a_lo = a & 0xFFFFFFFFu, a_hi = a >> 32;
+    const uint64_t b_lo = b & 0xFFFFFFFFu, b_hi = b >> 32;
+    const uint64_t lo_lo = a_lo * b_lo, hi_lo = a_hi * b_lo, lo_hi = a_lo * b_hi;
+    const uint64_t middle = (lo_lo >> 32) + (hi_lo & 0xFFFFFFFFu) + (lo_hi & 0xFFFFFFFFu);
+    return a_hi * b_hi + (hi_lo >> 32) + (lo_hi >> 32) + (middle >> 32);
   }
 
  private:

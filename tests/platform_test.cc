@@ -6,6 +6,7 @@
 #include "gtest/gtest.h"
 #include "platform/cpu.h"
 #include "platform/memory.h"
+#include "platform/random.h"
 #include "platform/span.h"
 #include "platform/status.h"
 #include "platform/threads.h"
@@ -94,6 +95,27 @@ TEST_P(ThreadPoolTest, RunsEveryTaskExactlyOnce) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, ThreadPoolTest, ::testing::Values(1, 2, 3));
+
+// The high half of a 64 x 64-bit product without unsigned __int128 (32-bit
+// targets): the same as the 128-bit product where that exists, and the same
+// numbers from Below as before (drawn with __int128 on x86-64).
+TEST(RandomTest, MulHighIsTheHighHalfAndBelowIsUnchanged) {
+  EXPECT_EQ(Random::MulHigh(~uint64_t{0}, ~uint64_t{0}), 0xFFFFFFFFFFFFFFFEull);
+  EXPECT_EQ(Random::MulHigh(uint64_t{1} << 63, 4), 2u);
+  EXPECT_EQ(Random::MulHigh(0xFFFFFFFFull, 0xFFFFFFFFull), 0u);
+#if defined(__SIZEOF_INT128__)
+  Random pairs(7);
+  for (int i = 0; i < 100000; ++i) {
+    const uint64_t a = pairs.Next(), b = i % 3 == 0 ? pairs.Next() >> (i % 64) : pairs.Next();
+    const auto wide = static_cast<unsigned __int128>(a) * b;
+    ASSERT_EQ(Random::MulHigh(a, b), static_cast<uint64_t>(wide >> 64)) << a << " * " << b;
+  }
+#endif
+  Random r(42);
+  for (size_t expected : {741567u, 159910u, 278601u, 344191u, 38030u, 868230u, 218405u, 800634u}) {
+    EXPECT_EQ(r.Below(1000003), expected);
+  }
+}
 
 TEST(ThreadPoolTest, GetsAtMostOneThreadPerCore) {
   ThreadPool pool(1000);
