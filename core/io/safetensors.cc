@@ -287,9 +287,9 @@ class HeaderScan final : public nlohmann::json_sax<Json> {
   std::vector<Entry>& entries() { return entries_; }
   Metadata& metadata() { return metadata_; }
 
-  bool null() override { return Scalar(false); }
-  bool boolean(bool) override { return Scalar(false); }
-  bool number_integer(number_integer_t) override { return Scalar(false); }
+  bool null() override { return Scalar(); }
+  bool boolean(bool) override { return Scalar(); }
+  bool number_integer(number_integer_t) override { return Scalar(); }
   bool number_unsigned(number_unsigned_t value) override {
     if (!Value()) return false;
     if (depth_ == 3 && field_ == Field::kShape) {
@@ -302,7 +302,7 @@ class HeaderScan final : public nlohmann::json_sax<Json> {
     }
     return true;
   }
-  bool number_float(number_float_t, const string_t&) override { return Scalar(false); }
+  bool number_float(number_float_t, const string_t&) override { return Scalar(); }
   bool string(string_t& value) override {
     if (!Value()) return false;
     if (depth_ == 2 && field_ == Field::kDtype) {
@@ -314,7 +314,7 @@ class HeaderScan final : public nlohmann::json_sax<Json> {
     }
     return true;
   }
-  bool binary(binary_t&) override { return Scalar(false); }
+  bool binary(binary_t&) override { return Scalar(); }
   bool start_object(std::size_t) override {
     if (!Value() || !Enter()) return false;
     keys_.emplace_back();
@@ -398,7 +398,7 @@ class HeaderScan final : public nlohmann::json_sax<Json> {
   }
   // A scalar other than a string or a non-negative integer: only an unknown
   // field of an entry may hold one.
-  bool Scalar(bool) {
+  bool Scalar() {
     if (!Value()) return false;
     Unexpected();
     return true;
@@ -515,12 +515,12 @@ Status ParseHeader(const std::string& path, const unsigned char* text, uint64_t 
   std::sort(sorted.begin(), sorted.end(), [](const Entry* a, const Entry* b) {
     return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
   });
-  const Entry* furthest = nullptr;  // of those so far, the one that ends last
+  const Entry* previous = nullptr;
+  uint64_t covered = 0;  // where the tensors so far end
   for (const Entry* e : sorted) {
-    const uint64_t covered = furthest != nullptr ? furthest->end : 0;
     if (e->begin < covered) {
       return DataLoss("%s: tensors %s [%llu,%llu] and %s [%llu,%llu] overlap in the data section",
-                      p, furthest->name.c_str(), U(furthest->begin), U(furthest->end),
+                      p, previous->name.c_str(), U(previous->begin), U(previous->end),
                       e->name.c_str(), U(e->begin), U(e->end));
     }
     if (e->begin > covered) {
@@ -528,9 +528,9 @@ Status ParseHeader(const std::string& path, const unsigned char* text, uint64_t 
                       "tensor",
                       p, U(covered), U(e->begin), e->name.c_str());
     }
-    if (furthest == nullptr || e->end >= furthest->end) furthest = e;
+    previous = e;
+    covered = e->end;
   }
-  const uint64_t covered = furthest != nullptr ? furthest->end : 0;
   if (covered < data_bytes) {
     return DataLoss("%s: the last %llu bytes of the file (from data offset %llu) belong to no "
                     "tensor",
@@ -538,7 +538,6 @@ Status ParseHeader(const std::string& path, const unsigned char* text, uint64_t 
   }
   return Status::Ok();
 }
-
 
 std::vector<uint64_t> DimsOf(const Shape& shape) {
   std::vector<uint64_t> dims;
@@ -567,24 +566,12 @@ Status ReadHeaderLength(const char* p, const unsigned char* first8, uint64_t fil
   return Status::Ok();
 }
 
-// The header at `text` parsed into *out, for a data section of data_bytes.
-Status ParseAll(const std::string& source, const unsigned char* text, uint64_t header_bytes,
-                uint64_t data_bytes, Contents* out) {
-  out->entries.clear();
-  out->metadata.clear();
-  return ParseHeader(source, text, header_bytes, data_bytes, out);
-}
-
-// The float count `value` of a tensor element, for messages.
-std::string CountText(const Contents& contents, const Entry& e, size_t k) {
-  if (e.dtype == "I64") {
-    int64_t whole;
-    std::memcpy(&whole, contents.data + e.begin + 8 * k, 8);
-    return std::to_string(whole);
-  }
-  float value;
-  std::memcpy(&value, contents.data + e.begin + 4 * k, 4);
-  return std::to_string(value);
+// InvalidArgument unless `e` has the file shape of variable `index`.
+Status CheckShape(const char* p, const Entry& e, const VariableSet& vars, int index) {
+  const std::vector<uint64_t> model_dims = DimsOf(vars.FileShape(index));
+  if (e.dims == model_dims) return Status::Ok();
+  return InvalidArgument("%s: %s: checkpoint has shape %s, model expects %s", p, e.name.c_str(),
+                         DimsToString(e.dims).c_str(), DimsToString(model_dims).c_str());
 }
 
 Status CheckFinite(const char* p, const Contents& contents, const Entry& e) {
@@ -623,7 +610,7 @@ Status Read(const std::string& path, Contents* out) {
   std::vector<unsigned char> header(header_bytes);
   THAW_RETURN_IF_ERROR(file.ReadAt(8, header.size(), header.data()));
   const uint64_t data_bytes = file.size() - 8 - header_bytes;
-  THAW_RETURN_IF_ERROR(ParseAll(path, header.data(), header_bytes, data_bytes, out));
+  THAW_RETURN_IF_ERROR(ParseHeader(path, header.data(), header_bytes, data_bytes, out));
   if (data_bytes > SIZE_MAX) {
     return ResourceExhausted("%s: the data section's %llu bytes do not fit in memory", p,
                              U(data_bytes));
@@ -640,7 +627,7 @@ Status Parse(const char* source, Span<const unsigned char> bytes, Contents* out)
   THAW_RETURN_IF_ERROR(ReadHeaderLength(source, bytes.data(), bytes.size(), &header_bytes));
   const unsigned char* header = bytes.data() + 8;
   const uint64_t data_bytes = bytes.size() - 8 - header_bytes;
-  THAW_RETURN_IF_ERROR(ParseAll(source, header, header_bytes, data_bytes, out));
+  THAW_RETURN_IF_ERROR(ParseHeader(source, header, header_bytes, data_bytes, out));
   out->data = header + header_bytes;
   out->data_bytes = data_bytes;
   return Status::Ok();
@@ -677,12 +664,7 @@ Status MatchVariables(const char* p, const Contents& contents, const VariableSet
       return InvalidArgument("%s: %s: checkpoint has dtype %s, model expects %s", p,
                              e.name.c_str(), e.dtype.c_str(), count ? "I64 or F32" : "F32");
     }
-    const std::vector<uint64_t> model_dims = DimsOf(vars.FileShape(i));
-    if (e.dims != model_dims) {
-      return InvalidArgument("%s: %s: checkpoint has shape %s, model expects %s", p,
-                             e.name.c_str(), DimsToString(e.dims).c_str(),
-                             DimsToString(model_dims).c_str());
-    }
+    THAW_RETURN_IF_ERROR(CheckShape(p, e, vars, i));
     copies->push_back({i, &e});
   }
   if (strict) {
@@ -706,17 +688,18 @@ Status MatchVariables(const char* p, const Contents& contents, const VariableSet
     const Entry& e = *copy.entry;
     if (!vars.file_format(copy.variable).int64) continue;
     const bool whole = e.dtype == "I64";
-    for (size_t k = 0; k < (e.end - e.begin) / (whole ? 8 : 4); ++k) {
+    const size_t bytes = whole ? 8 : 4;
+    for (size_t k = 0; k < (e.end - e.begin) / bytes; ++k) {
       int64_t as_int = 0;
       float as_float = 0.0f;
       std::memcpy(whole ? static_cast<void*>(&as_int) : static_cast<void*>(&as_float),
-                  contents.data + e.begin + (whole ? 8 : 4) * k, whole ? 8 : 4);
-      if (whole ? !IsCount(as_int) : !IsCount(as_float)) {
-        return InvalidArgument("%s: %s: element %zu is %s, not a count (a whole number >= 0 "
-                               "that a float holds exactly, as thaw keeps counts); nothing was "
-                               "loaded",
-                               p, e.name.c_str(), k, CountText(contents, e, k).c_str());
-      }
+                  contents.data + e.begin + bytes * k, bytes);
+      if (whole ? IsCount(as_int) : IsCount(as_float)) continue;
+      const std::string shown = whole ? std::to_string(as_int) : std::to_string(as_float);
+      return InvalidArgument("%s: %s: element %zu is %s, not a count (a whole number >= 0 "
+                             "that a float holds exactly, as thaw keeps counts); nothing was "
+                             "loaded",
+                             p, e.name.c_str(), k, shown.c_str());
     }
   }
   if (!allow_non_finite) {
@@ -730,20 +713,21 @@ Status MatchVariables(const char* p, const Contents& contents, const VariableSet
 Status CheckBuffer(const char* p, const Contents& contents, const Entry& e,
                    const VariableSet& vars, int index, bool allow_non_finite) {
   if (e.dtype != "F32") {
-    return InvalidArgument("%s: %s: the file has dtype %s, thaw expects F32", p, e.name.c_str(),
-                           e.dtype.c_str());
+    return InvalidArgument("%s: %s: checkpoint has dtype %s, model expects F32", p,
+                           e.name.c_str(), e.dtype.c_str());
   }
-  const std::vector<uint64_t> dims = DimsOf(vars.FileShape(index));
-  if (e.dims != dims) {
-    return InvalidArgument("%s: %s: the file has shape %s, thaw expects %s", p, e.name.c_str(),
-                           DimsToString(e.dims).c_str(), DimsToString(dims).c_str());
-  }
+  THAW_RETURN_IF_ERROR(CheckShape(p, e, vars, index));
   return allow_non_finite ? Status::Ok() : CheckFinite(p, contents, e);
 }
 
 void CopyBuffer(const Contents& contents, const Entry& e, const VariableSet& vars, int index,
                 float* held) {
   const size_t n = vars.shape(index).num_elements();
+  if (!vars.file_format(index).permuted) {  // held as the file holds it
+    std::memcpy(held, contents.data + e.begin, n * sizeof(float));
+    return;
+  }
+  // Through an aligned copy: tensor data need not be 4-byte aligned.
   std::vector<float> file_order(n);
   std::memcpy(file_order.data(), contents.data + e.begin, n * sizeof(float));
   vars.FromFileOrder(index, file_order.data(), held);
