@@ -140,10 +140,8 @@ Status Check(const char* p, const safetensors::Contents& contents, Model& model,
     }
     const std::string owner = e.name.substr(sizeof(kPrefix) - 1, slash - (sizeof(kPrefix) - 1));
     const std::string what = e.name.substr(slash + 1);
-    int index = -1;
-    for (int i = 0; i < n && index < 0; ++i) {
-      if (vars.name(i) == owner) index = i;
-    }
+    const Variable variable = vars.Find(owner);
+    const int index = variable.valid() ? variable.index() : -1;
     if (index < 0 || !r->trainable[index]) {
       return InvalidArgument("%s: %s: optimizer state for %s, which %s", p, e.name.c_str(),
                              owner.c_str(),
