@@ -65,6 +65,30 @@ void Optimizer::Clip(const int* index, float* const* grads, size_t count) {
   }
 }
 
+template <class EachGradient>
+Status Optimizer::ClipAll(const char* what, EachGradient&& each_gradient) {
+  if (!Clipping()) return Status::Ok();
+  int index[kMaxClipped];
+  float* grads[kMaxClipped];
+  size_t count = 0;
+  bool too_many = false;
+  each_gradient([&](int i, float* grad) {
+    if (count == kMaxClipped) {
+      too_many = true;
+      return;
+    }
+    index[count] = i;
+    grads[count++] = grad;
+  });
+  if (too_many) {
+    return InvalidArgument("%s: clipping takes at most %zu gradients per step, got more; nothing "
+                           "was updated",
+                           what, kMaxClipped);
+  }
+  Clip(index, grads, count);
+  return Status::Ok();
+}
+
 void Optimizer::StepVariable(int index, const float* grad) {
   float* slots[2] = {nullptr, nullptr};
   for (int s = 0; s < slots_; ++s) slots[s] = vars_->slot_data(index, s);
@@ -120,24 +144,13 @@ Status Optimizer::ApplyGradients(Span<const GradientAndVariable> pairs) {
     }
     THAW_RETURN_IF_ERROR(CheckFinite(p.variable, p.gradient.data()));
   }
-  if (Clipping()) {
-    int index[kMaxClipped];
-    float* grads[kMaxClipped];
-    size_t count = 0;
+  auto each_gradient = [&](auto&& f) {
     for (const GradientAndVariable& p : pairs) {
-      if (!p.gradient.present()) continue;
-      if (count == kMaxClipped) {
-        return InvalidArgument("ApplyGradients: clipping takes at most %zu gradients per step, "
-                               "got more; nothing was updated", kMaxClipped);
-      }
-      index[count] = p.variable.index();
-      grads[count++] = p.gradient.data();
+      if (p.gradient.present()) f(p.variable.index(), p.gradient.data());
     }
-    Clip(index, grads, count);
-  }
-  for (const GradientAndVariable& p : pairs) {
-    if (p.gradient.present()) StepVariable(p.variable.index(), p.gradient.data());
-  }
+  };
+  THAW_RETURN_IF_ERROR(ClipAll("ApplyGradients", each_gradient));
+  each_gradient([&](int index, const float* grad) { StepVariable(index, grad); });
   return Status::Ok();
 }
 
@@ -155,25 +168,13 @@ Status Optimizer::ApplyOwnGradients() {
       THAW_RETURN_IF_ERROR(CheckFinite((*vars_)[i], vars_->gradient_data(i)));
     }
   }
-  if (Clipping()) {
-    int index[kMaxClipped];
-    float* grads[kMaxClipped];
-    size_t count = 0;
+  auto each_gradient = [&](auto&& f) {
     for (int i = 0; i < vars_->size(); ++i) {
-      if (!vars_->planned_trainable(i)) continue;
-      if (count == kMaxClipped) {
-        return InvalidArgument("ApplyOwnGradients: clipping takes at most %zu trainable "
-                               "variables, the model has more; nothing was updated",
-                               kMaxClipped);
-      }
-      index[count] = i;
-      grads[count++] = vars_->gradient_data(i);
+      if (vars_->planned_trainable(i)) f(i, vars_->gradient_data(i));
     }
-    Clip(index, grads, count);
-  }
-  for (int i = 0; i < vars_->size(); ++i) {
-    if (vars_->planned_trainable(i)) StepVariable(i, vars_->gradient_data(i));
-  }
+  };
+  THAW_RETURN_IF_ERROR(ClipAll("ApplyOwnGradients", each_gradient));
+  each_gradient([&](int index, const float* grad) { StepVariable(index, grad); });
   return Status::Ok();
 }
 

@@ -118,6 +118,11 @@ class Optimizer {
   // Clips the gradients of `count` variables (index[k], grads[k]), all
   // checked finite.
   void Clip(const int* index, float* const* grads, size_t count);
+  // Clips, when clipping is on, the gradients each_gradient(f) hands to
+  // f(variable index, gradient); `what` names the caller in the error for
+  // more than kMaxClipped of them (nothing has changed then).
+  template <class EachGradient>
+  Status ClipAll(const char* what, EachGradient&& each_gradient);
 
   VariableSet* vars_;
   ThreadPool* pool_;
