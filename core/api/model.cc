@@ -642,11 +642,13 @@ Status Model::FitIn(const Examples& train, const FitOptions& options,
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   }
   Random rng(options.seed);
+  // Each epoch shuffles the order the one before left.
+  auto shuffle = [&] {
+    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.Below(i)]);
+  };
   // Resuming: the shuffles of the epochs before replay, so the order is the
   // stopped run's.
-  for (int epoch = 0; options.shuffle && epoch < start.epoch; ++epoch) {
-    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.Below(i)]);
-  }
+  for (int epoch = 0; options.shuffle && epoch < start.epoch; ++epoch) shuffle();
   if (history != nullptr) history->reserve(history->size() + options.epochs);
   FitCallback* callback = options.callback;
   if (callback != nullptr) callback->OnTrainBegin(info);
@@ -654,9 +656,7 @@ Status Model::FitIn(const Examples& train, const FitOptions& options,
   for (int epoch = start.epoch; epoch < options.epochs; ++epoch) {
     if (callback != nullptr) callback->OnEpochBegin(epoch);
     const double epoch_start = MonotonicSeconds();
-    if (options.shuffle) {
-      for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.Below(i)]);
-    }
+    if (options.shuffle) shuffle();
     EpochResult result;
     Metrics running;
     const bool resumed = epoch == start.epoch;
