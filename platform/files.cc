@@ -13,8 +13,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <new>
-#include <stdexcept>
 
 namespace thaw {
 namespace {
@@ -225,25 +223,6 @@ Status FileReader::ReadAt(uint64_t offset, size_t n, unsigned char* out) const {
     done += static_cast<size_t>(got);
   }
   return Status::Ok();
-}
-
-Status ReadFile(const std::string& path, std::vector<unsigned char>* out) {
-  FileReader file;
-  THAW_RETURN_IF_ERROR(file.Open(path));
-  if (file.size() > SIZE_MAX) {
-    return ResourceExhausted("%s: the file's %llu bytes do not fit in memory", path.c_str(),
-                             static_cast<unsigned long long>(file.size()));
-  }
-  try {
-    out->resize(static_cast<size_t>(file.size()));
-  } catch (const std::bad_alloc&) {
-    return ResourceExhausted("%s: the file's %llu bytes do not fit in memory", path.c_str(),
-                             static_cast<unsigned long long>(file.size()));
-  } catch (const std::length_error&) {
-    return ResourceExhausted("%s: the file's %llu bytes do not fit in memory", path.c_str(),
-                             static_cast<unsigned long long>(file.size()));
-  }
-  return file.ReadAt(0, out->size(), out->data());
 }
 
 Status WriteFileAtomically(const std::string& path, Span<const unsigned char> bytes) {

@@ -1,7 +1,9 @@
-// thaw/platform/files.h — whole-file reads and atomic whole-file writes.
+// thaw/platform/files.h — reads of regular files and atomic whole-file writes.
 //
-//   std::vector<unsigned char> bytes;
-//   THAW_RETURN_IF_ERROR(thaw::ReadFile("model.safetensors", &bytes));
+//   thaw::FileReader file;
+//   THAW_RETURN_IF_ERROR(file.Open("model.safetensors"));
+//   std::vector<unsigned char> bytes(file.size());
+//   THAW_RETURN_IF_ERROR(file.ReadAt(0, bytes.size(), bytes.data()));
 //   THAW_RETURN_IF_ERROR(thaw::WriteFileAtomically("model.safetensors", bytes));
 //   // Several pieces, written in order as one file, without joining them first:
 //   THAW_RETURN_IF_ERROR(thaw::WriteFileAtomically("out.bin", {header, body}));
@@ -13,7 +15,7 @@
 // whole old file or the whole new one. On failure the temporary file is
 // removed and the old file at `path` is left as it was.
 //
-// These are setup-time calls: they allocate (paths, messages, the read buffer)
+// These are setup-time calls: they allocate (paths, messages)
 // and may block on the disk. They are safe to call from several threads on
 // different paths.
 #ifndef THAW_PLATFORM_FILES_H_
@@ -21,7 +23,6 @@
 
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "platform/span.h"
 #include "platform/status.h"
@@ -57,11 +58,6 @@ class FileReader {
   uint64_t size_ = 0;
   std::string path_;
 };
-
-// Replaces *out with the contents of the regular file at `path`: the errors
-// of FileReader::Open, ResourceExhausted when it does not fit in memory, and
-// IoError when a read fails. *out is unspecified after a failure.
-Status ReadFile(const std::string& path, std::vector<unsigned char>* out);
 
 // Writes `bytes` as the whole new contents of `path`, atomically (see above).
 // A new file gets 0666 minus the umask; a replaced regular file's permission

@@ -24,6 +24,14 @@ std::string BaseName(const std::string& path) {
   return std::filesystem::path(path).filename().string();
 }
 
+// The whole file at `path`, read through FileReader.
+Status ReadWhole(const std::string& path, std::vector<unsigned char>* out) {
+  FileReader file;
+  THAW_RETURN_IF_ERROR(file.Open(path));
+  out->resize(file.size());
+  return file.ReadAt(0, out->size(), out->data());
+}
+
 std::vector<unsigned char> Pattern(size_t n) {
   std::vector<unsigned char> bytes(n);
   for (size_t i = 0; i < n; ++i) bytes[i] = static_cast<unsigned char>((i * 37 + 11) & 0xFF);
@@ -33,13 +41,24 @@ std::vector<unsigned char> Pattern(size_t n) {
 TEST(FilesTest, WriteThenReadGivesTheSameBytes) {
   ScratchDir dir;
   const std::string path = dir.Path("a.bin");
-  // Larger than ReadFile's 64 KiB chunk, and with every byte value.
+  // Larger than one 64 KiB read, and with every byte value.
   const std::vector<unsigned char> bytes = Pattern(200000);
   ASSERT_TRUE(WriteFileAtomically(path, bytes).ok());
   EXPECT_EQ(ReadBytes(path), bytes);
-  std::vector<unsigned char> read = {1, 2, 3};  // replaced, not appended to
-  ASSERT_TRUE(ReadFile(path, &read).ok());
+  std::vector<unsigned char> read;
+  ASSERT_TRUE(ReadWhole(path, &read).ok());
   EXPECT_EQ(read, bytes);
+  // A part, and a read past the end.
+  FileReader file;
+  ASSERT_TRUE(file.Open(path).ok());
+  unsigned char part[3];
+  ASSERT_TRUE(file.ReadAt(1000, 3, part).ok());
+  EXPECT_EQ(std::vector<unsigned char>(part, part + 3),
+            std::vector<unsigned char>(bytes.begin() + 1000, bytes.begin() + 1003));
+  const Status past = file.ReadAt(bytes.size() - 1, 2, part);
+  EXPECT_EQ(past.code(), StatusCode::kIoError);
+  EXPECT_TRUE(Contains(past, "the file ended at byte 200000 while reading 2 bytes at offset 199999"))
+      << past.message();
   EXPECT_EQ(dir.List(), std::vector<std::string>{"a.bin"});  // no temporary left
 }
 
@@ -49,7 +68,7 @@ TEST(FilesTest, EmptyFileRoundTrips) {
   ASSERT_TRUE(WriteFileAtomically(path, Span<const unsigned char>()).ok());
   EXPECT_EQ(std::filesystem::file_size(path), 0u);
   std::vector<unsigned char> read = {7};
-  ASSERT_TRUE(ReadFile(path, &read).ok());
+  ASSERT_TRUE(ReadWhole(path, &read).ok());
   EXPECT_TRUE(read.empty());
 }
 
@@ -75,8 +94,8 @@ TEST(FilesTest, WriteReplacesTheOldFile) {
 TEST(FilesTest, ReadingAMissingFileIsNotFound) {
   ScratchDir dir;
   const std::string path = dir.Path("missing.bin");
-  std::vector<unsigned char> read;
-  const Status s = ReadFile(path, &read);
+  FileReader file;
+  const Status s = file.Open(path);
   EXPECT_EQ(s.code(), StatusCode::kNotFound);
   EXPECT_TRUE(Contains(s, path + ": cannot open the file for reading: No such file or directory"))
       << s.message();
@@ -84,8 +103,8 @@ TEST(FilesTest, ReadingAMissingFileIsNotFound) {
 
 TEST(FilesTest, ReadingADirectoryIsAnIoError) {
   ScratchDir dir;
-  std::vector<unsigned char> read;
-  const Status s = ReadFile(dir.Path(), &read);
+  FileReader file;
+  const Status s = file.Open(dir.Path());
   EXPECT_EQ(s.code(), StatusCode::kIoError);
   EXPECT_TRUE(Contains(s, "it is a directory, not a file")) << s.message();
 }
@@ -94,14 +113,14 @@ TEST(FilesTest, ReadingADirectoryIsAnIoError) {
 // (then std::bad_alloc escaped the API), and opening a pipe waited forever
 // for a writer.
 TEST(FilesTest, ReadingADeviceOrAPipeIsRefused) {
-  std::vector<unsigned char> bytes;
-  Status s = ReadFile("/dev/zero", &bytes);
+  FileReader file;
+  Status s = file.Open("/dev/zero");
   EXPECT_EQ(s.code(), StatusCode::kIoError);
   EXPECT_TRUE(Contains(s, "/dev/zero: cannot read: it is not a regular file")) << s.message();
   ScratchDir dir;
   const std::string fifo = dir.Path("pipe");
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  s = ReadFile(fifo, &bytes);
+  s = file.Open(fifo);
   EXPECT_TRUE(Contains(s, "not a regular file")) << s.message();
 }
 
