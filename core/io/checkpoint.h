@@ -1,4 +1,6 @@
-// thaw/core/io/checkpoint.h — save and load a VariableSet as a safetensors file.
+// thaw/core/io/checkpoint.h — save and load a VariableSet as a safetensors file
+// (the optional thaw_io library). The same in memory, without files, is part
+// of the runtime: core/io/checkpoint_memory.h, which this header includes.
 //
 //   THAW_RETURN_IF_ERROR(thaw::SaveCheckpoint(vars, "head.safetensors"));
 //   ...
@@ -29,14 +31,15 @@
 // allocation is a ResourceExhausted Status, never an exception. Neither touches the
 // trainable flags, the memory plan or optimizer state. The host must be
 // little-endian (every target thaw runs on is); on a big-endian host both
-// return FailedPrecondition.
+// return FailedPrecondition. SaveOptions and LoadOptions are in
+// core/io/checkpoint_memory.h.
 #ifndef THAW_CORE_IO_CHECKPOINT_H_
 #define THAW_CORE_IO_CHECKPOINT_H_
 
 #include <string>
 
+#include "core/io/checkpoint_memory.h"  // IWYU pragma: export
 #include "core/vars/variables.h"
-#include "platform/span.h"
 #include "platform/status.h"
 
 namespace thaw {
@@ -47,21 +50,10 @@ namespace thaw {
 // safetensors tensor name (not UTF-8, or "__metadata__") and IoError when the
 // file cannot be written; the old file is then unchanged. The bytes are a
 // function of the names, shapes and values only, so saving the same set twice
-// gives identical files.
-Status SaveCheckpoint(const VariableSet& vars, const std::string& path);
-
-struct LoadOptions {
-  // true: every variable must be in the file and every tensor in the file
-  // must be a variable. false: variables the file lacks keep their values, and
-  // tensors the model lacks are ignored (they are still checked for
-  // corruption, but may have any dtype, e.g. BatchNorm's int64
-  // num_batches_tracked). A tensor that is loaded must match its variable's
-  // shape and be F32 in both modes.
-  bool strict = true;
-  // false: a tensor to be loaded that holds NaN or Inf is refused (a diverged
-  // or corrupted model would poison every later step); true loads it as is.
-  bool allow_non_finite = false;
-};
+// gives identical files (and the bytes SaveCheckpointToMemory writes).
+// options.trainable_only writes the trainable variables only.
+Status SaveCheckpoint(const VariableSet& vars, const std::string& path,
+                      const SaveOptions& options = {});
 
 // Copies the tensors of the safetensors file at `path` into the variables of
 // the same name. All or nothing: the whole file is checked against itself and
@@ -78,18 +70,14 @@ struct LoadOptions {
 //   InvalidArgument  it is well-formed but does not fit the model, e.g.
 //                    "<path>: dense_1.weight: checkpoint has shape [10,128],
 //                    model expects [10,256]", a dtype other than F32, in
-//                    strict mode a missing or unexpected tensor, and NaN or
-//                    Inf in a tensor to be loaded (unless allow_non_finite).
+//                    strict mode a missing or unexpected tensor, NaN or Inf
+//                    in a tensor to be loaded (unless allow_non_finite), and
+//                    with trainable_only a tensor of a variable that is not
+//                    trainable.
 // The header is read and checked first; the data section is read only once
 // the header is known good, and never past the file's size.
 Status LoadCheckpoint(const std::string& path, VariableSet* vars,
                       const LoadOptions& options = {});
-
-// The same for a checkpoint already in memory (a flash region, an mmapped
-// file, bytes received over the network): checked and copied in place, with
-// no copy of the bytes. Messages name "checkpoint in memory" for the path.
-Status LoadCheckpointFromMemory(Span<const unsigned char> bytes, VariableSet* vars,
-                                const LoadOptions& options = {});
 
 }  // namespace thaw
 

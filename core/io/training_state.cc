@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/io/safetensors.h"
+#include "core/io/safetensors_file.h"
 #include "core/train/optimizers.h"
 
 namespace thaw {
@@ -122,8 +123,7 @@ Status Check(const char* p, const safetensors::Contents& contents, Model& model,
   }));
 
   // The variables, as a strict checkpoint load; the optimizer's tensors aside.
-  THAW_RETURN_IF_ERROR(safetensors::MatchVariables(p, contents, vars, /*strict=*/true,
-                                                   /*allow_non_finite=*/false, kPrefix,
+  THAW_RETURN_IF_ERROR(safetensors::MatchVariables(p, contents, vars, LoadOptions(), kPrefix,
                                                    &r->variables));
   // The optimizer's tensors: "optimizer/<variable>/<slot or step>", for
   // variables the file has trainable; all of a variable's or none.
@@ -225,36 +225,27 @@ Status Apply(const safetensors::Contents& contents, const Restore& r, Model& mod
 Status Save(Model& model, const FitPosition& position, const std::string& path) {
   VariableSet& vars = model.variables();
   Optimizer& optimizer = *model.optimizer();
-  THAW_RETURN_IF_ERROR(safetensors::CheckNames(path, vars));
-  std::vector<safetensors::OutTensor> tensors;
-  std::vector<std::vector<unsigned char>> storage;
-  storage.reserve(vars.size() * (optimizer.slots() + 2));
+  std::vector<safetensors::OutTensor> tensors = safetensors::CheckpointTensors(vars, {});
+  std::vector<int64_t> steps;  // the step counts' bytes, in place before they are written
+  steps.reserve(vars.size());
   std::string trainable;
-  for (int i = 0; i < vars.size(); ++i) {
-    tensors.emplace_back();
-    THAW_RETURN_IF_ERROR(safetensors::VariableTensor(path, vars, i, vars.name(i),
-                                                     vars.value_data(i), &storage,
-                                                     &tensors.back()));
-    trainable += vars.trainable(i) ? '1' : '0';
-  }
+  for (int i = 0; i < vars.size(); ++i) trainable += vars.trainable(i) ? '1' : '0';
   for (int i = 0; i < vars.size(); ++i) {
     // State exists for the variables the last step trained; it is saved for
     // those still trainable (a variable frozen since loses it at the next
     // step anyway, and one thawed since starts from zero).
     if (!vars.planned_trainable(i) || !vars.trainable(i)) continue;
     for (int s = 0; s < optimizer.slots(); ++s) {
-      tensors.emplace_back();
-      THAW_RETURN_IF_ERROR(safetensors::VariableTensor(
-          path, vars, i, StateName(vars.name(i), optimizer.slot_name(s)), vars.slot_data(i, s),
-          &storage, &tensors.back()));
+      tensors.push_back(safetensors::VariableTensor(
+          vars, i, StateName(vars.name(i), optimizer.slot_name(s)), vars.slot_data(i, s)));
     }
-    const int64_t steps = static_cast<int64_t>(vars.steps(i));
-    storage.emplace_back(8);
-    std::memcpy(storage.back().data(), &steps, 8);
+    steps.push_back(static_cast<int64_t>(vars.steps(i)));  // little-endian, as the file
     safetensors::OutTensor step;
     step.name = StateName(vars.name(i), kStep);
     step.int64 = true;
-    step.bytes = Span<const unsigned char>(storage.back().data(), 8);
+    step.bytes = 8;
+    step.variable = i;
+    step.raw = reinterpret_cast<const unsigned char*>(&steps.back());
     tensors.push_back(std::move(step));
   }
   const safetensors::Metadata metadata = {
@@ -268,7 +259,7 @@ Status Save(Model& model, const FitPosition& position, const std::string& path) 
       {"thaw.fit.loss_sum", Format("%.17g", position.loss_sum)},
       {"thaw.fit.correct_sum", Format("%.17g", position.correct_sum)},
   };
-  return safetensors::Write(path, tensors, metadata);
+  return safetensors::Write(path, vars, tensors, metadata);
 }
 
 Status CheckModel(const char* p, Model* model) {
@@ -285,7 +276,7 @@ Status SaveTrainingState(Model& model, const FitPosition& position, const std::s
   if (position.epoch < 0) {
     return InvalidArgument("%s: the position's epoch is %d", path.c_str(), position.epoch);
   }
-  if (!safetensors::kHostIsLittleEndian) return safetensors::BigEndianHost(path);
+  if (!safetensors::kHostIsLittleEndian) return safetensors::BigEndianHost(path.c_str());
   return ResourceExhaustedOnBadAlloc(path.c_str(), [&] { return Save(model, position, path); });
 }
 
@@ -293,7 +284,7 @@ Status LoadTrainingState(const std::string& path, Model* model, FitPosition* pos
   const char* p = path.c_str();
   THAW_RETURN_IF_ERROR(CheckModel(p, model));
   THAW_CHECK(position != nullptr);
-  if (!safetensors::kHostIsLittleEndian) return safetensors::BigEndianHost(path);
+  if (!safetensors::kHostIsLittleEndian) return safetensors::BigEndianHost(p);
   return ResourceExhaustedOnBadAlloc(p, [&]() -> Status {
     safetensors::Contents contents;
     THAW_RETURN_IF_ERROR(safetensors::Read(path, &contents));
