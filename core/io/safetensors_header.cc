@@ -20,12 +20,19 @@
 // Values inside unknown fields of an entry are read (they must be JSON, and
 // count) and ignored, as the reference implementation ignores them.
 //
-// A syntax error names its byte offset as nlohmann-json, which parsed these
-// headers before, did: the byte where a token went wrong, or the last byte
-// of a well-formed token that may not stand there, or the length of the text
-// when it ends early.
+// What it accepts is what nlohmann-json, which parsed these headers before,
+// accepted, quirks included: a number too large for a double (1e400) is a
+// syntax error, and a NUL byte where a token may start ends the text (so
+// "{...}" followed by NUL and anything is read as "{...}"). A syntax error
+// names its byte offset as nlohmann-json did: the byte where a token went
+// wrong, or the last byte of a well-formed token that may not stand there,
+// or the length of the text when it ends early.
+#include <algorithm>
+#include <clocale>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <set>
 #include <string>
 #include <vector>
@@ -126,6 +133,11 @@ class HeaderReader {
       token_end_ = pos_;
       return true;
     }
+    if (text_[pos_] == '\0') {  // ends the text where a token may start (see the top)
+      token_ = Token::kEnd;
+      token_end_ = ++pos_;
+      return true;
+    }
     const unsigned char c = text_[pos_];
     switch (c) {
       case '{': return Single(Token::kBeginObject);
@@ -195,6 +207,15 @@ class HeaderReader {
     }
     token_ = Token::kNumber;
     token_end_ = pos_;
+    // A number that is not whole is a double to JSON libraries; one too
+    // large for a double is refused, at its last byte.
+    // (strtod reads the decimal point of the C locale in force.)
+    if (!whole_) {
+      std::string digits(reinterpret_cast<const char*>(text_) + token_begin_,
+                         token_end_ - token_begin_);
+      std::replace(digits.begin(), digits.end(), '.', *std::localeconv()->decimal_point);
+      if (!std::isfinite(std::strtod(digits.c_str(), nullptr))) return SyntaxError(token_end_ - 1);
+    }
     return true;
   }
 
@@ -544,8 +565,9 @@ class HeaderReader {
                          "offset %zu",
                          source_, size_, offset));
   }
-  // The current token may not stand here: the error is at its last byte.
-  bool Unexpected() { return SyntaxError(token_ == Token::kEnd ? size_ : token_end_ - 1); }
+  // The current token may not stand here: the error is at its last byte, or
+  // at the length of the text when the text ended.
+  bool Unexpected() { return SyntaxError(token_end_ > token_begin_ ? token_end_ - 1 : size_); }
   bool TooLarge() {
     return Stop(DataLoss("%s: the header holds more than %zu tensors or %zu JSON values, more "
                          "than thaw reads",
