@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdint>
@@ -901,6 +902,245 @@ TEST_F(CheckpointSaveTest, CountsMustBeCounts) {
   EXPECT_EQ(count.value().data()[0], 7.0f);
 }
 
+// ---- In memory (core/io/checkpoint_memory.h) ----
+
+// The names of the tensors in a checkpoint's header, in file order.
+std::vector<std::string> TensorNames(const std::vector<unsigned char>& bytes) {
+  uint64_t n = 0;
+  for (int b = 0; b < 8; ++b) n |= uint64_t{bytes[b]} << (8 * b);
+  const OrderedJson header =
+      OrderedJson::parse(bytes.begin() + 8, bytes.begin() + 8 + n, nullptr, false);
+  std::vector<std::string> names;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    if (it.key() != "__metadata__") names.push_back(it.key());
+  }
+  return names;
+}
+
+// Saves `vars` to memory through a buffer of exactly the size asked for.
+std::vector<unsigned char> SaveToMemory(const VariableSet& vars, const SaveOptions& options = {}) {
+  size_t size = 0;
+  EXPECT_TRUE(CheckpointSize(vars, &size, options).ok());
+  std::vector<unsigned char> bytes(size);
+  size_t written = 0;
+  const Status s = SaveCheckpointToMemory(vars, bytes, &written, options);
+  EXPECT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(written, size);
+  return bytes;
+}
+
+class CheckpointMemoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Values a text format would mangle: signed zero, subnormal, infinity, a
+    // NaN with a payload.
+    model_.Fill([](size_t k) { return std::ldexp(1.0f + k, static_cast<int>(k) - 11); });
+    float* w = (*model_.vars)[0].value().data();
+    w[0] = -0.0f;
+    w[1] = std::numeric_limits<float>::denorm_min();
+    w[2] = -std::numeric_limits<float>::infinity();
+    const uint32_t nan_bits = 0x7FC01234u;
+    std::memcpy(&w[3], &nan_bits, 4);
+    allow_.allow_non_finite = true;
+  }
+  ScratchDir dir_;
+  TinyModel model_;  // dense_0 trainable, dense_1 frozen
+  LoadOptions allow_;
+};
+
+// The size query, the bytes written and the file SaveCheckpoint writes agree,
+// and the bytes load back bit for bit.
+TEST_F(CheckpointMemoryTest, SizeQueryBytesAndFileAgreeAndRoundTripBitExact) {
+  size_t size = 0;
+  ASSERT_TRUE(CheckpointSize(*model_.vars, &size).ok());
+  const std::string path = dir_.Path("m.safetensors");
+  ASSERT_TRUE(SaveCheckpoint(*model_.vars, path).ok());
+  const std::vector<unsigned char> file = ReadBytes(path);
+  EXPECT_EQ(size, file.size());
+  const std::vector<unsigned char> bytes = SaveToMemory(*model_.vars);
+  EXPECT_TRUE(bytes == file) << "SaveCheckpointToMemory and SaveCheckpoint wrote different bytes";
+
+  // A bigger buffer: the checkpoint at its start, the rest untouched.
+  std::vector<unsigned char> big(size + 100, 0xAB);
+  size_t written = 0;
+  ASSERT_TRUE(SaveCheckpointToMemory(*model_.vars, big, &written).ok());
+  EXPECT_EQ(written, size);
+  EXPECT_TRUE(std::equal(bytes.begin(), bytes.end(), big.begin()));
+  EXPECT_EQ(std::count(big.begin() + size, big.end(), 0xAB), 100);
+
+  TinyModel other;
+  const Status refused = LoadCheckpointFromMemory(bytes, other.vars.get());
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);  // the NaN and the infinity
+  ASSERT_TRUE(LoadCheckpointFromMemory(
+                  Span<const unsigned char>(big.data(), written), other.vars.get(), allow_)
+                  .ok());
+  EXPECT_EQ(Snapshot(*other.vars).bits, Snapshot(*model_.vars).bits);
+}
+
+// A buffer too small (by one byte, or none at all) is ResourceExhausted, says
+// the size needed, and is left as it was.
+TEST_F(CheckpointMemoryTest, TooSmallBufferWritesNothingAndSaysTheSizeNeeded) {
+  size_t size = 0;
+  ASSERT_TRUE(CheckpointSize(*model_.vars, &size).ok());
+  std::vector<unsigned char> small(size - 1, 0xAB);
+  size_t needed = 0;
+  Status s = SaveCheckpointToMemory(*model_.vars, small, &needed);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(needed, size);
+  EXPECT_EQ(std::string(s.message()),
+            "checkpoint in memory: the checkpoint takes " + std::to_string(size) +
+                " bytes, but the buffer holds " + std::to_string(size - 1) +
+                "; nothing was written");
+  EXPECT_EQ(std::count(small.begin(), small.end(), 0xAB), static_cast<long>(size - 1));
+
+  needed = 0;
+  s = SaveCheckpointToMemory(*model_.vars, Span<unsigned char>(), &needed);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(needed, size);
+}
+
+// A count that cannot be written fails the save; the buffer then holds no
+// checkpoint (its length field is 0), even over an earlier good one.
+TEST_F(CheckpointMemoryTest, AFailedSaveLeavesNoLoadableCheckpoint) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1 << 14, &arena).ok());
+  VariableSet vars(&arena);
+  Variable w, count;
+  ASSERT_TRUE(vars.Create("bn.weight", {2}, true, &w).ok());
+  ASSERT_TRUE(vars.CreateStatistic("bn.num_batches_tracked", Shape{}, &count).ok());
+  FileFormat format;
+  format.int64 = true;
+  vars.SetFileFormat(count, format);
+  ASSERT_TRUE(vars.Assign(count, {3.0f}).ok());
+  std::vector<unsigned char> bytes = SaveToMemory(vars);
+  ASSERT_TRUE(LoadCheckpointFromMemory(bytes, &vars).ok());
+
+  ASSERT_TRUE(vars.Assign(count, {2.5f}).ok());
+  size_t size = 0;
+  const Status s = SaveCheckpointToMemory(vars, bytes, &size);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(s, "checkpoint in memory: bn.num_batches_tracked: element 0 is 2.5, not "
+                          "a count"))
+      << s.message();
+  EXPECT_EQ(size, bytes.size());
+  const Status load = LoadCheckpointFromMemory(bytes, &vars);
+  EXPECT_EQ(load.code(), StatusCode::kDataLoss) << load.message();
+
+  // Names are checked before anything is written, as for files.
+  Arena arena2;
+  ASSERT_TRUE(Arena::Create(1 << 14, &arena2).ok());
+  VariableSet reserved(&arena2);
+  ASSERT_TRUE(reserved.CreateScalar("__metadata__", 1.0f, true, &w).ok());
+  EXPECT_EQ(CheckpointSize(reserved, &size).code(), StatusCode::kInvalidArgument);
+  const Status named = SaveCheckpointToMemory(reserved, bytes, &size);
+  EXPECT_EQ(named.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(named, "variable 0 is named __metadata__")) << named.message();
+}
+
+// What federated fine-tuning ships: only the trainable variables go out, and
+// a model frozen the same way takes them in, its frozen variables untouched.
+TEST_F(CheckpointMemoryTest, TrainableOnlyExportAndImport) {
+  SaveOptions trainable;
+  trainable.trainable_only = true;
+  const std::vector<unsigned char> bytes = SaveToMemory(*model_.vars, trainable);
+  EXPECT_EQ(TensorNames(bytes), (std::vector<std::string>{"dense_0.weight", "dense_0.bias"}));
+  // The same bytes as the file form of the option.
+  const std::string path = dir_.Path("trainable.safetensors");
+  ASSERT_TRUE(SaveCheckpoint(*model_.vars, path, trainable).ok());
+  EXPECT_TRUE(ReadBytes(path) == bytes);
+
+  TinyModel device;
+  device.Fill([](size_t k) { return 7.0f + k; });
+  const Snapshot before(*device.vars);
+  // A plain strict load refuses the file: the frozen variables are missing.
+  const Status strict = LoadCheckpointFromMemory(bytes, device.vars.get(), allow_);
+  EXPECT_EQ(strict.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(strict, "dense_1.weight: the model has this variable but the checkpoint "
+                               "does not (strict load; 2 of 4 variables missing)"))
+      << strict.message();
+  LoadOptions load = allow_;
+  load.trainable_only = true;
+  ASSERT_TRUE(LoadCheckpointFromMemory(bytes, device.vars.get(), load).ok());
+  const Snapshot after(*device.vars);
+  const Snapshot sent(*model_.vars);
+  EXPECT_EQ(after.bits[0], sent.bits[0]);
+  EXPECT_EQ(after.bits[1], sent.bits[1]);
+  EXPECT_EQ(after.bits[2], before.bits[2]);  // frozen: untouched
+  EXPECT_EQ(after.bits[3], before.bits[3]);
+  EXPECT_EQ(after.trainable, before.trainable);
+  // From a file too.
+  device.Fill([](size_t k) { return 7.0f + k; });
+  ASSERT_TRUE(LoadCheckpoint(path, device.vars.get(), load).ok());
+  EXPECT_EQ(Snapshot(*device.vars).bits, after.bits);
+}
+
+// Statistics are not trainable: a trainable-only save leaves them out.
+TEST_F(CheckpointMemoryTest, TrainableOnlyLeavesStatisticsOut) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1 << 14, &arena).ok());
+  VariableSet vars(&arena);
+  Variable gamma, mean, beta;
+  ASSERT_TRUE(vars.Create("bn.weight", {3}, true, &gamma).ok());
+  ASSERT_TRUE(vars.Create("bn.bias", {3}, false, &beta).ok());
+  ASSERT_TRUE(vars.CreateStatistic("bn.running_mean", {3}, &mean).ok());
+  SaveOptions trainable;
+  trainable.trainable_only = true;
+  EXPECT_EQ(TensorNames(SaveToMemory(vars, trainable)), std::vector<std::string>{"bn.weight"});
+  EXPECT_EQ(TensorNames(SaveToMemory(vars)),
+            (std::vector<std::string>{"bn.weight", "bn.bias", "bn.running_mean"}));
+}
+
+// Under trainable_only the file must hold exactly the trainable variables:
+// a tensor of a frozen variable, a missing trainable one (strict) or a tensor
+// the model lacks (strict) is refused, and nothing changes.
+TEST_F(CheckpointMemoryTest, TrainableOnlyLoadRefusals) {
+  TinyModel device;
+  device.Fill([](size_t k) { return 7.0f + k; });
+  const Snapshot before(*device.vars);
+  LoadOptions load;
+  load.trainable_only = true;
+  auto expect_refused = [&](const std::vector<unsigned char>& bytes, const LoadOptions& options,
+                            const std::string& expected) {
+    const Status s = LoadCheckpointFromMemory(bytes, device.vars.get(), options);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.message();
+    EXPECT_TRUE(Contains(s, expected)) << "missing \"" << expected << "\" in: " << s.message();
+    EXPECT_TRUE(Snapshot(*device.vars) == before) << "a refused load changed the model";
+  };
+
+  // Every variable, frozen ones included.
+  const std::vector<unsigned char> all = File(ValidHeader(), ValidData());
+  const std::string frozen =
+      "checkpoint in memory: dense_1.weight: the checkpoint has this tensor, but the model's "
+      "variable is not trainable (frozen, or a statistic) and a trainable-only load changes "
+      "trainable variables only; nothing was loaded";
+  expect_refused(all, load, frozen);
+  LoadOptions partial = load;
+  partial.strict = false;
+  expect_refused(all, partial, frozen);  // in both modes
+
+  // A trainable variable missing: refused when strict, kept when not.
+  OrderedJson h;
+  h["dense_0.weight"] = Tensor("F32", {3, 4}, 0, 48);
+  std::vector<float> weights(12, -2.0f);
+  expect_refused(File(h, weights), load,
+                 "dense_0.bias: the model has this variable but the checkpoint does not (strict "
+                 "trainable-only load; 1 of 2 trainable variables missing)");
+  ASSERT_TRUE(LoadCheckpointFromMemory(File(h, weights), device.vars.get(), partial).ok());
+  EXPECT_EQ((*device.vars)[0].value().data()[11], -2.0f);
+  EXPECT_EQ(Snapshot(*device.vars).bits[1], before.bits[1]);
+  device.Fill([](size_t k) { return 7.0f + k; });
+
+  // A tensor the model does not have: refused when strict, ignored when not.
+  h["dense_0.bias"] = Tensor("F32", {3}, 48, 60);
+  h["head.weight"] = Tensor("F32", {1}, 60, 64);
+  std::vector<float> data(16, -3.0f);
+  expect_refused(File(h, data), load,
+                 "head.weight: the checkpoint has this tensor but the model has no variable of "
+                 "that name (strict load)");
+  ASSERT_TRUE(LoadCheckpointFromMemory(File(h, data), device.vars.get(), partial).ok());
+  EXPECT_EQ((*device.vars)[1].value().data()[2], -3.0f);
+}
+
 // ---- PyTorch interop (fixtures made by tests/pytorch/checkpoint_interop.py) ----
 
 std::string Fixture(const std::string& name) { return std::string(THAW_FIXTURES_DIR) + "/" + name; }
@@ -997,6 +1237,9 @@ TEST(CheckpointInteropTest, ACnnFromPyTorchPredictsTheSameAndSavesBackByteForByt
   ASSERT_TRUE(SaveCheckpoint(model.variables(), path).ok());
   EXPECT_TRUE(ReadBytes(path) == ReadBytes(Fixture("torch_cnn.safetensors")))
       << "thaw's file for the CNN differs from PyTorch's";
+  // In memory, through the same conversions (permuted kernels, the int64 count).
+  EXPECT_TRUE(SaveToMemory(model.variables()) == ReadBytes(Fixture("torch_cnn.safetensors")))
+      << "thaw's bytes in memory for the CNN differ from PyTorch's file";
 }
 
 }  // namespace
