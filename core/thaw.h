@@ -18,13 +18,16 @@
 //     THAW_CHECK(sgd.ApplyGradients({{grad[0], w}}).ok());
 //   }
 //
-// Checkpoints, datasets and the progress bar are the optional thaw_io
-// library: core/io/io.h.
+// Checkpoints in memory (safetensors bytes: core/io/checkpoint_memory.h) are
+// part of the runtime and included here; checkpoint and training-state files,
+// datasets and the progress bar are the optional thaw_io library:
+// core/io/io.h.
 #ifndef THAW_CORE_THAW_H_
 #define THAW_CORE_THAW_H_
 
 #include "core/api/model.h"         // IWYU pragma: export
 #include "core/api/tape.h"          // IWYU pragma: export
+#include "core/io/checkpoint_memory.h"  // IWYU pragma: export
 #include "core/memory/arena.h"      // IWYU pragma: export
 #include "core/ops/activation.h"    // IWYU pragma: export
 #include "core/ops/arithmetic.h"    // IWYU pragma: export
