@@ -115,10 +115,10 @@ Symbol Model::CallLayer(size_t index, Span<const Symbol> inputs) {
 }
 
 Symbol Model::Call(std::unique_ptr<Layer> layer, Symbol input, const std::string& name) {
-  return Call(std::move(layer), {input}, name);
+  return Call(std::move(layer), Span<const Symbol>(&input, 1), name);
 }
 
-Symbol Model::Call(std::unique_ptr<Layer> layer, std::initializer_list<Symbol> inputs,
+Symbol Model::Call(std::unique_ptr<Layer> layer, Span<const Symbol> inputs,
                    const std::string& name) {
   if (!status_.ok()) return Symbol();
   Status added = AddLayer(std::move(layer), name);
@@ -126,7 +126,7 @@ Symbol Model::Call(std::unique_ptr<Layer> layer, std::initializer_list<Symbol> i
     Fail(Status(added.code(), std::string("Call: ") + added.message()));
     return Symbol();
   }
-  return CallLayer(layers_.size() - 1, Span<const Symbol>(inputs.begin(), inputs.size()));
+  return CallLayer(layers_.size() - 1, inputs);
 }
 
 Layer* Model::FindLayer(const std::string& name) {
@@ -190,9 +190,9 @@ Status Model::Build(Symbol output, size_t max_batch, Arena* arena, uint64_t seed
 // takes them only when all are made, with moves and swaps that cannot throw:
 // a failure (an arena too small, a heap allocation that throws) leaves the
 // model unbuilt and Build can be called again.
-Status Model::BuildIn(Value* output, size_t max_batch, Arena* arena, uint64_t seed) {
-  auto vars = std::make_unique<VariableSet>(arena);
-  std::vector<std::vector<Variable>> handles(layers_.size());
+Status Model::CreateVariables(VariableSet* vars,
+                              std::vector<std::vector<Variable>>* handles) const {
+  handles->assign(layers_.size(), {});
   for (const DeclaredVariable& d : declared_) {
     Variable v;
     if (d.role == VariableRole::kStatistic) {
@@ -201,8 +201,15 @@ Status Model::BuildIn(Value* output, size_t max_batch, Arena* arena, uint64_t se
       THAW_RETURN_IF_ERROR(vars->Create(d.name, d.shape, layers_[d.layer]->trainable_, &v));
     }
     vars->SetFileFormat(v, d.file);
-    handles[d.layer].push_back(v);
+    (*handles)[d.layer].push_back(v);
   }
+  return Status::Ok();
+}
+
+Status Model::BuildIn(Value* output, size_t max_batch, Arena* arena, uint64_t seed) {
+  auto vars = std::make_unique<VariableSet>(arena);
+  std::vector<std::vector<Variable>> handles;
+  THAW_RETURN_IF_ERROR(CreateVariables(vars.get(), &handles));
   // Size every per-step structure now, so that a step never allocates.
   auto programs = std::make_unique<Programs>();
   for (CachedProgram* p : {&programs->train, &programs->evaluate, &programs->predict}) {
@@ -210,7 +217,6 @@ Status Model::BuildIn(Value* output, size_t max_batch, Arena* arena, uint64_t se
     p->trainable = vars->trainable_bits();
   }
   // ---- Nothing below allocates or fails. ----
-  for (size_t i = 0; i < declared_.size(); ++i) declared_[i].value->variable = static_cast<int>(i);
   for (size_t l = 0; l < layers_.size(); ++l) layers_[l]->variables_.swap(handles[l]);
   vars_ = std::move(vars);
   programs_ = std::move(programs);
@@ -218,7 +224,6 @@ Status Model::BuildIn(Value* output, size_t max_batch, Arena* arena, uint64_t se
   for (const auto& layer : layers_) layer->ResetParameters(rng);
   arena_ = arena;
   output_ = output;
-  loss_input_ = output_;
   max_batch_ = max_batch;
   arena_token_ = Arena::NewOwnerToken();
   return Status::Ok();
@@ -262,9 +267,6 @@ Status Model::Compile(const OptimizerConfig& config, Loss loss) {
     return Status::Ok();
   }));
   loss_ = loss;
-  // A softmax fused into the loss: the loss reads the logits, and the
-  // softmax node runs only in Predict.
-  loss_input_ = FusesSoftmax(loss) ? last->in[0] : output_;
   programs_->train.valid = programs_->evaluate.valid = false;
   compiled_ = true;
   return Status::Ok();
@@ -321,6 +323,11 @@ Status Model::CheckExamples(const char* what, const Examples& e) const {
 // ---- Plans ----
 
 ProgramSpec Model::SpecFor(StepMode mode, size_t batch, bool gather) const {
+  return SpecFor(mode, batch, gather, output_, loss_);
+}
+
+ProgramSpec Model::SpecFor(StepMode mode, size_t batch, bool gather, Value* output,
+                           Loss loss) const {
   ProgramSpec spec;
   spec.mode = mode;
   spec.batch = batch;
@@ -328,33 +335,81 @@ ProgramSpec Model::SpecFor(StepMode mode, size_t batch, bool gather) const {
   spec.gather = gather;
   spec.output_to_caller = mode == StepMode::kPredict;
   spec.input = input_;
-  spec.output = output_;
-  spec.loss_input = loss_input_;
+  spec.output = output;
+  // A softmax fused into the loss: the loss reads the logits, and the
+  // softmax node runs only in Predict.
+  spec.loss_input = FusesSoftmax(loss) ? output->producer->in[0] : output;
   if (gather && mode != StepMode::kPredict) {
-    if (UsesLabels(loss_)) {
+    if (UsesLabels(loss)) {
       spec.label_bytes = sizeof(int32_t);
     } else {
-      spec.target_floats = output_features();
+      spec.target_floats = output->shape.num_elements();
     }
   }
   return spec;
 }
 
 Status Model::PlanMemory(const PlanOptions& options, ModelPlan* plan) const {
-  THAW_RETURN_IF_ERROR(CheckReady("PlanMemory", false));
-  const Bitmap& trainable = options.trainable != nullptr ? *options.trainable : vars_->trainable_bits();
-  if (trainable.size() != static_cast<size_t>(vars_->size())) {
-    return InvalidArgument("PlanMemory: the freeze set has %zu bits; the model has %d variables",
-                           trainable.size(), vars_->size());
+  Value* output = output_;
+  if (!built()) {
+    // Planning a model being described: it must be one that would build.
+    THAW_RETURN_IF_ERROR(status_);
+    if (!options.output.valid() || options.output.model_ != this) {
+      return InvalidArgument(
+          "PlanMemory: before Build, give the output the model will be built with "
+          "(PlanOptions::output)");
+    }
+    if (options.output.value_ == input_) {
+      return InvalidArgument("PlanMemory: the output is the input; the model has no layers");
+    }
+    output = options.output.value_;
+  } else if (options.output.valid() && options.output.value_ != output_) {
+    return InvalidArgument("PlanMemory: the model is built with another output");
   }
   if (options.batch == 0) return InvalidArgument("PlanMemory: the batch is empty");
   THAW_RETURN_IF_ERROR(CheckBatch("PlanMemory", options.batch));
+  if (options.optimizer != nullptr) THAW_RETURN_IF_ERROR(CheckOptions(*options.optimizer));
+  const Loss loss = options.loss != nullptr ? *options.loss
+                    : compiled_                ? loss_
+                                               : Loss::kMeanSquaredError;
   return ResourceExhaustedOnBadAlloc("PlanMemory", [&] {
+    // Before Build, or for another optimizer, the variables are sized in a
+    // set that holds no memory.
+    std::unique_ptr<VariableSet> sizing;
+    std::unique_ptr<Optimizer> optimizer;
+    const VariableSet* vars = vars_.get();
+    if (!built() || options.optimizer != nullptr) {
+      sizing = std::make_unique<VariableSet>(nullptr);
+      std::vector<std::vector<Variable>> handles;
+      THAW_RETURN_IF_ERROR(CreateVariables(sizing.get(), &handles));
+      if (options.optimizer != nullptr) {
+        optimizer = MakeOptimizer(*options.optimizer, sizing.get(), *pool_);
+      }
+      vars = sizing.get();
+    }
+    const Bitmap& trainable = options.trainable != nullptr ? *options.trainable
+                                                           : vars->trainable_bits();
+    if (trainable.size() != static_cast<size_t>(vars->size())) {
+      return InvalidArgument("PlanMemory: the freeze set has %zu bits; the model has %d variables",
+                             trainable.size(), vars->size());
+    }
     Program program;
     program.Reserve(graph_);
-    program.Compile(graph_, *vars_, trainable,
-                    SpecFor(options.mode, options.batch, options.gather));
-    FillPlan(program, trainable, plan);
+    // The largest transient part of any step this plan covers.
+    size_t most = 0;
+    auto cover = [&](StepMode mode, size_t batch, bool gather) {
+      program.Compile(graph_, *vars, trainable, SpecFor(mode, batch, gather, output, loss));
+      most = std::max(most, program.plan().total());
+    };
+    for (size_t batch = 1; batch <= options.batch; ++batch) {
+      if (options.mode == StepMode::kTrain) cover(StepMode::kTrain, batch, options.gather);
+      if (options.mode != StepMode::kPredict) cover(StepMode::kEvaluate, batch, false);
+      cover(StepMode::kPredict, batch, false);
+    }
+    program.Compile(graph_, *vars, trainable,
+                    SpecFor(options.mode, options.batch, options.gather, output, loss));
+    FillPlan(program, *vars, trainable, plan);
+    plan->arena_bytes = plan->bytes.total() - program.plan().total() + most;
     return Status::Ok();
   });
 }
@@ -375,7 +430,8 @@ Status Model::PlanMemory(size_t batch, const Bitmap& trainable, ModelPlan* plan)
 
 // Regions and per-layer rows from the two plans: the persistent one (weights
 // and, in training, gradients and optimizer state) and the step's.
-void Model::FillPlan(const Program& program, const Bitmap& trainable, ModelPlan* plan) const {
+void Model::FillPlan(const Program& program, const VariableSet& vars, const Bitmap& trainable,
+                     ModelPlan* plan) const {
   const ProgramSpec& spec = program.spec();
   const bool training = spec.mode == StepMode::kTrain;
   plan->batch = spec.batch;
@@ -389,7 +445,7 @@ void Model::FillPlan(const Program& program, const Bitmap& trainable, ModelPlan*
   for (size_t i = 0; i < layers_.size(); ++i) plan->layers[i + 1].name = layers_[i]->name();
   MemoryReport& bytes = plan->bytes;
   bytes = MemoryReport();
-  const MemoryPlan& persistent = vars_->PersistentPlan(trainable);
+  const MemoryPlan& persistent = vars.PersistentPlan(trainable);
   for (int b = 0; b < persistent.size(); ++b) {
     const PlannedBuffer& buffer = persistent[b];
     if (!training && buffer.region != Region::kWeights) continue;
@@ -418,7 +474,7 @@ void Model::FillPlan(const Program& program, const Bitmap& trainable, ModelPlan*
     }
     plan->layers[layer + 1].activations += buffer.bytes;
   }
-  bytes.capacity = arena_->capacity();
+  bytes.capacity = arena_ != nullptr ? arena_->capacity() : 0;
   bytes.high_water = bytes.total();
 }
 
@@ -488,24 +544,34 @@ Status Model::Step(const Examples& examples, const size_t* index, size_t batch, 
     }
   }
 
-  // 1. Check that the whole step fits before anything moves.
-  const MemoryReport persistent = vars_->PlannedBytes(trainable);
+  // 1. Check that the whole step fits before anything moves. Training lays
+  // out gradients and optimizer state for the freeze set first; the other
+  // steps use what the arena holds now.
+  const bool training = mode == StepMode::kTrain;
+  MemoryReport persistent;
+  if (training) {
+    persistent = vars_->PlannedBytes(trainable);
+  } else {
+    for (int r = 0; r < kNumPersistentRegions; ++r) {
+      persistent.bytes[r] = arena_->bytes(static_cast<Region>(r));
+    }
+  }
   const size_t transient = program.plan().total();
   const size_t activations = program.activation_bytes();
   const size_t needed = persistent.total() + transient;
   if (needed > arena_->capacity()) {
     return ResourceExhausted(
-        "a %s step for %zu examples with this freeze set needs %zu bytes (weights %zu, "
+        "%s step for %zu examples with this freeze set needs %zu bytes (weights %zu, "
         "gradients %zu, optimizer state %zu, activations %zu, scratch %zu), but the arena "
         "holds %zu; nothing was changed: use a smaller batch, freeze more layers, or give "
         "the arena more memory",
-        mode == StepMode::kTrain ? "training" : "inference", batch, needed,
+        training ? "a training" : "an inference", batch, needed,
         persistent[Region::kWeights], persistent[Region::kGradients],
         persistent[Region::kOptimizerState], activations, transient - activations,
         arena_->capacity());
   }
   // 2. Freeze changes take effect here.
-  THAW_RETURN_IF_ERROR(vars_->Prepare());
+  if (training) THAW_RETURN_IF_ERROR(vars_->Prepare());
 
   // 3. Place the step and run it.
   unsigned char* block = arena_->ClaimPlanned(arena_token_, transient, activations);

@@ -47,7 +47,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -153,22 +152,15 @@ struct ModelPlan {
   StepMode mode = StepMode::kTrain;
   bool gather = false;             // the batch is copied into the arena
   size_t first_backward_layer = 0; // layers before it run no backward pass
-  MemoryReport bytes;              // per region; total() is the arena a step needs
+  MemoryReport bytes;              // per region; total() is the arena this step needs
+  // The arena that runs every step of this freeze set with up to `batch`
+  // examples: any smaller batch and, for a training plan, evaluation and
+  // prediction too (a kernel's scratch need not grow with the batch, so
+  // this can exceed bytes.total()). Size arenas with this.
+  size_t arena_bytes = 0;
   std::vector<LayerMemory> layers; // an "input" row comes first
   std::vector<PlannedBuffer> step_buffers;  // the step's plan, placed
   std::string ToString() const;
-};
-
-// Which step PlanMemory describes.
-struct PlanOptions {
-  size_t batch = 1;
-  StepMode mode = StepMode::kTrain;
-  // Train: the freeze set (one bit per variable, as trainable_bits()), or
-  // null for the current one.
-  const Bitmap* trainable = nullptr;
-  // The batch is copied into the arena: Fit with shuffle (TrainOnBatch,
-  // Evaluate and Predict read it where it is).
-  bool gather = false;
 };
 
 class Model;
@@ -189,6 +181,25 @@ class Symbol {
   Value* value_ = nullptr;
 };
 
+// Which step PlanMemory describes.
+struct PlanOptions {
+  size_t batch = 1;
+  StepMode mode = StepMode::kTrain;
+  // Train: the freeze set (one bit per variable, as trainable_bits()), or
+  // null for the current one (before Build: the layers' SetTrainable flags).
+  const Bitmap* trainable = nullptr;
+  // The batch is copied into the arena: Fit with shuffle (TrainOnBatch,
+  // Evaluate and Predict read it where it is).
+  bool gather = false;
+  // Before Build, to size the arena: the output the model will be built
+  // with (required), and the optimizer and loss Compile will get (null: the
+  // compiled ones; before Compile, plain SGD without state and mean squared
+  // error). After Build, the output may be left out.
+  Symbol output;
+  const OptimizerConfig* optimizer = nullptr;
+  const Loss* loss = nullptr;
+};
+
 class Model {
  public:
   explicit Model(ThreadPool& pool = ThreadPool::Serial());
@@ -203,8 +214,8 @@ class Model {
   // its output. An error (bad shapes, a bad name, an invalid input) returns
   // an invalid Symbol and becomes the model's status(), which Build returns.
   Symbol Call(std::unique_ptr<Layer> layer, Symbol input, const std::string& name = "");
-  Symbol Call(std::unique_ptr<Layer> layer, std::initializer_list<Symbol> inputs,
-              const std::string& name = "");
+  Symbol Call(std::unique_ptr<Layer> layer, Span<const Symbol> inputs,
+              const std::string& name = "");  // {a, b} or an array
   // The first error met while describing the model, or ok.
   const Status& status() const { return status_; }
   // Creates every variable in `arena` (which must outlive the model and is
@@ -228,7 +239,8 @@ class Model {
   // output is written straight into `out`.
   Status Predict(const float* x, size_t count, float* out);
 
-  // The plan of one step. Runs nothing, places nothing.
+  // The plan of one step. Runs nothing, places nothing; before Build it
+  // needs no arena (give PlanOptions::output), so a caller can size one.
   Status PlanMemory(const PlanOptions& options, ModelPlan* plan) const;
   // A training step (TrainOnBatch, input read in place) for the current
   // freeze set, or an inference step (Predict: weights and the buffers the
@@ -282,8 +294,12 @@ class Model {
   Status BuildIn(Value* output, size_t max_batch, Arena* arena, uint64_t seed);
   Status FitIn(const Examples& train, const FitOptions& options,
                std::vector<EpochResult>* history);
+  // Creates the declared variables in `vars`, with each layer's handles.
+  Status CreateVariables(VariableSet* vars, std::vector<std::vector<Variable>>* handles) const;
   ProgramSpec SpecFor(StepMode mode, size_t batch, bool gather) const;
-  void FillPlan(const Program& program, const Bitmap& trainable, ModelPlan* plan) const;
+  ProgramSpec SpecFor(StepMode mode, size_t batch, bool gather, Value* output, Loss loss) const;
+  void FillPlan(const Program& program, const VariableSet& vars, const Bitmap& trainable,
+                ModelPlan* plan) const;
   // Runs one step on the batch at rows [index[0..count)] of `examples`
   // (rows in order, read in place, when index is null); fills `out`
   // (Predict) or metrics.
@@ -297,7 +313,6 @@ class Model {
   std::vector<DeclaredVariable> declared_;
   Value* input_ = nullptr;
   Value* output_ = nullptr;
-  Value* loss_input_ = nullptr;
   Arena* arena_ = nullptr;
   std::unique_ptr<VariableSet> vars_;
   std::unique_ptr<Optimizer> optimizer_;

@@ -114,7 +114,8 @@ class Graph {
 
   // A batched float32 input with a per-example shape.
   Value* AddInput(const Shape& shape, Layout layout);
-  // An unbatched float32 variable; its index is bound later (Value::variable).
+  // An unbatched float32 variable; the caller sets its index in the variable
+  // set (Value::variable).
   Value* AddVariable(const Shape& shape);
   // Appends a node of `op` on `inputs`; *out is its output. On error (the
   // op's shape inference refuses the inputs) nothing is added.

@@ -5,6 +5,7 @@ namespace thaw {
 Value* LayerBuilder::Declare(const char* suffix, const Shape& shape, VariableRole role,
                              const FileFormat& file) {
   Value* v = graph_->AddVariable(shape);
+  v->variable = static_cast<int>(variables_->size());  // its index once created
   DeclaredVariable d;
   d.name = name_ + "." + suffix;
   d.shape = shape;

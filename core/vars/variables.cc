@@ -41,6 +41,7 @@ const Shape& Variable::shape() const { return set_->records_[index_].shape; }
 VariableRole Variable::role() const { return set_->records_[index_].role; }
 
 TensorView Variable::value() const {
+  THAW_CHECK(set_->arena_ != nullptr);  // a sizing set holds no values
   const auto& r = set_->records_[index_];
   return TensorView(reinterpret_cast<float*>(set_->arena_->data() + r.value_offset),
                     r.shape);
@@ -65,10 +66,12 @@ TensorView Variable::gradient() const {
 // ---- VariableSet ----
 
 VariableSet::VariableSet(Arena* arena) : arena_(arena), token_(Arena::NewOwnerToken()) {
-  THAW_CHECK(arena != nullptr && arena->data() != nullptr);
+  THAW_CHECK(arena == nullptr || arena->data() != nullptr);
 }
 
-VariableSet::~VariableSet() { arena_->ReleasePersistent(token_); }
+VariableSet::~VariableSet() {
+  if (arena_ != nullptr) arena_->ReleasePersistent(token_);
+}
 
 size_t VariableSet::BufferBytes(int index) const {
   return AlignUp(records_[index].shape.num_elements() * sizeof(float));
@@ -100,7 +103,7 @@ Status VariableSet::Add(const std::string& name, const Shape& shape,
     return InvalidArgument("%s: a variable with this name already exists",
                            name.c_str());
   }
-  if (!arena_->ClaimPersistent(token_)) {
+  if (arena_ != nullptr && !arena_->ClaimPersistent(token_)) {
     return FailedPrecondition(
         "%s: the arena already holds another model's (variable set's) weights, which this one "
         "would overwrite; give each model its own arena",
@@ -117,8 +120,8 @@ Status VariableSet::Add(const std::string& name, const Shape& shape,
   }
   bytes = AlignUp(bytes);
   const size_t weights_end = WeightsEnd();
-  const size_t state_bytes = arena_->persistent_end() - weights_end;
-  if (weights_end + bytes + state_bytes > arena_->capacity()) {
+  const size_t state_bytes = arena_ != nullptr ? arena_->persistent_end() - weights_end : 0;
+  if (arena_ != nullptr && weights_end + bytes + state_bytes > arena_->capacity()) {
     return ResourceExhausted(
         "%s: a variable of shape %s needs %zu bytes, but the arena has %zu of "
         "%zu bytes left for it",
@@ -140,13 +143,14 @@ Status VariableSet::Add(const std::string& name, const Shape& shape,
   records_.push_back(std::move(record));
   trainable_.Resize(count);
   planned_.Resize(count);
+  trainable_.Set(records_.size() - 1, trainable);
+  *out = Variable(this, size() - 1);
+  if (arena_ == nullptr) return Status::Ok();  // sizing only
   // Places the new value after the others and moves any planned state up
   // past it; it fits (checked above).
   Status moved = Relayout(planned_, planned_slots_);
   THAW_CHECK(moved.ok());
   std::memset(arena_->data() + records_.back().value_offset, 0, bytes);
-  trainable_.Set(records_.size() - 1, trainable);
-  *out = Variable(this, size() - 1);
   return Status::Ok();
 }
 
@@ -266,7 +270,7 @@ VariableRole VariableSet::role(int index) const {
 }
 
 const float* VariableSet::value_data(int index) const {
-  THAW_CHECK(index >= 0 && index < size());
+  THAW_CHECK(index >= 0 && index < size() && arena_ != nullptr);
   return reinterpret_cast<const float*>(arena_->data() + records_[index].value_offset);
 }
 
@@ -317,8 +321,10 @@ const MemoryPlan& VariableSet::PersistentPlan(const Bitmap& trainable) const {
 MemoryReport VariableSet::PlannedBytes(const Bitmap& trainable) const {
   const MemoryPlan& plan = PersistentPlan(trainable);
   MemoryReport report;
-  report.capacity = arena_->capacity();
-  report.high_water = arena_->high_water();
+  if (arena_ != nullptr) {
+    report.capacity = arena_->capacity();
+    report.high_water = arena_->high_water();
+  }
   for (int r = 0; r < kNumPersistentRegions; ++r) {
     report.bytes[r] = plan.RegionBytes(static_cast<Region>(r));
   }
@@ -350,6 +356,7 @@ float* VariableSet::slot_data(int index, int slot) const {
 // overwrites a block before it has moved. New blocks are zeroed last. Values
 // never move, except that a new variable's value goes after the others.
 Status VariableSet::Relayout(const Bitmap& trainable, int slots) {
+  THAW_CHECK(arena_ != nullptr);  // a sizing set places nothing
   BuildPlan(trainable, slots, &plan_);
   const size_t top = plan_.total();
   if (top > arena_->capacity()) {

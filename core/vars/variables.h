@@ -117,7 +117,10 @@ class VariableSet {
  public:
   // The set lays out its persistent memory in `arena`, which must outlive it
   // and which it uses alone: while it holds variables, creating one in
-  // another set on the same arena is refused (FailedPrecondition).
+  // another set on the same arena is refused (FailedPrecondition). A set
+  // made without an arena (nullptr) only sizes: it records variables and
+  // plans them (PersistentPlan, PlannedBytes) but holds no values and never
+  // prepares a step (Model::PlanMemory uses one before Build).
   explicit VariableSet(Arena* arena);
   ~VariableSet();  // hands the arena's persistent part back
   VariableSet(const VariableSet&) = delete;
