@@ -34,36 +34,14 @@ size_t DtypeBytes(const std::string& dtype) {
   return 0;
 }
 
-// RFC 3629 UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF):
-// what a JSON parser accepts in a string, so a name that passes can be read back.
+// What a JSON reader accepts in a string, so a name that passes can be read back.
 bool IsValidUtf8(const std::string& s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const auto* end = p + s.size();
-  while (p < end) {
-    const unsigned char c = *p;
-    int extra;
-    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the 2nd byte
-    if (c < 0x80) {
-      extra = 0;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-      extra = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      extra = 2;
-      if (c == 0xE0) lo = 0xA0;  // overlong
-      if (c == 0xED) hi = 0x9F;  // surrogates
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      extra = 3;
-      if (c == 0xF0) lo = 0x90;  // overlong
-      if (c == 0xF4) hi = 0x8F;  // past U+10FFFF
-    } else {
-      return false;
-    }
-    if (end - p <= extra) return false;
-    for (int i = 1; i <= extra; ++i) {
-      const unsigned char b = p[i];
-      if (i == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) return false;
-    }
-    p += 1 + extra;
+  const auto* text = reinterpret_cast<const unsigned char*>(s.data());
+  size_t bad = 0;
+  for (size_t at = 0; at < s.size();) {
+    const size_t length = Utf8Sequence(text + at, s.size() - at, &bad);
+    if (length == 0) return false;
+    at += length;
   }
   return true;
 }
@@ -217,6 +195,39 @@ Status CheckFinite(const char* p, const Contents& contents, const Entry& e) {
 
 }  // namespace
 
+size_t Utf8Sequence(const unsigned char* text, size_t size, size_t* bad) {
+  const unsigned char c = text[0];
+  if (c < 0x80) return 1;
+  int extra;
+  unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the 2nd byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    extra = 1;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    extra = 2;
+    if (c == 0xE0) lo = 0xA0;  // overlong
+    if (c == 0xED) hi = 0x9F;  // surrogates
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    extra = 3;
+    if (c == 0xF0) lo = 0x90;  // overlong
+    if (c == 0xF4) hi = 0x8F;  // past U+10FFFF
+  } else {
+    *bad = 0;  // a continuation byte, C0, C1 or F5..FF
+    return 0;
+  }
+  for (int i = 1; i <= extra; ++i) {
+    if (static_cast<size_t>(i) == size) {
+      *bad = size;
+      return 0;
+    }
+    const unsigned char b = text[i];
+    if (i == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) {
+      *bad = i;
+      return 0;
+    }
+  }
+  return 1 + extra;
+}
+
 Status BigEndianHost(const char* source) {
   return FailedPrecondition(
       "%s: safetensors data is little-endian and this host is big-endian; thaw does "
@@ -303,6 +314,13 @@ Status MatchVariables(const char* p, const Contents& contents, const VariableSet
     }
     const Entry& e = contents.entries[found->second];
     matched[found->second] = true;
+    if (vars.in_place(i)) {
+      return FailedPrecondition("%s: %s: the model's variable reads its value in place from "
+                                "read-only bytes, which a load cannot change; nothing was loaded "
+                                "(load without this tensor, or thaw the variable and take a step "
+                                "first)",
+                                p, vars.name(i).c_str());
+    }
     // Counts (BatchNorm's num_batches_tracked) come as PyTorch's int64, or
     // as a float from older files.
     const bool count = vars.file_format(i).int64;

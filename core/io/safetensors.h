@@ -76,6 +76,12 @@ Status ParseHeader(const char* source, const unsigned char* text, uint64_t text_
 Status ReadHeaderJson(const char* source, const unsigned char* text, size_t text_bytes,
                       std::vector<Entry>* entries, Metadata* metadata);
 
+// The length (1 to 4) of the RFC 3629 UTF-8 sequence that starts text[0,
+// size), size >= 1: no overlong form, no surrogate, nothing past U+10FFFF.
+// 0 when there is none; *bad is then the offset of the first byte that
+// breaks it (size when the text ends first).
+size_t Utf8Sequence(const unsigned char* text, size_t size, size_t* bad);
+
 // The value of metadata `key`, or null.
 const std::string* Find(const Metadata& metadata, const std::string& key);
 

@@ -293,35 +293,6 @@ class HeaderReader {
     return true;
   }
 
-  // One UTF-8 sequence of 2 to 4 bytes at pos_ (RFC 3629, as IsValidUtf8 in
-  // safetensors.cc), copied into string_.
-  bool Utf8Sequence() {
-    const unsigned char c = text_[pos_];
-    int extra;
-    unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the 2nd byte
-    if (c >= 0xC2 && c <= 0xDF) {
-      extra = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      extra = 2;
-      if (c == 0xE0) lo = 0xA0;  // overlong
-      if (c == 0xED) hi = 0x9F;  // surrogates
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      extra = 3;
-      if (c == 0xF0) lo = 0x90;  // overlong
-      if (c == 0xF4) hi = 0x8F;  // past U+10FFFF
-    } else {
-      return SyntaxError(pos_);  // a continuation byte, C0, C1 or F5..FF
-    }
-    const size_t start = pos_++;
-    for (int i = 1; i <= extra; ++i, ++pos_) {
-      if (pos_ == size_) return SyntaxError(pos_);
-      const unsigned char b = text_[pos_];
-      if (i == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) return SyntaxError(pos_);
-    }
-    string_.append(reinterpret_cast<const char*>(text_ + start), pos_ - start);
-    return true;
-  }
-
   bool String() {
     string_.clear();
     ++pos_;  // the opening quote
@@ -336,8 +307,12 @@ class HeaderReader {
       } else if (c < 0x80) {
         string_.push_back(static_cast<char>(c));
         ++pos_;
-      } else if (!Utf8Sequence()) {
-        return false;
+      } else {
+        size_t bad = 0;
+        const size_t length = Utf8Sequence(text_ + pos_, size_ - pos_, &bad);
+        if (length == 0) return SyntaxError(pos_ + bad);
+        string_.append(reinterpret_cast<const char*>(text_ + pos_), length);
+        pos_ += length;
       }
     }
     token_ = Token::kString;
