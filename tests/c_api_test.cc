@@ -451,3 +451,53 @@ TEST(CApiTest, EveryLayerKindBuildsAndTrains) {
 }
 
 }  // namespace
+
+namespace {
+
+// A model built from weights in memory: frozen layers read them in place,
+// and the plan made before building knows.
+TEST(CApiTest, InitialWeightsAreReadInPlaceForFrozenLayers) {
+  Mlp factory;
+  factory.Build(9);
+  const std::vector<unsigned char> bytes = factory.Weights();
+
+  Mlp device;
+  thaw_memory_plan copied, in_place;
+  ASSERT_EQ(thaw_model_set_trainable(device.m, "hidden", 0), THAW_OK);
+  ASSERT_EQ(thaw_model_plan_training(device.m, device.y, 8, &device.sgd, Mlp::kLoss, &copied),
+            THAW_OK);
+  EXPECT_EQ(thaw_model_initial_weights(device.m, nullptr, 5), THAW_INVALID_ARGUMENT);
+  ASSERT_EQ(thaw_model_initial_weights(device.m, bytes.data(), bytes.size()), THAW_OK);
+  ASSERT_EQ(thaw_model_plan_training(device.m, device.y, 8, &device.sgd, Mlp::kLoss, &in_place),
+            THAW_OK);
+  EXPECT_EQ(copied.weights - in_place.weights, 32u * 64 * 4 + 128);  // the hidden layer's
+  Block block(in_place.total);
+  ASSERT_EQ(thaw_model_build(device.m, device.y, 8, block.data, block.bytes, 0), THAW_OK)
+      << Message(device.m);
+  EXPECT_EQ(thaw_model_initial_weights(device.m, bytes.data(), bytes.size()),
+            THAW_FAILED_PRECONDITION);
+  EXPECT_EQ(device.Weights(), bytes);  // every value from the bytes, none drawn
+  ASSERT_EQ(thaw_model_compile(device.m, &device.sgd, Mlp::kLoss), THAW_OK);
+  const std::vector<float> x = Inputs(8 * 64);
+  EXPECT_EQ(thaw_model_train_on_batch(device.m, x.data(), kLabels, nullptr, 8, nullptr), THAW_OK)
+      << Message(device.m);
+  // Loading into the layer that reads in place is refused, and says why.
+  EXPECT_EQ(thaw_model_load_weights(device.m, 0, bytes.data(), bytes.size()),
+            THAW_FAILED_PRECONDITION);
+  EXPECT_TRUE(Contains(Message(device.m), "hidden.weight")) << Message(device.m);
+
+  // Bytes that do not fit the description: build says so and stays unbuilt.
+  thaw_model* other;
+  ASSERT_EQ(thaw_model_create(1, &other), THAW_OK);
+  const size_t shape[1] = {64};
+  thaw_tensor in, out;
+  ASSERT_EQ(thaw_input(other, shape, 1, THAW_LAYOUT_ANY, &in), THAW_OK);
+  ASSERT_EQ(thaw_dense(other, in, 3, THAW_ACTIVATION_LINEAR, 1, "hidden", &out), THAW_OK);
+  ASSERT_EQ(thaw_model_initial_weights(other, bytes.data(), bytes.size()), THAW_OK);
+  Block small(1 << 16);
+  EXPECT_EQ(thaw_model_build(other, out, 8, small.data, small.bytes, 0), THAW_INVALID_ARGUMENT);
+  EXPECT_TRUE(Contains(Message(other), "Build: the weights")) << Message(other);
+  thaw_model_destroy(other);
+}
+
+}  // namespace

@@ -8,6 +8,7 @@
 
 #include "core/exec/executor.h"
 #include "core/graph/op.h"
+#include "core/io/safetensors.h"
 #include "platform/clock.h"
 #include "platform/random.h"
 
@@ -168,6 +169,12 @@ size_t Model::output_features() const {
 }
 
 Status Model::Build(Symbol output, size_t max_batch, Arena* arena, uint64_t seed) {
+  BuildOptions options;
+  options.seed = seed;
+  return Build(output, max_batch, arena, options);
+}
+
+Status Model::Build(Symbol output, size_t max_batch, Arena* arena, const BuildOptions& options) {
   if (built()) return FailedPrecondition("Build: the model is already built");
   THAW_RETURN_IF_ERROR(status_);
   if (!output.valid() || output.model_ != this) {
@@ -183,20 +190,55 @@ Status Model::Build(Symbol output, size_t max_batch, Arena* arena, uint64_t seed
   }
   THAW_RETURN_IF_ERROR(pool_->status());
   return ResourceExhaustedOnBadAlloc(
-      "Build", [&] { return BuildIn(output.value_, max_batch, arena, seed); });
+      "Build", [&] { return BuildIn(output.value_, max_batch, arena, options); });
+}
+
+// A checkpoint's values for the declared variables: what to copy, and the
+// bytes each frozen parameter reads in place (null: none).
+struct Model::Initial {
+  safetensors::Contents contents;
+  std::vector<safetensors::VariableCopy> copies;
+  std::vector<const float*> in_place;
+};
+
+Status Model::ReadInitial(Span<const unsigned char> weights, Initial* initial) const {
+  static const char kSource[] = "Build: the weights";
+  THAW_RETURN_IF_ERROR(safetensors::Parse(kSource, weights, &initial->contents));
+  // Matched against variables sized like the ones Build makes.
+  VariableSet sizing(nullptr);
+  std::vector<std::vector<Variable>> handles;
+  THAW_RETURN_IF_ERROR(CreateVariables(&sizing, nullptr, &handles));
+  THAW_RETURN_IF_ERROR(safetensors::MatchVariables(kSource, initial->contents, sizing,
+                                                   LoadOptions(), nullptr, &initial->copies));
+  initial->in_place.assign(declared_.size(), nullptr);
+  for (const safetensors::VariableCopy& copy : initial->copies) {
+    const int i = copy.variable;
+    const FileFormat& file = sizing.file_format(i);
+    const unsigned char* bytes = initial->contents.data + copy.entry->begin;
+    if (sizing.role(i) == VariableRole::kParameter && !sizing.trainable(i) && !file.permuted &&
+        !file.int64 && copy.entry->dtype == "F32" &&
+        reinterpret_cast<uintptr_t>(bytes) % alignof(float) == 0) {
+      initial->in_place[i] = reinterpret_cast<const float*>(bytes);
+    }
+  }
+  return Status::Ok();
 }
 
 // Build's allocating part. Everything is made in locals first and the model
 // takes them only when all are made, with moves and swaps that cannot throw:
 // a failure (an arena too small, a heap allocation that throws) leaves the
 // model unbuilt and Build can be called again.
-Status Model::CreateVariables(VariableSet* vars,
+Status Model::CreateVariables(VariableSet* vars, const Initial* initial,
                               std::vector<std::vector<Variable>>* handles) const {
   handles->assign(layers_.size(), {});
-  for (const DeclaredVariable& d : declared_) {
+  for (size_t i = 0; i < declared_.size(); ++i) {
+    const DeclaredVariable& d = declared_[i];
+    const float* in_place = initial != nullptr ? initial->in_place[i] : nullptr;
     Variable v;
     if (d.role == VariableRole::kStatistic) {
       THAW_RETURN_IF_ERROR(vars->CreateStatistic(d.name, d.shape, &v));
+    } else if (in_place != nullptr) {
+      THAW_RETURN_IF_ERROR(vars->CreateInPlace(d.name, d.shape, in_place, &v));
     } else {
       THAW_RETURN_IF_ERROR(vars->Create(d.name, d.shape, layers_[d.layer]->trainable_, &v));
     }
@@ -206,22 +248,36 @@ Status Model::CreateVariables(VariableSet* vars,
   return Status::Ok();
 }
 
-Status Model::BuildIn(Value* output, size_t max_batch, Arena* arena, uint64_t seed) {
+Status Model::BuildIn(Value* output, size_t max_batch, Arena* arena, const BuildOptions& options) {
+  const bool from_weights = options.weights.data() != nullptr;
+  Initial initial;
+  if (from_weights) THAW_RETURN_IF_ERROR(ReadInitial(options.weights, &initial));
   auto vars = std::make_unique<VariableSet>(arena);
   std::vector<std::vector<Variable>> handles;
-  THAW_RETURN_IF_ERROR(CreateVariables(vars.get(), &handles));
+  THAW_RETURN_IF_ERROR(CreateVariables(vars.get(), from_weights ? &initial : nullptr, &handles));
   // Size every per-step structure now, so that a step never allocates.
   auto programs = std::make_unique<Programs>();
   for (CachedProgram* p : {&programs->train, &programs->evaluate, &programs->predict}) {
     p->program.Reserve(graph_);
     p->trainable = vars->trainable_bits();
   }
+  if (from_weights) {
+    // The copies; variables in place already have their values.
+    auto copied = std::remove_if(initial.copies.begin(), initial.copies.end(),
+                                 [&](const safetensors::VariableCopy& c) {
+                                   return initial.in_place[c.variable] != nullptr;
+                                 });
+    initial.copies.erase(copied, initial.copies.end());
+    safetensors::CopyVariables(initial.contents, initial.copies, vars.get());
+  }
   // ---- Nothing below allocates or fails. ----
   for (size_t l = 0; l < layers_.size(); ++l) layers_[l]->variables_.swap(handles[l]);
   vars_ = std::move(vars);
   programs_ = std::move(programs);
-  Random rng(seed);
-  for (const auto& layer : layers_) layer->ResetParameters(rng);
+  if (!from_weights) {
+    Random rng(options.seed);
+    for (const auto& layer : layers_) layer->ResetParameters(rng);
+  }
   arena_ = arena;
   output_ = output;
   max_batch_ = max_batch;
@@ -379,9 +435,23 @@ Status Model::PlanMemory(const PlanOptions& options, ModelPlan* plan) const {
     std::unique_ptr<Optimizer> optimizer;
     const VariableSet* vars = vars_.get();
     if (!built() || options.optimizer != nullptr) {
+      // Variables read in place take no bytes: those of the built model, or
+      // those Build will make from options.weights.
+      Initial initial;
+      const Initial* values = nullptr;
+      if (built()) {
+        initial.in_place.assign(declared_.size(), nullptr);
+        for (int i = 0; i < vars_->size(); ++i) {
+          if (vars_->in_place(i)) initial.in_place[i] = vars_->value_data(i);
+        }
+        values = &initial;
+      } else if (options.weights.data() != nullptr) {
+        THAW_RETURN_IF_ERROR(ReadInitial(options.weights, &initial));
+        values = &initial;
+      }
       sizing = std::make_unique<VariableSet>(nullptr);
       std::vector<std::vector<Variable>> handles;
-      THAW_RETURN_IF_ERROR(CreateVariables(sizing.get(), &handles));
+      THAW_RETURN_IF_ERROR(CreateVariables(sizing.get(), values, &handles));
       if (options.optimizer != nullptr) {
         optimizer = MakeOptimizer(*options.optimizer, sizing.get(), *pool_);
       }

@@ -198,6 +198,26 @@ struct PlanOptions {
   Symbol output;
   const OptimizerConfig* optimizer = nullptr;
   const Loss* loss = nullptr;
+  // Before Build: the checkpoint Build will take its weights from
+  // (BuildOptions::weights); frozen parameters it holds in place take no
+  // arena bytes.
+  Span<const unsigned char> weights;
+};
+
+// How Build makes the variables' first values.
+struct BuildOptions {
+  uint64_t seed = 0;  // draws the initial values (Glorot, zeros, ones)
+  // Or: every value from a safetensors checkpoint in memory, checked first
+  // as LoadCheckpointFromMemory checks (strict), and nothing is drawn.
+  // Frozen parameters (SetTrainable(false) before Build) whose tensor the
+  // bytes hold as thaw does (F32 in thaw's layout, 4-byte aligned: dense
+  // kernels, biases, BatchNorm's gamma and beta; not the kernels of
+  // convolutions, which files hold transposed) read them in place: no copy
+  // and no arena bytes. The bytes (a checkpoint in flash, an mmapped file) must
+  // then stay valid and unchanged while the model lives, or until such a
+  // variable is thawed: its next training step copies it into the arena
+  // first (ResourceExhausted, nothing changed, if it does not fit).
+  Span<const unsigned char> weights;
 };
 
 class Model {
@@ -223,6 +243,7 @@ class Model {
   // the model's output. max_batch bounds the batch sizes of Fit, Evaluate
   // and Predict.
   Status Build(Symbol output, size_t max_batch, Arena* arena, uint64_t seed = 0);
+  Status Build(Symbol output, size_t max_batch, Arena* arena, const BuildOptions& options);
 
   // Chooses the optimizer and the loss. May be called again (a new
   // optimizer, its state starts from zero).
@@ -291,11 +312,17 @@ class Model {
   Status CheckReady(const char* what, bool needs_compile) const;
   Status CheckExamples(const char* what, const Examples& examples) const;
   void Fail(Status status);
-  Status BuildIn(Value* output, size_t max_batch, Arena* arena, uint64_t seed);
+  Status BuildIn(Value* output, size_t max_batch, Arena* arena, const BuildOptions& options);
   Status FitIn(const Examples& train, const FitOptions& options,
                std::vector<EpochResult>* history);
-  // Creates the declared variables in `vars`, with each layer's handles.
-  Status CreateVariables(VariableSet* vars, std::vector<std::vector<Variable>>* handles) const;
+  struct Initial;
+  // Checks `weights` against the declared variables into *initial: what to
+  // copy, and what frozen parameters read in place.
+  Status ReadInitial(Span<const unsigned char> weights, Initial* initial) const;
+  // Creates the declared variables in `vars` (those with an in-place value
+  // in `initial`, when given, over it), with each layer's handles.
+  Status CreateVariables(VariableSet* vars, const Initial* initial,
+                         std::vector<std::vector<Variable>>* handles) const;
   ProgramSpec SpecFor(StepMode mode, size_t batch, bool gather) const;
   ProgramSpec SpecFor(StepMode mode, size_t batch, bool gather, Value* output, Loss loss) const;
   void FillPlan(const Program& program, const VariableSet& vars, const Bitmap& trainable,

@@ -38,6 +38,7 @@ struct thaw_model {
   thaw::Arena arena;
   thaw::Model model;
   std::vector<thaw::Symbol> tensors;  // thaw_tensor i is tensors[i]
+  thaw::Span<const unsigned char> weights;  // thaw_model_initial_weights'
   char message[512] = {};             // the last call's, cut to fit
 };
 
@@ -444,6 +445,7 @@ thaw_status thaw_model_plan_training(thaw_model* model, thaw_tensor output, size
     options.batch = batch;
     options.mode = thaw::StepMode::kTrain;
     THAW_RETURN_IF_ERROR(Lookup(model, "plan", output, &options.output));
+    options.weights = model->weights;
     thaw::Loss l = thaw::Loss::kMeanSquaredError;
     THAW_RETURN_IF_ERROR(ToLoss("plan", loss, &l));
     options.loss = &l;
@@ -467,6 +469,7 @@ thaw_status thaw_model_plan_prediction(thaw_model* model, thaw_tensor output, si
     options.batch = batch;
     options.mode = thaw::StepMode::kPredict;
     THAW_RETURN_IF_ERROR(Lookup(model, "plan", output, &options.output));
+    options.weights = model->weights;
     thaw::ModelPlan plan;
     THAW_RETURN_IF_ERROR(model->model.PlanMemory(options, &plan));
     FillPlan(plan, out);
@@ -484,9 +487,26 @@ thaw_status thaw_model_build(thaw_model* model, thaw_tensor output, size_t max_b
     THAW_RETURN_IF_ERROR(block != nullptr ? thaw::Arena::Wrap(block, bytes, &arena)
                                           : thaw::Arena::Create(bytes, &arena));
     model->arena = std::move(arena);
-    Status built = model->model.Build(y, max_batch, &model->arena, seed);
+    thaw::BuildOptions options;
+    options.seed = seed;
+    options.weights = model->weights;
+    Status built = model->model.Build(y, max_batch, &model->arena, options);
     if (!built.ok()) model->arena = thaw::Arena();  // the caller's block is free again
     return built;
+  });
+}
+
+thaw_status thaw_model_initial_weights(thaw_model* model, const void* bytes, size_t size) {
+  return Run(model, "initial_weights", [&] {
+    if (model->model.built()) {
+      return thaw::FailedPrecondition("initial_weights: the model is already built");
+    }
+    if (bytes == nullptr && size != 0) {
+      return thaw::InvalidArgument("initial_weights: %zu bytes at NULL", size);
+    }
+    model->weights =
+        thaw::Span<const unsigned char>(static_cast<const unsigned char*>(bytes), size);
+    return Status::Ok();
   });
 }
 

@@ -224,10 +224,22 @@ thaw_status thaw_model_plan_prediction(thaw_model* model, thaw_tensor output, si
 
 /* ---- Building and training ---- */
 
+/* Makes the model's first values come from safetensors bytes (a checkpoint
+ * in flash, an mmapped file) instead of being drawn: thaw_model_build checks
+ * them against the model (every variable must be there, nothing else; all or
+ * nothing) and copies them, except that parameters frozen before building
+ * whose tensor the bytes hold in thaw's own layout (dense kernels, biases,
+ * BatchNorm's scale and shift; 4-byte aligned) read the bytes in place and
+ * take no room in the block; plans made after this call count that. The
+ * bytes must then stay valid and unchanged while the model lives (thawing
+ * such a layer copies it into the block at its next training step). NULL
+ * goes back to drawn values. Before thaw_model_build only. */
+thaw_status thaw_model_initial_weights(thaw_model* model, const void* bytes, size_t size);
+
 /* Creates the model's variables in the caller's block of `bytes` bytes,
  * 64-byte aligned, which must outlive the model (thaw never frees it; NULL:
  * thaw allocates `bytes` itself), with `output` as the model's output and
- * initial values drawn from `seed`. max_batch bounds the batches of every
+ * initial values drawn from `seed` (or thaw_model_initial_weights'). max_batch bounds the batches of every
  * later call. Returns the first error of the description, if any. */
 thaw_status thaw_model_build(thaw_model* model, thaw_tensor output, size_t max_batch,
                              void* block, size_t bytes, uint64_t seed);

@@ -41,10 +41,7 @@ const Shape& Variable::shape() const { return set_->records_[index_].shape; }
 VariableRole Variable::role() const { return set_->records_[index_].role; }
 
 TensorView Variable::value() const {
-  THAW_CHECK(set_->arena_ != nullptr);  // a sizing set holds no values
-  const auto& r = set_->records_[index_];
-  return TensorView(reinterpret_cast<float*>(set_->arena_->data() + r.value_offset),
-                    r.shape);
+  return TensorView(const_cast<float*>(set_->value_data(index_)), shape());
 }
 
 float Variable::scalar() const {
@@ -77,25 +74,45 @@ size_t VariableSet::BufferBytes(int index) const {
   return AlignUp(records_[index].shape.num_elements() * sizeof(float));
 }
 
+size_t VariableSet::ValueBytes(int index, const Bitmap& trainable) const {
+  return records_[index].in_place != nullptr && !trainable.Test(index) ? 0 : BufferBytes(index);
+}
+
 size_t VariableSet::WeightsEnd() const {
-  if (records_.empty()) return 0;
-  return records_.back().value_offset + BufferBytes(size() - 1);
+  for (int i = size() - 1; i >= 0; --i) {
+    if (records_[i].value_offset != kNone) return records_[i].value_offset + BufferBytes(i);
+  }
+  return 0;
 }
 
 Status VariableSet::Create(const std::string& name, const Shape& shape,
                            bool trainable, Variable* out) {
-  return ResourceExhaustedOnBadAlloc(
-      name.c_str(), [&] { return Add(name, shape, VariableRole::kParameter, trainable, out); });
+  return ResourceExhaustedOnBadAlloc(name.c_str(), [&] {
+    return Add(name, shape, VariableRole::kParameter, trainable, nullptr, out);
+  });
 }
 
 Status VariableSet::CreateStatistic(const std::string& name, const Shape& shape,
                                     Variable* out) {
-  return ResourceExhaustedOnBadAlloc(
-      name.c_str(), [&] { return Add(name, shape, VariableRole::kStatistic, false, out); });
+  return ResourceExhaustedOnBadAlloc(name.c_str(), [&] {
+    return Add(name, shape, VariableRole::kStatistic, false, nullptr, out);
+  });
+}
+
+Status VariableSet::CreateInPlace(const std::string& name, const Shape& shape,
+                                  const float* values, Variable* out) {
+  if (values == nullptr || reinterpret_cast<uintptr_t>(values) % alignof(float) != 0) {
+    return InvalidArgument("%s: values read in place must be %zu-byte aligned floats", name.c_str(),
+                           alignof(float));
+  }
+  return ResourceExhaustedOnBadAlloc(name.c_str(), [&] {
+    return Add(name, shape, VariableRole::kParameter, false, values, out);
+  });
 }
 
 Status VariableSet::Add(const std::string& name, const Shape& shape,
-                        VariableRole role, bool trainable, Variable* out) {
+                        VariableRole role, bool trainable, const float* in_place,
+                        Variable* out) {
   if (name.empty()) {
     return InvalidArgument("VariableSet::Create: a variable needs a name");
   }
@@ -121,6 +138,7 @@ Status VariableSet::Add(const std::string& name, const Shape& shape,
   bytes = AlignUp(bytes);
   const size_t weights_end = WeightsEnd();
   const size_t state_bytes = arena_ != nullptr ? arena_->persistent_end() - weights_end : 0;
+  if (in_place != nullptr) bytes = 0;  // it takes no arena bytes
   if (arena_ != nullptr && weights_end + bytes + state_bytes > arena_->capacity()) {
     return ResourceExhausted(
         "%s: a variable of shape %s needs %zu bytes, but the arena has %zu of "
@@ -132,6 +150,7 @@ Status VariableSet::Add(const std::string& name, const Shape& shape,
   record.name = name;
   record.shape = shape;
   record.role = role;
+  record.in_place = in_place;
   // Every heap allocation first, while the set is unchanged, so that one that
   // throws leaves the set as it was. Room for any plan of this many
   // variables, so that steps never allocate.
@@ -150,7 +169,7 @@ Status VariableSet::Add(const std::string& name, const Shape& shape,
   // past it; it fits (checked above).
   Status moved = Relayout(planned_, planned_slots_);
   THAW_CHECK(moved.ok());
-  std::memset(arena_->data() + records_.back().value_offset, 0, bytes);
+  if (in_place == nullptr) std::memset(arena_->data() + records_.back().value_offset, 0, bytes);
   return Status::Ok();
 }
 
@@ -164,6 +183,11 @@ Status VariableSet::CreateScalar(const std::string& name, float value,
 Status VariableSet::Assign(Variable variable, Span<const float> values) {
   if (variable.set() != this) {
     return InvalidArgument("Assign: the variable belongs to another VariableSet");
+  }
+  if (in_place(variable.index())) {
+    return FailedPrecondition("%s: its value is read in place from read-only bytes; thaw it "
+                              "(and take a step) to give it a value of its own first",
+                              variable.name().c_str());
   }
   const TensorView value = variable.value();
   if (values.size() != value.num_elements()) {
@@ -223,7 +247,7 @@ Status VariableSet::AssignFromFileOrder(Variable variable, Span<const float> val
     return InvalidArgument("AssignFromFileOrder: the variable belongs to another VariableSet");
   }
   const Record& r = records_[variable.index()];
-  if (!r.file.permuted) return Assign(variable, values);
+  if (!r.file.permuted || r.in_place != nullptr) return Assign(variable, values);  // refuses in place
   if (values.size() != r.shape.num_elements()) {
     return InvalidArgument("%s: got %zu values, its file shape %s holds %zu", r.name.c_str(),
                            values.size(), FileShape(variable.index()).ToString().c_str(),
@@ -270,7 +294,9 @@ VariableRole VariableSet::role(int index) const {
 }
 
 const float* VariableSet::value_data(int index) const {
-  THAW_CHECK(index >= 0 && index < size() && arena_ != nullptr);
+  THAW_CHECK(index >= 0 && index < size());
+  if (records_[index].in_place != nullptr) return records_[index].in_place;
+  THAW_CHECK(arena_ != nullptr);  // a sizing set holds no values
   return reinterpret_cast<const float*>(arena_->data() + records_[index].value_offset);
 }
 
@@ -301,7 +327,7 @@ void VariableSet::BuildPlan(const Bitmap& trainable, int slots, MemoryPlan* plan
   THAW_CHECK(trainable.size() == records_.size() && slots <= kMaxOptimizerSlots);
   plan->Clear();
   for (int i = 0; i < size(); ++i) {
-    plan->Add(BufferBytes(i), Region::kWeights, 0, 0, "weight", i);
+    plan->Add(ValueBytes(i, trainable), Region::kWeights, 0, 0, "weight", i);
   }
   for (int i = 0; i < size(); ++i) {
     if (!trainable.Test(i) || records_[i].role != VariableRole::kParameter) continue;
@@ -349,12 +375,14 @@ float* VariableSet::slot_data(int index, int slot) const {
 }
 
 // The state of each trainable variable is one block, [gradient | slot 0 | ...],
-// laid out in variable order right after the weights (BuildPlan). Re-planning
-// computes the new offsets, checks the fit, then moves the blocks that
-// survive. Both layouts keep variable order, so moving the blocks that go
-// down in ascending order and then those that go up in descending order never
-// overwrites a block before it has moved. New blocks are zeroed last. Values
-// never move, except that a new variable's value goes after the others.
+// laid out in variable order right after the values (BuildPlan). Re-planning
+// computes the new offsets, checks the fit, then moves what survives: values
+// (which move when a variable read in place before them is thawed into the
+// arena) and state blocks. Both layouts keep one order, values in variable
+// order then state blocks in variable order, so moving the blocks that go
+// down in that order and then those that go up in reverse order never
+// overwrites a block before it has moved. Values thawed out of place are
+// copied in, and new state blocks zeroed, last.
 Status VariableSet::Relayout(const Bitmap& trainable, int slots) {
   THAW_CHECK(arena_ != nullptr);  // a sizing set places nothing
   BuildPlan(trainable, slots, &plan_);
@@ -369,14 +397,12 @@ Status VariableSet::Relayout(const Bitmap& trainable, int slots) {
         plan_.RegionBytes(Region::kGradients),
         plan_.RegionBytes(Region::kOptimizerState), arena_->capacity());
   }
-  for (Record& r : records_) r.new_state_offset = kNone;
+  for (Record& r : records_) r.new_value_offset = r.new_state_offset = kNone;
   for (int b = 0; b < plan_.size(); ++b) {
     const PlannedBuffer& buffer = plan_[b];
     Record& r = records_[buffer.owner];
     if (buffer.region == Region::kWeights) {
-      // Only a variable created just now may get a new place (the last one).
-      THAW_CHECK(buffer.offset == r.value_offset || buffer.owner == size() - 1);
-      r.value_offset = buffer.offset;
+      if (buffer.bytes > 0) r.new_value_offset = buffer.offset;
     } else if (buffer.region == Region::kGradients) {
       r.new_state_offset = buffer.offset;  // the block starts with the gradient
     }
@@ -388,22 +414,30 @@ Status VariableSet::Relayout(const Bitmap& trainable, int slots) {
   auto survives = [&](const Record& r) {
     return keep_state && r.state_offset != kNone && r.new_state_offset != kNone;
   };
-  for (int i = 0; i < size(); ++i) {
-    Record& r = records_[i];
-    if (survives(r) && r.new_state_offset < r.state_offset) {
-      std::memmove(base + r.new_state_offset, base + r.state_offset,
-                   (1 + slots) * BufferBytes(i));
+  // Block k < n is variable k's value, block n + k its state.
+  const int n = size();
+  auto move = [&](int k, bool down) {
+    Record& r = records_[k % n];
+    size_t from = r.value_offset, to = r.new_value_offset, bytes = BufferBytes(k % n);
+    if (k >= n) {
+      if (!survives(r)) return;
+      from = r.state_offset;
+      to = r.new_state_offset;
+      bytes *= 1 + slots;
     }
-  }
-  for (int i = size() - 1; i >= 0; --i) {
+    if (from == kNone || to == kNone || (down ? to >= from : to <= from)) return;
+    std::memmove(base + to, base + from, bytes);
+  };
+  for (int k = 0; k < 2 * n; ++k) move(k, /*down=*/true);
+  for (int k = 2 * n - 1; k >= 0; --k) move(k, /*down=*/false);
+  for (int i = 0; i < n; ++i) {
     Record& r = records_[i];
-    if (survives(r) && r.new_state_offset > r.state_offset) {
-      std::memmove(base + r.new_state_offset, base + r.state_offset,
-                   (1 + slots) * BufferBytes(i));
+    if (r.in_place != nullptr && r.new_value_offset != kNone) {  // thawed: now its own
+      std::memcpy(base + r.new_value_offset, r.in_place,
+                  r.shape.num_elements() * sizeof(float));
+      r.in_place = nullptr;
     }
-  }
-  for (int i = 0; i < size(); ++i) {
-    Record& r = records_[i];
+    r.value_offset = r.new_value_offset;
     if (r.new_state_offset != kNone && !survives(r)) {
       std::memset(base + r.new_state_offset, 0, (1 + slots) * BufferBytes(i));
       r.steps = 0;

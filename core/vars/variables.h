@@ -135,10 +135,23 @@ class VariableSet {
   // Creates a zero-filled statistic (never trainable), as Create.
   Status CreateStatistic(const std::string& name, const Shape& shape,
                          Variable* out);
+  // Creates a frozen parameter that reads its value in place from `values`
+  // (shape.num_elements() floats, 4-byte aligned, e.g. a checkpoint in flash
+  // or an mmapped file), which must stay valid and unchanged while the set
+  // lives or until the variable is thawed. It takes no arena bytes and is
+  // never written: Assign refuses it, and thawing it copies the value into
+  // the arena at the next Prepare (ResourceExhausted, changing nothing, when
+  // it does not fit), after which it is an ordinary variable.
+  Status CreateInPlace(const std::string& name, const Shape& shape, const float* values,
+                       Variable* out);
+  // Whether variable `index` reads its value in place (CreateInPlace, not
+  // thawed since).
+  bool in_place(int index) const { return records_[index].in_place != nullptr; }
   // Creates a one-element variable holding `value`, like tf.Variable(2.0).
   Status CreateScalar(const std::string& name, float value, bool trainable,
                       Variable* out);
   // Copies values into the variable; the length must match.
+  // FailedPrecondition for a variable read in place.
   Status Assign(Variable variable, Span<const float> values);
 
   // The file format (default: as held). Set by the layer that declares the
@@ -227,14 +240,19 @@ class VariableSet {
     Shape shape;
     VariableRole role = VariableRole::kParameter;
     FileFormat file;
-    size_t value_offset = 0;  // in the weights region
+    size_t value_offset = kNone;  // in the weights region; kNone: not in the arena
+    size_t new_value_offset = kNone;  // used while re-planning
+    const float* in_place = nullptr;  // the caller's read-only value (CreateInPlace)
     size_t state_offset = kNone;  // gradient then the optimizer's slots
     size_t new_state_offset = kNone;  // used while re-planning
     uint64_t steps = 0;
   };
 
   Status Add(const std::string& name, const Shape& shape, VariableRole role,
-             bool trainable, Variable* out);
+             bool trainable, const float* in_place, Variable* out);
+  // The value's bytes in the weights region for `trainable`: none for a
+  // variable read in place that stays frozen.
+  size_t ValueBytes(int index, const Bitmap& trainable) const;
   size_t BufferBytes(int index) const;
   size_t WeightsEnd() const;
   // Lists the persistent buffers for (trainable, slots) into *plan, placed.
