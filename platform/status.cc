@@ -22,9 +22,10 @@ const char* StatusCodeName(StatusCode code) {
 
 std::string Status::ToString() const {
   if (ok()) return "ok";
-  return std::string(StatusCodeName(code_)) + ": " + message_;
+  return std::string(StatusCodeName(code_)) + ": " + message();
 }
 
+#if THAW_ERROR_STRINGS
 namespace {
 Status Format(StatusCode code, const char* format, va_list args) {
   va_list copy;
@@ -52,6 +53,22 @@ THAW_STATUS_FACTORY(NotFound, StatusCode::kNotFound)
 THAW_STATUS_FACTORY(DataLoss, StatusCode::kDataLoss)
 THAW_STATUS_FACTORY(IoError, StatusCode::kIoError)
 #undef THAW_STATUS_FACTORY
+#else
+// One short text per code, in place of the sentence (the enum's comments).
+const char* Status::message() const {
+  switch (code_) {
+    case StatusCode::kOk: return "";
+    case StatusCode::kInvalidArgument: return "an argument is malformed";
+    case StatusCode::kFailedPrecondition: return "the call is not valid in the current state";
+    case StatusCode::kResourceExhausted: return "the arena or another fixed budget is too small";
+    case StatusCode::kNotFound: return "a file, tensor or name does not exist";
+    case StatusCode::kDataLoss: return "a file's contents are corrupt";
+    case StatusCode::kIoError: return "the operating system refused a read or write";
+    case StatusCode::kInternal: return "an unexpected failure inside thaw";
+  }
+  return "unknown error";
+}
+#endif  // THAW_ERROR_STRINGS
 
 void CheckFailed(const char* file, int line, const char* condition) {
   std::fprintf(stderr, "thaw: check failed at %s:%d: %s\n", file, line,

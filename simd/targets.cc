@@ -26,6 +26,13 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 #include "hwy/targets.h"
 
+#if defined(THAW_STATIC_TARGET)
+// The firmware profile compiles the one target that its compiler flags make
+// the baseline (HWY_COMPILE_ONLY_STATIC); THAW_FIRMWARE_TARGET names it.
+static_assert(HWY_TARGETS == THAW_STATIC_TARGET,
+              "THAW_FIRMWARE_TARGET's compiler flags did not make it Highway's static target");
+#endif
+
 namespace thaw {
 
 HWY_EXPORT(DispatchedTargetImpl);
@@ -44,10 +51,12 @@ std::string CompiledTargetNames() { return TargetNames(HWY_TARGETS); }
 
 int64_t SupportedTargets() {
   const int64_t targets = hwy::SupportedTargets();
+#if (HWY_TARGETS & (HWY_TARGETS - 1)) != 0  // more than one target: dispatch
   // Highway 1.0.3 on Arm: a direct SupportedTargets() call leaves the chosen
   // target computed from the unadjusted CPU mask (SVE2 instead of SVE2_128).
   // Re-running the update restores the choice dispatch would make.
   hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+#endif
   return targets;
 }
 

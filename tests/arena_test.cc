@@ -5,6 +5,7 @@
 
 #include "gtest/gtest.h"
 #include "platform/memory.h"
+#include "tests/status_text.h"
 
 namespace thaw {
 namespace {
@@ -54,7 +55,7 @@ TEST(ArenaTest, WrapRejectsAMisalignedBlock) {
   Arena arena;
   Status s = Arena::Wrap(block + 4, 128, &arena);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(std::string(s.message()).find("not 64-byte aligned"), std::string::npos);
+  EXPECT_TRUE(MessageContains(s, "not 64-byte aligned")) << s.message();
 }
 
 TEST(ArenaTest, TransientAllocationsAreAlignedAndCounted) {

@@ -12,13 +12,12 @@
 
 #include "gtest/gtest.h"
 #include "tests/scratch_dir.h"
+#include "tests/status_text.h"
 
 namespace thaw {
 namespace {
 
-bool Contains(const Status& s, const std::string& text) {
-  return std::string(s.message()).find(text) != std::string::npos;
-}
+bool Contains(const Status& s, const std::string& text) { return MessageContains(s, text); }
 
 std::string BaseName(const std::string& path) {
   return std::filesystem::path(path).filename().string();

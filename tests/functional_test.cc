@@ -15,13 +15,12 @@
 #include "simd/conv.h"
 #include "tests/agreement_util.h"
 #include "tests/plan_util.h"
+#include "tests/status_text.h"
 
 namespace thaw {
 namespace {
 
-bool Contains(const Status& s, const std::string& text) {
-  return std::string(s.message()).find(text) != std::string::npos;
-}
+bool Contains(const Status& s, const std::string& text) { return MessageContains(s, text); }
 
 std::vector<float> Inputs(size_t n, float phase = 0.1f) {
   std::vector<float> x(n);

@@ -11,13 +11,12 @@
 #include "simd/gemm.h"
 #include "gtest/gtest.h"
 #include "tests/plan_util.h"
+#include "tests/status_text.h"
 
 namespace thaw {
 namespace {
 
-bool Contains(const Status& s, const std::string& text) {
-  return std::string(s.message()).find(text) != std::string::npos;
-}
+bool Contains(const Status& s, const std::string& text) { return MessageContains(s, text); }
 
 // Reference model: 20 -> dense_0 (16, relu) -> dense_1 (8, relu) -> dense_2 (3
 // logits), Adam, sparse categorical cross-entropy from logits.

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <new>
+#include <string>
 #include <vector>
 
 #include "core/thaw.h"
@@ -259,6 +260,25 @@ TEST_P(NoAllocTest, FitStepsTakeNothingFromTheHeap) {
   g_counting = false;
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_EQ(counter.at_last, counter.at_second);
+}
+
+// An error costs the heap only its sentence: without error strings (the
+// firmware profile's THAW_ERROR_STRINGS=OFF) nothing is formatted or copied,
+// however long the sentence would have been; with them, the counter sees the
+// sentence's allocation (so it would see one in the other build).
+TEST(NoAllocCounterTest, AnErrorAllocatesOnlyForItsSentence) {
+  const std::string name(100, 'x');  // too long for a short-string buffer
+  g_allocations = 0;
+  g_counting = true;
+  Status s = InvalidArgument("%s: expected rank 2, got %d", name.c_str(), 3);
+  Status copy = s;
+  g_counting = false;
+  EXPECT_EQ(copy.code(), StatusCode::kInvalidArgument);
+#if THAW_ERROR_STRINGS
+  EXPECT_GE(g_allocations.load(), 1);
+#else
+  EXPECT_EQ(g_allocations.load(), 0);
+#endif
 }
 
 // The counter itself works: a vector push does count.

@@ -7,13 +7,12 @@
 
 #include "core/api/tape.h"
 #include "gtest/gtest.h"
+#include "tests/status_text.h"
 
 namespace thaw {
 namespace {
 
-bool Contains(const Status& s, const std::string& text) {
-  return std::string(s.message()).find(text) != std::string::npos;
-}
+bool Contains(const Status& s, const std::string& text) { return MessageContains(s, text); }
 
 std::vector<float> Values(size_t n, float offset) {
   std::vector<float> v(n);

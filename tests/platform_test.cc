@@ -1,5 +1,6 @@
 #include <atomic>
 #include <cstring>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,7 @@ TEST(StatusTest, OkHasNoMessage) {
   EXPECT_EQ(s.ToString(), "ok");
 }
 
+#if THAW_ERROR_STRINGS
 TEST(StatusTest, FormatsMessageAndCode) {
   Status s = FailsWith(-3);
   EXPECT_FALSE(s.ok());
@@ -39,6 +41,31 @@ TEST(StatusTest, FormatsMessageAndCode) {
   EXPECT_STREQ(s.message(), "x: value -3 is negative");
   EXPECT_EQ(s.ToString(), "invalid argument: x: value -3 is negative");
 }
+#else
+// Without error strings (firmware, THAW_ERROR_STRINGS=OFF) the same call
+// keeps the code and reads the code's fixed text; nothing was formatted.
+TEST(StatusTest, KeepsTheCodeAndAFixedText) {
+  Status s = FailsWith(-3);
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_STREQ(s.message(), "an argument is malformed");
+  EXPECT_EQ(s.ToString(), "invalid argument: an argument is malformed");
+  EXPECT_STREQ(Status(StatusCode::kDataLoss, "dropped").message(), "a file's contents are corrupt");
+  EXPECT_EQ(sizeof(Status), sizeof(StatusCode));  // the code, nothing more
+}
+
+TEST(StatusTest, EveryCodeHasItsOwnFixedText) {
+  const StatusCode codes[] = {StatusCode::kInvalidArgument, StatusCode::kFailedPrecondition,
+                              StatusCode::kResourceExhausted, StatusCode::kNotFound,
+                              StatusCode::kDataLoss, StatusCode::kIoError, StatusCode::kInternal};
+  std::set<std::string> texts;
+  for (StatusCode code : codes) {
+    const std::string text = Status(code, "").message();
+    EXPECT_FALSE(text.empty()) << StatusCodeName(code);
+    EXPECT_TRUE(texts.insert(text).second) << StatusCodeName(code) << " repeats \"" << text << "\"";
+  }
+}
+#endif
 
 TEST(StatusTest, ReturnIfErrorForwardsTheFirstError) {
   EXPECT_EQ(Forwards(-1).code(), StatusCode::kInvalidArgument);

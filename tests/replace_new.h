@@ -11,17 +11,27 @@
 
 void OnHeapAllocation();
 
+// What a failed malloc does: throw, as the standard operator new does, or
+// abort in a build without exceptions (the firmware profile), as its does.
+[[noreturn]] inline void HeapExhausted() {
+#if defined(__cpp_exceptions)
+  throw std::bad_alloc();
+#else
+  std::abort();
+#endif
+}
+
 void* operator new(size_t size) {
   OnHeapAllocation();
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
+  HeapExhausted();
 }
 void* operator new[](size_t size) { return operator new(size); }
 void* operator new(size_t size, std::align_val_t align) {
   OnHeapAllocation();
   void* p = nullptr;
   if (posix_memalign(&p, static_cast<size_t>(align), size == 0 ? 1 : size) != 0) {
-    throw std::bad_alloc();
+    HeapExhausted();
   }
   return p;
 }

@@ -9,9 +9,17 @@
 #                                       (tests/tsan/build_tbb.sh, cached); no
 #                                       benchmarks; any report fails the test
 #        THAW_WITH_TBB=OFF tests/run.sh serial runtime, no TBB
-#        THAW_FIRMWARE=ON tests/run.sh  serial and without thaw_io (no zlib,
-#                                       no nlohmann-json): what firmware links;
-#                                       also checks that nothing links them
+#        THAW_FIRMWARE=ON tests/run.sh  the firmware profile (CMake
+#                                       THAW_FIRMWARE=ON): serial, without
+#                                       thaw_io, no exceptions or RTTI, one
+#                                       static Highway target; also checks
+#                                       that nothing links TBB, zlib or libhwy
+#                                       and that the libraries neither throw,
+#                                       catch nor use RTTI
+#        THAW_FIRMWARE=ON THAW_ERROR_STRINGS=OFF tests/run.sh
+#                                       the same without error strings
+#                                       (build/firmware-nostrings)
+#        THAW_FIRMWARE_TARGET=SSE4 (with THAW_FIRMWARE=ON) another target
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # Fashion-MNIST lets the dataset test read the real files too.
@@ -21,19 +29,26 @@ tbb=${THAW_WITH_TBB:-ON}
 io=ON
 bench=ON
 firmware=${THAW_FIRMWARE:-OFF}
+strings=${THAW_ERROR_STRINGS:-ON}
+extra=()
 if [[ "$firmware" == ON ]]; then
   tbb=OFF
   io=OFF
   bench=OFF  # measured in the default build
+  extra+=(-DTHAW_FIRMWARE=ON -DTHAW_ERROR_STRINGS="$strings")
+  [[ -n "${THAW_FIRMWARE_TARGET:-}" ]] && extra+=(-DTHAW_FIRMWARE_TARGET="$THAW_FIRMWARE_TARGET")
+elif [[ "$strings" != ON ]]; then
+  echo "thaw: THAW_ERROR_STRINGS=OFF is part of the firmware profile: add THAW_FIRMWARE=ON" >&2
+  exit 1
 fi
 name=tests
 [[ "$sanitize" == ON ]] && name=asan
 [[ "$sanitize" == thread ]] && name=tsan
 [[ "$tbb" == OFF ]] && name="$name-serial"
 [[ "$firmware" == ON ]] && name="firmware"
+[[ "$strings" != ON ]] && name="$name-nostrings"
 build="$root/build/$name"
 type=Release
-extra=()
 if [[ "$sanitize" == ON || "$sanitize" == thread ]]; then
   type=RelWithDebInfo
   bench=OFF  # timings under a sanitizer mean nothing (and no test runs them)
@@ -54,10 +69,25 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=$type \
   "${extra[@]}" >/dev/null
 cmake --build "$build"
 if [[ "$firmware" == ON ]]; then
-  # The runtime alone: no TBB, zlib or JSON parser in what links it.
+  # The runtime alone: no TBB, zlib or JSON parser in what links it, and no
+  # libhwy in an example (the one static target calls nothing in it; the
+  # tests' Highway helpers do).
   for binary in "$build/examples/seed_case1_freeze" "$build/tests/model_test"; do
     if ldd "$binary" | grep -E 'libtbb|libz\.' || nm -C "$binary" | grep -q nlohmann; then
       echo "thaw: $binary links TBB, zlib or nlohmann-json in a firmware build" >&2
+      exit 1
+    fi
+  done
+  if ldd "$build/examples/seed_case1_freeze" | grep libhwy; then
+    echo "thaw: seed_case1_freeze needs libhwy at run time in a firmware build" >&2
+    exit 1
+  fi
+  # -fno-exceptions -fno-rtti held: no throw, catch, typeinfo or dynamic_cast
+  # in the libraries (std::__throw_* helpers of libstdc++ are allowed: without
+  # exceptions they end the program).
+  for archive in $(find "$build" -name 'libthaw*.a'); do
+    if nm -u "$archive" | grep -E '__cxa_throw|__cxa_begin_catch|__gxx_personality|__dynamic_cast|_ZTI'; then
+      echo "thaw: $archive throws, catches or uses RTTI in a firmware build" >&2
       exit 1
     fi
   done

@@ -8,13 +8,12 @@
 
 #include "core/train/optimizers.h"
 #include "gtest/gtest.h"
+#include "tests/status_text.h"
 
 namespace thaw {
 namespace {
 
-bool Contains(const Status& s, const std::string& text) {
-  return std::string(s.message()).find(text) != std::string::npos;
-}
+bool Contains(const Status& s, const std::string& text) { return MessageContains(s, text); }
 
 // Deterministic values in [-1, 1), away from 0 so that ReLU's kink is never
 // within a finite-difference step.
