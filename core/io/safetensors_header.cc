@@ -18,7 +18,7 @@
 //    that is negative, 4.0 or above 2^64 - 1, ...) and goes on, so that the
 //    text is known to be valid JSON before the header is blamed for a type.
 // Values inside unknown fields of an entry are read (they must be JSON, and
-// count) and ignored, as the reference implementation ignores them.
+// count) and ignored, as readers of the format ignore them.
 //
 // What it accepts is what nlohmann-json, which parsed these headers before,
 // accepted, quirks included: a number too large for a double (1e400) is a
@@ -102,9 +102,10 @@ class HeaderReader {
     metadata_ = metadata;
     entries_->clear();
     metadata_->clear();
-    if (SkipByteOrderMark() && Next() && Header() && Next()) {
-      if (token_ == Token::kEnd) return wrong_type_;
-      Unexpected();  // something after the value
+    // After the value, the end of the text (or a NUL byte) and nothing else.
+    if (SkipByteOrderMark() && Next() && Header() && Next() &&
+        (token_ == Token::kEnd || Unexpected())) {
+      return wrong_type_;
     }
     return stop_;
   }

@@ -13,6 +13,13 @@
 //    non-strict loads too: then a small file that holds one tensor, such as
 //    corpus/fuzz_checkpoint/count_only.safetensors, reaches the save, and
 //    mutations land in its data far more often than in a whole model's.)
+//  - the same bytes loaded from memory (LoadCheckpointFromMemory) give the
+//    same result, the same message after the source's name, and the same
+//    values;
+//  - after a successful load, SaveCheckpointToMemory writes the bytes
+//    SaveCheckpoint wrote, and a trainable-only save loaded back with
+//    trainable_only restores the trainable variables and leaves the frozen
+//    one alone.
 // The seeds (corpus/fuzz_checkpoint/) come from make_corpus.py, which knows
 // this model's names and shapes; change the two together.
 
@@ -24,6 +31,7 @@
 
 #include "core/api/model.h"
 #include "core/io/checkpoint.h"
+#include "core/io/checkpoint_memory.h"
 #include "core/memory/arena.h"
 #include "core/ops/batch_norm.h"
 #include "core/ops/conv.h"
@@ -86,12 +94,44 @@ void Reset(VariableSet& vars) {
   }
 }
 
-void LoadAndCheck(const std::string& path, const LoadOptions& options, VariableSet& vars) {
+// The message after "<source>: ".
+std::string AfterSource(const Status& s, const std::string& source) {
+  const std::string message = s.message();
+  return message.rfind(source + ": ", 0) == 0 ? message.substr(source.size() + 2) : message;
+}
+
+std::vector<unsigned char> SaveToMemory(const VariableSet& vars, const SaveOptions& options,
+                                        const std::string& mode) {
+  size_t size = 0;
+  const Status sized = CheckpointSize(vars, &size, options);
+  THAW_FUZZ_CHECK(sized.ok(), mode + "CheckpointSize failed: " + sized.ToString());
+  std::vector<unsigned char> bytes(size);
+  size_t written = 0;
+  const Status saved = SaveCheckpointToMemory(vars, bytes, &written, options);
+  THAW_FUZZ_CHECK(saved.ok() && written == size,
+                  mode + "SaveCheckpointToMemory failed or wrote another size: " + saved.ToString());
+  return bytes;
+}
+
+void LoadAndCheck(const std::string& path, const std::vector<unsigned char>& input,
+                  const LoadOptions& options, VariableSet& vars) {
   const std::string mode = std::string(options.strict ? "strict" : "non-strict") +
                            (options.allow_non_finite ? ", allow_non_finite: " : ": ");
   Reset(vars);
   const Snapshot before(vars);
+  const Status from_memory = LoadCheckpointFromMemory(input, &vars, options);
+  const Snapshot after_memory(vars);
+  Reset(vars);
   const Status loaded = LoadCheckpoint(path, &vars, options);
+  THAW_FUZZ_CHECK(from_memory.code() == loaded.code() &&
+                      AfterSource(from_memory, "checkpoint in memory") ==
+                          AfterSource(loaded, path),
+                  mode + "the file and the same bytes in memory load differently: " +
+                      loaded.ToString() + " | " + from_memory.ToString());
+  const std::string memory_differs = after_memory.Difference(Snapshot(vars), vars);
+  THAW_FUZZ_CHECK(memory_differs.empty(),
+                  mode + "the file and the same bytes in memory load other values: " +
+                      memory_differs);
   if (!loaded.ok()) {
     THAW_FUZZ_CHECK(std::strstr(loaded.message(), path.c_str()) != nullptr,
                     mode + "the message does not name the file: " + loaded.ToString());
@@ -112,6 +152,26 @@ void LoadAndCheck(const std::string& path, const LoadOptions& options, VariableS
   THAW_FUZZ_CHECK(reloaded.ok(), mode + "reloading the saved file failed: " + reloaded.ToString());
   const std::string changed = after_load.Difference(Snapshot(vars), vars);
   THAW_FUZZ_CHECK(changed.empty(), mode + "load, save, load is not the identity: " + changed);
+
+  // In memory: the bytes of the file, and a trainable-only round trip.
+  THAW_FUZZ_CHECK(SaveToMemory(vars, SaveOptions(), mode) == fuzz::ReadFile(saved),
+                  mode + "SaveCheckpointToMemory and SaveCheckpoint wrote different bytes");
+  SaveOptions trainable;
+  trainable.trainable_only = true;
+  const std::vector<unsigned char> head = SaveToMemory(vars, trainable, mode);
+  Reset(vars);
+  const Snapshot reset(vars);
+  LoadOptions only = all;
+  only.trainable_only = true;
+  const Status restored = LoadCheckpointFromMemory(head, &vars, only);
+  THAW_FUZZ_CHECK(restored.ok(), mode + "a trainable-only round trip failed: " + restored.ToString());
+  const Snapshot now(vars);
+  for (int i = 0; i < vars.size(); ++i) {
+    const auto& want = vars.trainable(i) ? after_load.values[i] : reset.values[i];
+    THAW_FUZZ_CHECK(now.values[i] == want,
+                    mode + vars.name(i) + ": a trainable-only round trip " +
+                        (vars.trainable(i) ? "lost its values" : "changed a frozen variable"));
+  }
 }
 
 }  // namespace
@@ -120,12 +180,13 @@ void LoadAndCheck(const std::string& path, const LoadOptions& options, VariableS
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static thaw::Net net;  // built once
   const std::string path = thaw::fuzz::WriteInput("input.safetensors", data, size);
+  const std::vector<unsigned char> input(data, data + size);
   for (const bool strict : {true, false}) {
     for (const bool allow_non_finite : {false, true}) {
       thaw::LoadOptions options;
       options.strict = strict;
       options.allow_non_finite = allow_non_finite;
-      thaw::LoadAndCheck(path, options, net.model.variables());
+      thaw::LoadAndCheck(path, input, options, net.model.variables());
     }
   }
   return 0;

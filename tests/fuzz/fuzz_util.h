@@ -26,6 +26,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 // Aborts (libFuzzer then saves the input as a crash) when `condition` is
 // false, saying which property broke. Unlike assert(), never compiled out.
@@ -84,6 +85,22 @@ inline std::string WriteInput(const std::string& name, const uint8_t* data, size
     abort();  // the disk, not thaw: stop rather than test nothing
   }
   return path;
+}
+
+// The whole file at `path`, through stdio (as WriteInput).
+inline std::vector<unsigned char> ReadFile(const std::string& path) {
+  std::vector<unsigned char> bytes;
+  FILE* file = fopen(path.c_str(), "rb");
+  if (file == nullptr) {
+    perror(path.c_str());
+    abort();
+  }
+  unsigned char chunk[4096];
+  for (size_t n; (n = fread(chunk, 1, sizeof(chunk), file)) > 0;) {
+    bytes.insert(bytes.end(), chunk, chunk + n);
+  }
+  fclose(file);
+  return bytes;
 }
 
 }  // namespace fuzz
