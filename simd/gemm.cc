@@ -43,6 +43,8 @@ HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 #include "platform/memory.h"
+#include "simd/offered_targets.h"
+#include "simd/targets.h"
 
 namespace thaw {
 
@@ -52,14 +54,21 @@ HWY_EXPORT(GemmImpl);
 
 namespace simd {
 
+// A scratch query's entry: the planning target's (simd/targets.h) when one
+// is set on this thread, else the dispatched one.
+#define THAW_PLANNED_DISPATCH(FUNC_NAME)                                           \
+  (internal::PlanningTarget() != 0                                                 \
+       ? HWY_DISPATCH_TABLE(FUNC_NAME)[internal::DispatchIndex(internal::PlanningTarget())] \
+       : &HWY_DYNAMIC_DISPATCH(FUNC_NAME))
+
 size_t GemmScratchFloats(size_t m, size_t n, size_t k, int num_threads) {
-  return HWY_DYNAMIC_DISPATCH(GemmScratchFloatsImpl)(m, n, k, num_threads);
+  return THAW_PLANNED_DISPATCH(GemmScratchFloatsImpl)(m, n, k, num_threads);
 }
 
 size_t GemmScratchFloats(size_t m, size_t n, size_t k, bool trans_a,
                          bool trans_b, int num_threads) {
-  return HWY_DYNAMIC_DISPATCH(GemmLayoutScratchFloatsImpl)(m, n, k, trans_a,
-                                                           trans_b, num_threads);
+  return THAW_PLANNED_DISPATCH(GemmLayoutScratchFloatsImpl)(m, n, k, trans_a, trans_b,
+                                                            num_threads);
 }
 
 void Gemm(const float* a, size_t lda, bool trans_a, const float* b, size_t ldb,

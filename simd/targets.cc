@@ -5,6 +5,7 @@
 #include "simd/targets.h"
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #undef HWY_TARGET_INCLUDE
@@ -61,6 +62,49 @@ int64_t SupportedTargets() {
 }
 
 std::string SupportedTargetNames() { return TargetNames(SupportedTargets()); }
+
+int64_t CompiledTargetNamed(const char* name) {
+  if (name == nullptr) return 0;
+  for (int shift = 0; shift < 63; ++shift) {
+    const int64_t bit = int64_t{1} << shift;
+    if ((HWY_TARGETS & bit) != 0 && std::strcmp(hwy::TargetName(bit), name) == 0) return bit;
+  }
+  return 0;
+}
+
+bool IsCompiledTarget(int64_t target) { return internal::DispatchIndex(target) >= 0; }
+
+namespace {
+thread_local int64_t planning_target = 0;
+}  // namespace
+
+ScopedPlanningTarget::ScopedPlanningTarget(int64_t target) : previous_(planning_target) {
+  planning_target = target;
+}
+
+ScopedPlanningTarget::~ScopedPlanningTarget() { planning_target = previous_; }
+
+namespace internal {
+
+int64_t PlanningTarget() { return planning_target; }
+
+// Highway 1.0.3's tables (hwy/highway.h, HWY_EXPORT): with one compiled
+// target, that one alone; otherwise entry 0 initialises, then one entry per
+// dynamic target in ChosenTarget's mask order, the fallback (SCALAR/EMU128)
+// last. The mask macros are Highway's own, so this follows its layout.
+int DispatchIndex(int64_t target) {
+  if (target == 0 || (target & (target - 1)) != 0 || (target & HWY_TARGETS) == 0) return -1;
+#if (HWY_TARGETS & (HWY_TARGETS - 1)) == 0
+  return 0;
+#else
+  int64_t mask = HWY_CHOSEN_TARGET_SHIFT(target);
+  if (mask == 0) mask = HWY_CHOSEN_TARGET_MASK_SCALAR;
+  mask &= HWY_CHOSEN_TARGET_MASK_TARGETS;
+  return mask == 0 ? -1 : static_cast<int>(hwy::Num0BitsBelowLS1Bit_Nonzero64(static_cast<uint64_t>(mask)));
+#endif
+}
+
+}  // namespace internal
 
 std::string TargetNames(int64_t targets) {
   const uint64_t bits = static_cast<uint64_t>(targets);

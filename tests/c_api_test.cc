@@ -501,3 +501,46 @@ TEST(CApiTest, InitialWeightsAreReadInPlaceForFrozenLayers) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(CApiTest, PlansCanDescribeAnotherTargetAndThreadCount) {
+  Mlp net;
+  ASSERT_EQ(thaw_model_set_trainable(net.m, "hidden", 0), THAW_OK);
+  thaw_memory_plan here, scalar, again;
+  ASSERT_EQ(thaw_model_plan_training(net.m, net.y, 8, &net.sgd, Mlp::kLoss, &here), THAW_OK);
+  EXPECT_EQ(thaw_model_plan_machine(net.m, "NO_SUCH_TARGET", 1), THAW_INVALID_ARGUMENT);
+  EXPECT_TRUE(Contains(Message(net.m), "SCALAR")) << Message(net.m);  // lists what there is
+  EXPECT_EQ(thaw_model_plan_machine(net.m, nullptr, -2), THAW_INVALID_ARGUMENT);
+  ASSERT_EQ(thaw_model_plan_machine(net.m, "SCALAR", 2), THAW_OK);
+  ASSERT_EQ(thaw_model_plan_training(net.m, net.y, 8, &net.sgd, Mlp::kLoss, &scalar), THAW_OK);
+  // The same as the C++ planner's for that machine.
+  thaw::ThreadPool one(1);
+  thaw::Model cpp(one);
+  thaw::Symbol x = cpp.Input(thaw::Shape{64});
+  thaw::Symbol h = cpp.Call(thaw::Dense::Make(32, thaw::Activation::kRelu), x, "hidden");
+  thaw::Symbol y = cpp.Call(thaw::Dense::Make(10), h, "head");
+  cpp.FindLayer("hidden")->SetTrainable(false);
+  thaw::SgdOptions sgd;
+  sgd.learning_rate = 0.1f;
+  sgd.momentum = 0.9f;
+  const thaw::OptimizerConfig config = thaw::OptimizerConfig::Sgd(sgd);
+  const thaw::Loss loss = thaw::Loss::kSparseCategoricalCrossentropyFromLogits;
+  thaw::PlanOptions options;
+  options.batch = 8;
+  options.output = y;
+  options.optimizer = &config;
+  options.loss = &loss;
+  options.target = thaw::simd::CompiledTargetNamed("SCALAR");
+  options.threads = 2;
+  thaw::ModelPlan plan;
+  ASSERT_TRUE(cpp.PlanMemory(options, &plan).ok());
+  EXPECT_EQ(scalar.total, plan.arena_bytes);
+  EXPECT_EQ(scalar.scratch, plan.bytes[thaw::Region::kScratch]);
+  EXPECT_EQ(scalar.weights, here.weights);
+  ASSERT_EQ(thaw_model_plan_machine(net.m, nullptr, 0), THAW_OK);
+  ASSERT_EQ(thaw_model_plan_training(net.m, net.y, 8, &net.sgd, Mlp::kLoss, &again), THAW_OK);
+  EXPECT_EQ(again.total, here.total);
+}
+
+}  // namespace

@@ -202,6 +202,70 @@ TEST(PlanBeforeBuildTest, TheLargestBatchCoversEverySmallerOne) {
   });
 }
 
+// A plan for a named target and thread count is the plan made on that
+// target with that many threads. Targets this CPU lacks (AVX3 on an AVX2
+// machine) are refused: their planning code may use their instructions.
+TEST(PlanBeforeBuildTest, PlansForANamedMachineAreThatMachinesPlans) {
+  std::vector<int64_t> compiled;
+  for (int shift = 0; shift < 63; ++shift) {
+    const int64_t bit = int64_t{1} << shift;
+    if (simd::IsCompiledTarget(bit)) compiled.push_back(bit);
+  }
+  ASSERT_FALSE(compiled.empty());
+  for (const Case& c : Cases()) {
+    for (int threads : {1, 2, 4}) {
+      ThreadPool one(1);
+      Described d(one);
+      Describe(c, &d);
+      PlanOptions options;
+      options.batch = kBatch;
+      options.output = d.output;
+      options.optimizer = &c.optimizer;
+      options.loss = &c.loss;
+      for (int64_t target : compiled) {
+        PlanOptions named = options;
+        named.target = target;
+        named.threads = threads;
+        ModelPlan plan;
+        Status s = d.model.PlanMemory(named, &plan);
+        if ((hwy::SupportedTargets() & target) == 0) {
+          EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << hwy::TargetName(target);
+          EXPECT_NE(std::string(s.message()).find("this CPU cannot run"), std::string::npos);
+          continue;
+        }
+        ASSERT_TRUE(s.ok()) << hwy::TargetName(target) << ": " << s.message();
+        // The same plan, made on that target with that many threads.
+        hwy::SetSupportedTargetsForTest(target);
+        PlanOptions here = options;
+        here.threads = threads;
+        ModelPlan local;
+        ASSERT_TRUE(d.model.PlanMemory(here, &local).ok());
+        hwy::SetSupportedTargetsForTest(0);
+        const std::string name = std::string(c.model) + ", " + hwy::TargetName(target) + ", " +
+                                 std::to_string(threads) + " threads";
+        ExpectSameBytes(plan.bytes, local.bytes, name);
+        EXPECT_EQ(plan.arena_bytes, local.arena_bytes) << name;
+      }
+    }
+  }
+  ThreadPool one(1);
+  Described d(one);
+  d.Mlp();
+  PlanOptions options;
+  options.output = d.output;
+  int64_t absent = 1;
+  while (simd::IsCompiledTarget(absent)) absent <<= 1;
+  options.target = absent;  // a target this build did not compile
+  ModelPlan plan;
+  Status s = d.model.PlanMemory(options, &plan);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(s.message()).find("not compiled into this build"), std::string::npos)
+      << s.message();
+  options.target = 0;
+  options.threads = -1;
+  EXPECT_EQ(d.model.PlanMemory(options, &plan).code(), StatusCode::kInvalidArgument);
+}
+
 TEST(PlanBeforeBuildTest, FollowsTheFreezeSetAskedBeforeBuild) {
   ThreadPool pool(1);
   Described all(pool), head(pool);

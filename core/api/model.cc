@@ -11,6 +11,7 @@
 #include "core/io/safetensors.h"
 #include "platform/clock.h"
 #include "platform/random.h"
+#include "simd/targets.h"
 
 namespace thaw {
 
@@ -425,6 +426,23 @@ Status Model::PlanMemory(const PlanOptions& options, ModelPlan* plan) const {
   if (options.batch == 0) return InvalidArgument("PlanMemory: the batch is empty");
   THAW_RETURN_IF_ERROR(CheckBatch("PlanMemory", options.batch));
   if (options.optimizer != nullptr) THAW_RETURN_IF_ERROR(CheckOptions(*options.optimizer));
+  if (options.target != 0 && !simd::IsCompiledTarget(options.target)) {
+    return InvalidArgument("PlanMemory: target %s is not compiled into this build (it has %s)",
+                           simd::TargetNames(options.target).c_str(),
+                           simd::CompiledTargetNames().c_str());
+  }
+  if (options.target != 0 && (simd::SupportedTargets() & options.target) == 0) {
+    // A target's planning code is compiled for it and may use its
+    // instructions.
+    return InvalidArgument("PlanMemory: this CPU cannot run target %s, and planning for it runs "
+                           "its code; plan on a machine that has it (this one runs %s)",
+                           simd::TargetNames(options.target).c_str(),
+                           simd::SupportedTargetNames().c_str());
+  }
+  if (options.threads < 0) {
+    return InvalidArgument("PlanMemory: %d threads; give 0 for the model's pool, or more",
+                           options.threads);
+  }
   const Loss loss = options.loss != nullptr ? *options.loss
                     : compiled_                ? loss_
                                                : Loss::kMeanSquaredError;
@@ -463,12 +481,19 @@ Status Model::PlanMemory(const PlanOptions& options, ModelPlan* plan) const {
       return InvalidArgument("PlanMemory: the freeze set has %zu bits; the model has %d variables",
                              trainable.size(), vars->size());
     }
+    // The machine the plan is for.
+    simd::ScopedPlanningTarget machine(options.target);
+    auto spec = [&](StepMode mode, size_t batch, bool gather) {
+      ProgramSpec s = SpecFor(mode, batch, gather, output, loss);
+      if (options.threads > 0) s.threads = options.threads;
+      return s;
+    };
     Program program;
     program.Reserve(graph_);
     // The largest transient part of any step this plan covers.
     size_t most = 0;
     auto cover = [&](StepMode mode, size_t batch, bool gather) {
-      program.Compile(graph_, *vars, trainable, SpecFor(mode, batch, gather, output, loss));
+      program.Compile(graph_, *vars, trainable, spec(mode, batch, gather));
       most = std::max(most, program.plan().total());
     };
     for (size_t batch = 1; batch <= options.batch; ++batch) {
@@ -476,8 +501,7 @@ Status Model::PlanMemory(const PlanOptions& options, ModelPlan* plan) const {
       if (options.mode != StepMode::kPredict) cover(StepMode::kEvaluate, batch, false);
       cover(StepMode::kPredict, batch, false);
     }
-    program.Compile(graph_, *vars, trainable,
-                    SpecFor(options.mode, options.batch, options.gather, output, loss));
+    program.Compile(graph_, *vars, trainable, spec(options.mode, options.batch, options.gather));
     FillPlan(program, *vars, trainable, plan);
     plan->arena_bytes = plan->bytes.total() - program.plan().total() + most;
     return Status::Ok();

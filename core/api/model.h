@@ -202,6 +202,12 @@ struct PlanOptions {
   // (BuildOptions::weights); frozen parameters it holds in place take no
   // arena bytes.
   Span<const unsigned char> weights;
+  // The machine, when it is not this one: a SIMD target compiled into this
+  // build that this CPU can also run (HWY_SCALAR on any CPU, HWY_SSE4 on an
+  // AVX2 one; simd::CompiledTargetNamed("SCALAR")), and a thread count. 0:
+  // the target this CPU dispatches to, the model's pool.
+  int64_t target = 0;
+  int threads = 0;
 };
 
 // How Build makes the variables' first values.

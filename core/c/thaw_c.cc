@@ -39,6 +39,8 @@ struct thaw_model {
   thaw::Model model;
   std::vector<thaw::Symbol> tensors;  // thaw_tensor i is tensors[i]
   thaw::Span<const unsigned char> weights;  // thaw_model_initial_weights'
+  int64_t plan_target = 0;                  // thaw_model_plan_machine's
+  int plan_threads = 0;
   char message[512] = {};             // the last call's, cut to fit
 };
 
@@ -446,6 +448,8 @@ thaw_status thaw_model_plan_training(thaw_model* model, thaw_tensor output, size
     options.mode = thaw::StepMode::kTrain;
     THAW_RETURN_IF_ERROR(Lookup(model, "plan", output, &options.output));
     options.weights = model->weights;
+    options.target = model->plan_target;
+    options.threads = model->plan_threads;
     thaw::Loss l = thaw::Loss::kMeanSquaredError;
     THAW_RETURN_IF_ERROR(ToLoss("plan", loss, &l));
     options.loss = &l;
@@ -470,9 +474,26 @@ thaw_status thaw_model_plan_prediction(thaw_model* model, thaw_tensor output, si
     options.mode = thaw::StepMode::kPredict;
     THAW_RETURN_IF_ERROR(Lookup(model, "plan", output, &options.output));
     options.weights = model->weights;
+    options.target = model->plan_target;
+    options.threads = model->plan_threads;
     thaw::ModelPlan plan;
     THAW_RETURN_IF_ERROR(model->model.PlanMemory(options, &plan));
     FillPlan(plan, out);
+    return Status::Ok();
+  });
+}
+
+thaw_status thaw_model_plan_machine(thaw_model* model, const char* simd_target, int threads) {
+  return Run(model, "plan_machine", [&] {
+    const int64_t target = thaw::simd::CompiledTargetNamed(simd_target);
+    if (simd_target != nullptr && target == 0) {
+      return thaw::InvalidArgument("plan_machine: \"%s\" is not a SIMD target of this build (it "
+                                   "has %s)",
+                                   simd_target, thaw::simd::CompiledTargetNames().c_str());
+    }
+    if (threads < 0) return thaw::InvalidArgument("plan_machine: %d threads", threads);
+    model->plan_target = target;
+    model->plan_threads = threads;
     return Status::Ok();
   });
 }

@@ -213,7 +213,8 @@ thaw_status thaw_reshape(thaw_model* model, thaw_tensor input, const size_t* sha
 /* The block a training step at `batch` needs with `output` as the model's
  * output, for the layers' current trainable flags, with `optimizer` (NULL:
  * the compiled one; before thaw_model_compile, plain SGD without state) and
- * `loss`, on the model's threads and this CPU's SIMD target. Runs nothing and
+ * `loss`, on the model's threads and this CPU's SIMD target (see
+ * thaw_model_plan_machine). Runs nothing and
  * needs no memory: call it before thaw_model_build to size the block. */
 thaw_status thaw_model_plan_training(thaw_model* model, thaw_tensor output, size_t batch,
                                      const thaw_optimizer* optimizer, thaw_loss loss,
@@ -221,6 +222,11 @@ thaw_status thaw_model_plan_training(thaw_model* model, thaw_tensor output, size
 /* The block prediction at `batch` needs (the weights and a forward pass). */
 thaw_status thaw_model_plan_prediction(thaw_model* model, thaw_tensor output, size_t batch,
                                        thaw_memory_plan* out);
+/* Makes later plans describe another machine: the SIMD target `simd_target`
+ * ("AVX2", "SSE4", "SCALAR", "NEON", ...: one compiled into this build that
+ * this CPU can also run; NULL: the one this CPU uses) on `threads` threads
+ * (0: the model's). */
+thaw_status thaw_model_plan_machine(thaw_model* model, const char* simd_target, int threads);
 
 /* ---- Building and training ---- */
 
