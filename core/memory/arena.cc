@@ -68,6 +68,10 @@ void Arena::Free() {
 }
 
 Status Arena::Create(size_t capacity, Arena* out) {
+  return Create(capacity, ArenaOptions(), out);
+}
+
+Status Arena::Create(size_t capacity, const ArenaOptions& options, Arena* out) {
   if (capacity == 0) {
     return InvalidArgument("Arena::Create: capacity is 0 bytes; an arena needs at least one byte");
   }
@@ -79,6 +83,7 @@ Status Arena::Create(size_t capacity, Arena* out) {
   arena.data_ = static_cast<unsigned char*>(block);
   arena.capacity_ = capacity;
   arena.owned_ = true;
+  if (options.prefault) arena.Prefault();
   *out = std::move(arena);
   return Status::Ok();
 }
@@ -101,6 +106,8 @@ Status Arena::Wrap(void* block, size_t capacity, Arena* out) {
   *out = std::move(arena);
   return Status::Ok();
 }
+
+void Arena::Prefault() { PrefaultMemory(data_, capacity_); }
 
 MemoryReport Arena::Report() const {
   MemoryReport report;

@@ -4,6 +4,7 @@
 //   thaw::Arena arena;
 //   thaw::Status s = thaw::Arena::Wrap(block, sizeof(block), &arena);
 //   // ... or thaw::Arena::Create(256 * 1024, &arena) to let thaw own the block.
+//   arena.Prefault();   // optional: map its pages now rather than in the first step
 //   std::printf("%s", arena.Report().ToString().c_str());
 //
 // Layout, bottom to top:
@@ -52,6 +53,16 @@ struct MemoryReport {
   std::string ToString() const;
 };
 
+struct ArenaOptions {
+  // Fault every page of the block in at Create (Arena::Prefault) instead of
+  // one at a time when the first step first writes it, so that the first
+  // step runs about as fast as the later ones. Off by default: it moves that
+  // cost to Create rather than saving it (the same CPU time, measured in
+  // bench/results/cold_start.md), and it maps every page of the block,
+  // including those of an arena sized with room to spare that no plan uses.
+  bool prefault = false;
+};
+
 class Arena {
  public:
   Arena() = default;  // no memory: capacity() == 0
@@ -63,6 +74,7 @@ class Arena {
 
   // An arena that owns a new block of `capacity` bytes.
   static Status Create(size_t capacity, Arena* out);
+  static Status Create(size_t capacity, const ArenaOptions& options, Arena* out);
   // An arena over the caller's block, which must be 64-byte aligned and outlive
   // the arena. thaw never frees it.
   static Status Wrap(void* block, size_t capacity, Arena* out);
@@ -74,6 +86,11 @@ class Arena {
   size_t high_water() const { return high_water_; }
   size_t bytes(Region region) const { return bytes_[static_cast<int>(region)]; }
   MemoryReport Report() const;
+  // Faults in every page of the block now, keeping what it holds
+  // (PrefaultMemory, platform/memory.h): for a block given to Wrap (a static
+  // array is mapped on first write too), or an arena created without
+  // ArenaOptions::prefault. Setup-time only, like Create.
+  void Prefault();
 
   // ---- For thaw's planners; users do not need these. ----
 
