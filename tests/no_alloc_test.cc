@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/c/thaw_c.h"
 #include "core/thaw.h"
 #include "gtest/gtest.h"
 #include "tests/replace_new.h"
@@ -145,6 +146,42 @@ TEST_P(NoAllocTest, ModelStepsAfterTheFirstTakeNothingFromTheHeap) {
   ASSERT_TRUE(train.ok()) << train.message();
   ASSERT_TRUE(predict.ok()) << predict.message();
   EXPECT_EQ(g_allocations.load(), 0);
+}
+
+// Through the C interface (core/c/thaw_c.h): its steps allocate nothing
+// either (the message it keeps is a fixed buffer in the handle).
+TEST_P(NoAllocTest, CInterfaceStepsTakeNothingFromTheHeap) {
+  thaw_model* m = nullptr;
+  ASSERT_EQ(thaw_model_create(GetParam(), &m), THAW_OK);
+  const size_t shape[1] = {64};
+  thaw_tensor x, h, y;
+  ASSERT_EQ(thaw_input(m, shape, 1, THAW_LAYOUT_ANY, &x), THAW_OK);
+  ASSERT_EQ(thaw_dense(m, x, 32, THAW_ACTIVATION_RELU, 1, "hidden", &h), THAW_OK);
+  ASSERT_EQ(thaw_dense(m, h, 10, THAW_ACTIVATION_LINEAR, 1, "head", &y), THAW_OK);
+  ASSERT_EQ(thaw_model_build(m, y, 8, nullptr, 1 << 20, 1), THAW_OK);
+  thaw_optimizer adam;
+  thaw_optimizer_defaults(THAW_OPTIMIZER_ADAM, &adam);
+  ASSERT_EQ(thaw_model_compile(m, &adam, THAW_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY_FROM_LOGITS),
+            THAW_OK);
+  ASSERT_EQ(thaw_model_set_trainable(m, "hidden", 0), THAW_OK);
+  std::vector<float> in(8 * 64, 0.25f), out(8 * 10);
+  std::vector<int32_t> labels(8, 2);
+  thaw_metrics metrics;
+  ASSERT_EQ(thaw_model_train_on_batch(m, in.data(), labels.data(), nullptr, 8, &metrics), THAW_OK);
+  ASSERT_EQ(thaw_model_predict(m, in.data(), 8, out.data()), THAW_OK);
+  g_allocations = 0;
+  g_counting = true;
+  const thaw_status train =
+      thaw_model_train_on_batch(m, in.data(), labels.data(), nullptr, 8, &metrics);
+  const thaw_status evaluate =
+      thaw_model_evaluate(m, in.data(), labels.data(), nullptr, 8, 4, &metrics);
+  const thaw_status predict = thaw_model_predict(m, in.data(), 8, out.data());
+  g_counting = false;
+  EXPECT_EQ(train, THAW_OK);
+  EXPECT_EQ(evaluate, THAW_OK);
+  EXPECT_EQ(predict, THAW_OK);
+  EXPECT_EQ(g_allocations.load(), 0);
+  thaw_model_destroy(m);
 }
 
 // A functional model with a residual Add and a Concatenate: training,
