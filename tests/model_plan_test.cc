@@ -83,6 +83,16 @@ void Describe(const Case& c, Described* d) {
   if (c.freeze_prefix) d->model.FindLayer(d->prefix)->SetTrainable(false);
 }
 
+// A training plan of `c` at kBatch, before Build.
+PlanOptions TrainingPlan(const Case& c, const Described& d) {
+  PlanOptions options;
+  options.batch = kBatch;
+  options.output = d.output;
+  options.optimizer = &c.optimizer;
+  options.loss = &c.loss;
+  return options;
+}
+
 std::string Name(const Case& c, int threads) {
   return std::string(c.model) + (c.freeze_prefix ? ", prefix frozen" : ", all trainable") +
          ", " + (c.optimizer.kind == OptimizerConfig::Kind::kSgd ? "SGD" : "Adam") + ", " +
@@ -124,11 +134,7 @@ TEST(PlanBeforeBuildTest, EqualsThePlanOfTheBuiltModelAndItsHighWater) {
         const std::string name = Name(c, threads);
         Described d(pool);
         Describe(c, &d);
-        PlanOptions options;
-        options.batch = kBatch;
-        options.output = d.output;
-        options.optimizer = &c.optimizer;
-        options.loss = &c.loss;
+        const PlanOptions options = TrainingPlan(c, d);
         ModelPlan before, predict_before;
         ASSERT_TRUE(d.model.PlanMemory(options, &before).ok()) << name;
         PlanOptions predict = options;
@@ -172,11 +178,7 @@ TEST(PlanBeforeBuildTest, TheLargestBatchCoversEverySmallerOne) {
         const std::string name = Name(c, threads);
         Described d(pool);
         Describe(c, &d);
-        PlanOptions options;
-        options.batch = kBatch;
-        options.output = d.output;
-        options.optimizer = &c.optimizer;
-        options.loss = &c.loss;
+        const PlanOptions options = TrainingPlan(c, d);
         ModelPlan plan;
         ASSERT_TRUE(d.model.PlanMemory(options, &plan).ok()) << name;
         Arena arena;
@@ -217,11 +219,7 @@ TEST(PlanBeforeBuildTest, PlansForANamedMachineAreThatMachinesPlans) {
       ThreadPool one(1);
       Described d(one);
       Describe(c, &d);
-      PlanOptions options;
-      options.batch = kBatch;
-      options.output = d.output;
-      options.optimizer = &c.optimizer;
-      options.loss = &c.loss;
+      const PlanOptions options = TrainingPlan(c, d);
       for (int64_t target : compiled) {
         PlanOptions named = options;
         named.target = target;

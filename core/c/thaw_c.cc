@@ -195,7 +195,18 @@ Status CallLayer(thaw_model* m, std::unique_ptr<thaw::Layer> layer, thaw_tensor 
   return CallLayer(m, std::move(layer), &input, 1, name, out);
 }
 
-void FillPlan(const thaw::ModelPlan& plan, thaw_memory_plan* out) {
+// Plans `options` (its mode, loss and optimizer set) at `batch` for `output`
+// on the model's planning machine and initial weights, into *out.
+Status Plan(thaw_model* m, thaw_tensor output, size_t batch, thaw::PlanOptions* options,
+            thaw_memory_plan* out) {
+  if (out == nullptr) return thaw::InvalidArgument("plan: the output pointer is null");
+  THAW_RETURN_IF_ERROR(Lookup(m, "plan", output, &options->output));
+  options->batch = batch;
+  options->weights = m->weights;
+  options->target = m->plan_target;
+  options->threads = m->plan_threads;
+  thaw::ModelPlan plan;
+  THAW_RETURN_IF_ERROR(m->model.PlanMemory(*options, &plan));
   out->total = plan.arena_bytes;
   out->step = plan.bytes.total();
   out->weights = plan.bytes[thaw::Region::kWeights];
@@ -203,6 +214,7 @@ void FillPlan(const thaw::ModelPlan& plan, thaw_memory_plan* out) {
   out->optimizer_state = plan.bytes[thaw::Region::kOptimizerState];
   out->activations = plan.bytes[thaw::Region::kActivations];
   out->scratch = plan.bytes[thaw::Region::kScratch];
+  return Status::Ok();
 }
 
 thaw::Examples ExamplesOf(const thaw_model* m, const float* x, const int32_t* labels,
@@ -442,14 +454,8 @@ thaw_status thaw_model_plan_training(thaw_model* model, thaw_tensor output, size
                                      const thaw_optimizer* optimizer, thaw_loss loss,
                                      thaw_memory_plan* out) {
   return Run(model, "plan", [&] {
-    if (out == nullptr) return thaw::InvalidArgument("plan: the output pointer is null");
     thaw::PlanOptions options;
-    options.batch = batch;
     options.mode = thaw::StepMode::kTrain;
-    THAW_RETURN_IF_ERROR(Lookup(model, "plan", output, &options.output));
-    options.weights = model->weights;
-    options.target = model->plan_target;
-    options.threads = model->plan_threads;
     thaw::Loss l = thaw::Loss::kMeanSquaredError;
     THAW_RETURN_IF_ERROR(ToLoss("plan", loss, &l));
     options.loss = &l;
@@ -458,28 +464,16 @@ thaw_status thaw_model_plan_training(thaw_model* model, thaw_tensor output, size
       THAW_RETURN_IF_ERROR(ToOptimizer("plan", *optimizer, &config));
       options.optimizer = &config;
     }
-    thaw::ModelPlan plan;
-    THAW_RETURN_IF_ERROR(model->model.PlanMemory(options, &plan));
-    FillPlan(plan, out);
-    return Status::Ok();
+    return Plan(model, output, batch, &options, out);
   });
 }
 
 thaw_status thaw_model_plan_prediction(thaw_model* model, thaw_tensor output, size_t batch,
                                        thaw_memory_plan* out) {
   return Run(model, "plan", [&] {
-    if (out == nullptr) return thaw::InvalidArgument("plan: the output pointer is null");
     thaw::PlanOptions options;
-    options.batch = batch;
     options.mode = thaw::StepMode::kPredict;
-    THAW_RETURN_IF_ERROR(Lookup(model, "plan", output, &options.output));
-    options.weights = model->weights;
-    options.target = model->plan_target;
-    options.threads = model->plan_threads;
-    thaw::ModelPlan plan;
-    THAW_RETURN_IF_ERROR(model->model.PlanMemory(options, &plan));
-    FillPlan(plan, out);
-    return Status::Ok();
+    return Plan(model, output, batch, &options, out);
   });
 }
 
