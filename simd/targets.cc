@@ -50,16 +50,51 @@ const char* DispatchedTargetName() {
 
 std::string CompiledTargetNames() { return TargetNames(HWY_TARGETS); }
 
+#if defined(HWY_COMPILE_ONLY_STATIC)
+// One static target (the firmware profile): the CPU is asked for that
+// target's features directly, as Highway would ask for them (the same lists
+// as HWY_TARGET_STR), so nothing of libhwy.so is needed at run time: Debian
+// ships no static libhwy, and this was the only call into it.
+int64_t SupportedTargets() {
+  bool runs = true;
+#if HWY_ARCH_X86
+  __builtin_cpu_init();
+  runs = HWY_STATIC_TARGET == HWY_SCALAR || HWY_STATIC_TARGET == HWY_EMU128 ||
+         __builtin_cpu_supports("ssse3");
+  if (HWY_STATIC_TARGET <= HWY_SSE4) {  // better targets have lower bits
+    runs = runs && __builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("sse4.2") &&
+           __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("aes");
+  }
+  if (HWY_STATIC_TARGET <= HWY_AVX2) {
+    runs = runs && __builtin_cpu_supports("avx") && __builtin_cpu_supports("avx2") &&
+           __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+           __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  }
+  if (HWY_STATIC_TARGET <= HWY_AVX3) {
+    runs = runs && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+  }
+  if (HWY_STATIC_TARGET <= HWY_AVX3_DL) {
+    runs = runs && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2") &&
+           __builtin_cpu_supports("vaes") && __builtin_cpu_supports("vpclmulqdq") &&
+           __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bitalg") &&
+           __builtin_cpu_supports("avx512vpopcntdq");
+  }
+#endif
+  // Elsewhere the target is what the compiler's flags promised: NEON is part
+  // of every aarch64 core; an SVE build is not checked here yet.
+  return runs ? HWY_STATIC_TARGET : 0;
+}
+#else
 int64_t SupportedTargets() {
   const int64_t targets = hwy::SupportedTargets();
-#if (HWY_TARGETS & (HWY_TARGETS - 1)) != 0  // more than one target: dispatch
   // Highway 1.0.3 on Arm: a direct SupportedTargets() call leaves the chosen
   // target computed from the unadjusted CPU mask (SVE2 instead of SVE2_128).
   // Re-running the update restores the choice dispatch would make.
   hwy::GetChosenTarget().Update(hwy::SupportedTargets());
-#endif
   return targets;
 }
+#endif  // HWY_COMPILE_ONLY_STATIC
 
 std::string SupportedTargetNames() { return TargetNames(SupportedTargets()); }
 

@@ -26,6 +26,17 @@ inline bool MessageContains(const Status& s, const std::string& text) {
 #endif
 }
 
+// The same for a sentence already copied out of a Status (the C API hands
+// it over as text): without error strings, there must be a text.
+inline bool TextContains(const char* message, const std::string& text) {
+#if THAW_ERROR_STRINGS
+  return std::string(message).find(text) != std::string::npos;
+#else
+  (void)text;
+  return message[0] != '\0';
+#endif
+}
+
 }  // namespace thaw
 
 #endif  // THAW_TESTS_STATUS_TEXT_H_
