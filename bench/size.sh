@@ -89,7 +89,8 @@ for dir in "$prefix-default" "$prefix-firmware"; do
     fi
   done
 done
-libhwy=$(ldconfig -p | awk '/libhwy\.so\.1 .*x86-64|libhwy\.so\.1 .*AArch64/ {print $NF; exit}')
+# (awk reads to the end: an early exit would fail the pipe under pipefail.)
+libhwy=$(ldconfig -p | awk '/libhwy\.so\.1 / && !found {print $NF; found = 1}')
 if [[ -n "$libhwy" ]]; then
   stripped=$(mktemp)
   strip -o "$stripped" "$(readlink -f "$libhwy")"
