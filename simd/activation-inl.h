@@ -15,6 +15,7 @@
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
 #include "simd/elementwise-inl.h"
+#include "simd/ieee-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace thaw {
@@ -27,7 +28,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 template <class D, class V>
 HWY_INLINE V Sigmoid(D d, V z) {
   const V e = hn::Exp(d, hn::Neg(hn::Abs(z)));
-  const V s = hn::Div(hn::Set(d, 1.0f), hn::Add(hn::Set(d, 1.0f), e));
+  const V s = IeeeDiv(d, hn::Set(d, 1.0f), hn::Add(hn::Set(d, 1.0f), e));
   return hn::IfThenElse(hn::IsNaN(z), z, hn::IfThenElse(hn::Ge(z, hn::Zero(d)), s, hn::Mul(e, s)));
 }
 

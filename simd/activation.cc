@@ -41,6 +41,7 @@ HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 #include "simd/elementwise.h"
+#include "simd/offered_targets.h"
 #include "simd/parallel_chunks.h"
 
 namespace thaw {

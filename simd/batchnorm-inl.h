@@ -17,6 +17,7 @@
 #include <cstddef>
 
 #include "hwy/highway.h"
+#include "simd/ieee-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace thaw {
@@ -35,14 +36,14 @@ HWY_INLINE void BatchNormStatisticsColumns(const float* HWY_RESTRICT x, size_t r
   for (; j + N <= len; j += N) {
     auto sum = hn::Zero(d);
     for (size_t r = 0; r < rows; ++r) sum = hn::Add(sum, hn::LoadU(d, x + r * stride + j));
-    const auto m = hn::Div(sum, count);
+    const auto m = IeeeDiv(d, sum, count);
     auto squares = hn::Zero(d);
     for (size_t r = 0; r < rows; ++r) {
       const auto delta = hn::Sub(hn::LoadU(d, x + r * stride + j), m);
       squares = hn::Add(squares, hn::Mul(delta, delta));
     }
     hn::StoreU(m, d, mean + j);
-    hn::StoreU(hn::Div(squares, count), d, var + j);
+    hn::StoreU(IeeeDiv(d, squares, count), d, var + j);
   }
   const float n = static_cast<float>(rows);
   for (; j < len; ++j) {
@@ -107,8 +108,8 @@ HWY_INLINE void BatchNormBackwardColumns(const float* x, const float* dy, size_t
     hn::StoreU(sum_dy, d, dbeta + j);
     hn::StoreU(sum_dy_xhat, d, dgamma + j);
     if (dx == nullptr) continue;
-    const auto a = hn::Div(sum_dy, count);
-    const auto b = hn::Div(sum_dy_xhat, count);
+    const auto a = IeeeDiv(d, sum_dy, count);
+    const auto b = IeeeDiv(d, sum_dy_xhat, count);
     const auto k = hn::Mul(hn::LoadU(d, gamma + j), s);
     for (size_t r = 0; r < rows; ++r) {
       const auto xhat = hn::Mul(hn::Sub(hn::LoadU(d, x + r * stride + j), m), s);

@@ -39,6 +39,7 @@ HWY_AFTER_NAMESPACE();
 
 #include "platform/status.h"
 #include "simd/elementwise.h"
+#include "simd/offered_targets.h"
 #include "simd/parallel_chunks.h"
 
 namespace thaw {

@@ -71,6 +71,7 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 #include <algorithm>
 
+#include "simd/offered_targets.h"
 #include "simd/parallel_chunks.h"
 
 namespace thaw {

@@ -36,6 +36,8 @@ static double SquaredErrorImpl(const float* y, const float* t, size_t n,
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+#include "simd/offered_targets.h"
+
 namespace thaw {
 
 HWY_EXPORT(SoftmaxCrossEntropyImpl);

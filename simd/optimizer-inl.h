@@ -5,7 +5,7 @@
 // and the project builds with -ffp-contract=off, so an update gives the same
 // bits on every target and as ScalarSgdStep / ScalarAdamStep: the optimizer is
 // memory-bound, fusing would buy nothing measurable. Sqrt and Div are IEEE
-// (correctly rounded) on every target.
+// (correctly rounded) on every target (simd/ieee-inl.h).
 
 #if defined(THAW_SIMD_OPTIMIZER_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef THAW_SIMD_OPTIMIZER_INL_H_
@@ -17,6 +17,7 @@
 #include <cstddef>
 
 #include "hwy/highway.h"
+#include "simd/ieee-inl.h"
 #include "simd/optimizer.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -88,10 +89,10 @@ HWY_INLINE void AdamVector(D d, const AdamConstants& k, const float* grad,
   v = hn::Add(hn::Mul(hn::Set(d, p.beta2), v),
               hn::Mul(hn::Mul(hn::Set(d, k.one_minus_beta2), g), g));
   const auto denom =
-      hn::Add(hn::Div(hn::Sqrt(v), hn::Set(d, p.bias_correction2_sqrt)),
+      hn::Add(IeeeDiv(d, IeeeSqrt(d, v), hn::Set(d, p.bias_correction2_sqrt)),
               hn::Set(d, p.epsilon));
   // addcdiv_(m, denom, value=-step_size): (step_size * m) / denom.
-  w = hn::Sub(w, hn::Div(hn::Mul(hn::Set(d, p.step_size), m), denom));
+  w = hn::Sub(w, IeeeDiv(d, hn::Mul(hn::Set(d, p.step_size), m), denom));
   hn::StoreU(m, d, m_ptr);
   hn::StoreU(v, d, v_ptr);
   hn::StoreU(w, d, weight);

@@ -59,6 +59,7 @@ HWY_AFTER_NAMESPACE();
 #include <atomic>
 
 #include "simd/elementwise.h"  // kElementwiseChunk
+#include "simd/offered_targets.h"
 #include "simd/parallel_chunks.h"
 
 namespace thaw {

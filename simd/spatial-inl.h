@@ -17,6 +17,7 @@
 
 #include "hwy/highway.h"
 #include "simd/conv.h"
+#include "simd/ieee-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace thaw {
@@ -434,7 +435,7 @@ HWY_INLINE void AvgPoolForwardRows(const float* x, float* y, const simd::ConvSha
             sum = hn::Add(sum, hn::LoadU(d, x + spatial::InOffset(s, n, ih, iw) + j));
           }
         }
-        hn::StoreU(hn::Div(sum, hn::Set(d, count)), d, out + j);
+        hn::StoreU(IeeeDiv(d, sum, hn::Set(d, count)), d, out + j);
       });
     }
   }
@@ -454,7 +455,7 @@ HWY_INLINE void AvgPoolBackwardInputRows(const float* dy, float* dx, const simd:
             size_t oh, ow;
             if (!spatial::Window(s, ih, iw, kh, kw, &oh, &ow)) continue;
             const float count = static_cast<float>(Taps(s, oh, ow));
-            acc = hn::Add(acc, hn::Div(hn::LoadU(d, dy + spatial::OutOffset(s, n, oh, ow) + j),
+            acc = hn::Add(acc, IeeeDiv(d, hn::LoadU(d, dy + spatial::OutOffset(s, n, oh, ow) + j),
                                        hn::Set(d, count)));
           }
         }

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <string>
 
+#include "simd/offered_targets.h"  // what SupportedTargets() reports includes the fix
+
 namespace thaw {
 namespace simd {
 

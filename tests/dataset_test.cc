@@ -597,8 +597,8 @@ TEST(FilterClassesTest, RejectsBadRangesAndInconsistentDatasets) {
   // count * rows * cols wrapped around to the number of floats held: the
   // check passed and the copy ran far out of bounds.
   Dataset wrapped = EightExamples();
-  wrapped.rows = (size_t{1} << 61) + 1;
-  wrapped.cols = 2;  // 8 * (2^62 + 2) wraps to 16
+  wrapped.rows = SIZE_MAX / 16 + 2;
+  wrapped.cols = 2;  // 8 * 2 * (SIZE_MAX / 16 + 2) wraps to 16
   s = FilterClasses(wrapped, 0, 9, 0, &out);
   EXPECT_TRUE(Contains(s, "larger than memory can hold")) << s.message();
   EXPECT_EQ(out.count, 99u);

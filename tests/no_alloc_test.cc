@@ -59,7 +59,9 @@ struct MlpSet {
 };
 
 void Build(MlpSet& s, size_t batch, size_t in, size_t hidden, size_t out) {
-  ASSERT_TRUE(Arena::Create(64 << 20, &s.arena).ok());
+  // 16 MiB: far more than the step needs, and under the 64 MiB that a 32-bit
+  // build's arena may hold (kMaxBytes, platform/checked.h).
+  ASSERT_TRUE(Arena::Create(16 << 20, &s.arena).ok());
   s.vars.reset(new VariableSet(&s.arena));
   ASSERT_TRUE(s.vars->Create("w0", {in, hidden}, false, &s.w0).ok());
   ASSERT_TRUE(s.vars->Create("w1", {hidden, out}, true, &s.w1).ok());
@@ -93,7 +95,7 @@ TEST_P(NoAllocTest, StepAfterTheFirstTakesNothingFromTheHeap) {
   // Big enough that elementwise kernels split into several tasks.
   const size_t batch = 32, in = 64, hidden = 600, out = 40;
   MlpSet s;
-  Build(s, batch, in, hidden, out);
+  ASSERT_NO_FATAL_FAILURE(Build(s, batch, in, hidden, out));
   ThreadPool pool(GetParam());
   SgdOptions so;
   so.momentum = 0.9f;

@@ -386,8 +386,9 @@ TEST_F(TapeTest, ConstantChecksItsLength) {
 
 TEST_F(TapeTest, ConstantRefusesAShapeTooLargeForMemory) {
   GradientTape tape(vars_.get());
-  // 2^62 + 1 by 4 elements wraps to 4: the length check alone would pass.
-  Tensor c = tape.Constant({(size_t{1} << 62) + 1, 4}, {1, 2, 3, 4});
+  // (SIZE_MAX / 4 + 2) by 4 elements wraps to 4: the length check alone would
+  // pass.
+  Tensor c = tape.Constant({SIZE_MAX / 4 + 2, 4}, {1, 2, 3, 4});
   EXPECT_FALSE(c.valid());
   EXPECT_TRUE(Contains(tape.status(), "has more elements than memory can hold")) << tape.status().message();
 }

@@ -254,16 +254,19 @@ TEST_F(VariablesTest, CreateThatDoesNotFitNamesTheBytes) {
   EXPECT_EQ(vars.size(), 1);
 }
 
-// A shape whose element count overflows size_t: num_elements() wraps ({2^62
-// + 1, 4} gives 4), so the size must be checked before it sizes anything.
+// A shape whose element count overflows size_t: num_elements() wraps
+// ({SIZE_MAX / 4 + 2, 4} gives 4: 2^62 + 1 rows on 64-bit targets, 2^30 + 1 on
+// 32-bit ones), so the size must be checked before it sizes anything.
 TEST_F(VariablesTest, ShapesTooLargeForMemoryAreRefused) {
   Arena arena;
   ASSERT_TRUE(Arena::Create(4096, &arena).ok());
   VariableSet vars(&arena);
   Variable v;
-  Status s = vars.Create("huge", {(size_t{1} << 62) + 1, 4}, true, &v);
+  const size_t rows = SIZE_MAX / 4 + 2;
+  Status s = vars.Create("huge", {rows, 4}, true, &v);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-  EXPECT_TRUE(Contains(s, "huge: shape [4611686018427387905,4] has more elements than memory can hold"))
+  EXPECT_TRUE(Contains(s, "huge: shape [" + std::to_string(rows) +
+                              ",4] has more elements than memory can hold"))
       << s.message();
   EXPECT_EQ(vars.size(), 0);
   size_t bytes = 0;
