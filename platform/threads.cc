@@ -1,5 +1,7 @@
 #include "platform/threads.h"
 
+#include <thread>
+
 #include "platform/cpu.h"
 #include "platform/status.h"
 
@@ -13,6 +15,8 @@
 namespace thaw {
 
 bool ThreadsEnabled() { return THAW_WITH_TBB != 0; }
+
+void YieldToOtherThreads() { std::this_thread::yield(); }
 
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads < 0) {

@@ -66,6 +66,10 @@ class ThreadPool {
 // Whether this build runs tasks on several threads (THAW_WITH_TBB).
 bool ThreadsEnabled();
 
+// Offers the rest of this thread's time slice to another thread: the back-off
+// of a spinning wait whose partner may have been descheduled.
+void YieldToOtherThreads();
+
 }  // namespace thaw
 
 #endif  // THAW_PLATFORM_THREADS_H_

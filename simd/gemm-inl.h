@@ -49,7 +49,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <thread>
 
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
@@ -659,7 +658,7 @@ class WorkQueue {
       if (spins < 4096) {
         hwy::Pause();
       } else {
-        std::this_thread::yield();  // the other task may be descheduled
+        YieldToOtherThreads();  // the other task may be descheduled
       }
     }
   }

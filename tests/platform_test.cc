@@ -1,15 +1,22 @@
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "hwy/targets.h"
 #include "platform/cpu.h"
 #include "platform/memory.h"
 #include "platform/random.h"
 #include "platform/span.h"
 #include "platform/status.h"
+#include "platform/terminal.h"
 #include "platform/threads.h"
 #include "simd/targets.h"
 
@@ -177,6 +184,78 @@ TEST(CpuTest, DispatchedTargetIsSupportedAndCompiled) {
   EXPECT_NE(supported.find(dispatched), std::string::npos) << supported;
   EXPECT_NE(compiled.find(dispatched), std::string::npos) << compiled;
   EXPECT_GE(HardwareThreads(), 1);
+}
+
+// The hwcap queries agree with the targets offered: Highway's own detection
+// on aarch64, and thaw's correction of it on 32-bit Arm, where Highway 1.0.3
+// alone never offers NEON (simd/offered_targets.h).
+TEST(CpuTest, ArmFeatureQueriesAgreeWithTheTargetsOffered) {
+#if defined(HWY_COMPILE_ONLY_STATIC)
+  GTEST_SKIP() << "one static target: nothing is offered at run time";
+#else
+  const int64_t offered = simd::SupportedTargets();
+#if defined(__aarch64__)
+  EXPECT_FALSE(Arm32HasNeonAndVfpv4());
+  EXPECT_EQ(Arm64HasSve(), (offered & (HWY_SVE | HWY_SVE_256 | HWY_SVE2 | HWY_SVE2_128)) != 0)
+      << simd::SupportedTargetNames();
+  EXPECT_EQ(Arm64HasSve2(), (offered & (HWY_SVE2 | HWY_SVE2_128)) != 0)
+      << simd::SupportedTargetNames();
+#elif defined(__arm__)
+  EXPECT_FALSE(Arm64HasSve());
+  EXPECT_FALSE(Arm64HasSve2());
+  EXPECT_EQ(Arm32HasNeonAndVfpv4(), (offered & HWY_NEON) != 0) << simd::SupportedTargetNames();
+  if (Arm32HasNeonAndVfpv4()) {
+    EXPECT_EQ(simd::DispatchedTarget(), HWY_NEON);
+  }
+#else
+  (void)offered;
+  EXPECT_FALSE(Arm32HasNeonAndVfpv4());
+  EXPECT_FALSE(Arm64HasSve());
+  EXPECT_FALSE(Arm64HasSve2());
+#endif
+#endif  // HWY_COMPILE_ONLY_STATIC
+}
+
+// Points standard output at `fd` for its lifetime, then back.
+class StdoutRedirect {
+ public:
+  explicit StdoutRedirect(int fd) : saved_(::dup(STDOUT_FILENO)) {
+    std::fflush(stdout);
+    ::dup2(fd, STDOUT_FILENO);
+  }
+  ~StdoutRedirect() {
+    std::fflush(stdout);
+    ::dup2(saved_, STDOUT_FILENO);
+    ::close(saved_);
+  }
+  StdoutRedirect(const StdoutRedirect&) = delete;
+  StdoutRedirect& operator=(const StdoutRedirect&) = delete;
+
+ private:
+  int saved_;
+};
+
+TEST(TerminalTest, StdoutIsATerminalOnlyWhenItIsOne) {
+  const int null = ::open("/dev/null", O_WRONLY);
+  ASSERT_GE(null, 0);
+  {
+    StdoutRedirect redirect(null);
+    EXPECT_FALSE(StdoutIsTerminal());
+  }
+  ::close(null);
+  // A pseudo-terminal, as a terminal emulator or ssh gives a program.
+  const int master = ::posix_openpt(O_RDWR | O_NOCTTY);
+  if (master < 0) GTEST_SKIP() << "no pseudo-terminals here";
+  ASSERT_EQ(::grantpt(master), 0);
+  ASSERT_EQ(::unlockpt(master), 0);
+  const int terminal = ::open(::ptsname(master), O_WRONLY | O_NOCTTY);
+  ASSERT_GE(terminal, 0);
+  {
+    StdoutRedirect redirect(terminal);
+    EXPECT_TRUE(StdoutIsTerminal());
+  }
+  ::close(terminal);
+  ::close(master);
 }
 
 }  // namespace

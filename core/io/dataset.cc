@@ -3,12 +3,12 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <exception>
 #include <utility>
 
 #include "platform/checked.h"
+#include "platform/files.h"
 
 namespace thaw {
 namespace {
@@ -17,11 +17,11 @@ constexpr uint32_t kImageMagic = 0x00000803;  // unsigned byte, 3 dimensions
 constexpr uint32_t kLabelMagic = 0x00000801;  // unsigned byte, 1 dimension
 constexpr uint32_t kUnsignedByteType = 0x08;
 
-// zlib's own buffers: 128 KiB in (and 2 x 128 KiB out) instead of the default
-// 8 KiB, which zlib's manual says noticeably speeds up reading.
-constexpr unsigned kGzBufferBytes = 128 * 1024;
-// gzread takes an unsigned and returns an int, so reads go in slices.
-constexpr size_t kReadSliceBytes = 1 << 20;
+// Compressed bytes are read from the file in pieces of this size and
+// inflated straight into the caller's buffer.
+constexpr size_t kInputBytes = 128 * 1024;
+// zlib counts in uInt (32 bits): one inflate call fills at most this much.
+constexpr size_t kInflateSliceBytes = 1 << 30;
 // The raw data grows from this size, doubling as bytes actually arrive, so a
 // header that lies about its size costs no more memory than the file holds.
 constexpr size_t kFirstBufferBytes = 1 << 20;
@@ -30,120 +30,6 @@ uint32_t BigEndian32(const unsigned char* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) |
          (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
-
-// Owns an open gzFile; closes it on every path.
-class GzReader {
- public:
-  GzReader() = default;
-  GzReader(const GzReader&) = delete;
-  GzReader& operator=(const GzReader&) = delete;
-  ~GzReader() {
-    if (file_ != nullptr) gzclose_r(file_);
-  }
-
-  Status Open(const std::string& path) {
-    path_ = path;
-    errno = 0;
-    file_ = gzopen(path.c_str(), "rb");
-    if (file_ == nullptr) {
-      const int error = errno;
-      if (error == ENOENT) {
-        if (path.rfind(kFashionMnistDir, 0) == 0) {
-          return NotFound(
-              "%s: no such file; install the Debian package "
-              "dataset-fashion-mnist (apt-get install dataset-fashion-mnist)",
-              path.c_str());
-        }
-        return NotFound(
-            "%s: no such file; for Fashion-MNIST, install the Debian package "
-            "dataset-fashion-mnist (apt-get install dataset-fashion-mnist), "
-            "which puts it in %s",
-            path.c_str(), kFashionMnistDir);
-      }
-      if (error == 0) {  // zlib could not allocate its state
-        return ResourceExhausted(
-            "%s: zlib could not allocate memory to open it", path.c_str());
-      }
-      return IoError("%s: cannot open: %s", path.c_str(), std::strerror(error));
-    }
-    if (gzbuffer(file_, kGzBufferBytes) != 0) {
-      return ResourceExhausted("%s: zlib refused a %u-byte buffer",
-                               path.c_str(), kGzBufferBytes);
-    }
-    return Status::Ok();
-  }
-
-  // Reads up to `size` bytes into `data`; *got is how many arrived. Fewer
-  // than `size` means the end of the data; truncated() then says whether it
-  // came in the middle of a gzip stream. Corrupt gzip data and failing reads
-  // are errors.
-  Status Read(void* data, size_t size, size_t* got) {
-    unsigned char* out = static_cast<unsigned char*>(data);
-    size_t total = 0;
-    while (total < size) {
-      const unsigned want =
-          static_cast<unsigned>(std::min(size - total, kReadSliceBytes));
-      const int n = gzread(file_, out + total, want);
-      if (n < 0) return ZlibError();
-      total += static_cast<size_t>(n);
-      if (static_cast<unsigned>(n) < want) break;  // end of the data
-    }
-    if (total < size) {
-      // zlib reports a gzip stream cut off in the middle not as a read error
-      // but as Z_BUF_ERROR after the short read.
-      int code = Z_OK;
-      gzerror(file_, &code);
-      if (code == Z_BUF_ERROR) {
-        truncated_ = true;
-      } else if (code != Z_OK) {
-        return ZlibError();
-      }
-    }
-    *got = total;
-    return Status::Ok();
-  }
-
-  bool truncated() const { return truncated_; }
-
-  Status Close() {
-    const int code = gzclose_r(file_);
-    file_ = nullptr;
-    if (code == Z_OK) return Status::Ok();
-    if (code == Z_BUF_ERROR) {
-      return DataLoss(
-          "%s: the gzip stream ends in the middle (the file is truncated)",
-          path_.c_str());
-    }
-    return IoError("%s: closing it failed (zlib error %d)", path_.c_str(),
-                   code);
-  }
-
- private:
-  Status ZlibError() {
-    int code = Z_OK;
-    const char* message = gzerror(file_, &code);
-    if (message == nullptr) message = "";
-    // zlib's message is "<path>: <reason>"; ours names the path already.
-    if (std::strncmp(message, path_.c_str(), path_.size()) == 0 &&
-        std::strncmp(message + path_.size(), ": ", 2) == 0) {
-      message += path_.size() + 2;
-    }
-    switch (code) {
-      case Z_ERRNO:
-        return IoError("%s: read failed: %s", path_.c_str(), message);
-      case Z_MEM_ERROR:
-        return ResourceExhausted("%s: zlib ran out of memory while reading it",
-                                 path_.c_str());
-      default:
-        return DataLoss("%s: the gzip stream is corrupt (zlib: %s)",
-                        path_.c_str(), message);
-    }
-  }
-
-  gzFile file_ = nullptr;
-  std::string path_;
-  bool truncated_ = false;
-};
 
 // Resizes without letting std::bad_alloc (or length_error) escape thaw.
 template <typename T>
@@ -157,6 +43,168 @@ Status Resize(std::vector<T>* v, size_t n, const std::string& path) {
   }
   return Status::Ok();
 }
+
+// `message` without a leading "<path>: ", which ours adds.
+const char* WithoutPath(const char* message, const std::string& path) {
+  if (std::strncmp(message, path.c_str(), path.size()) == 0 &&
+      std::strncmp(message + path.size(), ": ", 2) == 0) {
+    return message + path.size() + 2;
+  }
+  return message;
+}
+
+// Reads a file as gzread does: a gzip file (one member or several, back to
+// back) is inflated, anything else is read as it is. The file comes through
+// platform's FileReader in kInputBytes pieces, and zlib inflates them from
+// memory (its stream API), so no OS call is made here.
+class GzReader {
+ public:
+  GzReader() = default;
+  GzReader(const GzReader&) = delete;
+  GzReader& operator=(const GzReader&) = delete;
+  ~GzReader() {
+    if (inflating_) inflateEnd(&stream_);
+  }
+
+  Status Open(const std::string& path) {
+    path_ = path;
+    const Status opened = file_.Open(path);
+    if (opened.code() == StatusCode::kNotFound) {
+      if (path.rfind(kFashionMnistDir, 0) == 0) {
+        return NotFound(
+            "%s: no such file; install the Debian package "
+            "dataset-fashion-mnist (apt-get install dataset-fashion-mnist)",
+            path.c_str());
+      }
+      return NotFound(
+          "%s: no such file; for Fashion-MNIST, install the Debian package "
+          "dataset-fashion-mnist (apt-get install dataset-fashion-mnist), "
+          "which puts it in %s",
+          path.c_str(), kFashionMnistDir);
+    }
+    if (!opened.ok()) {
+      return IoError("%s: read failed: %s", path.c_str(),
+                     WithoutPath(opened.message(), path));
+    }
+    THAW_RETURN_IF_ERROR(Resize(&input_, kInputBytes, path));
+    THAW_RETURN_IF_ERROR(Refill(2));
+    gzip_ = stream_.avail_in >= 2 && stream_.next_in[0] == 0x1f &&
+            stream_.next_in[1] == 0x8b;
+    if (!gzip_) return Status::Ok();
+    // 16 + MAX_WBITS: a gzip wrapper (header and CRC-32 trailer) only.
+    const int code = inflateInit2(&stream_, 16 + MAX_WBITS);
+    if (code == Z_MEM_ERROR) {
+      return ResourceExhausted("%s: zlib could not allocate memory to read it",
+                               path.c_str());
+    }
+    if (code != Z_OK) {
+      return IoError("%s: zlib could not start inflating it (error %d)",
+                     path.c_str(), code);
+    }
+    inflating_ = true;
+    return Status::Ok();
+  }
+
+  // Reads up to `size` bytes into `data`; *got is how many arrived. Fewer
+  // than `size` means the end of the data; truncated() then says whether it
+  // came in the middle of a gzip stream. Corrupt gzip data and failing reads
+  // are errors.
+  Status Read(void* data, size_t size, size_t* got) {
+    unsigned char* out = static_cast<unsigned char*>(data);
+    size_t total = 0;
+    while (total < size && !ended_) {
+      if (stream_.avail_in == 0) THAW_RETURN_IF_ERROR(Refill(1));
+      if (!gzip_) {
+        const size_t n = std::min<size_t>(stream_.avail_in, size - total);
+        if (n == 0) {
+          ended_ = true;
+          break;
+        }
+        std::memcpy(out + total, stream_.next_in, n);
+        Consume(n);
+        total += n;
+        continue;
+      }
+      if (stream_.avail_in == 0) {  // the file ends inside a gzip member
+        truncated_ = true;
+        ended_ = true;
+        break;
+      }
+      size_t inflated = 0;
+      THAW_RETURN_IF_ERROR(Inflate(out + total, size - total, &inflated));
+      total += inflated;
+    }
+    *got = total;
+    return Status::Ok();
+  }
+
+  bool truncated() const { return truncated_; }
+
+ private:
+  // Makes at least `want` unread bytes available, or as many as the file has
+  // left: the unread rest moves to the front and the file fills up the input.
+  Status Refill(size_t want) {
+    if (stream_.avail_in >= want) return Status::Ok();
+    std::memmove(input_.data(), stream_.next_in, stream_.avail_in);
+    size_t held = stream_.avail_in;
+    const uint64_t left = file_.size() - offset_;
+    const size_t n = static_cast<size_t>(
+        std::min<uint64_t>(left, input_.size() - held));
+    if (n > 0) THAW_RETURN_IF_ERROR(file_.ReadAt(offset_, n, input_.data() + held));
+    offset_ += n;
+    held += n;
+    stream_.next_in = input_.data();
+    stream_.avail_in = static_cast<uInt>(held);
+    return Status::Ok();
+  }
+
+  void Consume(size_t n) {
+    stream_.next_in += n;
+    stream_.avail_in -= static_cast<uInt>(n);
+  }
+
+  // One inflate call into [out, out + size); *inflated is what it produced.
+  // At the end of a gzip member, another member may follow (as gzip -c a b
+  // writes); bytes that are not one end the data, as gzread ignores them.
+  Status Inflate(unsigned char* out, size_t size, size_t* inflated) {
+    const uInt room = static_cast<uInt>(std::min(size, kInflateSliceBytes));
+    stream_.next_out = out;
+    stream_.avail_out = room;
+    const int code = inflate(&stream_, Z_NO_FLUSH);
+    *inflated = room - stream_.avail_out;
+    switch (code) {
+      case Z_OK:
+      case Z_BUF_ERROR:  // no progress: more input is needed (Read refills)
+        return Status::Ok();
+      case Z_STREAM_END:
+        THAW_RETURN_IF_ERROR(Refill(2));
+        if (stream_.avail_in >= 2 && stream_.next_in[0] == 0x1f &&
+            stream_.next_in[1] == 0x8b) {
+          inflateReset(&stream_);
+        } else {
+          ended_ = true;
+        }
+        return Status::Ok();
+      case Z_MEM_ERROR:
+        return ResourceExhausted("%s: zlib ran out of memory while reading it",
+                                 path_.c_str());
+      default:  // Z_DATA_ERROR, Z_NEED_DICT
+        return DataLoss("%s: the gzip stream is corrupt (zlib: %s)",
+                        path_.c_str(),
+                        stream_.msg != nullptr ? stream_.msg : "no message");
+    }
+  }
+
+  FileReader file_;
+  std::string path_;
+  std::vector<unsigned char> input_;
+  uint64_t offset_ = 0;  // of the next file byte to read into input_
+  z_stream stream_ = {};
+  bool gzip_ = false;
+  bool inflating_ = false;
+  bool ended_ = false;
+  bool truncated_ = false;
+};
 
 // The end of a message about a short read: says so when the gzip stream was
 // cut off in the middle.
@@ -249,7 +297,6 @@ Status ReadData(GzReader* reader, const std::string& path, size_t expected,
         "its trailer, so the file is truncated",
         path.c_str(), expected, what);
   }
-  THAW_RETURN_IF_ERROR(reader->Close());
   *data = std::move(buffer);
   return Status::Ok();
 }

@@ -1,15 +1,14 @@
 #include "core/io/progress.h"
 
-#include <unistd.h>
-
 #include <cstdio>
 
 #include "platform/clock.h"
+#include "platform/terminal.h"
 
 namespace thaw {
 
 ProgressBar::ProgressBar(Style style)
-    : bar_(style == Style::kBar || (style == Style::kAuto && isatty(STDOUT_FILENO))) {}
+    : bar_(style == Style::kBar || (style == Style::kAuto && StdoutIsTerminal())) {}
 
 void ProgressBar::OnTrainBegin(const FitInfo& info) { info_ = info; }
 
