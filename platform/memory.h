@@ -33,10 +33,10 @@ void AlignedFree(void* p);
 // contents, so that a step does not fault them in one by one later. Fresh
 // memory (a block from AlignedAlloc, a static array) is only mapped when it
 // is first written, one page fault per 4 KiB page. On Linux 5.14 and later
-// one madvise(MADV_POPULATE_WRITE) maps the whole range (4 MiB: 1.8 ms,
-// median of 15 fresh processes on the measured 2-vCPU VM); elsewhere, or
-// when the kernel refuses that advice, TouchPages (2.5 ms for the same: it
-// enters the kernel once per page, madvise once in all). Setup-time only,
+// one madvise(MADV_POPULATE_WRITE) maps the whole range; elsewhere, or when
+// the kernel refuses that advice, TouchPages does, entering the kernel once
+// per page instead of once in all (4 MiB on the measured 2-vCPU VM: 2.1 ms
+// of CPU time against 2.7; bench/results/cold_start.md). Setup-time only,
 // and not while another thread uses the block.
 void PrefaultMemory(void* p, size_t bytes);
 // The portable way: one write per page of [p, p + bytes) that changes no
