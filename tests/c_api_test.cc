@@ -224,7 +224,9 @@ TEST(CApiTest, APlanMadeBeforeBuildingSizesTheBlockExactly) {
 
 TEST(CApiTest, ANullBlockIsAllocatedByThaw) {
   Mlp net;
+  EXPECT_EQ(thaw_model_prefault(net.m), THAW_FAILED_PRECONDITION);  // no block yet
   ASSERT_EQ(thaw_model_build(net.m, net.y, 8, nullptr, 1 << 16, 1), THAW_OK) << Message(net.m);
+  EXPECT_EQ(thaw_model_prefault(net.m), THAW_OK);
   ASSERT_EQ(thaw_model_compile(net.m, &net.sgd, Mlp::kLoss), THAW_OK);
   const std::vector<float> x = Inputs(8 * 64);
   EXPECT_EQ(thaw_model_train_on_batch(net.m, x.data(), kLabels, nullptr, 8, nullptr), THAW_OK);

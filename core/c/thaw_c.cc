@@ -525,6 +525,14 @@ thaw_status thaw_model_initial_weights(thaw_model* model, const void* bytes, siz
   });
 }
 
+thaw_status thaw_model_prefault(thaw_model* model) {
+  return Run(model, "prefault", [&] {
+    THAW_RETURN_IF_ERROR(CheckBuilt(model, "prefault"));
+    model->arena.Prefault();
+    return Status::Ok();
+  });
+}
+
 thaw_status thaw_model_compile(thaw_model* model, const thaw_optimizer* optimizer,
                                thaw_loss loss) {
   return Run(model, "compile", [&] {

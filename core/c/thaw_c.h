@@ -249,6 +249,10 @@ thaw_status thaw_model_initial_weights(thaw_model* model, const void* bytes, siz
  * later call. Returns the first error of the description, if any. */
 thaw_status thaw_model_build(thaw_model* model, thaw_tensor output, size_t max_batch,
                              void* block, size_t bytes, uint64_t seed);
+/* Maps every page of the model's block now (after thaw_model_build), so the
+ * first step runs about as fast as the later ones instead of paying a page
+ * fault per page it first writes. */
+thaw_status thaw_model_prefault(thaw_model* model);
 /* Chooses the optimizer and the loss; again: a new optimizer, from zero. */
 thaw_status thaw_model_compile(thaw_model* model, const thaw_optimizer* optimizer,
                                thaw_loss loss);
