@@ -36,6 +36,24 @@ void* operator new(size_t size, std::align_val_t align) {
   return p;
 }
 void* operator new[](size_t size, std::align_val_t align) { return operator new(size, align); }
+// The nothrow forms (thaw_model_create uses one): null where the others throw.
+void* operator new(size_t size, const std::nothrow_t&) noexcept {
+#if defined(__cpp_exceptions)
+  try {
+    OnHeapAllocation();
+  } catch (...) {
+    return nullptr;
+  }
+#else
+  OnHeapAllocation();
+#endif
+  return std::malloc(size == 0 ? 1 : size);
+}
+void* operator new[](size_t size, const std::nothrow_t& tag) noexcept {
+  return operator new(size, tag);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, size_t) noexcept { std::free(p); }

@@ -52,9 +52,15 @@
 
 #ifdef __cplusplus
 extern "C" {
+/* In C++ the enums get int as their fixed type (what C gives them), so that
+ * any int a C caller passes is a value of the type, checked by thaw rather
+ * than undefined. */
+#define THAW_ENUM(name) enum name : int
+#else
+#define THAW_ENUM(name) enum name
 #endif
 
-typedef enum thaw_status {
+typedef THAW_ENUM(thaw_status) {
   THAW_OK = 0,
   THAW_INVALID_ARGUMENT = 1,     /* the caller passed something malformed */
   THAW_FAILED_PRECONDITION = 2,  /* the call is not valid in the model's state */
@@ -75,7 +81,7 @@ typedef struct thaw_model thaw_model;
 typedef int32_t thaw_tensor;
 #define THAW_NO_TENSOR ((thaw_tensor)-1)
 
-typedef enum thaw_activation {
+typedef THAW_ENUM(thaw_activation) {
   THAW_ACTIVATION_LINEAR = 0,
   THAW_ACTIVATION_RELU,
   THAW_ACTIVATION_RELU6,
@@ -84,12 +90,12 @@ typedef enum thaw_activation {
   THAW_ACTIVATION_SOFTMAX
 } thaw_activation;
 
-typedef enum thaw_padding { THAW_PADDING_VALID = 0, THAW_PADDING_SAME } thaw_padding;
+typedef THAW_ENUM(thaw_padding) { THAW_PADDING_VALID = 0, THAW_PADDING_SAME } thaw_padding;
 
 /* THAW_LAYOUT_NHWC marks an input [height, width, channels] as an image. */
-typedef enum thaw_layout { THAW_LAYOUT_ANY = 0, THAW_LAYOUT_NHWC } thaw_layout;
+typedef THAW_ENUM(thaw_layout) { THAW_LAYOUT_ANY = 0, THAW_LAYOUT_NHWC } thaw_layout;
 
-typedef enum thaw_loss {
+typedef THAW_ENUM(thaw_loss) {
   THAW_LOSS_MEAN_SQUARED_ERROR = 0,
   /* labels; the model ends in a softmax (fused into the loss) */
   THAW_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
@@ -99,11 +105,12 @@ typedef enum thaw_loss {
   THAW_LOSS_BINARY_CROSSENTROPY_FROM_LOGITS
 } thaw_loss;
 
-typedef enum thaw_optimizer_kind {
+typedef THAW_ENUM(thaw_optimizer_kind) {
   THAW_OPTIMIZER_SGD = 0,
   THAW_OPTIMIZER_ADAM,
   THAW_OPTIMIZER_ADAMW
 } thaw_optimizer_kind;
+#undef THAW_ENUM
 
 /* PyTorch's meaning for every field (torch.optim.SGD, Adam, AdamW). */
 typedef struct thaw_optimizer {
