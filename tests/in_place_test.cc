@@ -13,13 +13,12 @@
 #include "core/io/checkpoint_memory.h"
 #include "core/thaw.h"
 #include "gtest/gtest.h"
+#include "tests/status_text.h"
 
 namespace thaw {
 namespace {
 
-bool Contains(const Status& s, const std::string& text) {
-  return std::string(s.message()).find(text) != std::string::npos;
-}
+bool Contains(const Status& s, const std::string& text) { return MessageContains(s, text); }
 
 // Bytes on pages of their own, read-only once sealed.
 class ReadOnlyBytes {

@@ -10,6 +10,7 @@
 
 #include "core/thaw.h"
 #include "gtest/gtest.h"
+#include "tests/status_text.h"
 #include "hwy/targets.h"
 #include "simd/targets.h"
 
@@ -228,7 +229,7 @@ TEST(PlanBeforeBuildTest, PlansForANamedMachineAreThatMachinesPlans) {
         Status s = d.model.PlanMemory(named, &plan);
         if ((hwy::SupportedTargets() & target) == 0) {
           EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << hwy::TargetName(target);
-          EXPECT_NE(std::string(s.message()).find("this CPU cannot run"), std::string::npos);
+          EXPECT_TRUE(MessageContains(s, "this CPU cannot run"));
           continue;
         }
         ASSERT_TRUE(s.ok()) << hwy::TargetName(target) << ": " << s.message();
@@ -257,7 +258,7 @@ TEST(PlanBeforeBuildTest, PlansForANamedMachineAreThatMachinesPlans) {
   ModelPlan plan;
   Status s = d.model.PlanMemory(options, &plan);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(std::string(s.message()).find("not compiled into this build"), std::string::npos)
+  EXPECT_TRUE(MessageContains(s, "not compiled into this build"))
       << s.message();
   options.target = 0;
   options.threads = -1;
@@ -293,7 +294,7 @@ TEST(PlanBeforeBuildTest, RefusesWhatCouldNotBuild) {
   ModelPlan plan;
   Status s = d.model.PlanMemory(options, &plan);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(std::string(s.message()).find("PlanOptions::output"), std::string::npos)
+  EXPECT_TRUE(MessageContains(s, "PlanOptions::output"))
       << s.message();
 
   Described other(pool);

@@ -145,7 +145,8 @@ class GzReader {
   // left: the unread rest moves to the front and the file fills up the input.
   Status Refill(size_t want) {
     if (stream_.avail_in >= want) return Status::Ok();
-    std::memmove(input_.data(), stream_.next_in, stream_.avail_in);
+    // (next_in is null before the first fill: memmove may not be given it.)
+    if (stream_.avail_in > 0) std::memmove(input_.data(), stream_.next_in, stream_.avail_in);
     size_t held = stream_.avail_in;
     const uint64_t left = file_.size() - offset_;
     const size_t n = static_cast<size_t>(
