@@ -1,6 +1,6 @@
 # Cross-build thaw for 64-bit Arm Linux on a Debian 12 amd64 host, using the
 # multiarch :arm64 packages (libhwy-dev:arm64, libtbb-dev:arm64, ...) and
-# running every test through qemu-user. tests/run_arm64.sh shows the setup.
+# running every test through qemu-user. tests/run_arm.sh arm64 shows the setup.
 #
 #   cmake -S . -B build/arm64 -G Ninja \
 #     -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DTHAW_BUILD_BENCH=OFF

@@ -20,6 +20,9 @@
 #                                       the same without error strings
 #                                       (build/firmware-nostrings)
 #        THAW_FIRMWARE_TARGET=SSE4 (with THAW_FIRMWARE=ON) another target
+#        THAW_FAST_BUILD=ON (with any of the above, not the firmware
+#                                       profile) compiles fewer Highway
+#                                       targets (AVX3, AVX2, SCALAR on x86)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # Fashion-MNIST lets the dataset test read the real files too.
@@ -66,7 +69,7 @@ fi
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=$type \
   -DTHAW_SANITIZE="$sanitize" -DTHAW_WITH_TBB="$tbb" -DTHAW_BUILD_IO="$io" \
   -DTHAW_BUILD_TESTS=ON -DTHAW_BUILD_BENCH="$bench" -DTHAW_BUILD_EXAMPLES=ON \
-  "${extra[@]}" >/dev/null
+  -DTHAW_FAST_BUILD="${THAW_FAST_BUILD:-OFF}" "${extra[@]}" >/dev/null
 cmake --build "$build"
 if [[ "$firmware" == ON ]]; then
   # The runtime alone: no TBB, zlib or JSON parser in what links it, and no
