@@ -15,7 +15,7 @@ seconds=${1:-60}
 build="$root/build/fuzz"
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DTHAW_FUZZ=ON -DTHAW_SANITIZE=ON -DTHAW_BUILD_TESTS=OFF -DTHAW_BUILD_BENCH=OFF \
-  -DTHAW_BUILD_EXAMPLES=OFF -DTHAW_FAST_BUILD=ON >/dev/null
+  -DTHAW_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$build"
 
 # The harnesses rewrite their input file for every run (fuzz_util.h), which on
