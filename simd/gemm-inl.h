@@ -55,6 +55,8 @@
 #include "platform/threads.h"
 #include "simd/epilogue-inl.h"  // also activation-inl.h, elementwise-inl.h
 #include "simd/gemm.h"
+#include "simd/gemm_plan.h"
+#include "simd/target_shapes.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace thaw {
@@ -71,13 +73,19 @@ namespace THAW_GEMM_NAMESPACE {
 
 // ---- Tile shape and block sizes ----
 
-// Register tile: kMR rows x kNV vectors of accumulators, plus kNV vectors of
-// R and one broadcast of L must fit the register file (no spills):
-//   16 registers (AVX2, SSE4, SSSE3): 6 x 2: 12 + 2 + 1 = 15 (SSE4/SSSE3
-//     have no FMA; MulAdd's temporary takes the 16th);
-//   32 registers (AVX3, NEON and SVE on A64): 8 x 2 (16 + 2 + 1) on AVX3;
-//     8 x 3 (24 + 3 + 1) on Arm, where vectors are narrower;
-//   SCALAR (16 SSE registers holding one float each): 4 x 3 (12 + 3 + 1).
+// This target's row of simd/target_shapes.h: its tiles, and its lanes
+// (checked below against the compiler's), the data planners read.
+constexpr int kShapeIndex = simd::TargetShapeIndex(HWY_TARGET, simd::kBuildArch);
+static_assert(kShapeIndex >= 0, "no row for this target in simd/target_shapes.h");
+constexpr simd::TargetShape kShape = simd::kTargetShapes[kShapeIndex];
+static_assert(kShape.vector_bytes == 0
+                  ? HWY_HAVE_SCALABLE
+                  : kShape.vector_bytes / sizeof(float) ==
+                        hn::MaxLanes(hn::ScalableTag<float>()),
+              "simd/target_shapes.h gives this target another vector size than Highway");
+
+// Register tile: kMR rows x kNV vectors of accumulators (the table's
+// gemm_rows x gemm_vectors; the register budget is explained there).
 // Everything below uses kMR, kNV and the run-time Lanes(d), so a shape is
 // right on every target by construction (SVE's lane count is only known at
 // run time).
@@ -85,41 +93,19 @@ namespace THAW_GEMM_NAMESPACE {
 // Tests only: another target's shape, e.g. AVX3's 8 x 2 on an AVX2 machine.
 constexpr size_t kMR = THAW_GEMM_TEST_MR;
 constexpr size_t kNV = THAW_GEMM_TEST_NV;
-#elif HWY_TARGET == HWY_SCALAR
-constexpr size_t kMR = 4;
-constexpr size_t kNV = 3;
-#elif HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-constexpr size_t kMR = 8;
-constexpr size_t kNV = 2;
-#elif HWY_ARCH_ARM_A64 || HWY_ARCH_RVV
-constexpr size_t kMR = 8;
-constexpr size_t kNV = 3;
 #else
-constexpr size_t kMR = 6;
-constexpr size_t kNV = 2;
+constexpr size_t kMR = kShape.gemm_rows;
+constexpr size_t kNV = kShape.gemm_vectors;
 #endif
 static_assert(kMR >= 1 && kMR <= 8 && kNV >= 1 && kNV <= 3, "tile shape");
 
-// Cache blocking, sized for a 32-48 KiB L1D and a 0.5-2 MiB L2 per core:
-//  - kc <= 256: one packed R panel, kc x NR floats = 16 KiB at NR = 16
-//    (AVX2), 32 KiB at NR = 32 (AVX3), stays in L1 while the ir loop runs;
-//  - MC = 144 rows (a multiple of 4, 6 and 8): the packed L block,
-//    144 x 256 x 4 B = 144 KiB, stays in L2;
-//  - NC = 2048 columns: the packed R block, 256 x 2048 x 4 B = 2 MiB, in L3.
-// K is cut into equal blocks (K = 300 gives 150 + 150, not 256 + 44).
-constexpr size_t kKC = 256;
-constexpr size_t kMC = 144;
-constexpr size_t kNC = 2048;
+// Cache blocking and the serial threshold: simd/gemm_plan.h.
+constexpr size_t kKC = simd::gemm_plan::kKC;
+constexpr size_t kMC = simd::gemm_plan::kMC;
 static_assert(kMC % kMR == 0, "MC must be a multiple of MR");
 
-// Below this many multiply-adds (~20 us on one AVX2 core) a product runs
-// on the calling thread. Measured on a 2-vCPU Zen 3 VM: an idle TBB worker
-// needs 10-60 us to join a parallel region, so 2 threads were 5-15% slower
-// than 1 at 64^3 (2^18 multiply-adds) and only 1.1-1.5x faster at 2^20.
-constexpr size_t kSerialMacs = size_t{1} << 20;
-
-HWY_INLINE size_t DivCeil(size_t a, size_t b) { return (a + b - 1) / b; }
-HWY_INLINE size_t RoundUp(size_t a, size_t b) { return DivCeil(a, b) * b; }
+using simd::gemm_plan::DivCeil;
+using simd::gemm_plan::RoundUp;
 
 HWY_INLINE size_t VecLanes() {
   const hn::ScalableTag<float> d;
@@ -128,17 +114,16 @@ HWY_INLINE size_t VecLanes() {
 // NR: columns of C' per tile (run time: SVE lanes are a run-time value).
 HWY_INLINE size_t TileCols() { return kNV * VecLanes(); }
 
-// The largest k block: K split into DivCeil(K, kKC) equal blocks.
-HWY_INLINE size_t KBlock(size_t k) { return DivCeil(k, DivCeil(k, kKC)); }
+// The tile as plain data, for the decisions of simd/gemm_plan.h (the same
+// ones GemmScratchFloats makes for this target from the table).
+HWY_INLINE simd::gemm_plan::Tile PlanTile() {
+  return simd::gemm_plan::Tile{kMR, kNV, VecLanes()};
+}
+
 // Columns per R block, a multiple of NR.
-HWY_INLINE size_t NBlock() { return std::max(TileCols(), kNC / TileCols() * TileCols()); }
+HWY_INLINE size_t NBlock() { return simd::gemm_plan::NBlock(PlanTile()); }
 
 // ---- The oriented problem and the plan ----
-
-HWY_INLINE size_t TaskCount(size_t m, size_t n, size_t k, int threads) {
-  if (threads <= 1 || m * n * k < kSerialMacs) return 1;
-  return static_cast<size_t>(threads);
-}
 
 // C' = L * R with L M x K, R K x N, C' M x N, all strided views:
 //   L(i, p) = l[i * l_rs + p * l_ks], R(p, j) = r[p * r_ks + j * r_js],
@@ -160,23 +145,30 @@ struct Operands {
   bool c_transposed;  // C' = C^T (c_rs == 1)
 };
 
-enum class Split { kNone, kRows, kCols };
+using simd::gemm_plan::Split;
 
+// The operands, oriented, and simd/gemm_plan.h's decisions: which operands
+// are packed (else read in place), the split and the task count.
 struct Plan {
   Operands o;
-  bool pack_left;   // else the kernel reads L in place
-  bool pack_right;  // else the kernel reads R in place (needs r_rows)
-  Split split;
-  size_t tasks;
+  simd::gemm_plan::Decision decision;
 };
 
-// The two ways to write C = op(A) op(B) as C' = L R.
+// The two ways to write C = op(A) op(B) as C' = L R (the flags and sizes
+// are simd/gemm_plan.h's Orient).
 HWY_INLINE Operands Orient(bool transpose_c, const float* a, size_t lda,
                            bool trans_a, const float* b, size_t ldb,
                            bool trans_b, float* c, size_t ldc, size_t m,
                            size_t n, size_t k) {
+  const simd::gemm_plan::Oriented shape =
+      simd::gemm_plan::Orient(transpose_c, trans_a, trans_b, m, n, k);
   Operands o;
-  o.K = k;
+  o.M = shape.M;
+  o.N = shape.N;
+  o.K = shape.K;
+  o.l_rows = shape.l_rows;
+  o.r_rows = shape.r_rows;
+  o.c_transposed = shape.c_transposed;
   if (!transpose_c) {  // C = op(A) op(B)
     o.l = a;
     o.l_rs = trans_a ? 1 : lda;
@@ -187,11 +179,6 @@ HWY_INLINE Operands Orient(bool transpose_c, const float* a, size_t lda,
     o.c = c;
     o.c_rs = ldc;
     o.c_cs = 1;
-    o.M = m;
-    o.N = n;
-    o.l_rows = !trans_a;
-    o.r_rows = !trans_b;
-    o.c_transposed = false;
   } else {  // C^T = op(B)^T op(A)^T
     o.l = b;
     o.l_rs = trans_b ? ldb : 1;
@@ -202,109 +189,30 @@ HWY_INLINE Operands Orient(bool transpose_c, const float* a, size_t lda,
     o.c = c;
     o.c_rs = 1;
     o.c_cs = ldc;
-    o.M = n;
-    o.N = m;
-    o.l_rows = trans_b;
-    o.r_rows = trans_a;
-    o.c_transposed = true;
   }
   return o;
 }
 
-// Rough cycles on a 2-FMA-per-cycle core, to choose an orientation: the
-// padded tile grid's FMAs, a transposing pack of R (~0.6 cycles per element
-// with 4 x 4 transposes), and writing C once per k block: ~0.3 cycles per
-// element from registers, ~2.5 through the stack tile when C' = C^T (the
-// scattered scalar stores made the transposed orientation 2-3x slower on
-// the small weight-gradient shapes, and ~30% slower on the larger ones).
-HWY_INLINE double EstimatedCycles(const Operands& o) {
-  const size_t nr = TileCols();
-  const double tiles =
-      static_cast<double>(DivCeil(o.M, kMR) * DivCeil(o.N, nr));
-  const double k_blocks = static_cast<double>(DivCeil(o.K, kKC));
-  const double c_elements = static_cast<double>(o.M * o.N);
-  double cycles = tiles * static_cast<double>(kMR * kNV * o.K) / 2.0;
-  if (!o.r_rows) cycles += 0.6 * static_cast<double>(o.K * o.N);
-  cycles += k_blocks * c_elements * (o.c_transposed ? 2.5 : 0.3);
-  return cycles;
-}
-
+// The decisions are simd/gemm_plan.h's Decide, for this target's tile.
 HWY_INLINE Plan MakePlan(const float* a, size_t lda, bool trans_a,
                          const float* b, size_t ldb, bool trans_b, float* c,
                          size_t ldc, size_t m, size_t n, size_t k,
                          int threads) {
-  const Operands normal =
-      Orient(false, a, lda, trans_a, b, ldb, trans_b, c, ldc, m, n, k);
-  const Operands transposed =
-      Orient(true, a, lda, trans_a, b, ldb, trans_b, c, ldc, m, n, k);
   Plan plan;
-  plan.o = EstimatedCycles(transposed) < EstimatedCycles(normal) ? transposed
-                                                                 : normal;
-  const Operands& o = plan.o;
-  const size_t nr = TileCols();
-  // R is read in place when its panels are contiguous rows and few row
-  // tiles reuse them (M <= MC: one row block). L rows that are contiguous in
-  // k are read in place too: the microkernel's broadcasts come
-  // from MR sequential streams, and packing them was 2-10% slower from the
-  // skinny shapes up to 512^3 (even at 1024^3 it gained only ~2%, so only L
-  // of 4 MiB and more is packed, for the TLB). A strided L is
-  // packed when several panels reuse it, else each k step touches MR floats
-  // of a different cache line.
-  plan.pack_right = !o.r_rows || o.M > kMC;
-  plan.pack_left =
-      o.N > 4 * nr && (!o.l_rows || o.M * o.K >= (size_t{1} << 20));
-  plan.tasks = TaskCount(m, n, k, threads);
-  plan.split = Split::kNone;
-  if (plan.tasks > 1) {
-    // Rows when there are several MC blocks (R is packed once and shared),
-    // else columns (each task packs its own R panels; L is small).
-    plan.split = o.M > kMC ? Split::kRows : Split::kCols;
-    const size_t units = plan.split == Split::kRows ? DivCeil(o.M, kMR)
-                                                    : DivCeil(o.N, nr);
-    plan.tasks = std::min(plan.tasks, units);
-    if (plan.tasks <= 1) {
-      plan.tasks = 1;
-      plan.split = Split::kNone;
-    }
-  }
+  plan.decision = simd::gemm_plan::Decide(PlanTile(), m, n, k, trans_a, trans_b, threads);
+  plan.o = Orient(plan.decision.o.c_transposed, a, lda, trans_a, b, ldb, trans_b, c, ldc, m, n,
+                  k);
   return plan;
 }
 
 // ---- Scratch ----
 
-// Where things live in the caller's scratch, for one plan. Areas start at
-// multiples of 16 floats (64 bytes) from the 64-byte-aligned scratch.
-struct ScratchLayout {
-  size_t right = 0;       // floats: the packed R block, shared
-  size_t left = 0;        // floats per task: the packed L block
-  size_t edge_left = 0;   // floats per task: last partial L tile, in place
-  size_t edge_right = 0;  // floats per task: last partial R panel, in place
-  size_t per_task = 0;    // left + edges
-  size_t total = 0;       // right + tasks * per_task
-};
+// Where things live in the caller's scratch, for one plan (see
+// simd/gemm_plan.h): only what the plan uses.
+using ScratchLayout = simd::gemm_plan::Layout;
 
-HWY_INLINE size_t Align16(size_t floats) { return RoundUp(floats, 16); }
-
-// Only what the plan uses: no R area when R is read in place, no L area when
-// L is, edge buffers only for a partial last tile or panel read in place.
 HWY_INLINE ScratchLayout PlanLayout(const Plan& plan) {
-  const Operands& o = plan.o;
-  const size_t nr = TileCols();
-  const size_t kc = KBlock(o.K);
-  ScratchLayout s;
-  if (plan.pack_right) {
-    s.right = Align16(kc * RoundUp(std::min(o.N, NBlock()), nr));
-  } else if (o.N % nr != 0) {
-    s.edge_right = Align16(kc * nr);
-  }
-  if (plan.pack_left) {
-    s.left = Align16(kc * RoundUp(std::min(o.M, kMC), kMR));
-  } else if (o.M % kMR != 0) {
-    s.edge_left = Align16(kc * kMR);
-  }
-  s.per_task = s.left + s.edge_left + s.edge_right;
-  s.total = s.right + plan.tasks * s.per_task;
-  return s;
+  return simd::gemm_plan::LayoutOf(PlanTile(), plan.decision);
 }
 
 // ---- Packing ----
@@ -700,15 +608,10 @@ HWY_INLINE void ForEachItem(size_t items, size_t tasks, ThreadPool& pool,
 // Per vector of k: kDR + kDC loads for kDR * kDC FMAs.
 #if defined(THAW_GEMM_TEST_DR)
 constexpr size_t kDR = THAW_GEMM_TEST_DR;  // tests only, as kMR above
-#elif HWY_TARGET == HWY_SCALAR
-constexpr size_t kDR = 2;
-#elif HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || \
-    HWY_ARCH_ARM_A64 || HWY_ARCH_RVV
-constexpr size_t kDR = 4;
 #else
-constexpr size_t kDR = 3;
+constexpr size_t kDR = kShape.dot_rows;  // simd/target_shapes.h
 #endif
-constexpr size_t kDC = 4;
+constexpr size_t kDC = simd::gemm_plan::kDotCols;
 
 // Sums of the lanes of v0..v3 into out[0..4). On fixed-width targets with
 // 4+ lanes: halve each vector to 128 bits, then a 4 x 4 transpose-add (two
@@ -928,20 +831,10 @@ HWY_INLINE void DotBlock(size_t i0, size_t i1, size_t j0, size_t j1, size_t k,
 }
 
 // Whether C = A B^T (A m x k and B n x k, both rows contiguous in k) takes
-// the dot-product path rather than the packed one.
-// Measured on Zen 3 (AVX2) against the packed path: the dot path wins when
-// one side is skinny (a batch of <= 64 rows, or <= 16 outputs), where the
-// packed path pays transposing packs of both operands and pads n to NR. It
-// loses when k < 64 (the horizontal sums dominate), when k > 1024 (kDC rows
-// of B no longer stay in L1), and on larger squares (from 128^3: B's rows
-// stream from L2/L3 once per row block, where the packed path keeps a
-// panel in L1 for MC rows).
-HWY_INLINE bool UseDot(size_t m, size_t n, size_t k) {
-  if (k < 64 || k > 1024) return false;
-  const bool a_in_l2 = m * k * sizeof(float) <= (size_t{256} << 10);
-  const bool few_columns = n <= 4 * kDC;
-  return (m <= 64 && a_in_l2) || few_columns;
-}
+// the dot-product path rather than the packed one (simd/gemm_plan.h: the
+// scratch planners see depends on it), and the tasks a product runs on.
+using simd::gemm_plan::TaskCount;
+using simd::gemm_plan::UseDot;
 
 // The dot-product path: items of whole column groups (or, with few columns,
 // row groups), about 4 per task so that a late or slow thread takes fewer.
@@ -1013,8 +906,8 @@ struct TaskState {
 // One task's share of one (jc, pc) block: rows [i_begin, i_end) and columns
 // [j_begin, j_end) of C' (multiples of MR / NR, or the matrix end), k rows
 // [k0, k0 + kc). R is packed at run.scratch (panel 0 = column jc) when
-// plan.pack_right; pack_own_right makes this task pack its own columns
-// first (column split).
+// plan.decision.pack_right; pack_own_right makes this task pack its own
+// columns first (column split).
 HWY_INLINE void RunTask(const Run& run, size_t task, TaskState* state,
                         size_t i_begin, size_t i_end, size_t j_begin,
                         size_t j_end, size_t jc, size_t k0, size_t kc,
@@ -1033,12 +926,12 @@ HWY_INLINE void RunTask(const Run& run, size_t task, TaskState* state,
   // In-place operands: the last partial panel / tile is copied, padded.
   const size_t last_panel = o.N / nr * nr;
   const size_t last_tile = o.M / kMR * kMR;
-  if (!plan.pack_right && j_end == o.N && last_panel < o.N) {
+  if (!plan.decision.pack_right && j_end == o.N && last_panel < o.N) {
     PackRight(o, k0, kc, last_panel, o.N, edge_right);
   }
   for (size_t ic = i_begin; ic < i_end; ic += kMC) {
     const size_t i_stop = std::min(i_end, ic + kMC);
-    if (plan.pack_left) {
+    if (plan.decision.pack_left) {
       if (state->k0 != k0 || state->i0 != ic || state->i1 != i_stop) {
         PackLeft(o, k0, kc, ic, i_stop, left);
         *state = TaskState{k0, ic, i_stop};
@@ -1050,7 +943,7 @@ HWY_INLINE void RunTask(const Run& run, size_t task, TaskState* state,
       const size_t cols = std::min(nr, o.N - jr);
       const float* r_tile;
       bool r_packed = true;
-      if (plan.pack_right) {
+      if (plan.decision.pack_right) {
         r_tile = right + (jr - jc) * kc;
       } else if (cols < nr) {
         r_tile = edge_right;
@@ -1063,7 +956,7 @@ HWY_INLINE void RunTask(const Run& run, size_t task, TaskState* state,
         const size_t rows = std::min(kMR, o.M - ir);
         const float* l_tile;
         bool l_packed = true;
-        if (plan.pack_left) {
+        if (plan.decision.pack_left) {
           l_tile = left + (ir - ic) * kc;
         } else if (rows < kMR) {
           l_tile = edge_left;
@@ -1121,11 +1014,11 @@ HWY_INLINE BlockItems ItemsOf(const Plan& plan, const Schedule& sched,
   b.k0 = k0;
   b.kc = std::min(sched.kc_max, plan.o.K - k0);
   const size_t panels = DivCeil(b.j_stop - jc, nr);
-  if (plan.split == Split::kCols) {
+  if (plan.decision.split == Split::kCols) {
     b.packs = 0;
     b.computes = DivCeil(panels, sched.panels_per_item);
   } else {
-    b.packs = plan.pack_right ? DivCeil(panels, sched.panels_per_pack) : 0;
+    b.packs = plan.decision.pack_right ? DivCeil(panels, sched.panels_per_pack) : 0;
     b.computes = DivCeil(plan.o.M, sched.rows_per_item);
   }
   return b;
@@ -1152,11 +1045,11 @@ HWY_INLINE void RunItem(const Run& run, const Schedule& sched,
   const Plan& plan = run.plan;
   const Operands& o = plan.o;
   const size_t nr = TileCols();
-  if (plan.split == Split::kCols) {
+  if (plan.decision.split == Split::kCols) {
     const size_t j0 = b.jc + local * sched.panels_per_item * nr;
     const size_t j1 = std::min(b.j_stop, j0 + sched.panels_per_item * nr);
     RunTask(run, t, state, 0, o.M, j0, j1, b.jc, b.k0, b.kc,
-            plan.pack_right);
+            plan.decision.pack_right);
     FinishBlock(run, b.k0 + b.kc, 0, o.M, j0, j1);
   } else if (local < b.packs) {
     const size_t j0 = local * sched.panels_per_pack * nr;
@@ -1178,9 +1071,9 @@ HWY_INLINE void RunPlan(const Plan& plan, bool accumulate,
   const Run run{plan, layout, scratch, NBlock(), accumulate, epilogue};
   const Operands& o = plan.o;
   const size_t nr = TileCols();
-  const size_t tasks = plan.tasks;
+  const size_t tasks = plan.decision.tasks;
   Schedule sched;
-  sched.kc_max = KBlock(o.K);
+  sched.kc_max = simd::gemm_plan::KBlock(o.K);
   sched.nc = run.nc;
   const size_t panels = DivCeil(std::min(o.N, sched.nc), nr);
   if (tasks <= 1) {
@@ -1237,27 +1130,17 @@ HWY_INLINE void RunPlan(const Plan& plan, bool accumulate,
 }
 
 // Floats of scratch GemmT needs for one product: the plan's packing
-// buffers (the dot path needs none).
+// buffers (the dot path needs none); simd::GemmScratchFloats gives the same
+// from simd/target_shapes.h's row for this target.
 HWY_INLINE size_t GemmScratchFloatsT(size_t m, size_t n, size_t k,
                                      bool trans_a, bool trans_b, int threads) {
-  if (m == 0 || n == 0 || k == 0) return 0;
-  if (!trans_a && trans_b && UseDot(m, n, k)) return 0;
-  // Only the layout flags matter to the plan, not pointers or strides.
-  const Plan plan = MakePlan(nullptr, trans_a ? m : k, trans_a, nullptr,
-                             trans_b ? k : n, trans_b, nullptr, n, m, n, k,
-                             threads);
-  return PlanLayout(plan).total;
+  return simd::gemm_plan::ScratchFloats(PlanTile(), m, n, k, trans_a, trans_b, threads);
 }
 
 // The same whatever the transposes: the largest of the four.
 HWY_INLINE size_t GemmScratchFloatsT(size_t m, size_t n, size_t k,
                                      int threads) {
-  size_t floats = 0;
-  for (int t = 0; t < 4; ++t) {
-    floats = std::max(floats, GemmScratchFloatsT(m, n, k, (t & 1) != 0,
-                                                 (t & 2) != 0, threads));
-  }
-  return floats;
+  return simd::gemm_plan::ScratchFloats(PlanTile(), m, n, k, threads);
 }
 
 // C (+)= op(A) op(B), then the epilogue, as in simd::Gemm; m, n > 0.

@@ -1,11 +1,14 @@
 // thaw/simd/gemm.cc — dispatch for simd/gemm.h. The whole product, threads
-// included, runs in the dispatched target's code (simd/gemm-inl.h).
+// included, runs in the dispatched target's code (simd/gemm-inl.h); the
+// scratch queries run no target code: they read the target's row of
+// simd/target_shapes.h through simd/gemm_plan.h, as the kernels do.
 // Compiled once per Highway target (foreach_target).
 #include "simd/gemm.h"
 
 #include <cstddef>
 
 #include "platform/status.h"
+#include "simd/gemm_plan.h"
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "simd/gemm.cc"
@@ -16,17 +19,6 @@
 HWY_BEFORE_NAMESPACE();
 namespace thaw {
 namespace HWY_NAMESPACE {
-
-static size_t GemmScratchFloatsImpl(size_t m, size_t n, size_t k,
-                                    int threads) {
-  return gemm::GemmScratchFloatsT(m, n, k, threads);
-}
-
-static size_t GemmLayoutScratchFloatsImpl(size_t m, size_t n, size_t k,
-                                          bool trans_a, bool trans_b,
-                                          int threads) {
-  return gemm::GemmScratchFloatsT(m, n, k, trans_a, trans_b, threads);
-}
 
 static void GemmImpl(const float* a, size_t lda, bool trans_a, const float* b,
                      size_t ldb, bool trans_b, float* c, size_t ldc, size_t m,
@@ -48,27 +40,28 @@ HWY_AFTER_NAMESPACE();
 
 namespace thaw {
 
-HWY_EXPORT(GemmScratchFloatsImpl);
-HWY_EXPORT(GemmLayoutScratchFloatsImpl);
 HWY_EXPORT(GemmImpl);
 
 namespace simd {
+namespace {
 
-// A scratch query's entry: the planning target's (simd/targets.h) when one
-// is set on this thread, else the dispatched one.
-#define THAW_PLANNED_DISPATCH(FUNC_NAME)                                           \
-  (internal::PlanningTarget() != 0                                                 \
-       ? HWY_DISPATCH_TABLE(FUNC_NAME)[internal::DispatchIndex(internal::PlanningTarget())] \
-       : &HWY_DYNAMIC_DISPATCH(FUNC_NAME))
+// The register tile of the target the queries answer for: the planning
+// target (simd/targets.h) when one is set on this thread, else the
+// dispatched one; what gemm-inl.h's PlanTile() is on that target.
+gemm_plan::Tile QueryTile() {
+  const TargetDescription target = internal::PlanningTarget();
+  return gemm_plan::Tile{target.shape->gemm_rows, target.shape->gemm_vectors, target.lanes};
+}
+
+}  // namespace
 
 size_t GemmScratchFloats(size_t m, size_t n, size_t k, int num_threads) {
-  return THAW_PLANNED_DISPATCH(GemmScratchFloatsImpl)(m, n, k, num_threads);
+  return gemm_plan::ScratchFloats(QueryTile(), m, n, k, num_threads);
 }
 
 size_t GemmScratchFloats(size_t m, size_t n, size_t k, bool trans_a,
                          bool trans_b, int num_threads) {
-  return THAW_PLANNED_DISPATCH(GemmLayoutScratchFloatsImpl)(m, n, k, trans_a, trans_b,
-                                                            num_threads);
+  return gemm_plan::ScratchFloats(QueryTile(), m, n, k, trans_a, trans_b, num_threads);
 }
 
 void Gemm(const float* a, size_t lda, bool trans_a, const float* b, size_t ldb,

@@ -20,8 +20,10 @@
 // `scratch` must be 64-byte aligned and hold GemmScratchFloats(m, n, k,
 // pool.num_threads()) floats (any transposes), or the layout's own size
 // (the overload with trans_a, trans_b); its contents are clobbered
-// and need no initialisation. The size depends on the SIMD target the
-// kernels dispatch to, so query it under the target that will run Gemm.
+// and need no initialisation. The size depends on the SIMD target (its
+// lanes and GEMM tiles, the plain data of simd/target_shapes.h): the query
+// answers for the target the kernels dispatch to, or for the planning
+// target of simd/targets.h (any target, on any CPU: no target code runs).
 //
 // Threads and bits: C is split into blocks of whole register tiles and K is
 // never split, so results are the same bits for any thread count (they do

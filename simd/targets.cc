@@ -5,6 +5,8 @@
 #include "simd/targets.h"
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -17,7 +19,12 @@ HWY_BEFORE_NAMESPACE();
 namespace thaw {
 namespace HWY_NAMESPACE {
 
+namespace hn = hwy::HWY_NAMESPACE;
+
 static int64_t DispatchedTargetImpl() { return HWY_TARGET; }
+
+// Float lanes of a full vector (on SVE, what this CPU's vectors hold).
+static size_t FloatLanesImpl() { return hn::Lanes(hn::ScalableTag<float>()); }
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)
 }  // namespace HWY_NAMESPACE
@@ -37,6 +44,7 @@ static_assert(HWY_TARGETS == THAW_STATIC_TARGET,
 namespace thaw {
 
 HWY_EXPORT(DispatchedTargetImpl);
+HWY_EXPORT(FloatLanesImpl);
 
 namespace simd {
 
@@ -110,18 +118,153 @@ int64_t CompiledTargetNamed(const char* name) {
 bool IsCompiledTarget(int64_t target) { return internal::DispatchIndex(target) >= 0; }
 
 namespace {
-thread_local int64_t planning_target = 0;
+
+thread_local const TargetDescription* planning_target = nullptr;
+
+// The row planners use for `target`: this build's architecture's, else
+// x86's or 64-bit Arm's (the architectures whose rows are checked, by
+// running, on this project's machines and under qemu), else null.
+const TargetShape* PlannableShape(int64_t target) {
+  const TargetShape* shape = FindTargetShape(target, kBuildArch);
+  if (shape == nullptr) shape = FindTargetShape(target, TargetArch::kX86);
+  if (shape == nullptr) shape = FindTargetShape(target, TargetArch::kArm64);
+  return shape;
+}
+
+// Calls f(row) for every row planners can use, this architecture's first,
+// each target once.
+template <class F>
+void ForEachPlannable(const F& f) {
+  int64_t seen = 0;
+  for (TargetArch arch : {kBuildArch, TargetArch::kX86, TargetArch::kArm64}) {
+    for (const TargetShape& row : kTargetShapes) {
+      if (row.arch != arch || (seen & row.target) != 0) continue;
+      seen |= row.target;
+      f(row);
+    }
+  }
+}
+
+// The name of one target bit: the table's, else Highway's.
+const char* NameOf(int64_t bit) {
+  const TargetShape* shape = PlannableShape(bit);
+  return shape != nullptr ? shape->name : hwy::TargetName(bit);
+}
+
+std::string Hex(int64_t bits) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "0x%llx", static_cast<unsigned long long>(bits));
+  return text;
+}
+
 }  // namespace
 
-ScopedPlanningTarget::ScopedPlanningTarget(int64_t target) : previous_(planning_target) {
-  planning_target = target;
+Status DescribeTarget(int64_t target, size_t vector_bits, TargetDescription* out) {
+  if (out == nullptr) return InvalidArgument("DescribeTarget: the output pointer is null");
+  const TargetShape* shape =
+      target != 0 && (target & (target - 1)) == 0 ? PlannableShape(target) : nullptr;
+  if (shape == nullptr) {
+    return InvalidArgument(
+        "SIMD target %s is not one thaw can plan for; give one Highway target bit of %s",
+        Hex(target).c_str(), PlannableTargetNames().c_str());
+  }
+  if (shape->vector_bytes != 0) {
+    const size_t bits = shape->vector_bytes * 8;
+    if (vector_bits != 0 && vector_bits != bits) {
+      return InvalidArgument("SIMD target %s has %zu-bit vectors, not %zu; give 0 or %zu",
+                             shape->name, bits, vector_bits, bits);
+    }
+    *out = TargetDescription{shape, shape->vector_bytes / sizeof(float)};
+    return Status::Ok();
+  }
+  if (vector_bits == 0) {
+    const size_t lanes = internal::LanesByRunning(target);
+    if (lanes == 0) {
+      return InvalidArgument(
+          "SIMD target %s: its vector length is chosen by the CPU (128 to 2048 bits) and this "
+          "CPU does not run it; give the length (PlanOptions::vector_bits, or the name "
+          "\"%s:512\" for 512 bits)",
+          shape->name, shape->name);
+    }
+    *out = TargetDescription{shape, lanes};
+    return Status::Ok();
+  }
+  if (vector_bits % 128 != 0 || vector_bits > 2048) {
+    return InvalidArgument(
+        "SIMD target %s: %zu-bit vectors; the length is a multiple of 128 bits up to 2048",
+        shape->name, vector_bits);
+  }
+  // Highway's full vector: the largest power of two of lanes that fits.
+  size_t lanes = 4;
+  while (lanes * 2 * 32 <= vector_bits) lanes *= 2;
+  *out = TargetDescription{shape, lanes};
+  return Status::Ok();
+}
+
+Status DescribeTargetNamed(const char* name, TargetDescription* out) {
+  if (name == nullptr) return InvalidArgument("DescribeTargetNamed: the name is null");
+  const char* colon = std::strchr(name, ':');
+  const size_t length = colon != nullptr ? static_cast<size_t>(colon - name) : std::strlen(name);
+  size_t bits = 0;
+  if (colon != nullptr) {
+    char* end = nullptr;
+    const unsigned long long value = std::strtoull(colon + 1, &end, 10);
+    if (colon[1] < '0' || colon[1] > '9' || *end != '\0' || value > 65536) {
+      return InvalidArgument(
+          "\"%s\" is not a SIMD target name: after the colon comes a vector length in bits "
+          "(\"SVE2:512\")",
+          name);
+    }
+    bits = static_cast<size_t>(value);
+  }
+  int64_t target = 0;
+  ForEachPlannable([&](const TargetShape& row) {
+    if (target == 0 && std::strlen(row.name) == length &&
+        std::strncmp(row.name, name, length) == 0) {
+      target = row.target;
+    }
+  });
+  if (target == 0) {
+    return InvalidArgument("\"%s\" is not a SIMD target thaw can plan for (it knows %s)", name,
+                           PlannableTargetNames().c_str());
+  }
+  return DescribeTarget(target, bits, out);
+}
+
+TargetDescription DispatchedTargetDescription() {
+  const TargetShape* shape = FindTargetShape(DispatchedTarget(), kBuildArch);
+  // Every compiled target has a row (static_assert in target_shapes.h).
+  THAW_CHECK(shape != nullptr);
+  return TargetDescription{shape, HWY_DYNAMIC_DISPATCH(FloatLanesImpl)()};
+}
+
+std::string PlannableTargetNames() {
+  std::string names;
+  ForEachPlannable([&](const TargetShape& row) {
+    if (!names.empty()) names += ' ';
+    names += row.name;
+  });
+  return names;
+}
+
+ScopedPlanningTarget::ScopedPlanningTarget(const TargetDescription* target)
+    : previous_(planning_target) {
+  if (target != nullptr) planning_target = target;
 }
 
 ScopedPlanningTarget::~ScopedPlanningTarget() { planning_target = previous_; }
 
 namespace internal {
 
-int64_t PlanningTarget() { return planning_target; }
+TargetDescription PlanningTarget() {
+  return planning_target != nullptr ? *planning_target : DispatchedTargetDescription();
+}
+
+size_t LanesByRunning(int64_t target) {
+  const int index = DispatchIndex(target);
+  if (index < 0 || (SupportedTargets() & target) == 0) return 0;
+  return HWY_DISPATCH_TABLE(FloatLanesImpl)[index]();
+}
 
 // Highway 1.0.3's tables (hwy/highway.h, HWY_EXPORT): with one compiled
 // target, that one alone; otherwise entry 0 initialises, then one entry per
@@ -149,7 +292,7 @@ std::string TargetNames(int64_t targets) {
     const uint64_t bit = uint64_t{1} << shift;
     if ((bits & bit) == 0) continue;
     if (!names.empty()) names += ' ';
-    names += hwy::TargetName(static_cast<int64_t>(bit));
+    names += NameOf(static_cast<int64_t>(bit));
   }
   return names;
 }

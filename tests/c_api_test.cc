@@ -550,6 +550,43 @@ TEST(CApiTest, PlansCanDescribeAnotherTargetAndThreadCount) {
   ASSERT_EQ(thaw_model_plan_machine(net.m, nullptr, 0), THAW_OK);
   ASSERT_EQ(thaw_model_plan_training(net.m, net.y, 8, &net.sgd, Mlp::kLoss, &again), THAW_OK);
   EXPECT_EQ(again.total, here.total);
+
+  // Any target, whether or not this build has it or this CPU runs it (AVX3
+  // on an AVX2 machine, NEON or SVE from x86, AVX3 from Arm): planned from
+  // data, as the C++ planner plans it.
+  struct Named {
+    const char* name;
+    int64_t target;
+    size_t vector_bits;
+  };
+  for (const Named& n : {Named{"AVX3", HWY_AVX3, 0}, Named{"NEON", HWY_NEON, 0},
+                         Named{"SVE2:512", HWY_SVE2, 512}, Named{"SVE_256", HWY_SVE_256, 0}}) {
+    thaw_memory_plan planned, twice;
+    ASSERT_EQ(thaw_model_plan_machine(net.m, n.name, 1), THAW_OK) << n.name << ": "
+                                                                   << Message(net.m);
+    ASSERT_EQ(thaw_model_plan_training(net.m, net.y, 8, &net.sgd, Mlp::kLoss, &planned), THAW_OK)
+        << n.name << ": " << Message(net.m);
+    ASSERT_EQ(thaw_model_plan_training(net.m, net.y, 8, &net.sgd, Mlp::kLoss, &twice), THAW_OK);
+    EXPECT_EQ(planned.total, twice.total) << n.name;
+    options.target = n.target;
+    options.vector_bits = n.vector_bits;
+    options.threads = 1;
+    ASSERT_TRUE(cpp.PlanMemory(options, &plan).ok()) << n.name;
+    EXPECT_EQ(planned.total, plan.arena_bytes) << n.name;
+    EXPECT_EQ(planned.scratch, plan.bytes[thaw::Region::kScratch]) << n.name;
+    EXPECT_EQ(planned.weights, here.weights) << n.name;
+  }
+  // A vector length the target does not have, or none where the CPU
+  // chooses it and this one cannot tell: refused, with the way out.
+  EXPECT_EQ(thaw_model_plan_machine(net.m, "AVX2:512", 1), THAW_INVALID_ARGUMENT);
+  EXPECT_TRUE(Contains(Message(net.m), "256-bit vectors")) << Message(net.m);
+  EXPECT_EQ(thaw_model_plan_machine(net.m, "SVE2:100", 1), THAW_INVALID_ARGUMENT);
+  if (!thaw::simd::IsCompiledTarget(HWY_SVE2) ||
+      (thaw::simd::SupportedTargets() & HWY_SVE2) == 0) {
+    EXPECT_EQ(thaw_model_plan_machine(net.m, "SVE2", 1), THAW_INVALID_ARGUMENT);
+    EXPECT_TRUE(Contains(Message(net.m), "SVE2:512")) << Message(net.m);
+  }
+  ASSERT_EQ(thaw_model_plan_machine(net.m, nullptr, 0), THAW_OK);
 }
 
 }  // namespace

@@ -426,18 +426,15 @@ Status Model::PlanMemory(const PlanOptions& options, ModelPlan* plan) const {
   if (options.batch == 0) return InvalidArgument("PlanMemory: the batch is empty");
   THAW_RETURN_IF_ERROR(CheckBatch("PlanMemory", options.batch));
   if (options.optimizer != nullptr) THAW_RETURN_IF_ERROR(CheckOptions(*options.optimizer));
-  if (options.target != 0 && !simd::IsCompiledTarget(options.target)) {
-    return InvalidArgument("PlanMemory: target %s is not compiled into this build (it has %s)",
-                           simd::TargetNames(options.target).c_str(),
-                           simd::CompiledTargetNames().c_str());
-  }
-  if (options.target != 0 && (simd::SupportedTargets() & options.target) == 0) {
-    // A target's planning code is compiled for it and may use its
-    // instructions.
-    return InvalidArgument("PlanMemory: this CPU cannot run target %s, and planning for it runs "
-                           "its code; plan on a machine that has it (this one runs %s)",
-                           simd::TargetNames(options.target).c_str(),
-                           simd::SupportedTargetNames().c_str());
+  // The machine: a target described by data (simd/target_shapes.h), so any
+  // target can be planned for on this CPU.
+  simd::TargetDescription target;
+  const bool other_target = options.target != 0 || options.vector_bits != 0;
+  if (other_target) {
+    const Status described = simd::DescribeTarget(
+        options.target != 0 ? options.target : simd::DispatchedTarget(), options.vector_bits,
+        &target);
+    if (!described.ok()) return InvalidArgument("PlanMemory: %s", described.message());
   }
   if (options.threads < 0) {
     return InvalidArgument("PlanMemory: %d threads; give 0 for the model's pool, or more",
@@ -482,7 +479,7 @@ Status Model::PlanMemory(const PlanOptions& options, ModelPlan* plan) const {
                              trainable.size(), vars->size());
     }
     // The machine the plan is for.
-    simd::ScopedPlanningTarget machine(options.target);
+    simd::ScopedPlanningTarget machine(other_target ? &target : nullptr);
     auto spec = [&](StepMode mode, size_t batch, bool gather) {
       ProgramSpec s = SpecFor(mode, batch, gather, output, loss);
       if (options.threads > 0) s.threads = options.threads;

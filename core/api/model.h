@@ -202,11 +202,16 @@ struct PlanOptions {
   // (BuildOptions::weights); frozen parameters it holds in place take no
   // arena bytes.
   Span<const unsigned char> weights;
-  // The machine, when it is not this one: a SIMD target compiled into this
-  // build that this CPU can also run (HWY_SCALAR on any CPU, HWY_SSE4 on an
-  // AVX2 one; simd::CompiledTargetNamed("SCALAR")), and a thread count. 0:
-  // the target this CPU dispatches to, the model's pool.
+  // The machine, when it is not this one: a SIMD target (one Highway bit,
+  // HWY_AVX3, HWY_NEON, ...) of this build's architecture, or of x86 or
+  // 64-bit Arm from any CPU: it need not be compiled in nor run here (plans
+  // read the target's lanes and tiles from simd/target_shapes.h, the data
+  // the kernels take theirs from); and a thread count. For SVE and SVE2,
+  // whose vector length the CPU chooses, give vector_bits (128 to 2048), or
+  // 0 for this CPU's when it runs the target. 0: the target this CPU
+  // dispatches to, the model's pool.
   int64_t target = 0;
+  size_t vector_bits = 0;
   int threads = 0;
 };
 

@@ -40,6 +40,7 @@ struct thaw_model {
   std::vector<thaw::Symbol> tensors;  // thaw_tensor i is tensors[i]
   thaw::Span<const unsigned char> weights;  // thaw_model_initial_weights'
   int64_t plan_target = 0;                  // thaw_model_plan_machine's
+  size_t plan_vector_bits = 0;
   int plan_threads = 0;
   char message[512] = {};             // the last call's, cut to fit
 };
@@ -204,6 +205,7 @@ Status Plan(thaw_model* m, thaw_tensor output, size_t batch, thaw::PlanOptions* 
   options->batch = batch;
   options->weights = m->weights;
   options->target = m->plan_target;
+  options->vector_bits = m->plan_vector_bits;
   options->threads = m->plan_threads;
   thaw::ModelPlan plan;
   THAW_RETURN_IF_ERROR(m->model.PlanMemory(*options, &plan));
@@ -479,14 +481,21 @@ thaw_status thaw_model_plan_prediction(thaw_model* model, thaw_tensor output, si
 
 thaw_status thaw_model_plan_machine(thaw_model* model, const char* simd_target, int threads) {
   return Run(model, "plan_machine", [&] {
-    const int64_t target = thaw::simd::CompiledTargetNamed(simd_target);
-    if (simd_target != nullptr && target == 0) {
-      return thaw::InvalidArgument("plan_machine: \"%s\" is not a SIMD target of this build (it "
-                                   "has %s)",
-                                   simd_target, thaw::simd::CompiledTargetNames().c_str());
+    thaw::simd::TargetDescription target;
+    if (simd_target != nullptr) {
+      const Status described = thaw::simd::DescribeTargetNamed(simd_target, &target);
+      if (!described.ok()) {
+        return thaw::InvalidArgument("plan_machine: %s", described.message());
+      }
     }
-    if (threads < 0) return thaw::InvalidArgument("plan_machine: %d threads", threads);
-    model->plan_target = target;
+    if (threads < 0) {
+      return thaw::InvalidArgument("plan_machine: %d threads; give 0 for the model's, or more",
+                                   threads);
+    }
+    model->plan_target = simd_target != nullptr ? target.shape->target : 0;
+    // Named with a length, or a length this CPU gave: plans keep that one.
+    model->plan_vector_bits =
+        simd_target != nullptr && target.shape->vector_bytes == 0 ? target.lanes * 32 : 0;
     model->plan_threads = threads;
     return Status::Ok();
   });

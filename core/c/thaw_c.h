@@ -230,9 +230,12 @@ thaw_status thaw_model_plan_training(thaw_model* model, thaw_tensor output, size
 thaw_status thaw_model_plan_prediction(thaw_model* model, thaw_tensor output, size_t batch,
                                        thaw_memory_plan* out);
 /* Makes later plans describe another machine: the SIMD target `simd_target`
- * ("AVX2", "SSE4", "SCALAR", "NEON", ...: one compiled into this build that
- * this CPU can also run; NULL: the one this CPU uses) on `threads` threads
- * (0: the model's). */
+ * on `threads` threads (0: the model's). Any target of this build's
+ * architecture, or of x86 or 64-bit Arm from any CPU, compiled in or not
+ * and whether or not this CPU runs it ("AVX3", "AVX2", "SSE4", "SCALAR",
+ * "NEON", "SVE_256", ...; NULL: the one this CPU uses). SVE and SVE2, whose
+ * vector length the CPU chooses, take it in bits after a colon ("SVE2:512";
+ * without it, this CPU's, if it runs the target). */
 thaw_status thaw_model_plan_machine(thaw_model* model, const char* simd_target, int threads);
 
 /* ---- Building and training ---- */
