@@ -4,13 +4,13 @@
 // this is a table of sizes, not a measurement; it runs in milliseconds.
 //
 //   build/release/bench/thaw_plan_table          (bench/README-style markdown)
+//   build/release/bench/thaw_plan_table AVX3 NEON SVE2:512   (those targets only)
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "core/io/checkpoint_memory.h"
 #include "core/thaw.h"
-#include "hwy/targets.h"
 
 namespace {
 
@@ -77,23 +77,37 @@ std::vector<unsigned char> Checkpoint(const char* kind) {
 
 }  // namespace
 
-int main() {
-  std::vector<int64_t> targets;
-  for (int shift = 0; shift < 63; ++shift) {
-    const int64_t bit = int64_t{1} << shift;
-    if (simd::IsCompiledTarget(bit) && (simd::SupportedTargets() & bit) != 0) {
-      targets.push_back(bit);
+int main(int argc, char** argv) {
+  // The targets: named on the command line ("AVX3 NEON SVE2:512"), else
+  // every target this build compiled plus the other architecture's (x86
+  // or 64-bit Arm), all planned from data: none of them need run here.
+  std::vector<std::string> names;
+  for (int i = 1; i < argc; ++i) names.push_back(argv[i]);
+  if (names.empty()) {
+    for (const char* name : {"AVX3_DL", "AVX3", "AVX2", "SSE4", "SSSE3", "SVE2_128", "SVE_256",
+                             "SVE:256", "SVE2:512", "NEON", "SCALAR"}) {
+      names.push_back(name);
     }
+  }
+  struct Target {
+    std::string name;
+    simd::TargetDescription description;
+  };
+  std::vector<Target> targets;
+  for (const std::string& name : names) {
+    Target t{name, {}};
+    const Status s = simd::DescribeTargetNamed(name.c_str(), &t.description);
+    if (!s.ok()) {
+      std::fprintf(stderr, "%s\n", s.message());
+      return 1;
+    }
+    targets.push_back(t);
   }
   std::printf("thaw plan table: arena bytes (ModelPlan::arena_bytes: every batch up to the one "
               "named, and for training also evaluation and prediction)\n");
-  std::printf("CPU runs %s (SIMD targets this build plans for here: %s), %d cores\n\n",
-              simd::DispatchedTargetName(), simd::TargetNames([&] {
-                int64_t all = 0;
-                for (int64_t t : targets) all |= t;
-                return all;
-              }()).c_str(),
-              ThreadPool(0).num_threads());
+  std::printf("CPU runs %s; every column is planned from the target's lanes and GEMM tiles "
+              "(simd/target_shapes.h), whether or not this CPU runs it; %d cores\n\n",
+              simd::DispatchedTargetName(), ThreadPool(0).num_threads());
   SgdOptions plain, momentum;
   momentum.momentum = 0.9f;
   const OptimizerConfig sgd = OptimizerConfig::Sgd(plain);
@@ -108,8 +122,8 @@ int main() {
                          Model{"reference cnn", 32}}) {
     const std::vector<unsigned char> checkpoint = Checkpoint(m.kind);
     std::printf("%s, batch %zu\n\n| step | optimizer |", m.kind, m.batch);
-    for (int64_t t : targets) {
-      for (int threads : {1, 2}) std::printf(" %s %dt |", hwy::TargetName(t), threads);
+    for (const Target& t : targets) {
+      for (int threads : {1, 2}) std::printf(" %s %dt |", t.name.c_str(), threads);
     }
     std::printf("\n|---|---|");
     for (size_t i = 0; i < 2 * targets.size(); ++i) std::printf("---:|");
@@ -133,7 +147,7 @@ int main() {
                             std::make_pair("Adam", &adam)}) {
         if (step.mode == StepMode::kPredict && o.second != &sgd) continue;
         std::printf("| %s | %s |", step.name, step.mode == StepMode::kPredict ? "-" : o.first);
-        for (int64_t t : targets) {
+        for (const Target& t : targets) {
           for (int threads : {1, 2}) {
             Described d(m.kind);
             d.Freeze(step.frozen);
@@ -143,7 +157,9 @@ int main() {
             options.output = d.output;
             options.optimizer = o.second;
             options.loss = &loss;
-            options.target = t;
+            options.target = t.description.shape->target;
+            options.vector_bits =
+                t.description.shape->vector_bytes == 0 ? t.description.lanes * 32 : 0;
             options.threads = threads;
             if (step.in_place) options.weights = Span<const unsigned char>(checkpoint);
             ModelPlan plan;
