@@ -353,8 +353,9 @@ TEST(PlanForAnyTargetTest, TheReferenceMlpOnEveryTarget) {
     size_t arena;  // ModelPlan::arena_bytes: every batch up to 8
   };
   // x86: NR = 32 (AVX3), 16 (AVX2), 8 (SSE4), 3 (SCALAR); 64-bit Arm:
-  // 8 x 3 vectors of 4 to 64 lanes (SVE and SVE2 alike at one length). Only the GEMMs' packing scratch
-  // differs; the rest (weights, Adam's state, activations) is 3.8 MB.
+  // 8 x 3 vectors of 4 to 64 lanes (SVE and SVE2 alike at one length).
+  // Only the GEMMs' packing scratch differs; the rest (weights, Adam's
+  // state, activations) is 3.8 MB.
   const Golden goldens[] = {
       {"AVX3_DL", 3809024, 3809024},   {"AVX3", 3809024, 3809024},
       {"AVX2", 3808512, 3808512},      {"SSE4", 3808512, 3808512},
