@@ -262,8 +262,13 @@ HWY_INLINE void Transpose4x4(const float* HWY_RESTRICT in, size_t in_stride,
 // R, or rows of R^T when r_js != 1) so the hardware prefetchers see
 // sequential streams; writes are whole panel rows, with aligned stores
 // (dst must be vector-aligned, as the 64-byte-aligned scratch is).
-HWY_INLINE void PackRight(const Operands& o, size_t k0, size_t kc, size_t j0,
-                          size_t j1, float* HWY_RESTRICT dst) {
+// Out of line, as PackLeft: a pack copies a whole kc x (j1 - j0) block, so a
+// call costs nothing next to it; inlined, the two were copied nine times
+// into RunPlan's task (RunTask is inlined twice), 17 KB of AVX2 code in the
+// firmware profile's c_finetune.
+inline HWY_NOINLINE void PackRight(const Operands& o, size_t k0, size_t kc,
+                                   size_t j0, size_t j1,
+                                   float* HWY_RESTRICT dst) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   const size_t nr = kNV * N;
@@ -335,8 +340,9 @@ HWY_INLINE void PackRight(const Operands& o, size_t k0, size_t kc, size_t j0,
 // covers rows i0 + q * MR ..; element (i, p) at p * MR + i). Rows past i1
 // in the last panel are zero. Writes are sequential; reads are MR
 // sequential streams (rows of L, or one row of L^T at a time).
-HWY_INLINE void PackLeft(const Operands& o, size_t k0, size_t kc, size_t i0,
-                         size_t i1, float* HWY_RESTRICT dst) {
+inline HWY_NOINLINE void PackLeft(const Operands& o, size_t k0, size_t kc,
+                                  size_t i0, size_t i1,
+                                  float* HWY_RESTRICT dst) {
   const size_t panel = kc * kMR;  // floats per panel
   const size_t full = (i1 - i0) / kMR;
   if (o.l_rs == 1) {
