@@ -57,6 +57,8 @@ void ExpectSameHistory(const std::vector<EpochResult>& a, const std::vector<Epoc
     EXPECT_EQ(0, std::memcmp(&a[e].train.loss, &b[e].train.loss, sizeof(double)))
         << what << ", epoch " << e << ": " << a[e].train.loss << " vs " << b[e].train.loss;
     EXPECT_EQ(a[e].train.accuracy, b[e].train.accuracy) << what << ", epoch " << e;
+    EXPECT_EQ(0, std::memcmp(&a[e].validation.loss, &b[e].validation.loss, sizeof(double)))
+        << what << ", epoch " << e;
   }
 }
 
@@ -144,6 +146,10 @@ void ExpectBitIdentical(const Scenario& s, int threads, bool shuffle) {
   const std::vector<float> xs = Wave(s.examples * s.features, 0.1f);
   const std::vector<int32_t> ys = Labels(s.examples, s.classes);
   const Examples train{xs.data(), s.examples, ys.data(), nullptr, s.features};
+  // Validation after each epoch runs whole, beside the cache.
+  const std::vector<float> val_x = Wave(11 * s.features, 0.7f);
+  const std::vector<int32_t> val_y = Labels(11, s.classes);
+  const Examples validation{val_x.data(), 11, val_y.data(), nullptr, s.features};
   for (int fit = 0; fit < 2; ++fit) {  // the second Fit reuses the cache
     std::vector<EpochResult> history[2];
     Info info[2];
@@ -154,6 +160,7 @@ void ExpectBitIdentical(const Scenario& s, int threads, bool shuffle) {
       options.shuffle = shuffle;
       options.seed = 17 + fit;
       options.callback = &info[k];
+      options.validation = fit == 1 ? &validation : nullptr;
       options.feature_cache = k == 0 ? CacheMode::kRequired : CacheMode::kOff;
       Model& m = *(k == 0 ? cached : plain).model;
       const Status fitted = m.Fit(train, options, &history[k]);

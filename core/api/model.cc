@@ -811,8 +811,10 @@ Status Model::Step(const Examples& examples, const size_t* index, size_t batch, 
     data.cache_row = cache_row;
   }
   const LossResult result =
-      RunProgram(program, &graph_, vars_.get(), block, arena_->capacity() - arena_->persistent_end(),
-                 data, loss_, *pool_, steps_);
+      RunProgram(program, &graph_, vars_.get(), block,
+                 // up to the cache: under ASan the rest of the block is poisoned
+                 arena_->capacity() - arena_->tail_bytes() - arena_->persistent_end(), data,
+                 loss_, *pool_, steps_);
   if (mode == StepMode::kPredict) return Status::Ok();
   if (metrics != nullptr) {
     const size_t outputs = output_features();
