@@ -90,7 +90,8 @@ Status Mlp(Model* model, Arena* arena) {
 // - ReLU6 - conv 1x1 (6) - BN - ReLU6 - max pool - global average pool -
 // dense 3. Trained whole for a few steps first (moving statistics away from
 // 0 and 1), then frozen up to (not including) `first_trainable`.
-Status SmallCnn(Model* model, Arena* arena, const std::string& first_trainable) {
+Status SmallCnn(Model* model, Arena* arena, const std::string& first_trainable,
+                bool warm = true) {
   Symbol x = model->Input(Shape{8, 8, 1}, Layout::kNHWC);
   auto conv_bn = [&](Symbol in, std::unique_ptr<Layer> conv, const std::string& name) {
     Symbol c = model->Call(std::move(conv), in, name);
@@ -107,11 +108,13 @@ Status SmallCnn(Model* model, Arena* arena, const std::string& first_trainable) 
                                       Loss::kSparseCategoricalCrossentropyFromLogits));
   const std::vector<float> xs = Wave(24 * 64, 0.3f);
   const std::vector<int32_t> ys = Labels(24, 3);
-  FitOptions warm;
-  warm.batch_size = 8;
-  warm.epochs = 2;
-  warm.feature_cache = CacheMode::kOff;
-  THAW_RETURN_IF_ERROR(model->Fit(Examples{xs.data(), 24, ys.data(), nullptr, 64}, warm));
+  FitOptions options;
+  options.batch_size = 8;
+  options.epochs = 2;
+  options.feature_cache = CacheMode::kOff;
+  if (warm) {
+    THAW_RETURN_IF_ERROR(model->Fit(Examples{xs.data(), 24, ys.data(), nullptr, 64}, options));
+  }
   bool frozen = true;
   for (size_t i = 0; i < model->num_layers(); ++i) {
     if (model->layer(i).name() == first_trainable) frozen = false;
@@ -326,14 +329,14 @@ class Invalidation : public ::testing::Test {
   }
   // Applies `change` to both models, fits both, and checks the state.
   void FitBoth(const std::function<void(Model&)>& change, CacheState expected,
-               const std::string& what, size_t count = 50) {
+               const std::string& what, size_t count = 50, size_t batch = 16) {
     for (Twin* t : {&cached_, &plain_}) change(*t->model);
     Info info;
     const uint64_t seed = ++seed_;
     for (Twin* t : {&cached_, &plain_}) {
       FitOptions options;
       options.epochs = 2;
-      options.batch_size = 16;
+      options.batch_size = batch;
       options.seed = seed;
       options.callback = &info;
       options.feature_cache = t == &cached_ ? CacheMode::kAuto : CacheMode::kOff;
@@ -356,6 +359,9 @@ TEST_F(Invalidation, EveryKindOfChangeRecomputesTheCache) {
   auto nothing = [](Model&) {};
   FitBoth(nothing, CacheState::kComputed, "first Fit");
   FitBoth(nothing, CacheState::kReused, "nothing changed");
+  // Another batch size: the rows of an example do not depend on the batch
+  // it was computed in.
+  FitBoth(nothing, CacheState::kReused, "batches of 5", 50, 5);
   // Assign to a frozen variable the cut reads.
   FitBoth([](Model& m) {
             VariableSet& v = m.variables();
@@ -570,6 +576,64 @@ TEST(FeatureCachePlanTest, AnArenaWithoutRoomTrainsWithoutTheCacheOrSaysWhy) {
   ASSERT_TRUE(fitted.ok()) << fitted.message();
   EXPECT_EQ(info.info.cache, CacheState::kComputed);
   EXPECT_LE(exact.arena.high_water(), cached.arena_bytes);
+}
+
+// When the frozen part's forward pass at the full batch and the cache do
+// not fit together, the cache is computed a few examples at a time: the
+// head-only CNN's cached step is small, its backbone's forward pass at batch
+// 8 is not.
+TEST(FeatureCachePlanTest, TheCacheIsComputedInSmallerChunksWhenThatFits) {
+  Arena sizing_arena;
+  ASSERT_TRUE(Arena::Create(4 << 20, &sizing_arena).ok());
+  Model sizing;
+  ASSERT_TRUE(HeadOnlyCnn(&sizing, &sizing_arena).ok());
+  PlanOptions options;
+  options.batch = 1;
+  options.gather = true;
+  options.cache_examples = 20;
+  ModelPlan one, eight;
+  ASSERT_TRUE(sizing.PlanMemory(options, &one).ok());  // everything at batch 1
+  options.batch = 8;
+  ASSERT_TRUE(sizing.PlanMemory(options, &eight).ok());
+  // Room for the cached step at 8 and for everything at 1, not for the
+  // backbone at 8.
+  const size_t capacity = std::max(one.arena_bytes, eight.bytes.total());
+  ASSERT_LT(capacity, eight.arena_bytes);
+
+  Twin small(1), plain(1);
+  ASSERT_TRUE(Arena::Create(capacity, &small.arena).ok());
+  ASSERT_TRUE(Arena::Create(4 << 20, &plain.arena).ok());
+  // Both take the warmed-up values of `sizing` (the small arena could not
+  // warm up: that trains every layer at batch 8).
+  size_t size = 0;
+  ASSERT_FALSE(SaveCheckpointToMemory(sizing.variables(), Span<unsigned char>(), &size).ok());
+  std::vector<unsigned char> values(size);
+  ASSERT_TRUE(
+      SaveCheckpointToMemory(sizing.variables(), Span<unsigned char>(values.data(), size), &size)
+          .ok());
+  for (Twin* t : {&small, &plain}) {
+    t->model = std::make_unique<Model>(t->pool);
+    ASSERT_TRUE(SmallCnn(t->model.get(), &t->arena, "head", /*warm=*/false).ok());
+    ASSERT_TRUE(LoadCheckpointFromMemory(Span<const unsigned char>(values.data(), size),
+                                         &t->model->variables())
+                    .ok());
+  }
+  const std::vector<float> xs = Wave(20 * 64, 0.9f);
+  const std::vector<int32_t> ys = Labels(20, 3);
+  const Examples train{xs.data(), 20, ys.data(), nullptr, 64};
+  Info info;
+  FitOptions fit;
+  fit.batch_size = 8;
+  fit.epochs = 2;
+  fit.callback = &info;
+  fit.feature_cache = CacheMode::kRequired;
+  const Status fitted = small.model->Fit(train, fit);
+  ASSERT_TRUE(fitted.ok()) << fitted.message();
+  EXPECT_EQ(info.info.cache, CacheState::kComputed);
+  EXPECT_LE(small.arena.high_water(), capacity);
+  fit.feature_cache = CacheMode::kOff;
+  ASSERT_TRUE(plain.model->Fit(train, fit).ok());
+  ExpectSameVariables(*small.model, *plain.model, "computed in chunks");
 }
 
 // The cache's bytes are given up to whoever needs them (a step of another

@@ -385,8 +385,9 @@ class Model {
   // Whether the cache may feed the next step (nothing changed since it was
   // computed: its arena bytes, the freeze set, edits of its variables).
   bool CacheHolds() const;
-  // The transient bytes of the programs a cached Fit runs.
-  size_t CachedFitTransient(size_t batch_size, size_t count, bool gather,
+  // The transient bytes of the programs a cached Fit runs: its steps, the
+  // cache computed in chunks of `chunk` examples, validation.
+  size_t CachedFitTransient(size_t batch_size, size_t chunk, size_t count, bool gather,
                             const Examples* validation);
   struct Initial;
   // Checks `weights` against the declared variables into *initial: what to
