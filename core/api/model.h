@@ -101,7 +101,14 @@ struct EpochResult {
 // feature-cache region (the top of the arena), and every step after that
 // runs only the rest of the graph, gathering each batch's rows from the
 // cache. Weights, losses and metrics are bit for bit those of running
-// without it.
+// without it. The values cached are the cheapest cut between the frozen
+// part and the trainable one (core/exec/feature_cut.h); PlanOptions::
+// cache_examples plans them (ModelPlan::cached_values, the region
+// bytes[Region::kFeatureCache]). Fit checks that the cache, the steps and
+// computing it (in chunks of the batch size, or fewer examples when only
+// that fits) fit the arena together before it starts; the region then gives
+// way to whatever later needs its bytes (a thaw's gradients, a larger
+// Predict), and the next Fit computes it again.
 //
 // The cached values are those of one freeze set, one set of frozen values
 // and one set of examples, and are recomputed (never read stale) when any
