@@ -25,7 +25,8 @@ def load(out):
     for path in sorted(glob.glob(os.path.join(out, "thaw_*.json"))):
         run = json.load(open(path))
         medians = [b for b in run["benchmarks"] if b.get("aggregate_name") == "median"]
-        thaw.append({b["run_name"].replace("/real_time", ""): b["real_time"] * UNIT[b["time_unit"]]
+        thaw.append({b["run_name"].replace("/real_time", "").replace("/manual_time", ""):
+                     b["real_time"] * UNIT[b["time_unit"]]
                      for b in medians})
         probe.append(next(((b["own_us"], b["other_us"]) for b in medians if "own_us" in b), None))
         best = {}  # the fastest thread split per case

@@ -116,6 +116,53 @@ TEST(ArenaTest, PersistentPartSitsBelowTransient) {
   EXPECT_NE(r.ToString().find("optimizer state"), std::string::npos);
 }
 
+// The tail (a model's feature cache): claimed at the top, counted, and
+// given up to whatever needs its bytes, with a new claim number each time.
+TEST(ArenaTest, TheTailSitsAtTheTopAndGivesWay) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(1024, &arena).ok());
+  arena.SetPersistent(256, {256, 0, 0});
+  ASSERT_NE(arena.AllocateTransient(128, Region::kScratch), nullptr);
+  EXPECT_EQ(arena.ClaimTail(704), 0u);  // over the transient part: refused, nothing changed
+  EXPECT_EQ(arena.tail_bytes(), 0u);
+  const uint64_t claim = arena.ClaimTail(512);
+  ASSERT_NE(claim, 0u);
+  EXPECT_EQ(arena.tail_claim(), claim);
+  EXPECT_EQ(arena.tail(), arena.data() + 512);
+  EXPECT_EQ(arena.bytes(Region::kFeatureCache), 512u);
+  EXPECT_EQ(arena.Report().total(), 256u + 128u + 512u);
+  EXPECT_EQ(arena.high_water(), 256u + 128u + 512u);
+  EXPECT_NE(arena.Report().ToString().find("feature cache"), std::string::npos);
+  // Below it, allocations leave it alone ...
+  ASSERT_NE(arena.AllocateTransient(128, Region::kScratch), nullptr);
+  EXPECT_EQ(arena.tail_claim(), claim);
+  // ... one that reaches into it takes it.
+  ASSERT_NE(arena.AllocateTransient(64, Region::kScratch), nullptr);
+  EXPECT_NE(arena.tail_claim(), claim);
+  EXPECT_EQ(arena.tail_bytes(), 0u);
+  EXPECT_EQ(arena.bytes(Region::kFeatureCache), 0u);
+  // So do a planned step and a persistent part that need it.
+  arena.ResetTransient();
+  uint64_t again = arena.ClaimTail(512);
+  ASSERT_NE(again, 0u);
+  EXPECT_NE(arena.ClaimPlanned(1, 256, 0), nullptr);
+  EXPECT_EQ(arena.tail_claim(), again);  // 256 + 256 <= 512: it fits below
+  EXPECT_NE(arena.ClaimPlanned(1, 320, 0), nullptr);
+  EXPECT_NE(arena.tail_claim(), again);
+  arena.ResetTransient();
+  again = arena.ClaimTail(512);
+  ASSERT_NE(again, 0u);
+  arena.SetPersistent(576, {576, 0, 0});
+  EXPECT_NE(arena.tail_claim(), again);
+  EXPECT_EQ(arena.tail_bytes(), 0u);
+  // Released by its owner.
+  again = arena.ClaimTail(448);
+  ASSERT_NE(again, 0u);
+  arena.ReleaseTail();
+  EXPECT_NE(arena.tail_claim(), again);
+  EXPECT_EQ(arena.tail_bytes(), 0u);
+}
+
 TEST(ArenaTest, ClaimTransientRecordsTheOwner) {
   Arena arena;
   ASSERT_TRUE(Arena::Create(512, &arena).ok());

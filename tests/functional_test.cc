@@ -806,7 +806,7 @@ void Backward(const OpCall& c) {
   for (size_t i = 0; i < c.out_elements(); ++i) c.din[0][i] = 2 * c.dout()[i] + 0 * sum;
 }
 const OpDef kOp = {"lying", 1, 1, Infer, Forward, Backward, nullptr, nullptr, nullptr, false,
-                   nullptr, nullptr, nullptr, nullptr, false};
+                   nullptr, nullptr, nullptr, nullptr, false, false};
 class Layer final : public thaw::Layer {
  public:
   const char* kind() const override { return "lying"; }

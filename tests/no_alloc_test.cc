@@ -301,6 +301,40 @@ TEST_P(NoAllocTest, FitStepsTakeNothingFromTheHeap) {
   EXPECT_EQ(counter.at_last, counter.at_second);
 }
 
+// Fit with the feature cache (core/api/model.h): choosing the cut, the fit
+// check, the fingerprints and computing the cache allocate nothing, and
+// neither do the steps that read it. A Fit in order, without history or
+// callback, allocates nothing at all, so the whole call is counted.
+TEST_P(NoAllocTest, FitWithTheFeatureCacheTakesNothingFromTheHeap) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(16 << 20, &arena).ok());
+  ThreadPool pool(GetParam());
+  Sequential model(pool);
+  ASSERT_TRUE(model.Add(Dense::Make(100, Activation::kRelu)).ok());
+  ASSERT_TRUE(model.Add(Dense::Make(10, Activation::kSoftmax)).ok());
+  ASSERT_TRUE(model.Build(32, 16, &arena).ok());
+  ASSERT_TRUE(model.Compile(OptimizerConfig::Sgd(SgdOptions()),
+                            Loss::kSparseCategoricalCrossentropy).ok());
+  model.layer(0).SetTrainable(false);
+  std::vector<float> xs(100 * 32, 0.25f);
+  std::vector<int32_t> labels(100, 1);
+  FitOptions fit;
+  fit.epochs = 2;
+  fit.batch_size = 16;  // 7 steps, the last one of 4 examples
+  fit.shuffle = false;
+  fit.feature_cache = CacheMode::kRequired;
+  for (int round = 0; round < 3; ++round) {  // computed, reused, computed for new data
+    if (round == 2) xs[5] = 0.5f;
+    g_allocations = 0;
+    g_counting = true;
+    Status s = model.Fit(Examples{xs.data(), 100, labels.data(), nullptr}, fit);
+    g_counting = false;
+    ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_EQ(g_allocations.load(), 0) << "round " << round;
+  }
+  EXPECT_EQ(arena.bytes(Region::kFeatureCache), AlignUp(100 * 100 * sizeof(float)));
+}
+
 // An error costs the heap only its sentence: without error strings (the
 // firmware profile's THAW_ERROR_STRINGS=OFF) nothing is formatted or copied,
 // however long the sentence would have been; with them, the counter sees the

@@ -91,11 +91,59 @@ struct EpochResult {
   double step_seconds = 0.0;  // training steps only
 };
 
+// Fit's frozen-prefix feature cache (FitOptions::feature_cache).
+//
+// When the training step begins with a part of the graph that depends only
+// on the input and on frozen, deterministic layers (core/exec/feature_cut.h:
+// frozen Dense and convolutions, BatchNormalization in inference mode,
+// activations, pooling, views; not a Dropout in training mode), Fit computes
+// that part's output for every training example once, into the arena's
+// feature-cache region (the top of the arena), and every step after that
+// runs only the rest of the graph, gathering each batch's rows from the
+// cache. Weights, losses and metrics are bit for bit those of running
+// without it. The values cached are the cheapest cut between the frozen
+// part and the trainable one (core/exec/feature_cut.h); PlanOptions::
+// cache_examples plans them (ModelPlan::cached_values, the region
+// bytes[Region::kFeatureCache]). Fit checks that the cache, the steps and
+// computing it (in chunks of the batch size, or fewer examples when only
+// that fits) fit the arena together before it starts; the region then gives
+// way to whatever later needs its bytes (a thaw's gradients, a larger
+// Predict), and the next Fit computes it again.
+//
+// The cached values are those of one freeze set, one set of frozen values
+// and one set of examples, and are recomputed (never read stale) when any
+// of them changes. At every Fit the cache compares: the freeze set; a
+// fingerprint (platform/fingerprint.h) of every variable the cached part
+// reads, so any load, Assign, thaw or direct write of one is seen; and the
+// examples: the same pointer and count and a fingerprint of their inputs,
+// so data rewritten in place is seen too. Inside a Fit, a callback that
+// changes the freeze set or sets a prefix variable through the API
+// (VariableSet::edits) makes the following steps run without the cache;
+// the examples must not change during a Fit.
+enum class CacheMode {
+  kOff,       // never cache
+  kAuto,      // cache when there is something to cache and the arena has room
+  kRequired,  // as kAuto, but Fit fails (with a sentence saying why) instead
+              // of running without the cache
+};
+
+// What happened to the cache in a Fit (FitInfo::cache).
+enum class CacheState {
+  kOff,             // FitOptions::feature_cache is kOff
+  kNothingToCache,  // no frozen, deterministic part feeds the trainable one
+  kNoRoom,          // the arena cannot hold the cache next to the steps
+  kComputed,        // computed for this Fit
+  kReused,          // valid from an earlier Fit: not recomputed
+};
+const char* CacheStateName(CacheState state);
+
 // What Fit tells its callback about the run ahead.
 struct FitInfo {
   int epochs = 0;
   size_t steps = 0;       // per epoch
   bool accuracy = false;  // the loss has an accuracy metric
+  CacheState cache = CacheState::kOff;
+  size_t cache_bytes = 0;  // the feature-cache region (kComputed, kReused)
 };
 
 // Keras callbacks: Fit calls these between steps (never inside one).
@@ -138,6 +186,12 @@ struct FitOptions {
   // the training state the weights, are bit for bit those of a run that
   // never stopped. Epochs before resume->epoch are not run or reported.
   const FitPosition* resume = nullptr;
+  // The frozen-prefix feature cache (CacheMode above). Costs, when used:
+  // the region (examples x the cut's floats per example, 64-byte aligned
+  // per cut value; ModelPlan reports it), one pass of the frozen part over
+  // the examples, and at each Fit a fingerprint of the examples' inputs and
+  // of the frozen variables it reads.
+  CacheMode feature_cache = CacheMode::kAuto;
 };
 
 // Bytes of one layer in a memory plan.
@@ -160,6 +214,12 @@ struct ModelPlan {
   size_t arena_bytes = 0;
   std::vector<LayerMemory> layers; // an "input" row comes first
   std::vector<PlannedBuffer> step_buffers;  // the step's plan, placed
+  // With PlanOptions::cache_examples: the values the feature cache holds
+  // ("<layer> output [shape]"), empty when nothing can be cached (the plan
+  // is then that of Fit without the cache), and the floats per example.
+  // bytes[Region::kFeatureCache] is the cache region.
+  std::vector<std::string> cached_values;
+  size_t cache_example_floats = 0;
   std::string ToString() const;
 };
 
@@ -191,6 +251,11 @@ struct PlanOptions {
   // The batch is copied into the arena: Fit with shuffle (TrainOnBatch,
   // Evaluate and Predict read it where it is).
   bool gather = false;
+  // Train: a Fit on this many examples with the feature cache (FitOptions::
+  // feature_cache): the step runs the part after the cached values, and
+  // the plan holds the cache region; arena_bytes covers computing the cache
+  // too. 0: no cache.
+  size_t cache_examples = 0;
   // Before Build, to size the arena: the output the model will be built
   // with (required), and the optimizer and loss Compile will get (null: the
   // compiled ones; before Compile, plain SGD without state and mean squared
@@ -326,6 +391,16 @@ class Model {
   Status BuildIn(Value* output, size_t max_batch, Arena* arena, const BuildOptions& options);
   Status FitIn(const Examples& train, const FitOptions& options,
                std::vector<EpochResult>* history);
+  struct Cache;
+  // Fit's feature cache: chooses, checks, reuses or computes it for `train`.
+  Status SetUpCache(const Examples& train, const FitOptions& options, FitInfo* info);
+  // Whether the cache may feed the next step (nothing changed since it was
+  // computed: its arena bytes, the freeze set, edits of its variables).
+  bool CacheHolds() const;
+  // The transient bytes of the programs a cached Fit runs: its steps, the
+  // cache computed in chunks of `chunk` examples, validation.
+  size_t CachedFitTransient(size_t batch_size, size_t chunk, size_t count, bool gather,
+                            const Examples* validation);
   struct Initial;
   // Checks `weights` against the declared variables into *initial: what to
   // copy, and what frozen parameters read in place.
@@ -341,8 +416,10 @@ class Model {
   // Runs one step on the batch at rows [index[0..count)] of `examples`
   // (rows in order, read in place, when index is null); fills `out`
   // (Predict) or metrics.
+  // With `cut` not kNone, the step provides (reads) or produces (writes)
+  // the feature cache's rows; cache_row: the first row when index is null.
   Status Step(const Examples& examples, const size_t* index, size_t count, StepMode mode,
-              Metrics* metrics, float* out);
+              Metrics* metrics, float* out, CutUse cut = CutUse::kNone, size_t cache_row = 0);
 
   ThreadPool* pool_;
   Status status_;
@@ -362,6 +439,7 @@ class Model {
   // One program per mode, recompiled when its batch, gathering or freeze
   // set changes; sized at Build so that a step never allocates.
   std::unique_ptr<Programs> programs_;
+  std::unique_ptr<Cache> cache_;  // Fit's feature cache, sized at Build
 };
 
 // A chain of layers, each taking the previous one's output (Keras

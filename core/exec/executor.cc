@@ -68,6 +68,7 @@ LossResult RunProgram(const Program& program, Graph* graph, VariableSet* vars,
   };
   // 1. Bind every value. A view's root comes before it in graph order.
   const Value* input = spec.input;
+  const bool provide = spec.cut_use == CutUse::kProvide;
   for (int v = 0; v < graph->num_values(); ++v) {
     Value& value = *graph->value(v);
     value.grad = reinterpret_cast<float*>(at(program.grad_buffer(v)));
@@ -78,6 +79,8 @@ LossResult RunProgram(const Program& program, Graph* graph, VariableSet* vars,
       value.data = reinterpret_cast<float*>(at(program.data_buffer(v)));
     } else if (program.data_root(v) != v) {
       value.data = graph->value(program.data_root(v))->data;
+    } else if (provide && program.cut_slot(v) >= 0) {  // read in place, never written
+      value.data = data.cache[program.cut_slot(v)] + data.cache_row * value.shape.num_elements();
     } else if (&value == input) {
       value.data = const_cast<float*>(data.x);  // read, never written
     } else if (&value == spec.output && spec.mode == StepMode::kPredict) {
@@ -96,8 +99,18 @@ LossResult RunProgram(const Program& program, Graph* graph, VariableSet* vars,
   if (spec.gather) {
     const size_t row = input->shape.num_elements();
     auto source = [&](size_t r) { return data.index != nullptr ? data.index[r] : r; };
-    for (size_t r = 0; r < batch; ++r) {
-      std::memcpy(input->data + r * row, data.x + source(r) * row, row * sizeof(float));
+    if (program.data_buffer(input->index) >= 0) {  // not when the cut provides all it feeds
+      for (size_t r = 0; r < batch; ++r) {
+        std::memcpy(input->data + r * row, data.x + source(r) * row, row * sizeof(float));
+      }
+    }
+    for (size_t i = 0; provide && i < spec.cut.size(); ++i) {
+      const Value& value = *graph->value(spec.cut[i]);
+      const size_t n = value.shape.num_elements();
+      const size_t first = data.index != nullptr ? 0 : data.cache_row;
+      for (size_t r = 0; r < batch; ++r) {
+        std::memcpy(value.data + r * n, data.cache[i] + (first + source(r)) * n, n * sizeof(float));
+      }
     }
     if (program.labels_buffer() >= 0) {
       int32_t* copy = reinterpret_cast<int32_t*>(at(program.labels_buffer()));
@@ -152,7 +165,13 @@ LossResult RunProgram(const Program& program, Graph* graph, VariableSet* vars,
   const int loss_at = program.loss_time();
   LossResult result;
   lifetimes.Begin(loss_at);
-  if (spec.mode == StepMode::kPredict) {
+  if (spec.cut_use == CutUse::kProduce) {
+    for (size_t i = 0; i < spec.cut.size(); ++i) {
+      const Value& value = *graph->value(spec.cut[i]);
+      const size_t n = value.shape.num_elements();
+      std::memcpy(data.cache[i] + data.cache_row * n, value.data, batch * n * sizeof(float));
+    }
+  } else if (spec.mode == StepMode::kPredict) {
     const Value& out = *spec.output;
     if (out.data != data.out) {
       std::memcpy(data.out, out.data, out.ElementsAt(batch) * sizeof(float));

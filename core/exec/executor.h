@@ -41,6 +41,12 @@ struct StepData {
   const int32_t* labels = nullptr; // per row (labels losses)
   const float* targets = nullptr;  // per row, one per output (other losses)
   float* out = nullptr;            // Predict: [batch, outputs]
+  // The feature cache, for programs with a cut (core/exec/program.h): per
+  // cut value, its array of [examples, the value's per-example elements]
+  // in example order. A provide program reads rows index[r] (gathered) or
+  // cache_row + r (in place); a produce program writes rows cache_row + r.
+  float* const* cache = nullptr;
+  size_t cache_row = 0;
 };
 
 // Runs one step. `block` holds program.plan().total() bytes, 64-byte aligned,

@@ -14,7 +14,7 @@ void Program::Reserve(const Graph& graph) {
   for (std::vector<char>* v : {&needed_, &requires_grad_, &reaches_, &written_}) {
     v->reserve(values);
   }
-  for (std::vector<int>* v : {&data_root_, &first_, &last_, &data_buffer_, &grad_root_,
+  for (std::vector<int>* v : {&data_root_, &first_, &last_, &data_buffer_, &cut_slot_, &grad_root_,
                               &grad_first_, &grad_last_, &grad_buffer_, &writers_, &readers_}) {
     v->reserve(values);
   }
@@ -30,7 +30,12 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
   const int nv = graph.num_values(), nn = graph.num_nodes();
   const bool training = spec.mode == StepMode::kTrain;
   const bool predict = spec.mode == StepMode::kPredict;
-  THAW_CHECK(spec.input != nullptr && (predict ? spec.output : spec.loss_input) != nullptr);
+  const bool provide = spec.cut_use == CutUse::kProvide;
+  const bool produce = spec.cut_use == CutUse::kProduce;
+  THAW_CHECK(spec.input != nullptr &&
+             (produce || (predict ? spec.output : spec.loss_input) != nullptr));
+  THAW_CHECK(!produce || (predict && spec.cut.size() > 0));  // a produce program predicts
+  THAW_CHECK(!provide || (training && spec.cut.size() > 0));
   THAW_CHECK(static_cast<size_t>(nv) <= needed_.capacity());  // Reserve'd for this graph
   forward_.clear();
   backward_.clear();
@@ -43,6 +48,8 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
   first_.assign(nv, -1);
   last_.assign(nv, -1);
   data_buffer_.assign(nv, -1);
+  cut_slot_.assign(nv, -1);
+  for (size_t i = 0; i < spec.cut.size(); ++i) cut_slot_[spec.cut[i]] = static_cast<int>(i);
   grad_root_.assign(nv, -1);
   grad_first_.assign(nv, -1);
   grad_last_.assign(nv, -1);
@@ -54,17 +61,24 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
   first_backward_layer_ = -1;
   auto bytes = [&](int v) { return graph.value(v)->ElementsAt(spec.batch) * sizeof(float); };
 
-  // 1. Forward: the nodes the target depends on, in graph order.
-  const Value* target = predict ? spec.output : spec.loss_input;
-  needed_[target->index] = 1;
+  // 1. Forward: the nodes the target depends on, in graph order (the cut's
+  // values for a produce program; a provide program does not look behind
+  // them).
+  const Value* target = produce ? nullptr : predict ? spec.output : spec.loss_input;
+  if (produce) {
+    for (int v : spec.cut) needed_[v] = 1;
+  } else {
+    needed_[target->index] = 1;
+  }
+  auto provided = [&](int v) { return provide && cut_slot_[v] >= 0; };
   for (int i = nn - 1; i >= 0; --i) {
     const Node& n = *graph.node(i);
-    if (!needed_[n.out->index]) continue;
+    if (!needed_[n.out->index] || provided(n.out->index)) continue;
     for (int k = 0; k < n.num_inputs; ++k) needed_[n.in[k]->index] = 1;
   }
   for (int i = 0; i < nn; ++i) {
     const Node* n = graph.node(i);
-    if (!needed_[n->out->index]) continue;
+    if (!needed_[n->out->index] || provided(n->out->index)) continue;
     ForwardStep f;
     f.node = const_cast<Node*>(n);
     forward_.push_back(f);
@@ -136,7 +150,8 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
     const Node& n = *f.node;
     const Value& u = *n.in[0];
     if (n.op->channel_affine == nullptr || backward_time_[n.index] >= 0 ||
-        readers_[u.index] != 1 || &u == target || u.producer == nullptr) {
+        readers_[u.index] != 1 || &u == target || u.producer == nullptr ||
+        cut_slot_[u.index] >= 0) {
       continue;
     }
     OpCall ask;
@@ -163,7 +178,10 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
     const int r = data_root_[v->index];
     last_[r] = std::max(last_[r], t);
   };
-  if (spec.gather) first_[spec.input->index] = 0;
+  if (spec.gather && needed_[spec.input->index]) first_[spec.input->index] = 0;
+  if (provide && spec.gather) {
+    for (int v : spec.cut) first_[v] = 0;  // gathered with the batch
+  }
   for (int k = 0; k < num_forward; ++k) {
     const Node& n = *forward_[k].node;
     if (n.op->aliases_input || forward_[k].folded_into >= 0) {
@@ -173,10 +191,12 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
     for (int i = 0; i < n.num_inputs; ++i) read(n.in[i], 1 + k);
     first_[n.out->index] = 1 + k;
   }
-  const int output = predict ? spec.output->index : -1;
+  const int output = predict && !produce ? spec.output->index : -1;
   const bool to_caller =
-      predict && spec.output_to_caller && data_root_[output] == output;
-  if (!predict) {
+      output >= 0 && spec.output_to_caller && data_root_[output] == output;
+  if (produce) {
+    for (int v : spec.cut) read(graph.value(v), loss_at);  // copied into the cache at the end
+  } else if (!predict) {
     read(spec.loss_input, loss_at);
   } else if (!to_caller) {
     read(spec.output, loss_at);  // copied out at the end
@@ -193,7 +213,11 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
     if (data_root_[v] != v || first_[v] < 0 || (to_caller && v == output)) continue;
     const int last = std::max(first_[v], last_[v]);
     data_buffer_[v] = plan_.Add(bytes(v), last > loss_at ? Region::kActivations : Region::kScratch,
-                                first_[v], last, v == spec.input->index ? "input" : "output", v);
+                                first_[v], last,
+                                v == spec.input->index ? "input"
+                                : provided(v)          ? "cached"
+                                                       : "output",
+                                v);
   }
 
   // 5. Saved state and scratch of each call.

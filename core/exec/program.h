@@ -32,6 +32,14 @@
 // only, its BatchNorm outputs share their producers' buffers, and the bits
 // are those of running them apart (core/graph/op.h).
 //
+// The feature cache (core/exec/feature_cut.h; Fit's cache, core/api/
+// model.h): with CutUse::kProvide the values of spec.cut come from the cache
+// (copied in at time 0 with the batch when gathered, else read in place from
+// the cache's rows) and the nodes that only computed them do not run: the
+// step is the rest of the graph. With CutUse::kProduce (mode kPredict) the
+// program computes the cut's values instead of an output, keeps them to the
+// end and the executor copies them into the cache's rows.
+//
 // Step times: 0 gathers the batch, forward node k runs at 1 + k, the loss at
 // L = F + 1 (F forward nodes), backward node j at L + 1 + j, and the commit
 // (core/graph/op.h) after the last backward node.
@@ -52,10 +60,14 @@
 #include "core/graph/graph.h"
 #include "core/memory/plan.h"
 #include "core/vars/variables.h"
+#include "platform/span.h"
 
 namespace thaw {
 
 enum class StepMode { kTrain, kEvaluate, kPredict };
+
+// How a program uses a feature cut (see above).
+enum class CutUse { kNone, kProvide, kProduce };
 
 struct ProgramSpec {
   StepMode mode = StepMode::kTrain;
@@ -71,6 +83,9 @@ struct ProgramSpec {
   Value* loss_input = nullptr;  // what the loss reads (train, evaluate)
   size_t label_bytes = 0;       // per example, when gathered
   size_t target_floats = 0;     // per example, when gathered
+  // The feature cut (value indices) and how this program uses it.
+  CutUse cut_use = CutUse::kNone;
+  Span<const int> cut;
 };
 
 class Program {
@@ -115,6 +130,8 @@ class Program {
   int data_buffer(int v) const { return data_buffer_[data_root_[v]]; }
   int grad_buffer(int v) const { return grad_buffer_[v]; }
   bool requires_grad(int v) const { return requires_grad_[v] != 0; }
+  // Value v's position in spec().cut, or -1.
+  int cut_slot(int v) const { return cut_slot_[v]; }
   int labels_buffer() const { return labels_buffer_; }
   int targets_buffer() const { return targets_buffer_; }
   // The smallest layer index with a backward node, or -1.
@@ -127,7 +144,7 @@ class Program {
   MemoryPlan plan_;
   // Per value (vectors of chars, not bools, for plain indexing).
   std::vector<char> needed_, requires_grad_, reaches_, written_;
-  std::vector<int> data_root_, first_, last_, data_buffer_;
+  std::vector<int> data_root_, first_, last_, data_buffer_, cut_slot_;
   std::vector<int> grad_root_, grad_first_, grad_last_, grad_buffer_, writers_, readers_;
   std::vector<int> backward_time_;  // per node, -1 when it has no backward
   int labels_buffer_ = -1, targets_buffer_ = -1;

@@ -6,7 +6,7 @@
 //                       /*saved_floats=*/nullptr, /*aliases_input=*/false,
 //                       /*final_activation=*/nullptr, /*check=*/nullptr,
 //                       /*commit=*/nullptr, /*channel_affine=*/nullptr,
-//                       /*takes_affine=*/false};
+//                       /*takes_affine=*/false, /*training_differs=*/false};
 //
 // An OpDef is a table of plain functions: shape inference, forward, backward
 // (every wanted input's gradient), what the backward pass reads, and the
@@ -50,6 +50,14 @@
 //  - takes_affine: forward applies call.affine, when set, to its output
 //    after its bias and before its activation, with the bits of applying it
 //    afterwards (Conv2D, DepthwiseConv2D, Dense: the GEMM epilogue).
+//  - training_differs: in training mode the op's output is not a function of
+//    each example's own inputs and the variables alone, with inference
+//    mode's bits: it draws per step (Dropout's mask) or mixes the examples of
+//    a batch (BatchNormalization's batch statistics). A node of such an op in
+//    training mode is never computed once and reused (Fit's feature cache,
+//    core/exec/feature_cut.h); in inference mode it may be. False (the
+//    default of a table that leaves it out): the same function of each
+//    example in both modes.
 //
 // A node's mode: OpCall::training is true in a training step for a node
 // that has no parameters or has a trainable one; a node whose parameters
@@ -125,6 +133,7 @@ struct OpDef {
   Status (*commit)(const OpCall& call);
   bool (*channel_affine)(const OpCall& call, ChannelAffine* affine);
   bool takes_affine;
+  bool training_differs;
 };
 
 // The op-table lookups with their defaults for null entries.

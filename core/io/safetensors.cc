@@ -405,6 +405,7 @@ void CopyVariables(const Contents& contents, Span<const VariableCopy> copies, Va
     const Entry& e = *copy.entry;
     float* held = (*vars)[copy.variable].value().data();
     const size_t n = vars->shape(copy.variable).num_elements();
+    vars->NoteEdited(copy.variable);
     if (e.dtype != "I64") {
       CopyBuffer(contents, e, *vars, copy.variable, held);
       continue;

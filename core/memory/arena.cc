@@ -17,6 +17,7 @@ const char* RegionName(Region region) {
     case Region::kOptimizerState: return "optimizer state";
     case Region::kActivations: return "activations";
     case Region::kScratch: return "scratch";
+    case Region::kFeatureCache: return "feature cache";
   }
   return "?";
 }
@@ -55,6 +56,8 @@ Arena& Arena::operator=(Arena&& other) noexcept {
   high_water_ = std::exchange(other.high_water_, 0);
   transient_owner_ = std::exchange(other.transient_owner_, 0);
   persistent_owner_ = std::exchange(other.persistent_owner_, 0);
+  tail_bytes_ = std::exchange(other.tail_bytes_, 0);
+  tail_claim_ = std::exchange(other.tail_claim_, 0);
   std::copy(other.bytes_, other.bytes_ + kNumRegions, bytes_);
   std::fill(other.bytes_, other.bytes_ + kNumRegions, 0);
   return *this;
@@ -119,10 +122,11 @@ MemoryReport Arena::Report() const {
 
 void Arena::SetPersistent(size_t end, const size_t (&bytes)[kNumPersistentRegions]) {
   THAW_CHECK(end <= capacity_ && end % kAlignment == 0);
+  MakeRoom(end);
   persistent_end_ = end;
   std::copy(bytes, bytes + kNumPersistentRegions, bytes_);
   ResetTransient();
-  high_water_ = std::max(high_water_, end);
+  high_water_ = std::max(high_water_, end + tail_bytes_);
 }
 
 bool Arena::ClaimPersistent(uint64_t owner) {
@@ -170,10 +174,11 @@ void* Arena::AllocateTransient(size_t bytes, Region region, size_t alignment) {
   const size_t start = AlignUp(transient_top_, alignment);
   const size_t size = AlignUp(bytes, alignment);
   if (start > capacity_ || size > capacity_ - start) return nullptr;
+  MakeRoom(start + size);
   void* p = data_ + start;
   bytes_[static_cast<int>(region)] += start + size - transient_top_;
   transient_top_ = start + size;
-  high_water_ = std::max(high_water_, transient_top_);
+  high_water_ = std::max(high_water_, transient_top_ + tail_bytes_);
   return p;
 }
 
@@ -181,11 +186,35 @@ unsigned char* Arena::ClaimPlanned(uint64_t owner, size_t bytes, size_t activati
   THAW_CHECK(activation_bytes <= bytes);
   if (bytes > capacity_ - persistent_end_) return nullptr;
   ClaimTransient(owner);
+  MakeRoom(persistent_end_ + bytes);
   transient_top_ = persistent_end_ + bytes;
   bytes_[static_cast<int>(Region::kActivations)] = activation_bytes;
   bytes_[static_cast<int>(Region::kScratch)] = bytes - activation_bytes;
-  high_water_ = std::max(high_water_, transient_top_);
+  high_water_ = std::max(high_water_, transient_top_ + tail_bytes_);
   return data_ + persistent_end_;
+}
+
+void Arena::MakeRoom(size_t end) {
+  if (tail_bytes_ > 0 && end > capacity_ - tail_bytes_) ReleaseTail();
+}
+
+uint64_t Arena::ClaimTail(size_t bytes) {
+  THAW_CHECK(bytes % kAlignment == 0);
+  if (data_ == nullptr || bytes > capacity_ || capacity_ - bytes < transient_top_ ||
+      capacity_ - bytes < persistent_end_) {
+    return 0;
+  }
+  tail_bytes_ = bytes;
+  bytes_[static_cast<int>(Region::kFeatureCache)] = bytes;
+  tail_claim_ = NewOwnerToken();
+  high_water_ = std::max(high_water_, transient_top_ + tail_bytes_);
+  return tail_claim_;
+}
+
+void Arena::ReleaseTail() {
+  tail_bytes_ = 0;
+  bytes_[static_cast<int>(Region::kFeatureCache)] = 0;
+  tail_claim_ = NewOwnerToken();
 }
 
 }  // namespace thaw

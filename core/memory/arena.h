@@ -8,13 +8,17 @@
 //   std::printf("%s", arena.Report().ToString().c_str());
 //
 // Layout, bottom to top:
-//   [ persistent: weights | gradients + optimizer state ][ transient: activations, scratch -> ]
+//   [ persistent: weights | gradients + optimizer state ][ transient: activations, scratch -> ]  [ <- tail ]
 // The persistent part is laid out by the variable set's plan
 // (core/vars/variables.h), which knows the freeze set. The transient part
 // holds one step: a model's step claims it whole for its planned buffers
 // (ClaimPlanned, core/exec/program.h); a GradientTape, which cannot plan
 // ahead, fills it as a bump region. The next step resets it. Every buffer is
-// 64-byte aligned. The arena
+// 64-byte aligned. The tail, at the top of the block, holds bytes that
+// outlive steps but may be given up (a model's feature cache: core/api/
+// model.h): whoever needs them for weights, state or a step takes them, and
+// the tail's claim number changes, so its owner can tell its bytes are gone
+// (a cache is then recomputed or not used; never read stale). The arena
 // never touches the heap after Create, and never moves or frees what it holds
 // on its own: a request that does not fit returns nullptr (and the caller a
 // Status naming bytes needed and free), leaving everything in place.
@@ -36,8 +40,9 @@ enum class Region : int {
   kOptimizerState,  // momentum / Adam moments per trainable variable (persistent)
   kActivations,     // forward values kept for the backward pass (transient)
   kScratch,         // temporaries of the backward pass and kernels (transient)
+  kFeatureCache,    // Fit's frozen-prefix features, kept across steps (the tail)
 };
-inline constexpr int kNumRegions = 5;
+inline constexpr int kNumRegions = 6;
 inline constexpr int kNumPersistentRegions = 3;
 const char* RegionName(Region region);
 
@@ -138,8 +143,23 @@ class Arena {
   unsigned char* ClaimPlanned(uint64_t owner, size_t bytes,
                               size_t activation_bytes);
 
+  // The tail: `bytes` (a multiple of kAlignment) at the top of the block,
+  // counted as the feature cache, kept until released or taken: a
+  // SetPersistent, AllocateTransient or ClaimPlanned that needs them gets
+  // them (the tail is then empty). Returns the claim's number (tail_claim()
+  // stays equal to it while the bytes are the claimant's), or 0, changing
+  // nothing, when the bytes do not fit above the persistent part and the
+  // transient part as it is now. The tail starts at capacity() - tail_bytes().
+  uint64_t ClaimTail(size_t bytes);
+  void ReleaseTail();
+  size_t tail_bytes() const { return tail_bytes_; }
+  unsigned char* tail() const { return data_ + capacity_ - tail_bytes_; }
+  uint64_t tail_claim() const { return tail_claim_; }
+
  private:
   void Free();
+  // Gives the tail up when [0, end) reaches into it.
+  void MakeRoom(size_t end);
 
   unsigned char* data_ = nullptr;
   size_t capacity_ = 0;
@@ -149,6 +169,8 @@ class Arena {
   size_t high_water_ = 0;
   uint64_t transient_owner_ = 0;
   uint64_t persistent_owner_ = 0;
+  size_t tail_bytes_ = 0;
+  uint64_t tail_claim_ = 0;  // changes on every claim and release
   size_t bytes_[kNumRegions] = {};
 };
 

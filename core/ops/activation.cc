@@ -77,6 +77,7 @@ const OpDef kActivation = {
     "activation", 1, 1, Infer, Forward, Backward, Reads,
     /*scratch_floats=*/nullptr, /*saved_floats=*/nullptr, /*aliases_input=*/false, Final,
     /*check=*/nullptr, /*commit=*/nullptr, /*channel_affine=*/nullptr, /*takes_affine=*/false,
+    /*training_differs=*/false,
 };
 
 }  // namespace ops

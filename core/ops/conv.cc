@@ -176,12 +176,14 @@ const OpDef kConv2D = {
     "conv2d", 2, 3, InferConv, ConvForward, ConvBackward, Reads, ConvScratch,
     /*saved_floats=*/nullptr, /*aliases_input=*/false, Final, /*check=*/nullptr,
     /*commit=*/nullptr, /*channel_affine=*/nullptr, /*takes_affine=*/true,
+    /*training_differs=*/false,
 };
 
 const OpDef kDepthwiseConv2D = {
     "depthwise_conv2d", 2, 3, InferDepthwise, DepthwiseForward, DepthwiseBackward, Reads,
     /*scratch_floats=*/nullptr, /*saved_floats=*/nullptr, /*aliases_input=*/false, Final,
     /*check=*/nullptr, /*commit=*/nullptr, /*channel_affine=*/nullptr, /*takes_affine=*/true,
+    /*training_differs=*/false,
 };
 
 }  // namespace ops

@@ -116,6 +116,7 @@ const OpDef kDense = {
     "dense", 2, 3, Infer, Forward, Backward, Reads, ScratchFloats,
     /*saved_floats=*/nullptr, /*aliases_input=*/false, Final, /*check=*/nullptr,
     /*commit=*/nullptr, /*channel_affine=*/nullptr, /*takes_affine=*/true,
+    /*training_differs=*/false,
 };
 
 }  // namespace ops

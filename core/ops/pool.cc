@@ -52,6 +52,7 @@ const OpDef kMaxPool2D = {
     /*scratch_floats=*/nullptr, /*saved_floats=*/nullptr, /*aliases_input=*/false,
     /*final_activation=*/nullptr, /*check=*/nullptr, /*commit=*/nullptr,
     /*channel_affine=*/nullptr, /*takes_affine=*/false,
+    /*training_differs=*/false,
 };
 
 const OpDef kAvgPool2D = {
@@ -59,6 +60,7 @@ const OpDef kAvgPool2D = {
     /*scratch_floats=*/nullptr, /*saved_floats=*/nullptr, /*aliases_input=*/false,
     /*final_activation=*/nullptr, /*check=*/nullptr, /*commit=*/nullptr,
     /*channel_affine=*/nullptr, /*takes_affine=*/false,
+    /*training_differs=*/false,
 };
 
 }  // namespace ops

@@ -196,6 +196,7 @@ Status VariableSet::Assign(Variable variable, Span<const float> values) {
                            value.shape().ToString().c_str(), value.num_elements());
   }
   std::memcpy(value.data(), values.data(), values.size() * sizeof(float));
+  NoteEdited(variable.index());
   return Status::Ok();
 }
 
@@ -254,6 +255,7 @@ Status VariableSet::AssignFromFileOrder(Variable variable, Span<const float> val
                            r.shape.num_elements());
   }
   FromFileOrder(variable.index(), values.data(), variable.value().data());
+  NoteEdited(variable.index());
   return Status::Ok();
 }
 
@@ -309,6 +311,7 @@ Status VariableSet::SetTrainable(Variable variable, bool trainable) {
         "%s is a statistic (its op updates it in training mode), never trainable",
         variable.name().c_str());
   }
+  if (trainable && !trainable_.Test(variable.index())) NoteEdited(variable.index());
   trainable_.Set(variable.index(), trainable);
   return Status::Ok();
 }

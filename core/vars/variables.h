@@ -187,6 +187,17 @@ class VariableSet {
   // is a no-op.
   Status SetTrainable(Variable variable, bool trainable);
   bool trainable(int index) const { return trainable_.Test(index); }
+
+  // How many times variable `index`'s value was set from outside training:
+  // Assign, AssignFromFileOrder, a checkpoint or training-state load
+  // (NoteEdited), a thaw (training may change it from then on). Optimizer
+  // updates and statistics commits do not count. What is computed from
+  // frozen values once and kept (Fit's feature cache) compares it between
+  // steps; writing a value through value().data() is not seen here (the
+  // cache also compares a fingerprint of the values at each Fit).
+  uint64_t edits(int index) const { return records_[index].edits; }
+  // For code that writes values directly (checkpoint loaders): counts an edit.
+  void NoteEdited(int index) { ++records_[index].edits; }
   const Bitmap& trainable_bits() const { return trainable_; }
 
   // Whether the flags differ from what the current plan holds.
@@ -246,6 +257,7 @@ class VariableSet {
     size_t state_offset = kNone;  // gradient then the optimizer's slots
     size_t new_state_offset = kNone;  // used while re-planning
     uint64_t steps = 0;
+    uint64_t edits = 0;  // see edits()
   };
 
   Status Add(const std::string& name, const Shape& shape, VariableRole role,
