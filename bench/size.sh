@@ -2,7 +2,7 @@
 # Binary size of thaw's examples: the firmware profile (THAW_FIRMWARE=ON,
 # with and without error strings) against the default build.
 # Usage: bench/size.sh
-#        THAW_FIRMWARE_TARGET=SSE4 bench/size.sh   another static target
+#        THAW_ONE_TARGET=SSE4 bench/size.sh        another static target
 #        THAW_SIZE_BUILD=/tmp/size bench/size.sh   where the builds go
 #                                                  (default build/size-*)
 #
@@ -20,7 +20,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 prefix=${THAW_SIZE_BUILD:-$root/build/size}
 target_flag=()
-[[ -n "${THAW_FIRMWARE_TARGET:-}" ]] && target_flag=(-DTHAW_FIRMWARE_TARGET="$THAW_FIRMWARE_TARGET")
+[[ -n "${THAW_ONE_TARGET:-}" ]] && target_flag=(-DTHAW_ONE_TARGET="$THAW_ONE_TARGET")
 
 # The examples to measure: the seed's freeze example (tape, SGD, an arena
 # report) and the C examples (examples/c/) when the C API is there.
@@ -70,7 +70,10 @@ echo "building into $prefix-{default,firmware,firmware-nostrings} ..." >&2
 build "$prefix-default"
 build "$prefix-firmware" -DTHAW_FIRMWARE=ON "${target_flag[@]}"
 build "$prefix-firmware-nostrings" -DTHAW_FIRMWARE=ON -DTHAW_ERROR_STRINGS=OFF "${target_flag[@]}"
-target=$(grep -E '^THAW_FIRMWARE_TARGET:' "$prefix-firmware/CMakeCache.txt" | cut -d= -f2)
+# The firmware's one target, as its compile lines name it (none: BASELINE).
+target=$(grep -m1 -oE 'THAW_STATIC_TARGET=HWY_[A-Z0-9_]+' "$prefix-firmware/build.ninja" |
+         sed 's/.*=HWY_//' || true)
+target=${target:-BASELINE}
 
 echo "stripped example binaries, bytes ($(uname -m); firmware target $target;"
 echo "shared glibc, libm, libstdc++ and libgcc_s not counted)"

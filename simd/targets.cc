@@ -36,9 +36,9 @@ HWY_AFTER_NAMESPACE();
 
 #if defined(THAW_STATIC_TARGET)
 // The firmware profile compiles the one target that its compiler flags make
-// the baseline (HWY_COMPILE_ONLY_STATIC); THAW_FIRMWARE_TARGET names it.
+// the baseline (HWY_COMPILE_ONLY_STATIC); THAW_ONE_TARGET (CMake) names it.
 static_assert(HWY_TARGETS == THAW_STATIC_TARGET,
-              "THAW_FIRMWARE_TARGET's compiler flags did not make it Highway's static target");
+              "THAW_ONE_TARGET's compiler flags did not make it Highway's static target");
 #endif
 
 namespace thaw {
@@ -66,28 +66,43 @@ std::string CompiledTargetNames() { return TargetNames(HWY_TARGETS); }
 int64_t SupportedTargets() {
   bool runs = true;
 #if HWY_ARCH_X86
+  // Preprocessor tests, not `if`s: a compiler checks the feature names even
+  // in a branch that is never taken, and clang 14 knows neither "f16c" nor
+  // "vaes". Under clang those two are taken from the features every CPU
+  // with them has: F16C came with AVX2 (Haswell, Zen), VAES with AVX3_DL's
+  // VBMI2 (Ice Lake, Zen 4).
+#if defined(__clang__)
+#define THAW_CPU_HAS_F16C true
+#define THAW_CPU_HAS_VAES true
+#else
+#define THAW_CPU_HAS_F16C __builtin_cpu_supports("f16c")
+#define THAW_CPU_HAS_VAES __builtin_cpu_supports("vaes")
+#endif
   __builtin_cpu_init();
-  runs = HWY_STATIC_TARGET == HWY_SCALAR || HWY_STATIC_TARGET == HWY_EMU128 ||
-         __builtin_cpu_supports("ssse3");
-  if (HWY_STATIC_TARGET <= HWY_SSE4) {  // better targets have lower bits
-    runs = runs && __builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("sse4.2") &&
-           __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("aes");
-  }
-  if (HWY_STATIC_TARGET <= HWY_AVX2) {
-    runs = runs && __builtin_cpu_supports("avx") && __builtin_cpu_supports("avx2") &&
-           __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
-           __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-  }
-  if (HWY_STATIC_TARGET <= HWY_AVX3) {
-    runs = runs && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
-  }
-  if (HWY_STATIC_TARGET <= HWY_AVX3_DL) {
-    runs = runs && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2") &&
-           __builtin_cpu_supports("vaes") && __builtin_cpu_supports("vpclmulqdq") &&
-           __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bitalg") &&
-           __builtin_cpu_supports("avx512vpopcntdq");
-  }
+#if HWY_STATIC_TARGET != HWY_SCALAR && HWY_STATIC_TARGET != HWY_EMU128
+  runs = __builtin_cpu_supports("ssse3");
+#endif
+#if HWY_STATIC_TARGET <= HWY_SSE4  // better targets have lower bits
+  runs = runs && __builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("sse4.2") &&
+         __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("aes");
+#endif
+#if HWY_STATIC_TARGET <= HWY_AVX2
+  runs = runs && __builtin_cpu_supports("avx") && __builtin_cpu_supports("avx2") &&
+         __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+         __builtin_cpu_supports("fma") && THAW_CPU_HAS_F16C;
+#endif
+#if HWY_STATIC_TARGET <= HWY_AVX3
+  runs = runs && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+#endif
+#if HWY_STATIC_TARGET <= HWY_AVX3_DL
+  runs = runs && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2") &&
+         THAW_CPU_HAS_VAES && __builtin_cpu_supports("vpclmulqdq") &&
+         __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bitalg") &&
+         __builtin_cpu_supports("avx512vpopcntdq");
+#endif
+#undef THAW_CPU_HAS_F16C
+#undef THAW_CPU_HAS_VAES
 #endif
   // Elsewhere the target is what the compiler's flags promised: NEON is part
   // of every aarch64 core; an SVE build is not checked here yet.

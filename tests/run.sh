@@ -19,7 +19,12 @@
 #        THAW_FIRMWARE=ON THAW_ERROR_STRINGS=OFF tests/run.sh
 #                                       the same without error strings
 #                                       (build/firmware-nostrings)
-#        THAW_FIRMWARE_TARGET=SSE4 (with THAW_FIRMWARE=ON) another target
+#        THAW_ONE_TARGET=AVX2 (with any of the above) compiles that Highway
+#                                       target alone, with its flags, instead
+#                                       of every target with run-time
+#                                       dispatch (the firmware profile's
+#                                       default: AVX2 on x86-64); the CPU
+#                                       must run it
 #        THAW_FAST_BUILD=ON (with any of the above, not the firmware
 #                                       profile) compiles fewer Highway
 #                                       targets (AVX3, AVX2, SCALAR on x86)
@@ -39,7 +44,6 @@ if [[ "$firmware" == ON ]]; then
   io=OFF
   bench=OFF  # measured in the default build
   extra+=(-DTHAW_FIRMWARE=ON -DTHAW_ERROR_STRINGS="$strings")
-  [[ -n "${THAW_FIRMWARE_TARGET:-}" ]] && extra+=(-DTHAW_FIRMWARE_TARGET="$THAW_FIRMWARE_TARGET")
 elif [[ "$strings" != ON ]]; then
   echo "thaw: THAW_ERROR_STRINGS=OFF is part of the firmware profile: add THAW_FIRMWARE=ON" >&2
   exit 1
@@ -69,7 +73,8 @@ fi
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=$type \
   -DTHAW_SANITIZE="$sanitize" -DTHAW_WITH_TBB="$tbb" -DTHAW_BUILD_IO="$io" \
   -DTHAW_BUILD_TESTS=ON -DTHAW_BUILD_BENCH="$bench" -DTHAW_BUILD_EXAMPLES=ON \
-  -DTHAW_FAST_BUILD="${THAW_FAST_BUILD:-OFF}" "${extra[@]}" >/dev/null
+  -DTHAW_FAST_BUILD="${THAW_FAST_BUILD:-OFF}" -DTHAW_ONE_TARGET="${THAW_ONE_TARGET:-}" \
+  "${extra[@]}" >/dev/null
 cmake --build "$build"
 if [[ "$firmware" == ON ]]; then
   # The runtime alone: no TBB, zlib or JSON parser in what links it, and no
