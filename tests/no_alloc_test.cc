@@ -268,6 +268,15 @@ TEST_P(NoAllocTest, ConvolutionalModelStepsTakeNothingFromTheHeap) {
   EXPECT_EQ(g_allocations.load(), 0);
 }
 
+// The Fit tests' model: 32 features, a 100-unit hidden layer and a 10-way
+// softmax, built for batches of 16 and compiled with plain SGD.
+Status BuildFitModel(Sequential* model, Arena* arena) {
+  THAW_RETURN_IF_ERROR(model->Add(Dense::Make(100, Activation::kRelu)));
+  THAW_RETURN_IF_ERROR(model->Add(Dense::Make(10, Activation::kSoftmax)));
+  THAW_RETURN_IF_ERROR(model->Build(32, 16, arena));
+  return model->Compile(OptimizerConfig::Sgd(SgdOptions()), Loss::kSparseCategoricalCrossentropy);
+}
+
 // Fit's steps, shuffled batches copied into the arena included: a callback
 // reads the counter between steps, after Fit's own setup.
 TEST_P(NoAllocTest, FitStepsTakeNothingFromTheHeap) {
@@ -275,11 +284,7 @@ TEST_P(NoAllocTest, FitStepsTakeNothingFromTheHeap) {
   ASSERT_TRUE(Arena::Create(16 << 20, &arena).ok());
   ThreadPool pool(GetParam());
   Sequential model(pool);
-  ASSERT_TRUE(model.Add(Dense::Make(100, Activation::kRelu)).ok());
-  ASSERT_TRUE(model.Add(Dense::Make(10, Activation::kSoftmax)).ok());
-  ASSERT_TRUE(model.Build(32, 16, &arena).ok());
-  ASSERT_TRUE(model.Compile(OptimizerConfig::Sgd(SgdOptions()),
-                            Loss::kSparseCategoricalCrossentropy).ok());
+  ASSERT_TRUE(BuildFitModel(&model, &arena).ok());
   std::vector<float> xs(100 * 32, 0.25f);
   std::vector<int32_t> labels(100, 1);
   struct Counter : FitCallback {
@@ -310,11 +315,7 @@ TEST_P(NoAllocTest, FitWithTheFeatureCacheTakesNothingFromTheHeap) {
   ASSERT_TRUE(Arena::Create(16 << 20, &arena).ok());
   ThreadPool pool(GetParam());
   Sequential model(pool);
-  ASSERT_TRUE(model.Add(Dense::Make(100, Activation::kRelu)).ok());
-  ASSERT_TRUE(model.Add(Dense::Make(10, Activation::kSoftmax)).ok());
-  ASSERT_TRUE(model.Build(32, 16, &arena).ok());
-  ASSERT_TRUE(model.Compile(OptimizerConfig::Sgd(SgdOptions()),
-                            Loss::kSparseCategoricalCrossentropy).ok());
+  ASSERT_TRUE(BuildFitModel(&model, &arena).ok());
   model.layer(0).SetTrainable(false);
   std::vector<float> xs(100 * 32, 0.25f);
   std::vector<int32_t> labels(100, 1);
