@@ -1101,6 +1101,27 @@ HWY_INLINE void RunPlan(const Plan& plan, bool accumulate,
     sched.panels_per_pack = DivCeil(panels, 2 * tasks);
     sched.panels_per_item = DivCeil(panels, 2 * tasks);
   }
+  if (plan.decision.fixed_shares) {
+    // Each task owns a fixed, contiguous share of every block's panels and
+    // runs the blocks in order: no task waits for another, none reads what
+    // another wrote (L is read in place or packed by each task for itself),
+    // and each packs its L block once per k block.
+    pool.ParallelFor(tasks, [&](size_t t) HWY_ATTR {
+      TaskState state;
+      BlockItems block = ItemsOf(plan, sched, 0, 0);
+      do {
+        const size_t panels_here = DivCeil(block.j_stop - block.jc, nr);
+        const size_t p0 = panels_here * t / tasks, p1 = panels_here * (t + 1) / tasks;
+        if (p0 == p1) continue;
+        const size_t j0 = block.jc + p0 * nr;
+        const size_t j1 = std::min(block.j_stop, block.jc + p1 * nr);
+        RunTask(run, t, &state, 0, o.M, j0, j1, block.jc, block.k0, block.kc,
+                plan.decision.pack_right);
+        FinishBlock(run, block.k0 + block.kc, 0, o.M, j0, j1);
+      } while (NextBlock(plan, sched, &block));
+    });
+    return;
+  }
   size_t total = 0;
   BlockItems b = ItemsOf(plan, sched, 0, 0);
   do {

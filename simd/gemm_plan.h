@@ -44,6 +44,10 @@ constexpr size_t kNC = 2048;
 // than 1 at 64^3 (2^18 multiply-adds) and only 1.1-1.5x faster at 2^20.
 constexpr size_t kSerialMacs = size_t{1} << 20;
 
+// From this many multiply-adds a column split gives each task a fixed
+// share (Decision::fixed_shares).
+constexpr size_t kFixedShareMacs = size_t{1} << 24;
+
 // Columns of B per tile of the dot-product path (every target).
 constexpr size_t kDotCols = 4;
 
@@ -79,6 +83,10 @@ struct Decision {
   bool pack_right;  // else the kernel reads R in place (needs r_rows)
   Split split;
   size_t tasks;
+  // Column split: each task takes a fixed share of every block's panels
+  // and runs the blocks in order, with no waits; else the tasks claim items
+  // from a queue (simd/gemm-inl.h).
+  bool fixed_shares;
 };
 // The packed path's plan for C = op(A) op(B) (m, n, k > 0).
 Decision Decide(const Tile& tile, size_t m, size_t n, size_t k, bool trans_a, bool trans_b,

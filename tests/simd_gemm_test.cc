@@ -20,6 +20,7 @@
 #include "platform/memory.h"
 #include "platform/threads.h"
 #include "simd/gemm.h"
+#include "simd/gemm_plan.h"
 #include "simd/scalar.h"
 #include "simd/targets.h"
 #include "tests/epilogue_util.h"
@@ -281,21 +282,30 @@ TEST_P(GemmTest, KnownValues) {
 }
 
 // Tiles and k blocks are fixed by the shape, never by the pool, so 1 and 2
-// threads give the same bits. Shapes big enough to be split: by rows (M >
-// MC), by columns (M <= MC), with two k blocks (k = 300), a skinny training
-// product, and (as A B^T) the dot-product path split by columns and by rows,
-// in all four transposes.
+// threads give the same bits. Shapes big enough to be split, in all four
+// transposes: by rows (M > MC, few panels), by columns from the queue (one
+// block) and in fixed shares (two k blocks at k = 300, or L packed), a
+// skinny training product, and (as A B^T) the dot-product path split by
+// columns and by rows. The test checks that the packed shapes meet all
+// three splits on the target at hand (simd/gemm_plan.h decides them).
 TEST_P(GemmTest, SameBitsForOneAndTwoThreads) {
   ThreadPool one(1), two(2);
   std::mt19937 rng(5);
+  const TargetDescription target = DispatchedTargetDescription();
+  const gemm_plan::Tile tile{target.shape->gemm_rows, target.shape->gemm_vectors, target.lanes};
+  bool by_rows = false, from_queue = false, fixed_shares = false;
   for (const Shape& shape :
-       {Shape{300, 65, 63}, Shape{65, 300, 129}, Shape{129, 129, 300},
+       {Shape{300, 65, 63}, Shape{300, 33, 129}, Shape{65, 300, 129}, Shape{129, 129, 300},
         Shape{64, 256, 784}, Shape{1200, 7, 129}}) {
     const auto& [m, n, k] = shape;
-    // Smaller products run on one thread (kSerialMacs in simd/gemm-inl.h).
+    // Smaller products run on one thread (kSerialMacs in simd/gemm_plan.h).
     ASSERT_GE(m * n * k, size_t{1} << 20);
     for (bool trans_a : {false, true}) {
       for (bool trans_b : {false, true}) {
+        const gemm_plan::Decision d = gemm_plan::Decide(tile, m, n, k, trans_a, trans_b, 2);
+        by_rows = by_rows || d.split == gemm_plan::Split::kRows;
+        from_queue = from_queue || (d.split == gemm_plan::Split::kCols && !d.fixed_shares);
+        fixed_shares = fixed_shares || d.fixed_shares;
         const size_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
         Matrix a(trans_a ? k : m, lda, lda, 1, 0.0f);
         Matrix b(trans_b ? n : k, ldb, ldb, 0, 0.0f);
@@ -317,6 +327,8 @@ TEST_P(GemmTest, SameBitsForOneAndTwoThreads) {
       }
     }
   }
+  EXPECT_TRUE(by_rows && from_queue && fixed_shares)
+      << "rows " << by_rows << ", queue " << from_queue << ", fixed shares " << fixed_shares;
 }
 
 // The epilogue gives the same bits as the product followed by simd::Add of
