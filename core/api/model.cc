@@ -68,6 +68,25 @@ struct Model::Cache {
   std::vector<float*> arrays;   // per cut value: [count, its floats]
 };
 
+// Hands each parameter's gradient to the optimizer in the backward pass
+// (OptimizerConfig::update_in_backward), and keeps why and where one was
+// refused. Lives on the step's stack.
+class BackwardUpdates final : public UpdateHook {
+ public:
+  explicit BackwardUpdates(Optimizer* optimizer) : optimizer_(optimizer) {}
+  bool Update(const Node& node, const int* variables, float* const* grads, int count) override {
+    status = optimizer_->ApplyGradientsOf(variables, grads, static_cast<size_t>(count));
+    if (status.ok()) return true;
+    failed = &node;
+    return false;
+  }
+  Status status;
+  const Node* failed = nullptr;
+
+ private:
+  Optimizer* optimizer_;
+};
+
 const char* CacheStateName(CacheState state) {
   switch (state) {
     case CacheState::kOff: return "off";
@@ -652,12 +671,20 @@ void Model::FillPlan(const Program& program, const VariableSet& vars, const Bitm
   }
   const MemoryPlan& step = program.plan();
   const size_t activations = program.activation_bytes();
+  plan->update_in_backward = program.update_in_backward();
   bytes.bytes[static_cast<int>(Region::kActivations)] = activations;
-  bytes.bytes[static_cast<int>(Region::kScratch)] = step.total() - activations;
+  bytes.bytes[static_cast<int>(Region::kGradients)] += program.gradient_bytes();
+  bytes.bytes[static_cast<int>(Region::kScratch)] =
+      step.total() - activations - program.gradient_bytes();
   plan->step_buffers.clear();
   for (int b = 0; b < step.size(); ++b) {
     const PlannedBuffer& buffer = step[b];
     plan->step_buffers.push_back(buffer);
+    if (buffer.region == Region::kGradients) {  // a parameter's, in the backward pass
+      plan->layers[declared_[graph_.value(buffer.owner)->variable].layer + 1].gradients +=
+          buffer.bytes;
+      continue;
+    }
     if (buffer.region != Region::kActivations) continue;
     // An activation is a value (its producer's layer; the input) or a node's
     // saved state.
@@ -676,6 +703,13 @@ void Model::FillPlan(const Program& program, const VariableSet& vars, const Bitm
 std::string ModelPlan::ToString() const {
   std::string out;
   char line[160];
+  if (mode == StepMode::kTrain) {
+    out += update_in_backward
+               ? "updates in the backward pass: each layer's gradients live only until its "
+                 "update; the gradients total is their peak\n"
+               : "updates after the backward pass: every trainable variable keeps a gradient "
+                 "buffer\n";
+  }
   std::snprintf(line, sizeof(line), "%-16s %12s %12s %12s %12s\n", "layer", "weights",
                 "gradients", "opt. state", "activations");
   out += line;
@@ -776,6 +810,7 @@ Status Model::Step(const Examples& examples, const size_t* index, size_t batch, 
   }
   const size_t transient = program.plan().total();
   const size_t activations = program.activation_bytes();
+  const size_t gradients = program.gradient_bytes();  // in the backward pass; else 0
   const size_t needed = persistent.total() + transient;
   // A step that uses the cache fits below it: SetUpCache checked these
   // programs; taking its bytes would read (or write) rows no longer there.
@@ -787,15 +822,15 @@ Status Model::Step(const Examples& examples, const size_t* index, size_t batch, 
         "holds %zu; nothing was changed: use a smaller batch, freeze more layers, or give "
         "the arena more memory",
         training ? "a training" : "an inference", batch, needed,
-        persistent[Region::kWeights], persistent[Region::kGradients],
-        persistent[Region::kOptimizerState], activations, transient - activations,
+        persistent[Region::kWeights], persistent[Region::kGradients] + gradients,
+        persistent[Region::kOptimizerState], activations, transient - activations - gradients,
         arena_->capacity());
   }
   // 2. Freeze changes take effect here.
   if (training) THAW_RETURN_IF_ERROR(vars_->Prepare());
 
   // 3. Place the step and run it.
-  unsigned char* block = arena_->ClaimPlanned(arena_token_, transient, activations);
+  unsigned char* block = arena_->ClaimPlanned(arena_token_, transient, activations, gradients);
   THAW_CHECK(block != nullptr);  // the fit was checked above
   StepData data;
   data.x = examples.x;
@@ -807,11 +842,12 @@ Status Model::Step(const Examples& examples, const size_t* index, size_t batch, 
     data.cache = cache_->arrays.data();
     data.cache_row = cache_row;
   }
+  BackwardUpdates updates(optimizer_.get());  // when the program updates in the backward pass
   const LossResult result =
       RunProgram(program, &graph_, vars_.get(), block,
                  // up to the cache: under ASan the rest of the block is poisoned
                  arena_->capacity() - arena_->tail_bytes() - arena_->persistent_end(), data,
-                 loss_, *pool_, steps_);
+                 loss_, *pool_, steps_, &updates);
   if (mode == StepMode::kPredict) return Status::Ok();
   if (metrics != nullptr) {
     const size_t outputs = output_features();
@@ -833,7 +869,9 @@ Status Model::Step(const Examples& examples, const size_t* index, size_t batch, 
                            result.sum);
   }
   ++steps_;
-  if (!program.backward().empty()) {  // something is trainable
+  if (program.update_in_backward()) {
+    if (!updates.status.ok()) return StoppedInBackward(program, *updates.failed, updates.status);
+  } else if (!program.backward().empty()) {  // something is trainable
     THAW_RETURN_IF_ERROR(optimizer_->ApplyOwnGradients());
   }
   // Only an accepted step moves statistics (BatchNormalization's).
@@ -843,6 +881,41 @@ Status Model::Step(const Examples& examples, const size_t* index, size_t batch, 
     return Status(committed.code(), layers_[failed->layer]->name() + ": " + committed.message());
   }
   return Status::Ok();
+}
+
+// Runs on the error path only: it may allocate.
+Status Model::StoppedInBackward(const Program& program, const Node& failed,
+                                const Status& why) const {
+  int failed_at = -1;
+  for (size_t j = 0; j < program.backward().size(); ++j) {
+    if (program.backward()[j].node == &failed) {
+      failed_at = program.loss_time() + 1 + static_cast<int>(j);
+    }
+  }
+  THAW_CHECK(failed_at >= 0);  // the hook's node is one of the program's
+  std::vector<int> updated;  // layers, in the order of their updates
+  for (const Program::Update& u : program.updates()) {
+    if (u.time >= failed_at) break;
+    const int layer = declared_[u.variable].layer;
+    if (std::find(updated.begin(), updated.end(), layer) == updated.end()) updated.push_back(layer);
+  }
+  const std::string& layer = layers_[failed.layer]->name();
+  std::string message = layer + ": " + why.message() +
+                        " The optimizer updates in the backward pass, so the step stopped at "
+                        "this layer: ";
+  if (updated.empty()) {
+    message += "no layer had been updated yet; nothing was changed.";
+  } else {
+    for (size_t i = 0; i < updated.size(); ++i) {
+      message += (i > 0 ? ", '" : "'") + layers_[updated[i]]->name() + "'";
+    }
+    message += updated.size() > 1 ? " were updated in this step and keep the update; '"
+                                  : " was updated in this step and keeps the update; '";
+    message += layer +
+               "', the layers whose backward pass comes after it and the BatchNorm statistics "
+               "were not changed.";
+  }
+  return Status(why.code(), message);
 }
 
 Status Model::TrainOnBatch(const Examples& batch, Metrics* metrics) {
