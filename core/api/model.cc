@@ -901,7 +901,7 @@ Status Model::StoppedInBackward(const Program& program, const Node& failed,
   }
   const std::string& layer = layers_[failed.layer]->name();
   std::string message = layer + ": " + why.message() +
-                        " The optimizer updates in the backward pass, so the step stopped at "
+                        ". The optimizer updates in the backward pass, so the step stopped at "
                         "this layer: ";
   if (updated.empty()) {
     message += "no layer had been updated yet; nothing was changed.";

@@ -214,7 +214,7 @@ Status Optimizer::ApplyGradientsOf(const int* variables, float* const* grads, si
       }
     }
   }
-  return ApplyEach("ApplyGradientsOf", "neither it nor the other variables of this call were updated",
+  return ApplyEach("ApplyGradientsOf", "none of the variables given with it was updated",
                    [&](auto&& f) {
                      for (size_t k = 0; k < count; ++k) f(variables[k], grads[k]);
                    });
