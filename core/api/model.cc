@@ -883,9 +883,10 @@ Status Model::Step(const Examples& examples, const size_t* index, size_t batch, 
   return Status::Ok();
 }
 
-// Runs on the error path only: it may allocate.
+// Runs on the error path only: it may allocate (for the sentence alone).
 Status Model::StoppedInBackward(const Program& program, const Node& failed,
                                 const Status& why) const {
+  if (!THAW_ERROR_STRINGS) return why;  // no sentence to build
   int failed_at = -1;
   for (size_t j = 0; j < program.backward().size(); ++j) {
     if (program.backward()[j].node == &failed) {
