@@ -343,10 +343,19 @@ TEST(UpdateInBackwardPlanTest, BothModesMatchAHandComputationAndTheHighWater) {
       EXPECT_EQ(plan.bytes[Region::kActivations], c.activations) << what;
       const size_t persistent = 2112 + c.state + (in_backward ? 0 : c.gradients_default);
       EXPECT_EQ(plan.bytes.total(), persistent + transient) << what;
-      EXPECT_NE(plan.ToString().find(in_backward ? "updates in the backward pass"
-                                                 : "updates after the backward pass"),
+      // Both modes in one plan.
+      std::vector<Live> with_gradients = c.step;
+      with_gradients.insert(with_gradients.end(), c.gradients.begin(), c.gradients.end());
+      EXPECT_EQ(plan.after_backward.gradients, c.gradients_default) << what;
+      EXPECT_EQ(plan.after_backward.total, 2112 + c.state + c.gradients_default + Peak(c.step))
+          << what;
+      EXPECT_EQ(plan.in_backward.gradients, c.gradients_in_backward) << what;
+      EXPECT_EQ(plan.in_backward.total, 2112 + c.state + Peak(with_gradients)) << what;
+      const std::string text = plan.ToString();
+      EXPECT_NE(text.find(in_backward ? "update in the backward pass (this plan)"
+                                      : "update after the backward pass (this plan)"),
                 std::string::npos)
-          << plan.ToString();
+          << text;
       // Measured: a step reaches exactly the plan, region by region.
       const std::vector<float> x = Wave(4 * 20, 0.1f);
       const int32_t labels[4] = {0, 1, 2, 1};
@@ -389,6 +398,12 @@ TEST(UpdateInBackwardPlanTest, TheMnistMlpInBothModes) {
   }
   EXPECT_EQ(plans[0].bytes[Region::kGradients], 940608u);
   EXPECT_EQ(plans[1].bytes[Region::kGradients], 803840u);
+  for (const ModelPlan& p : plans) {  // each plan reports both modes
+    EXPECT_EQ(p.after_backward.gradients, 940608u);
+    EXPECT_EQ(p.after_backward.total, plans[0].bytes.total());
+    EXPECT_EQ(p.in_backward.gradients, 803840u);
+    EXPECT_EQ(p.in_backward.total, plans[1].bytes.total());
+  }
   EXPECT_EQ(plans[0].bytes[Region::kOptimizerState], 940608u);
   EXPECT_EQ(plans[1].bytes[Region::kOptimizerState], 940608u);
   EXPECT_LT(plans[1].bytes.total(), plans[0].bytes.total());

@@ -537,24 +537,25 @@ Status Model::PlanMemory(const PlanOptions& options, ModelPlan* plan) const {
     std::unique_ptr<VariableSet> sizing;
     std::unique_ptr<Optimizer> optimizer;
     const VariableSet* vars = vars_.get();
-    if (!built() || options.optimizer != nullptr) {
-      // Variables read in place take no bytes: those of the built model, or
-      // those Build will make from options.weights.
-      Initial initial;
-      const Initial* values = nullptr;
-      if (built()) {
-        initial.in_place.assign(declared_.size(), nullptr);
-        for (int i = 0; i < vars_->size(); ++i) {
-          if (vars_->in_place(i)) initial.in_place[i] = vars_->value_data(i);
-        }
-        values = &initial;
-      } else if (options.weights.data() != nullptr) {
-        THAW_RETURN_IF_ERROR(ReadInitial(options.weights, &initial));
-        values = &initial;
+    // Variables read in place take no bytes: those of the built model, or
+    // those Build will make from options.weights.
+    Initial initial;
+    const Initial* values = nullptr;
+    if (built()) {
+      initial.in_place.assign(declared_.size(), nullptr);
+      for (int i = 0; i < vars_->size(); ++i) {
+        if (vars_->in_place(i)) initial.in_place[i] = vars_->value_data(i);
       }
+      values = &initial;
+    } else if (options.weights.data() != nullptr) {
+      THAW_RETURN_IF_ERROR(ReadInitial(options.weights, &initial));
+      values = &initial;
+    }
+    std::vector<std::vector<Variable>> handles;
+    auto size_variables = [&](VariableSet* set) { return CreateVariables(set, values, &handles); };
+    if (!built() || options.optimizer != nullptr) {
       sizing = std::make_unique<VariableSet>(nullptr);
-      std::vector<std::vector<Variable>> handles;
-      THAW_RETURN_IF_ERROR(CreateVariables(sizing.get(), values, &handles));
+      THAW_RETURN_IF_ERROR(size_variables(sizing.get()));
       if (options.optimizer != nullptr) {
         optimizer = MakeOptimizer(*options.optimizer, sizing.get(), *pool_);
       }
@@ -624,6 +625,29 @@ Status Model::PlanMemory(const PlanOptions& options, ModelPlan* plan) const {
     plan->bytes.bytes[static_cast<int>(Region::kFeatureCache)] = cache_bytes;
     plan->bytes.high_water = plan->bytes.total();
     plan->arena_bytes = plan->bytes.total() - program.plan().total() + most;
+    plan->after_backward = plan->in_backward = ModelPlan::ModeBytes();
+    if (options.mode == StepMode::kTrain) {
+      // This step in both modes: the plan's own, and the same step with the
+      // optimizer's update the other side of the backward pass (what
+      // differs is only whether the variables keep gradient buffers).
+      auto mode_bytes = [&](const VariableSet& set, const Program& step) {
+        const MemoryReport persistent = set.PlannedBytes(trainable);
+        ModelPlan::ModeBytes m;
+        m.gradients = persistent[Region::kGradients] + step.gradient_bytes();
+        m.total = persistent.total() + step.plan().total() + cache_bytes;
+        return m;
+      };
+      VariableSet other(nullptr);
+      THAW_RETURN_IF_ERROR(size_variables(&other));
+      other.AttachOptimizer(vars->optimizer_slots(), !vars->gradient_buffers());
+      Program flipped;
+      flipped.Reserve(graph_);
+      flipped.Compile(graph_, other, trainable,
+                      spec(StepMode::kTrain, options.batch, options.gather, train_use));
+      const bool in_backward = program.update_in_backward();
+      (in_backward ? plan->in_backward : plan->after_backward) = mode_bytes(*vars, program);
+      (in_backward ? plan->after_backward : plan->in_backward) = mode_bytes(other, flipped);
+    }
     return Status::Ok();
   });
 }
@@ -704,11 +728,16 @@ std::string ModelPlan::ToString() const {
   std::string out;
   char line[160];
   if (mode == StepMode::kTrain) {
-    out += update_in_backward
-               ? "updates in the backward pass: each layer's gradients live only until its "
-                 "update; the gradients total is their peak\n"
-               : "updates after the backward pass: every trainable variable keeps a gradient "
-                 "buffer\n";
+    std::snprintf(line, sizeof(line),
+                  "update after the backward pass%s: gradients %zu, total %zu bytes\n",
+                  update_in_backward ? "" : " (this plan)", after_backward.gradients,
+                  after_backward.total);
+    out += line;
+    std::snprintf(line, sizeof(line),
+                  "update in the backward pass%s: gradients %zu (their peak), total %zu bytes\n",
+                  update_in_backward ? " (this plan)" : "", in_backward.gradients,
+                  in_backward.total);
+    out += line;
   }
   std::snprintf(line, sizeof(line), "%-16s %12s %12s %12s %12s\n", "layer", "weights",
                 "gradients", "opt. state", "activations");

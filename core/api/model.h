@@ -217,6 +217,15 @@ struct ModelPlan {
   // parameters' gradients hold at once in the step's block, and a layer's
   // row its gradients' bytes, each alive only until its update.
   bool update_in_backward = false;
+  // A training plan gives this step's gradients region and total (as
+  // bytes.total()) in both modes, the optimizer updating after the backward
+  // pass and in it, so that one plan shows what the option saves; one of
+  // them is this plan's (update_in_backward says which). Zero otherwise.
+  struct ModeBytes {
+    size_t gradients = 0;
+    size_t total = 0;
+  };
+  ModeBytes after_backward, in_backward;
   MemoryReport bytes;              // per region; total() is the arena this step needs
   // The arena that runs every step of this freeze set with up to `batch`
   // examples: any smaller batch and, for a training plan, evaluation and
