@@ -233,6 +233,26 @@ TEST_P(UpdateInBackwardTest, FitWithTheFeatureCacheMatchesTheDefault) {
                                    Loss::kSparseCategoricalCrossentropyFromLogits)
                     .ok());
     TrainFrom(twins[k].model, "pw");
+  }
+  // Each plan of the cached Fit gives both modes; they agree with each
+  // other's plan.
+  ModelPlan plans[2];
+  for (int k = 0; k < 2; ++k) {
+    PlanOptions options;
+    options.batch = 8;
+    options.gather = true;
+    options.cache_examples = 28;
+    ASSERT_TRUE(twins[k].model.PlanMemory(options, &plans[k]).ok());
+    EXPECT_GT(plans[k].bytes[Region::kFeatureCache], 0u);
+  }
+  for (const ModelPlan& p : plans) {
+    EXPECT_EQ(p.after_backward.gradients, plans[0].bytes[Region::kGradients]);
+    EXPECT_EQ(p.after_backward.total, plans[0].bytes.total());
+    EXPECT_EQ(p.in_backward.gradients, plans[1].bytes[Region::kGradients]);
+    EXPECT_EQ(p.in_backward.total, plans[1].bytes.total());
+  }
+  EXPECT_LT(plans[1].bytes[Region::kGradients], plans[0].bytes[Region::kGradients]);
+  for (int k = 0; k < 2; ++k) {
     struct : FitCallback {
       FitInfo info;
       void OnTrainBegin(const FitInfo& i) override { info = i; }

@@ -629,14 +629,8 @@ Status Model::PlanMemory(const PlanOptions& options, ModelPlan* plan) const {
     if (options.mode == StepMode::kTrain) {
       // This step in both modes: the plan's own, and the same step with the
       // optimizer's update the other side of the backward pass (what
-      // differs is only whether the variables keep gradient buffers).
-      auto mode_bytes = [&](const VariableSet& set, const Program& step) {
-        const MemoryReport persistent = set.PlannedBytes(trainable);
-        ModelPlan::ModeBytes m;
-        m.gradients = persistent[Region::kGradients] + step.gradient_bytes();
-        m.total = persistent.total() + step.plan().total() + cache_bytes;
-        return m;
-      };
+      // differs is only whether the variables keep gradient buffers),
+      // planned as this one.
       VariableSet other(nullptr);
       THAW_RETURN_IF_ERROR(size_variables(&other));
       other.AttachOptimizer(vars->optimizer_slots(), !vars->gradient_buffers());
@@ -644,9 +638,15 @@ Status Model::PlanMemory(const PlanOptions& options, ModelPlan* plan) const {
       flipped.Reserve(graph_);
       flipped.Compile(graph_, other, trainable,
                       spec(StepMode::kTrain, options.batch, options.gather, train_use));
-      const bool in_backward = program.update_in_backward();
-      (in_backward ? plan->in_backward : plan->after_backward) = mode_bytes(*vars, program);
-      (in_backward ? plan->after_backward : plan->in_backward) = mode_bytes(other, flipped);
+      ModelPlan flipped_plan;
+      FillPlan(flipped, other, trainable, &flipped_plan);
+      const bool in_backward = plan->update_in_backward;
+      ModelPlan::ModeBytes& mine = in_backward ? plan->in_backward : plan->after_backward;
+      ModelPlan::ModeBytes& theirs = in_backward ? plan->after_backward : plan->in_backward;
+      mine.gradients = plan->bytes[Region::kGradients];
+      mine.total = plan->bytes.total();
+      theirs.gradients = flipped_plan.bytes[Region::kGradients];
+      theirs.total = flipped_plan.bytes.total() + cache_bytes;
     }
     return Status::Ok();
   });
