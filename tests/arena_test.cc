@@ -186,5 +186,22 @@ TEST(ArenaTest, MoveTransfersOwnership) {
   EXPECT_EQ(a.capacity(), 0u);  // NOLINT(bugprone-use-after-move)
 }
 
+// A step that plans its parameters' gradients (update in the backward pass)
+// counts them next to the persistent ones until the transient part is
+// reset; scratch is the rest of the block.
+TEST(ArenaTest, APlannedStepsGradientsAreCountedWithThePersistentOnes) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(4096, &arena).ok());
+  arena.SetPersistent(640, {512, 64, 64});
+  ASSERT_NE(arena.ClaimPlanned(1, 1024, 256, 512), nullptr);
+  EXPECT_EQ(arena.bytes(Region::kGradients), 64u + 512u);
+  EXPECT_EQ(arena.bytes(Region::kActivations), 256u);
+  EXPECT_EQ(arena.bytes(Region::kScratch), 256u);
+  EXPECT_EQ(arena.Report().total(), 640u + 1024u);
+  arena.ResetTransient();
+  EXPECT_EQ(arena.bytes(Region::kGradients), 64u);
+  EXPECT_EQ(arena.bytes(Region::kScratch), 0u);
+}
+
 }  // namespace
 }  // namespace thaw

@@ -224,6 +224,46 @@ TEST(CApiTest, APlanMadeBeforeBuildingSizesTheBlockExactly) {
   EXPECT_TRUE(std::isfinite(metrics.loss));
 }
 
+// thaw_optimizer.update_in_backward reaches the model: the plan's gradients
+// are the hidden layer's alone (the largest: 32 x 64 + 32 floats), training
+// gives the default's weights bit for bit, and global_clipnorm is refused.
+TEST(CApiTest, UpdateInBackwardPlansTrainsAndRefusesGlobalClipping) {
+  thaw_optimizer defaults;
+  thaw_optimizer_defaults(THAW_OPTIMIZER_SGD, &defaults);
+  EXPECT_EQ(defaults.update_in_backward, 0);
+  Mlp plain, in_backward;
+  in_backward.sgd.update_in_backward = 1;
+  in_backward.sgd.global_clipnorm = 1.0f;
+  thaw_memory_plan plan;
+  EXPECT_EQ(thaw_model_plan_training(in_backward.m, in_backward.y, 8, &in_backward.sgd, Mlp::kLoss,
+                                     &plan),
+            THAW_INVALID_ARGUMENT);
+  EXPECT_TRUE(Contains(Message(in_backward.m), "global_clipnorm")) << Message(in_backward.m);
+  in_backward.sgd.global_clipnorm = 0.0f;
+  in_backward.sgd.clipnorm = 1.0f;  // per variable: fine
+  plain.sgd.clipnorm = 1.0f;
+  ASSERT_EQ(thaw_model_plan_training(in_backward.m, in_backward.y, 8, &in_backward.sgd, Mlp::kLoss,
+                                     &plan),
+            THAW_OK);
+  EXPECT_EQ(plan.gradients, 32u * 64 * 4 + 128);
+  EXPECT_EQ(plan.optimizer_state, 32u * 64 * 4 + 128 + 1280 + 64);
+  EXPECT_EQ(plan.step, plan.weights + plan.gradients + plan.optimizer_state + plan.activations +
+                           plan.scratch);
+  plain.Build(2);
+  in_backward.Build(2);
+  in_backward.sgd.global_clipnorm = 1.0f;
+  EXPECT_EQ(thaw_model_compile(in_backward.m, &in_backward.sgd, Mlp::kLoss), THAW_INVALID_ARGUMENT);
+  in_backward.sgd.global_clipnorm = 0.0f;
+  for (int step = 0; step < 3; ++step) {
+    const std::vector<float> x = Inputs(8 * 64, 0.3f * static_cast<float>(step));
+    ASSERT_EQ(thaw_model_train_on_batch(plain.m, x.data(), kLabels, nullptr, 8, nullptr), THAW_OK);
+    ASSERT_EQ(thaw_model_train_on_batch(in_backward.m, x.data(), kLabels, nullptr, 8, nullptr),
+              THAW_OK)
+        << Message(in_backward.m);
+  }
+  EXPECT_EQ(plain.Weights(), in_backward.Weights());
+}
+
 TEST(CApiTest, ANullBlockIsAllocatedByThaw) {
   Mlp net;
   EXPECT_EQ(thaw_model_prefault(net.m), THAW_FAILED_PRECONDITION);  // no block yet

@@ -268,6 +268,49 @@ TEST_P(NoAllocTest, ConvolutionalModelStepsTakeNothingFromTheHeap) {
   EXPECT_EQ(g_allocations.load(), 0);
 }
 
+// Update in the backward pass (OptimizerConfig::update_in_backward): a
+// CNN with BatchNorm and Adam with per-variable clipping, training steps
+// with the updates handed out during the backward pass, a frozen backbone
+// and a thaw between steps.
+TEST_P(NoAllocTest, UpdateInBackwardStepsTakeNothingFromTheHeap) {
+  Arena arena;
+  ASSERT_TRUE(Arena::Create(32 << 20, &arena).ok());
+  ThreadPool pool(GetParam());
+  Model model(pool);
+  Symbol x = model.Input(Shape{12, 12, 3}, Layout::kNHWC);
+  Symbol a = model.Call(Conv2D::Make(8, 3, 1, Padding::kSame, Activation::kLinear, false), x);
+  a = model.Call(ReLU6(), model.Call(BatchNormalization::Make(), a));
+  Symbol b = model.Call(DepthwiseConv2D::Make(3, 1, Padding::kSame), a);
+  Symbol p = model.Call(MaxPool2D::Make(2), model.Call(Add::Make(), {a, b}));
+  Symbol y = model.Call(Dense::Make(10), model.Call(GlobalAveragePooling2D::Make(), p), "head");
+  ASSERT_TRUE(model.Build(y, 16, &arena).ok());
+  OptimizerConfig config = OptimizerConfig::Adam(AdamOptions());
+  config.update_in_backward = true;
+  config.clipping.clipnorm = 1.0f;
+  config.clipping.clipvalue = 0.5f;
+  ASSERT_TRUE(model.Compile(config, Loss::kSparseCategoricalCrossentropyFromLogits).ok());
+  std::vector<float> xs(16 * 12 * 12 * 3);
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<float>(i % 13) * 0.05f;
+  std::vector<int32_t> labels(16);
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int32_t>(i % 10);
+  Examples batch{xs.data(), 16, labels.data(), nullptr};
+  auto train = [&] {
+    Status s = model.TrainOnBatch(batch);
+    EXPECT_TRUE(s.ok()) << s.message();
+  };
+  train();
+  for (size_t i = 0; i + 1 < model.num_layers(); ++i) model.layer(i).SetTrainable(false);
+  train();
+  g_allocations = 0;
+  g_counting = true;
+  train();
+  for (size_t i = 0; i + 1 < model.num_layers(); ++i) model.layer(i).SetTrainable(true);
+  train();  // re-planned: the backbone's state starts from zero
+  train();
+  g_counting = false;
+  EXPECT_EQ(g_allocations.load(), 0);
+}
+
 // The Fit tests' model: 32 features, a 100-unit hidden layer and a 10-way
 // softmax, built for batches of 16 and compiled with plain SGD.
 Status BuildFitModel(Sequential* model, Arena* arena) {
@@ -310,30 +353,37 @@ TEST_P(NoAllocTest, FitStepsTakeNothingFromTheHeap) {
 // check, the fingerprints and computing the cache allocate nothing, and
 // neither do the steps that read it. A Fit in order, without history or
 // callback, allocates nothing at all, so the whole call is counted.
+// In both modes (the default and update in the backward pass).
 TEST_P(NoAllocTest, FitWithTheFeatureCacheTakesNothingFromTheHeap) {
-  Arena arena;
-  ASSERT_TRUE(Arena::Create(16 << 20, &arena).ok());
-  ThreadPool pool(GetParam());
-  Sequential model(pool);
-  ASSERT_TRUE(BuildFitModel(&model, &arena).ok());
-  model.layer(0).SetTrainable(false);
-  std::vector<float> xs(100 * 32, 0.25f);
-  std::vector<int32_t> labels(100, 1);
-  FitOptions fit;
-  fit.epochs = 2;
-  fit.batch_size = 16;  // 7 steps, the last one of 4 examples
-  fit.shuffle = false;
-  fit.feature_cache = CacheMode::kRequired;
-  for (int round = 0; round < 3; ++round) {  // computed, reused, computed for new data
-    if (round == 2) xs[5] = 0.5f;
-    g_allocations = 0;
-    g_counting = true;
-    Status s = model.Fit(Examples{xs.data(), 100, labels.data(), nullptr}, fit);
-    g_counting = false;
-    ASSERT_TRUE(s.ok()) << s.message();
-    EXPECT_EQ(g_allocations.load(), 0) << "round " << round;
+  for (bool in_backward : {false, true}) {  // OptimizerConfig::update_in_backward
+    Arena arena;
+    ASSERT_TRUE(Arena::Create(16 << 20, &arena).ok());
+    ThreadPool pool(GetParam());
+    Sequential model(pool);
+    ASSERT_TRUE(BuildFitModel(&model, &arena).ok());
+    OptimizerConfig config = OptimizerConfig::Sgd(SgdOptions());
+    config.update_in_backward = in_backward;
+    ASSERT_TRUE(model.Compile(config, Loss::kSparseCategoricalCrossentropy).ok());
+    model.layer(0).SetTrainable(false);
+    std::vector<float> xs(100 * 32, 0.25f);
+    std::vector<int32_t> labels(100, 1);
+    FitOptions fit;
+    fit.epochs = 2;
+    fit.batch_size = 16;  // 7 steps, the last one of 4 examples
+    fit.shuffle = false;
+    fit.feature_cache = CacheMode::kRequired;
+    for (int round = 0; round < 3; ++round) {  // computed, reused, computed for new data
+      if (round == 2) xs[5] = 0.5f;
+      g_allocations = 0;
+      g_counting = true;
+      Status s = model.Fit(Examples{xs.data(), 100, labels.data(), nullptr}, fit);
+      g_counting = false;
+      ASSERT_TRUE(s.ok()) << s.message();
+      EXPECT_EQ(g_allocations.load(), 0)
+          << "round " << round << (in_backward ? ", in backward" : ", default");
+    }
+    EXPECT_EQ(arena.bytes(Region::kFeatureCache), AlignUp(100 * 100 * sizeof(float)));
   }
-  EXPECT_EQ(arena.bytes(Region::kFeatureCache), AlignUp(100 * 100 * sizeof(float)));
 }
 
 // An error costs the heap only its sentence: without error strings (the

@@ -77,6 +77,21 @@ TEST(MemoryPlanTest, InOrderPlacementFollowsTheList) {
   EXPECT_EQ(plan.total(), 256u);
 }
 
+// A region's peak: the largest sum of its buffers alive at one time, other
+// regions not counted (an update-in-backward step's gradients).
+TEST(MemoryPlanTest, ARegionsPeakIsItsLargestSumAliveAtOnce) {
+  MemoryPlan plan;
+  plan.Reserve(5);
+  plan.Add(128, Region::kGradients, 5, 5);
+  plan.Add(64, Region::kGradients, 5, 6);
+  plan.Add(1024, Region::kGradients, 7, 7);
+  plan.Add(100, Region::kGradients, 6, 7);  // 128 bytes
+  plan.Add(4096, Region::kScratch, 5, 7);   // another region
+  EXPECT_EQ(plan.PeakRegionBytes(Region::kGradients), 1024u + 128u);
+  EXPECT_EQ(plan.PeakRegionBytes(Region::kActivations), 0u);
+  EXPECT_EQ(plan.RegionBytes(Region::kGradients), 128u + 64 + 1024 + 128);
+}
+
 TEST(MemoryPlanTest, EmptyBuffersTakeNoRoom) {
   MemoryPlan plan;
   plan.Reserve(2);

@@ -37,7 +37,8 @@ struct TrainingRun {
   std::vector<int32_t> labels = std::vector<int32_t>(kExamples);
   FitOptions options;
 
-  explicit TrainingRun(bool adam = true) {
+  // in_backward: OptimizerConfig::update_in_backward (no gradient buffers).
+  explicit TrainingRun(bool adam = true, bool in_backward = false) {
     THAW_CHECK(Arena::Create(1 << 20, &arena).ok());
     THAW_CHECK(model.Add(Dense::Make(16)).ok());
     THAW_CHECK(model.Add(BatchNormalization::Make()).ok());
@@ -52,9 +53,9 @@ struct TrainingRun {
     SgdOptions s;
     s.learning_rate = 0.05f;
     s.momentum = 0.9f;
-    THAW_CHECK(model.Compile(adam ? OptimizerConfig::Adam(a) : OptimizerConfig::Sgd(s),
-                             Loss::kSparseCategoricalCrossentropyFromLogits)
-                   .ok());
+    OptimizerConfig config = adam ? OptimizerConfig::Adam(a) : OptimizerConfig::Sgd(s);
+    config.update_in_backward = in_backward;
+    THAW_CHECK(model.Compile(config, Loss::kSparseCategoricalCrossentropyFromLogits).ok());
     for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * i) + 0.1f * (i % 7);
     for (size_t i = 0; i < kExamples; ++i) labels[i] = static_cast<int32_t>((i * 7 + i / 5) % kClasses);
     options.epochs = 3;
@@ -127,6 +128,37 @@ TEST(TrainingStateTest, ResumingIsBitIdenticalToNeverStopping) {
       resumed.options.resume = &position;
       ASSERT_TRUE(resumed.model.Fit(resumed.examples(), resumed.options).ok());
       EXPECT_TRUE(resumed.Bits() == expected);
+    }
+  }
+}
+
+// A state saved with update in the backward pass resumes bit for bit, and
+// is the default mode's state: either mode resumes the other's.
+TEST(TrainingStateTest, UpdateInBackwardSavesAndResumesTheSameState) {
+  for (bool adam : {true, false}) {
+    SCOPED_TRACE(adam ? "adam" : "sgd momentum");
+    TrainingRun straight(adam);
+    ASSERT_TRUE(straight.model.Fit(straight.examples(), straight.options).ok());
+    const std::vector<uint32_t> expected = straight.Bits();
+    ScratchDir dir;
+    const std::string path = dir.Path("run.state");
+    for (bool saved_in_backward : {true, false}) {
+      SCOPED_TRACE(saved_in_backward ? "saved in backward, resumed in backward and default"
+                                     : "saved by default, resumed in backward");
+      TrainingRun first(adam, saved_in_backward);
+      StopAfter stopper(&first.model, path, 13);
+      first.options.callback = &stopper;
+      const Status s = first.model.Fit(first.examples(), first.options);
+      ASSERT_TRUE(Contains(s, "stopped for the test")) << s.message();
+      for (bool resumed_in_backward : {true, false}) {
+        if (!saved_in_backward && !resumed_in_backward) continue;  // the test above
+        TrainingRun resumed(adam, resumed_in_backward);
+        FitPosition position;
+        ASSERT_TRUE(LoadTrainingState(path, &resumed.model, &position).ok());
+        resumed.options.resume = &position;
+        ASSERT_TRUE(resumed.model.Fit(resumed.examples(), resumed.options).ok());
+        EXPECT_TRUE(resumed.Bits() == expected) << "resumed in backward: " << resumed_in_backward;
+      }
     }
   }
 }

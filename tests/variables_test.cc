@@ -197,6 +197,57 @@ TEST_F(VariablesTest, ReplanKeepsStateOfVariablesThatStayTrainable) {
   EXPECT_EQ(vars.steps(1), 0u);
 }
 
+// Update in the backward pass: no gradient buffers (the step plans them),
+// so the state blocks hold the slots alone, and they move as the default's
+// do: state of variables that stay trainable survives a freeze change and
+// a variable created later. With no slots either (plain SGD) a trainable
+// variable holds no persistent bytes but its weight, and is still planned.
+TEST_F(VariablesTest, WithoutGradientBuffersStateBlocksHoldTheSlotsAlone) {
+  VariableSet vars(&arena_);
+  Variable v[5];
+  const Shape shapes[5] = {{7}, {33}, {16, 2}, {1}, {40}};
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(vars.Create("v" + std::to_string(i), shapes[i], i != 2, &v[i]).ok());
+  }
+  Adam adam(&vars, AdamOptions());
+  adam.SetUpdateInBackward(true);
+  EXPECT_EQ(vars.PlannedBytes()[Region::kGradients], 0u);
+  ASSERT_TRUE(vars.Prepare().ok());
+  EXPECT_FALSE(vars.planned_gradient_buffers());
+  // Weights 64 + 192 + 128 + 64 + 192 = 640; Adam's two slots of the four trainable.
+  EXPECT_EQ(arena_.persistent_end(), 640u + 2u * (64 + 192 + 64 + 192));
+  EXPECT_EQ(arena_.bytes(Region::kGradients), 0u);
+  EXPECT_FALSE(v[0].gradient().present());
+  for (int i = 0; i < 5; ++i) {
+    if (!vars.planned_trainable(i)) continue;
+    const size_t n = vars[i].shape().num_elements();
+    for (int s = 0; s < 2; ++s) {
+      for (size_t j = 0; j < n; ++j) vars.slot_data(i, s)[j] = 1000.0f * i + 100.0f * (s + 1) + j;
+    }
+  }
+  ASSERT_TRUE(v[1].set_trainable(false).ok());
+  ASSERT_TRUE(v[2].set_trainable(true).ok());
+  ASSERT_TRUE(vars.Prepare().ok());
+  ExpectSlots(vars, 0, true);
+  ExpectSlots(vars, 2, false);
+  ExpectSlots(vars, 3, true);
+  ExpectSlots(vars, 4, true);
+  Variable late;
+  ASSERT_TRUE(vars.Create("late", {20}, true, &late).ok());  // state moves up past it
+  ExpectSlots(vars, 0, true);
+  ExpectSlots(vars, 4, true);
+
+  SGD sgd(&vars, SgdOptions());  // no momentum: no slots
+  sgd.SetUpdateInBackward(true);
+  ASSERT_TRUE(vars.Prepare().ok());
+  EXPECT_TRUE(vars.planned_trainable(0));
+  EXPECT_EQ(arena_.persistent_end(), arena_.bytes(Region::kWeights));
+  sgd.SetUpdateInBackward(false);  // the default again: gradient buffers
+  ASSERT_TRUE(vars.Prepare().ok());
+  EXPECT_TRUE(v[0].gradient().present());
+  EXPECT_EQ(arena_.bytes(Region::kGradients), 64u + 128 + 64 + 192 + 128);  // v0, v2-v4, late
+}
+
 TEST_F(VariablesTest, CreatingAfterPlanningMovesStateUp) {
   VariableSet vars(&arena_);
   Variable a, b;

@@ -68,6 +68,25 @@ struct Model::Cache {
   std::vector<float*> arrays;   // per cut value: [count, its floats]
 };
 
+// Hands each parameter's gradient to the optimizer in the backward pass
+// (OptimizerConfig::update_in_backward), and keeps why and where one was
+// refused. Lives on the step's stack.
+class BackwardUpdates final : public UpdateHook {
+ public:
+  explicit BackwardUpdates(Optimizer* optimizer) : optimizer_(optimizer) {}
+  bool Update(const Node& node, const int* variables, float* const* grads, int count) override {
+    status = optimizer_->ApplyGradientsOf(variables, grads, static_cast<size_t>(count));
+    if (status.ok()) return true;
+    failed = &node;
+    return false;
+  }
+  Status status;
+  const Node* failed = nullptr;
+
+ private:
+  Optimizer* optimizer_;
+};
+
 const char* CacheStateName(CacheState state) {
   switch (state) {
     case CacheState::kOff: return "off";
@@ -518,24 +537,25 @@ Status Model::PlanMemory(const PlanOptions& options, ModelPlan* plan) const {
     std::unique_ptr<VariableSet> sizing;
     std::unique_ptr<Optimizer> optimizer;
     const VariableSet* vars = vars_.get();
-    if (!built() || options.optimizer != nullptr) {
-      // Variables read in place take no bytes: those of the built model, or
-      // those Build will make from options.weights.
-      Initial initial;
-      const Initial* values = nullptr;
-      if (built()) {
-        initial.in_place.assign(declared_.size(), nullptr);
-        for (int i = 0; i < vars_->size(); ++i) {
-          if (vars_->in_place(i)) initial.in_place[i] = vars_->value_data(i);
-        }
-        values = &initial;
-      } else if (options.weights.data() != nullptr) {
-        THAW_RETURN_IF_ERROR(ReadInitial(options.weights, &initial));
-        values = &initial;
+    // Variables read in place take no bytes: those of the built model, or
+    // those Build will make from options.weights.
+    Initial initial;
+    const Initial* values = nullptr;
+    if (built()) {
+      initial.in_place.assign(declared_.size(), nullptr);
+      for (int i = 0; i < vars_->size(); ++i) {
+        if (vars_->in_place(i)) initial.in_place[i] = vars_->value_data(i);
       }
+      values = &initial;
+    } else if (options.weights.data() != nullptr) {
+      THAW_RETURN_IF_ERROR(ReadInitial(options.weights, &initial));
+      values = &initial;
+    }
+    std::vector<std::vector<Variable>> handles;
+    auto size_variables = [&](VariableSet* set) { return CreateVariables(set, values, &handles); };
+    if (!built() || options.optimizer != nullptr) {
       sizing = std::make_unique<VariableSet>(nullptr);
-      std::vector<std::vector<Variable>> handles;
-      THAW_RETURN_IF_ERROR(CreateVariables(sizing.get(), values, &handles));
+      THAW_RETURN_IF_ERROR(size_variables(sizing.get()));
       if (options.optimizer != nullptr) {
         optimizer = MakeOptimizer(*options.optimizer, sizing.get(), *pool_);
       }
@@ -605,6 +625,29 @@ Status Model::PlanMemory(const PlanOptions& options, ModelPlan* plan) const {
     plan->bytes.bytes[static_cast<int>(Region::kFeatureCache)] = cache_bytes;
     plan->bytes.high_water = plan->bytes.total();
     plan->arena_bytes = plan->bytes.total() - program.plan().total() + most;
+    plan->after_backward = plan->in_backward = ModelPlan::ModeBytes();
+    if (options.mode == StepMode::kTrain) {
+      // This step in both modes: the plan's own, and the same step with the
+      // optimizer's update the other side of the backward pass (what
+      // differs is only whether the variables keep gradient buffers),
+      // planned as this one.
+      VariableSet other(nullptr);
+      THAW_RETURN_IF_ERROR(size_variables(&other));
+      other.AttachOptimizer(vars->optimizer_slots(), !vars->gradient_buffers());
+      Program flipped;
+      flipped.Reserve(graph_);
+      flipped.Compile(graph_, other, trainable,
+                      spec(StepMode::kTrain, options.batch, options.gather, train_use));
+      ModelPlan flipped_plan;
+      FillPlan(flipped, other, trainable, &flipped_plan);
+      const bool in_backward = plan->update_in_backward;
+      ModelPlan::ModeBytes& mine = in_backward ? plan->in_backward : plan->after_backward;
+      ModelPlan::ModeBytes& theirs = in_backward ? plan->after_backward : plan->in_backward;
+      mine.gradients = plan->bytes[Region::kGradients];
+      mine.total = plan->bytes.total();
+      theirs.gradients = flipped_plan.bytes[Region::kGradients];
+      theirs.total = flipped_plan.bytes.total() + cache_bytes;
+    }
     return Status::Ok();
   });
 }
@@ -652,12 +695,20 @@ void Model::FillPlan(const Program& program, const VariableSet& vars, const Bitm
   }
   const MemoryPlan& step = program.plan();
   const size_t activations = program.activation_bytes();
+  plan->update_in_backward = program.update_in_backward();
   bytes.bytes[static_cast<int>(Region::kActivations)] = activations;
-  bytes.bytes[static_cast<int>(Region::kScratch)] = step.total() - activations;
+  bytes.bytes[static_cast<int>(Region::kGradients)] += program.gradient_bytes();
+  bytes.bytes[static_cast<int>(Region::kScratch)] =
+      step.total() - activations - program.gradient_bytes();
   plan->step_buffers.clear();
   for (int b = 0; b < step.size(); ++b) {
     const PlannedBuffer& buffer = step[b];
     plan->step_buffers.push_back(buffer);
+    if (buffer.region == Region::kGradients) {  // a parameter's, in the backward pass
+      plan->layers[declared_[graph_.value(buffer.owner)->variable].layer + 1].gradients +=
+          buffer.bytes;
+      continue;
+    }
     if (buffer.region != Region::kActivations) continue;
     // An activation is a value (its producer's layer; the input) or a node's
     // saved state.
@@ -676,6 +727,18 @@ void Model::FillPlan(const Program& program, const VariableSet& vars, const Bitm
 std::string ModelPlan::ToString() const {
   std::string out;
   char line[160];
+  if (mode == StepMode::kTrain) {
+    std::snprintf(line, sizeof(line),
+                  "update after the backward pass%s: gradients %zu, total %zu bytes\n",
+                  update_in_backward ? "" : " (this plan)", after_backward.gradients,
+                  after_backward.total);
+    out += line;
+    std::snprintf(line, sizeof(line),
+                  "update in the backward pass%s: gradients %zu (their peak), total %zu bytes\n",
+                  update_in_backward ? " (this plan)" : "", in_backward.gradients,
+                  in_backward.total);
+    out += line;
+  }
   std::snprintf(line, sizeof(line), "%-16s %12s %12s %12s %12s\n", "layer", "weights",
                 "gradients", "opt. state", "activations");
   out += line;
@@ -776,6 +839,7 @@ Status Model::Step(const Examples& examples, const size_t* index, size_t batch, 
   }
   const size_t transient = program.plan().total();
   const size_t activations = program.activation_bytes();
+  const size_t gradients = program.gradient_bytes();  // in the backward pass; else 0
   const size_t needed = persistent.total() + transient;
   // A step that uses the cache fits below it: SetUpCache checked these
   // programs; taking its bytes would read (or write) rows no longer there.
@@ -787,15 +851,15 @@ Status Model::Step(const Examples& examples, const size_t* index, size_t batch, 
         "holds %zu; nothing was changed: use a smaller batch, freeze more layers, or give "
         "the arena more memory",
         training ? "a training" : "an inference", batch, needed,
-        persistent[Region::kWeights], persistent[Region::kGradients],
-        persistent[Region::kOptimizerState], activations, transient - activations,
+        persistent[Region::kWeights], persistent[Region::kGradients] + gradients,
+        persistent[Region::kOptimizerState], activations, transient - activations - gradients,
         arena_->capacity());
   }
   // 2. Freeze changes take effect here.
   if (training) THAW_RETURN_IF_ERROR(vars_->Prepare());
 
   // 3. Place the step and run it.
-  unsigned char* block = arena_->ClaimPlanned(arena_token_, transient, activations);
+  unsigned char* block = arena_->ClaimPlanned(arena_token_, transient, activations, gradients);
   THAW_CHECK(block != nullptr);  // the fit was checked above
   StepData data;
   data.x = examples.x;
@@ -807,11 +871,12 @@ Status Model::Step(const Examples& examples, const size_t* index, size_t batch, 
     data.cache = cache_->arrays.data();
     data.cache_row = cache_row;
   }
+  BackwardUpdates updates(optimizer_.get());  // when the program updates in the backward pass
   const LossResult result =
       RunProgram(program, &graph_, vars_.get(), block,
                  // up to the cache: under ASan the rest of the block is poisoned
                  arena_->capacity() - arena_->tail_bytes() - arena_->persistent_end(), data,
-                 loss_, *pool_, steps_);
+                 loss_, *pool_, steps_, &updates);
   if (mode == StepMode::kPredict) return Status::Ok();
   if (metrics != nullptr) {
     const size_t outputs = output_features();
@@ -833,7 +898,9 @@ Status Model::Step(const Examples& examples, const size_t* index, size_t batch, 
                            result.sum);
   }
   ++steps_;
-  if (!program.backward().empty()) {  // something is trainable
+  if (program.update_in_backward()) {
+    if (!updates.status.ok()) return StoppedInBackward(program, *updates.failed, updates.status);
+  } else if (!program.backward().empty()) {  // something is trainable
     THAW_RETURN_IF_ERROR(optimizer_->ApplyOwnGradients());
   }
   // Only an accepted step moves statistics (BatchNormalization's).
@@ -843,6 +910,42 @@ Status Model::Step(const Examples& examples, const size_t* index, size_t batch, 
     return Status(committed.code(), layers_[failed->layer]->name() + ": " + committed.message());
   }
   return Status::Ok();
+}
+
+// Runs on the error path only: it may allocate (for the sentence alone).
+Status Model::StoppedInBackward(const Program& program, const Node& failed,
+                                const Status& why) const {
+  if (!THAW_ERROR_STRINGS) return why;  // no sentence to build
+  int failed_at = -1;
+  for (size_t j = 0; j < program.backward().size(); ++j) {
+    if (program.backward()[j].node == &failed) {
+      failed_at = program.loss_time() + 1 + static_cast<int>(j);
+    }
+  }
+  THAW_CHECK(failed_at >= 0);  // the hook's node is one of the program's
+  std::vector<int> updated;  // layers, in the order of their updates
+  for (const Program::Update& u : program.updates()) {
+    if (u.time >= failed_at) break;
+    const int layer = declared_[u.variable].layer;
+    if (std::find(updated.begin(), updated.end(), layer) == updated.end()) updated.push_back(layer);
+  }
+  const std::string& layer = layers_[failed.layer]->name();
+  std::string message = layer + ": " + why.message() +
+                        ". The optimizer updates in the backward pass, so the step stopped at "
+                        "this layer: ";
+  if (updated.empty()) {
+    message += "no layer had been updated yet; nothing was changed.";
+  } else {
+    for (size_t i = 0; i < updated.size(); ++i) {
+      message += (i > 0 ? ", '" : "'") + layers_[updated[i]]->name() + "'";
+    }
+    message += updated.size() > 1 ? " were updated in this step and keep the update; '"
+                                  : " was updated in this step and keeps the update; '";
+    message += layer +
+               "', the layers whose backward pass comes after it and the BatchNorm statistics "
+               "were not changed.";
+  }
+  return Status(why.code(), message);
 }
 
 Status Model::TrainOnBatch(const Examples& batch, Metrics* metrics) {

@@ -32,7 +32,13 @@
 //     last step (VariableSet::Prepare): state of variables that stay
 //     trainable is kept, newly thawed ones start from zero;
 //  4. runs forward, the loss, backward, and the optimizer on trainable
-//     parameters only.
+//     parameters only: after the backward pass, all or nothing (the
+//     default), or, with OptimizerConfig::update_in_backward, each layer's
+//     parameters during it, as soon as their gradients are complete (the
+//     gradients then take the bytes of the largest layer's instead of all
+//     of them; see core/train/optimizers.h for the trade-off: a NaN found at
+//     a layer leaves the layers updated before it updated, and the Status
+//     lists them; Variable::gradient() is absent after such a step).
 // Nothing on a step allocates from the heap. PlanMemory reports the same
 // numbers for any batch size and freeze set without running anything.
 //
@@ -206,6 +212,20 @@ struct ModelPlan {
   StepMode mode = StepMode::kTrain;
   bool gather = false;             // the batch is copied into the arena
   size_t first_backward_layer = 0; // layers before it run no backward pass
+  // A training step that updates in the backward pass (OptimizerConfig::
+  // update_in_backward): bytes[Region::kGradients] is then the most the
+  // parameters' gradients hold at once in the step's block, and a layer's
+  // row its gradients' bytes, each alive only until its update.
+  bool update_in_backward = false;
+  // A training plan gives this step's gradients region and total (as
+  // bytes.total()) in both modes, the optimizer updating after the backward
+  // pass and in it, so that one plan shows what the option saves; one of
+  // them is this plan's (update_in_backward says which). Zero otherwise.
+  struct ModeBytes {
+    size_t gradients = 0;
+    size_t total = 0;
+  };
+  ModeBytes after_backward, in_backward;
   MemoryReport bytes;              // per region; total() is the arena this step needs
   // The arena that runs every step of this freeze set with up to `batch`
   // examples: any smaller batch and, for a training plan, evaluation and
@@ -410,6 +430,9 @@ class Model {
   Status CreateVariables(VariableSet* vars, const Initial* initial,
                          std::vector<std::vector<Variable>>* handles) const;
   ProgramSpec SpecFor(StepMode mode, size_t batch, bool gather) const;
+  // The Status of a step that updates in the backward pass and stopped at
+  // `failed`'s updates (refused with `why`): names the layers updated before.
+  Status StoppedInBackward(const Program& program, const Node& failed, const Status& why) const;
   ProgramSpec SpecFor(StepMode mode, size_t batch, bool gather, Value* output, Loss loss) const;
   void FillPlan(const Program& program, const VariableSet& vars, const Bitmap& trainable,
                 ModelPlan* plan) const;

@@ -301,7 +301,8 @@ Status GradientTape::Backward(TapeEntry* target) {
   for (TapeEntry* e = target; e != nullptr; e = e->prev) {
     if (!e->needed) continue;
     const int var = e->value.variable;
-    if (var >= 0 && vars_->planned_trainable(var) && vars_->trainable(var)) {
+    if (var >= 0 && vars_->planned_trainable(var) && vars_->trainable(var) &&
+        vars_->planned_gradient_buffers()) {  // not when updating in a backward pass
       e->value.grad = vars_->gradient_data(var);
     } else {
       e->value.grad = Allocate(Elements(e), Region::kScratch, "a gradient");

@@ -140,6 +140,7 @@ Status ToOptimizer(const char* what, const thaw_optimizer& in, thaw::OptimizerCo
   config.clipping.clipnorm = in.clipnorm;
   config.clipping.global_clipnorm = in.global_clipnorm;
   config.clipping.clipvalue = in.clipvalue;
+  config.update_in_backward = Flag(in.update_in_backward);
   *out = config;
   return thaw::CheckOptions(config);
 }

@@ -27,7 +27,8 @@
  *
  * Every call returns a thaw_status; THAW_OK is 0. The sentence saying what
  * went wrong is kept in the model and copied out by thaw_model_message. A
- * failed call changes nothing (a failed step leaves the weights as they were).
+ * failed call changes nothing (a failed step leaves the weights as they were;
+ * with thaw_optimizer.update_in_backward, see there).
  * The description calls (thaw_input, thaw_dense, ...) also record their
  * error in the model, and thaw_model_build returns the first one, so a model
  * may be described without checking every call.
@@ -124,6 +125,12 @@ typedef struct thaw_optimizer {
   float clipnorm;         /* each gradient's norm at most this; 0: off */
   float global_clipnorm;  /* all gradients' joint norm at most this; 0: off */
   float clipvalue;        /* each element in [-clipvalue, clipvalue]; 0: off */
+  /* 1: update each layer in the backward pass, as soon as its gradients are
+   * complete: the gradients then take the largest layer's bytes instead of
+   * all layers', but a NaN or Inf gradient found at a layer leaves the
+   * layers updated before it updated (the message names them). Not with
+   * global_clipnorm. 0: after the backward pass, all or nothing. */
+  int update_in_backward;
 } thaw_optimizer;
 
 /* The defaults of `kind` (PyTorch's: SGD lr 0.01, Adam lr 0.001, betas 0.9,

@@ -1,5 +1,6 @@
 #include "core/exec/executor.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "platform/memory.h"
@@ -59,10 +60,11 @@ class Lifetimes {
 
 LossResult RunProgram(const Program& program, Graph* graph, VariableSet* vars,
                       unsigned char* block, size_t free_bytes, const StepData& data,
-                      Loss loss, ThreadPool& pool, uint64_t step) {
+                      Loss loss, ThreadPool& pool, uint64_t step, UpdateHook* updates) {
   const ProgramSpec& spec = program.spec();
   const MemoryPlan& plan = program.plan();
   THAW_CHECK(plan.total() <= free_bytes);
+  THAW_CHECK(!program.update_in_backward() || updates != nullptr);
   auto at = [&](int buffer) -> unsigned char* {
     return buffer < 0 ? nullptr : block + plan.offset(buffer);
   };
@@ -74,7 +76,9 @@ LossResult RunProgram(const Program& program, Graph* graph, VariableSet* vars,
     value.grad = reinterpret_cast<float*>(at(program.grad_buffer(v)));
     if (value.variable >= 0) {
       value.data = (*vars)[value.variable].value().data();
-      if (program.requires_grad(v)) value.grad = vars->gradient_data(value.variable);
+      if (program.requires_grad(v) && !program.update_in_backward()) {
+        value.grad = vars->gradient_data(value.variable);
+      }
     } else if (program.data_buffer(v) >= 0) {
       value.data = reinterpret_cast<float*>(at(program.data_buffer(v)));
     } else if (program.data_root(v) != v) {
@@ -182,9 +186,12 @@ LossResult RunProgram(const Program& program, Graph* graph, VariableSet* vars,
     result = ops::ComputeLoss(loss, logits.data, labels, targets, batch, outputs, logits.grad);
   }
   lifetimes.End(loss_at);
+  if (program.update_in_backward() && !std::isfinite(result.sum)) return result;
 
-  // 5. Backward.
+  // 5. Backward, with the updates due after each call.
   const std::vector<Program::BackwardStep>& backward = program.backward();
+  const std::vector<Program::Update>& due = program.updates();
+  size_t next_update = 0;
   for (size_t j = 0; j < backward.size(); ++j) {
     const int t = loss_at + 1 + static_cast<int>(j);
     lifetimes.Begin(t);
@@ -201,8 +208,18 @@ LossResult RunProgram(const Program& program, Graph* graph, VariableSet* vars,
                                            : n.in[i]->grad;
     }
     RunBackward(call, b.accumulate);
+    int variables[kMaxNodeInputs];
+    float* grads[kMaxNodeInputs];
+    int count = 0;
+    for (; next_update < due.size() && due[next_update].time == t; ++next_update) {
+      THAW_CHECK(count < kMaxNodeInputs);  // the variables are inputs of this node
+      variables[count] = due[next_update].variable;
+      grads[count++] = graph->value(due[next_update].value)->grad;
+    }
+    if (count > 0 && !updates->Update(n, variables, grads, count)) return result;
     lifetimes.End(t);
   }
+  THAW_CHECK(next_update == due.size());  // every update is due at a backward call
   return result;
 }
 

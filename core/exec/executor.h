@@ -13,8 +13,14 @@
 // gathers the batch when the program copies it, runs the forward list, the
 // loss and the backward list, and leaves trainable parameters' gradients in
 // their persistent buffers for the optimizer. It allocates nothing and has
-// no failure path: everything that can fail was checked when the program was
-// compiled and placed.
+// no failure path of its own: everything that can fail was checked when the
+// program was compiled and placed.
+//
+// A program that updates in the backward pass (Program::updates()) hands
+// each parameter's complete gradient to an UpdateHook right after the
+// backward call it was due at, and stops the step when the hook refuses.
+// Its backward pass runs only after a finite loss: with a NaN or infinite
+// loss nothing is updated (the caller sees the loss and refuses the step).
 //
 // Under AddressSanitizer every planned buffer is poisoned outside its
 // lifetime (and everything past the block for the whole step): a kernel that
@@ -49,11 +55,28 @@ struct StepData {
   size_t cache_row = 0;
 };
 
+// Where a program that updates in the backward pass applies its updates:
+// the model supplies one that calls its optimizer, so the executor knows no
+// optimizer. Called on the step's thread, between backward calls.
+class UpdateHook {
+ public:
+  virtual ~UpdateHook() = default;
+  // After `node`'s backward call: the complete gradients of `count`
+  // parameters (variable indices, in increasing order; `count` is at most
+  // kMaxNodeInputs, all inputs of `node`), which live until this returns.
+  // false stops the step: no later backward call runs and no later update is
+  // offered.
+  virtual bool Update(const Node& node, const int* variables, float* const* grads,
+                      int count) = 0;
+};
+
 // Runs one step. `block` holds program.plan().total() bytes, 64-byte aligned,
 // followed by `free_bytes` - total() more that the step must not touch.
+// `updates` is required when program.update_in_backward(), else unused.
 LossResult RunProgram(const Program& program, Graph* graph, VariableSet* vars,
                       unsigned char* block, size_t free_bytes, const StepData& data,
-                      Loss loss, ThreadPool& pool, uint64_t step);
+                      Loss loss, ThreadPool& pool, uint64_t step,
+                      UpdateHook* updates = nullptr);
 
 // After a training step whose update was accepted: runs the commit of every
 // node that has one, in training mode, with its forward call's saved state

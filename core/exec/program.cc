@@ -19,6 +19,7 @@ void Program::Reserve(const Graph& graph) {
     v->reserve(values);
   }
   backward_time_.reserve(nodes);
+  updates_.reserve(values);
   // A buffer per value (data and gradient), per node its saved state, its
   // two scratch calls and a term per input, and the gathered labels/targets.
   plan_.Reserve(2 * values + nodes * (3 + kMaxNodeInputs) + 2);
@@ -57,6 +58,9 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
   writers_.assign(nv, 0);
   readers_.assign(nv, 0);
   backward_time_.assign(nn, -1);
+  updates_.clear();
+  update_in_backward_ = training && !vars.gradient_buffers();
+  gradient_bytes_ = 0;
   labels_buffer_ = targets_buffer_ = -1;
   first_backward_layer_ = -1;
   auto bytes = [&](int v) { return graph.value(v)->ElementsAt(spec.batch) * sizeof(float); };
@@ -249,7 +253,9 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
   // those of its wanted inputs. The first writer of a value writes its
   // buffer (a trainable parameter's persistent gradient, or a planned one);
   // later writers write a term that is added in. A view's input shares the
-  // view's gradient when the view is its only writer.
+  // view's gradient when the view is its only writer. With update in the
+  // backward pass, parameters' gradients are planned too, and grad_last_
+  // of a parameter is its last write.
   for (int v = 0; v < nv; ++v) grad_root_[v] = v;
   for (const BackwardStep& b : backward_) {
     for (int i = 0; i < b.node->num_inputs; ++i) {
@@ -264,10 +270,12 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
     }
   }
   auto write = [&](const Value& u, int t) -> bool {  // true: the first write
+    const bool planned = u.variable < 0 || update_in_backward_;
+    if (u.variable >= 0 && planned) grad_last_[u.index] = t;  // writes come in time order
     if (written_[u.index]) return false;
     written_[u.index] = 1;
     const int r = grad_root_[u.index];
-    if (u.variable < 0 && grad_first_[r] < 0) grad_first_[r] = t;
+    if (planned && grad_first_[r] < 0) grad_first_[r] = t;
     return true;
   };
   if (!backward_.empty()) write(*spec.loss_input, loss_at);
@@ -286,9 +294,27 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
   }
   for (int v = 0; v < nv; ++v) {
     if (grad_root_[v] != v || grad_first_[v] < 0) continue;
+    const int variable = graph.value(v)->variable;
+    if (variable >= 0) {
+      // Updated once its last write and the last backward read of its
+      // value (last_, from part 4) are done.
+      Update u;
+      u.time = std::max(grad_last_[v], last_[v]);
+      u.variable = variable;
+      u.value = v;
+      updates_.push_back(u);
+      grad_buffer_[v] = plan_.Add(bytes(v), Region::kGradients, grad_first_[v], u.time,
+                                  "gradient", v);
+      continue;
+    }
     grad_buffer_[v] = plan_.Add(bytes(v), Region::kScratch, grad_first_[v],
                                 std::max(grad_first_[v], grad_last_[v]), "gradient", v);
   }
+  // In time order; at one time, in variable order (the same bits in any
+  // order: each update reads only its own variable's gradient and state).
+  std::sort(updates_.begin(), updates_.end(), [](const Update& a, const Update& b) {
+    return a.time != b.time ? a.time < b.time : a.variable < b.variable;
+  });
   for (int v = 0; v < nv; ++v) grad_buffer_[v] = grad_buffer_[grad_root_[v]];
 
   // 7. The gathered labels or targets, read by the loss.
@@ -303,6 +329,10 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
     }
   }
   plan_.PlaceByLifetime();
+  if (update_in_backward_) {
+    gradient_bytes_ = std::min(plan_.PeakRegionBytes(Region::kGradients),
+                               plan_.total() - activation_bytes());
+  }
 }
 
 }  // namespace thaw

@@ -21,7 +21,8 @@
 //    gradients of intermediate values; terms of gradients with several
 //    consumers; the gathered batch when it is copied in. The caller's input
 //    read in place, variables, their gradients (persistent, see
-//    core/vars/variables.h) and Predict's output written into the caller's
+//    core/vars/variables.h; planned when the step updates in the backward
+//    pass, below) and Predict's output written into the caller's
 //    buffer are not planned. Outputs of Flatten/Reshape share their input's
 //    buffer; so do their gradients when nothing else writes them.
 //
@@ -40,9 +41,20 @@
 // program computes the cut's values instead of an output, keeps them to the
 // end and the executor copies them into the cache's rows.
 //
+// Update in the backward pass: when the variable set keeps no gradient
+// buffers (OptimizerConfig::update_in_backward, core/train/optimizers.h),
+// the plan holds each trainable parameter's gradient too (region
+// kGradients), alive from the backward call that first writes it to its
+// update time: the later of its last write and the last backward call that
+// reads the parameter's value, so that no backward call reads a value
+// already updated. updates() lists, in time order, which parameters the
+// executor hands to the optimizer after which backward call; gradients of
+// different layers share bytes by lifetime.
+//
 // Step times: 0 gathers the batch, forward node k runs at 1 + k, the loss at
-// L = F + 1 (F forward nodes), backward node j at L + 1 + j, and the commit
-// (core/graph/op.h) after the last backward node.
+// L = F + 1 (F forward nodes), backward node j at L + 1 + j (with the
+// updates due then), and the commit (core/graph/op.h) after the last
+// backward node.
 //
 // A node's mode: in a training step, a node with parameters that are all
 // frozen runs in inference mode (a frozen BatchNormalization uses its moving
@@ -100,6 +112,13 @@ class Program {
     int affine_from = -1;
     int folded_into = -1;
   };
+  // A parameter's update in the backward pass: after the backward call at
+  // `time`, variable `variable` (graph value `value`) takes its gradient.
+  struct Update {
+    int time = 0;
+    int variable = -1;
+    int value = -1;
+  };
   struct BackwardStep {
     Node* node = nullptr;
     int forward = -1;         // the node's forward step (its saved state)
@@ -118,11 +137,20 @@ class Program {
   const std::vector<ForwardStep>& forward() const { return forward_; }
   const std::vector<BackwardStep>& backward() const { return backward_; }
   const MemoryPlan& plan() const { return plan_; }
+  // Whether the step applies its parameters' updates in the backward pass
+  // (their gradients are planned here), and those updates, by time.
+  bool update_in_backward() const { return update_in_backward_; }
+  const std::vector<Update>& updates() const { return updates_; }
   int loss_time() const { return static_cast<int>(forward_.size()) + 1; }
   int commit_time() const { return loss_time() + 1 + static_cast<int>(backward_.size()); }
   // Bytes of the plan's activations (they never share bytes with each other:
   // all are alive at the loss), and the rest of the block, scratch.
   size_t activation_bytes() const { return plan_.RegionBytes(Region::kActivations); }
+  // Bytes of the block counted as gradients: with update in the backward
+  // pass, the most the parameters' gradients hold at once (bounded by the
+  // block beyond the activations, as they may reuse activations' bytes);
+  // otherwise 0. The rest of the block beyond both is scratch.
+  size_t gradient_bytes() const { return gradient_bytes_; }
 
   // The value whose buffer holds value v (v itself unless v is a view).
   int data_root(int v) const { return data_root_[v]; }
@@ -147,6 +175,9 @@ class Program {
   std::vector<int> data_root_, first_, last_, data_buffer_, cut_slot_;
   std::vector<int> grad_root_, grad_first_, grad_last_, grad_buffer_, writers_, readers_;
   std::vector<int> backward_time_;  // per node, -1 when it has no backward
+  std::vector<Update> updates_;
+  bool update_in_backward_ = false;
+  size_t gradient_bytes_ = 0;
   int labels_buffer_ = -1, targets_buffer_ = -1;
   int first_backward_layer_ = -1;
 };

@@ -52,6 +52,7 @@ Arena& Arena::operator=(Arena&& other) noexcept {
   capacity_ = std::exchange(other.capacity_, 0);
   owned_ = std::exchange(other.owned_, false);
   persistent_end_ = std::exchange(other.persistent_end_, 0);
+  persistent_gradients_ = std::exchange(other.persistent_gradients_, 0);
   transient_top_ = std::exchange(other.transient_top_, 0);
   high_water_ = std::exchange(other.high_water_, 0);
   transient_owner_ = std::exchange(other.transient_owner_, 0);
@@ -125,6 +126,7 @@ void Arena::SetPersistent(size_t end, const size_t (&bytes)[kNumPersistentRegion
   MakeRoom(end);
   persistent_end_ = end;
   std::copy(bytes, bytes + kNumPersistentRegions, bytes_);
+  persistent_gradients_ = bytes[static_cast<int>(Region::kGradients)];
   ResetTransient();
   high_water_ = std::max(high_water_, end + tail_bytes_);
 }
@@ -139,6 +141,7 @@ void Arena::ReleasePersistent(uint64_t owner) {
   if (owner == 0 || persistent_owner_ != owner) return;
   persistent_owner_ = 0;
   persistent_end_ = 0;
+  persistent_gradients_ = 0;
   std::fill(bytes_, bytes_ + kNumPersistentRegions, 0);
 }
 
@@ -159,6 +162,7 @@ void Arena::ClaimTransient(uint64_t owner) {
   transient_top_ = persistent_end_;
   bytes_[static_cast<int>(Region::kActivations)] = 0;
   bytes_[static_cast<int>(Region::kScratch)] = 0;
+  bytes_[static_cast<int>(Region::kGradients)] = persistent_gradients_;
   transient_owner_ = owner;
 }
 
@@ -182,14 +186,16 @@ void* Arena::AllocateTransient(size_t bytes, Region region, size_t alignment) {
   return p;
 }
 
-unsigned char* Arena::ClaimPlanned(uint64_t owner, size_t bytes, size_t activation_bytes) {
-  THAW_CHECK(activation_bytes <= bytes);
+unsigned char* Arena::ClaimPlanned(uint64_t owner, size_t bytes, size_t activation_bytes,
+                                   size_t gradient_bytes) {
+  THAW_CHECK(activation_bytes <= bytes && gradient_bytes <= bytes - activation_bytes);
   if (bytes > capacity_ - persistent_end_) return nullptr;
   ClaimTransient(owner);
   MakeRoom(persistent_end_ + bytes);
   transient_top_ = persistent_end_ + bytes;
   bytes_[static_cast<int>(Region::kActivations)] = activation_bytes;
-  bytes_[static_cast<int>(Region::kScratch)] = bytes - activation_bytes;
+  bytes_[static_cast<int>(Region::kGradients)] = persistent_gradients_ + gradient_bytes;
+  bytes_[static_cast<int>(Region::kScratch)] = bytes - activation_bytes - gradient_bytes;
   high_water_ = std::max(high_water_, transient_top_ + tail_bytes_);
   return data_ + persistent_end_;
 }

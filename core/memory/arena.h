@@ -36,7 +36,9 @@ namespace thaw {
 
 enum class Region : int {
   kWeights = 0,     // every variable's value (persistent)
-  kGradients,       // one buffer per trainable variable (persistent)
+  kGradients,       // one buffer per trainable variable (persistent), or, when
+                    // the optimizer updates in the backward pass, the step's
+                    // parameter gradients alive at once (transient)
   kOptimizerState,  // momentum / Adam moments per trainable variable (persistent)
   kActivations,     // forward values kept for the backward pass (transient)
   kScratch,         // temporaries of the backward pass and kernels (transient)
@@ -138,10 +140,12 @@ class Arena {
                           size_t alignment = kAlignment);
   // Claims the transient part for `owner` (as ClaimTransient) and hands out
   // one planned block of `bytes` at its bottom, of which `activation_bytes`
-  // are counted as activations and the rest as scratch (see
-  // core/memory/plan.h). nullptr, changing nothing, when it does not fit.
-  unsigned char* ClaimPlanned(uint64_t owner, size_t bytes,
-                              size_t activation_bytes);
+  // are counted as activations, `gradient_bytes` as gradients (added to the
+  // persistent ones: a step that updates in the backward pass plans its
+  // parameters' gradients, core/exec/program.h) and the rest as scratch
+  // (see core/memory/plan.h). nullptr, changing nothing, when it does not fit.
+  unsigned char* ClaimPlanned(uint64_t owner, size_t bytes, size_t activation_bytes,
+                              size_t gradient_bytes = 0);
 
   // The tail: `bytes` (a multiple of kAlignment) at the top of the block,
   // counted as the feature cache, kept until released or taken: a
@@ -165,6 +169,7 @@ class Arena {
   size_t capacity_ = 0;
   bool owned_ = false;
   size_t persistent_end_ = 0;
+  size_t persistent_gradients_ = 0;  // bytes_[kGradients] without a step's
   size_t transient_top_ = 0;
   size_t high_water_ = 0;
   uint64_t transient_owner_ = 0;

@@ -144,4 +144,18 @@ size_t MemoryPlan::RegionBytes(Region region) const {
   return bytes;
 }
 
+// The sum is largest at some buffer's first time: checking those is enough.
+size_t MemoryPlan::PeakRegionBytes(Region region) const {
+  size_t peak = 0;
+  for (const PlannedBuffer& at : buffers_) {
+    if (at.region != region) continue;
+    size_t live = 0;
+    for (const PlannedBuffer& b : buffers_) {
+      if (b.region == region && b.first <= at.first && at.first <= b.last) live += b.bytes;
+    }
+    peak = std::max(peak, live);
+  }
+  return peak;
+}
+
 }  // namespace thaw

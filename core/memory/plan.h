@@ -74,6 +74,9 @@ class MemoryPlan {
   size_t total() const { return total_; }
   // Sum of the sizes of the region's buffers (shared bytes counted for each).
   size_t RegionBytes(Region region) const;
+  // The largest sum of the region's buffers alive at one step time: what
+  // the region holds at its peak when its buffers share bytes by lifetime.
+  size_t PeakRegionBytes(Region region) const;
 
  private:
   size_t PlaceGreedy();

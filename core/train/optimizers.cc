@@ -23,15 +23,17 @@ Status Optimizer::CheckAttached(const char* what) const {
   return Status::Ok();
 }
 
-Status Optimizer::CheckFinite(const Variable& v, const float* grad) const {
+Status Optimizer::CheckFinite(const Variable& v, const float* grad, const char* unchanged) const {
   const size_t n = v.shape().num_elements();
   const size_t bad = simd::CountNonFinite(grad, n, *pool_);
   if (bad == 0) return Status::Ok();
   return InvalidArgument(
-      "%s: the gradient holds %zu NaN or infinite value%s (of %zu); nothing was updated. "
+      "%s: the gradient holds %zu NaN or infinite value%s (of %zu); %s. "
       "The inputs held them, or training diverged: check the data, lower the learning rate",
-      v.name().c_str(), bad, bad == 1 ? "" : "s", n);
+      v.name().c_str(), bad, bad == 1 ? "" : "s", n, unchanged);
 }
+
+void Optimizer::SetUpdateInBackward(bool on) { id_ = vars_->AttachOptimizer(slots_, !on); }
 
 Status Optimizer::SetClipping(const GradientClipping& clipping) {
   THAW_RETURN_IF_ERROR(CheckOptions(clipping));
@@ -154,6 +156,20 @@ Status Optimizer::ApplyGradients(Span<const GradientAndVariable> pairs) {
   return Status::Ok();
 }
 
+template <class EachGradient>
+Status Optimizer::ApplyEach(const char* what, const char* unchanged,
+                            EachGradient&& each_gradient) {
+  // Every gradient is checked before any variable changes.
+  Status finite;
+  each_gradient([&](int index, const float* grad) {
+    if (finite.ok()) finite = CheckFinite((*vars_)[index], grad, unchanged);
+  });
+  THAW_RETURN_IF_ERROR(finite);
+  THAW_RETURN_IF_ERROR(ClipAll(what, each_gradient));
+  each_gradient([&](int index, const float* grad) { StepVariable(index, grad); });
+  return Status::Ok();
+}
+
 Status Optimizer::ApplyOwnGradients() {
   THAW_RETURN_IF_ERROR(refused_);
   THAW_RETURN_IF_ERROR(CheckAttached("ApplyOwnGradients"));
@@ -162,20 +178,46 @@ Status Optimizer::ApplyOwnGradients() {
         "ApplyOwnGradients: the freeze set or the optimizer changed since the "
         "gradients were computed; run a new step");
   }
-  // Every gradient is checked before any variable changes.
-  for (int i = 0; i < vars_->size(); ++i) {
-    if (vars_->planned_trainable(i)) {
-      THAW_RETURN_IF_ERROR(CheckFinite((*vars_)[i], vars_->gradient_data(i)));
-    }
+  if (!vars_->planned_gradient_buffers()) {
+    return FailedPrecondition(
+        "ApplyOwnGradients: this optimizer updates in the backward pass, so the variables keep "
+        "no gradient buffers; the backward pass applies each gradient (ApplyGradientsOf)");
   }
-  auto each_gradient = [&](auto&& f) {
+  return ApplyEach("ApplyOwnGradients", "nothing was updated", [&](auto&& f) {
     for (int i = 0; i < vars_->size(); ++i) {
       if (vars_->planned_trainable(i)) f(i, vars_->gradient_data(i));
     }
-  };
-  THAW_RETURN_IF_ERROR(ClipAll("ApplyOwnGradients", each_gradient));
-  each_gradient([&](int index, const float* grad) { StepVariable(index, grad); });
-  return Status::Ok();
+  });
+}
+
+Status Optimizer::ApplyGradientsOf(const int* variables, float* const* grads, size_t count) {
+  THAW_RETURN_IF_ERROR(refused_);
+  THAW_RETURN_IF_ERROR(CheckAttached("ApplyGradientsOf"));
+  if (clipping_.global_clipnorm > 0.0f) {
+    return FailedPrecondition(
+        "ApplyGradientsOf: global_clipnorm = %g needs every gradient of the step before the "
+        "first update; it cannot clip a few variables' gradients at a time",
+        static_cast<double>(clipping_.global_clipnorm));
+  }
+  for (size_t k = 0; k < count; ++k) {
+    const int index = variables[k];
+    if (index < 0 || index >= vars_->size() || !vars_->planned_trainable(index)) {
+      return FailedPrecondition(
+          "ApplyGradientsOf: variable %d has no optimizer state in the current plan (it is "
+          "frozen, unknown, or was thawed since the last step began)",
+          index);
+    }
+    for (size_t j = 0; j < k; ++j) {
+      if (variables[j] == index) {
+        return InvalidArgument("%s: two gradients were given for this variable",
+                               vars_->name(index).c_str());
+      }
+    }
+  }
+  return ApplyEach("ApplyGradientsOf", "none of the variables given with it was updated",
+                   [&](auto&& f) {
+                     for (size_t k = 0; k < count; ++k) f(variables[k], grads[k]);
+                   });
 }
 
 SGD::SGD(VariableSet* vars, const SgdOptions& options, ThreadPool& pool)
@@ -299,6 +341,13 @@ Status CheckOptions(const GradientClipping& c) {
 
 Status CheckOptions(const OptimizerConfig& config) {
   THAW_RETURN_IF_ERROR(CheckOptions(config.clipping));
+  if (config.update_in_backward && config.clipping.global_clipnorm > 0.0f) {
+    return InvalidArgument(
+        "update_in_backward with global_clipnorm = %g: global clipping scales every gradient by "
+        "the norm of all of them, which is known only after the backward pass, while this mode "
+        "updates each variable during it; use clipnorm (per variable) or the default mode",
+        static_cast<double>(config.clipping.global_clipnorm));
+  }
   return config.kind == OptimizerConfig::Kind::kSgd ? CheckOptions(config.sgd)
                                                     : CheckOptions(config.adam);
 }
@@ -318,6 +367,7 @@ std::unique_ptr<Optimizer> MakeOptimizer(const OptimizerConfig& config, Variable
       break;
   }
   optimizer->Refuse(optimizer->SetClipping(config.clipping));
+  if (config.update_in_backward) optimizer->SetUpdateInBackward(true);
   return optimizer;
 }
 

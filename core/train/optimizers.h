@@ -20,6 +20,24 @@
 // rules and hyper-parameters match torch.optim.SGD / Adam / AdamW.
 // One optimizer is attached to a variable set at a time; attaching another
 // resets the state (and the first one then refuses to step).
+//
+// Two ways to apply a step's own gradients (the gradients a model's backward
+// pass computes):
+//  - after the backward pass (the default): ApplyOwnGradients, from one
+//    persistent gradient buffer per trainable variable. All or nothing: every
+//    gradient is checked finite before any variable changes, so a NaN or Inf
+//    anywhere leaves every weight and all optimizer state as they were;
+//  - in the backward pass (OptimizerConfig::update_in_backward, opt-in):
+//    each variable is updated as soon as its gradient is complete and no
+//    later backward call reads its value (ApplyGradientsOf), and its
+//    gradient's bytes are given back. Gradients then take the largest
+//    layer's gradients' bytes instead of all of them, but the guarantee is
+//    per backward call, not per step: a NaN found at a layer stops the step
+//    there, after the layers nearer the loss have been updated. Those keep
+//    their update; the layer and those below it, and BatchNorm statistics,
+//    do not change; the Status says which layers were updated (Model::Step).
+//    Global clipping (global_clipnorm), which needs every gradient before
+//    the first update, is refused in this mode.
 #ifndef THAW_CORE_TRAIN_OPTIMIZERS_H_
 #define THAW_CORE_TRAIN_OPTIMIZERS_H_
 
@@ -73,7 +91,24 @@ class Optimizer {
   // Applies every trainable variable's own gradient buffer, for models whose
   // backward pass has just written all of them. Frozen variables are skipped.
   // A NaN or Inf in any gradient is an error that changes nothing.
+  // FailedPrecondition when the optimizer updates in the backward pass (the
+  // variables keep no gradient buffers).
   Status ApplyOwnGradients();
+  // Applies one step to `count` trainable variables of the current plan
+  // (variable indices; no duplicates) from `grads` (each its variable's
+  // size, contiguous; clipping rewrites them in place): what a backward pass
+  // that updates as it goes calls once its gradients are complete. All of
+  // them or none: each gradient is checked finite first, then clipped on
+  // its own (clipnorm, clipvalue), its step counted and its variable
+  // updated, with the same code as ApplyOwnGradients. FailedPrecondition
+  // with global_clipnorm (it needs every gradient of the step at once).
+  Status ApplyGradientsOf(const int* variables, float* const* grads, size_t count);
+  // Makes the variable set keep no gradient buffers from the next step on
+  // (update in the backward pass), or keep them again (the default). Re-
+  // attaches the optimizer: state starts from zero. MakeOptimizer calls it
+  // for OptimizerConfig::update_in_backward, before any step.
+  void SetUpdateInBackward(bool on);
+  bool update_in_backward() const { return !vars_->gradient_buffers(); }
 
   VariableSet& variables() { return *vars_; }
   // Changes the learning rate from the next step on; state is kept (Keras:
@@ -104,8 +139,10 @@ class Optimizer {
 
  private:
   Status CheckAttached(const char* what) const;
-  // InvalidArgument naming v when `grad` (v's size) holds a NaN or Inf.
-  Status CheckFinite(const Variable& v, const float* grad) const;
+  // InvalidArgument naming v when `grad` (v's size) holds a NaN or Inf; the
+  // message ends with `unchanged` (what was not updated).
+  Status CheckFinite(const Variable& v, const float* grad,
+                     const char* unchanged = "nothing was updated") const;
   // Variables one clipped step takes: the lists live on the stack (a step
   // does not allocate).
   static constexpr size_t kMaxClipped = 1024;
@@ -123,6 +160,10 @@ class Optimizer {
   // more than kMaxClipped of them (nothing has changed then).
   template <class EachGradient>
   Status ClipAll(const char* what, EachGradient&& each_gradient);
+  // Checks every gradient each_gradient(f) hands over finite, then clips
+  // them and steps their variables: ApplyOwnGradients and ApplyGradientsOf.
+  template <class EachGradient>
+  Status ApplyEach(const char* what, const char* unchanged, EachGradient&& each_gradient);
 
   VariableSet* vars_;
   ThreadPool* pool_;
@@ -199,6 +240,12 @@ struct OptimizerConfig {
   SgdOptions sgd;
   AdamOptions adam;
   GradientClipping clipping;
+  // Update each variable in the backward pass, as soon as its gradient is
+  // complete, instead of after it (see Optimizer above for the trade-off):
+  // a model's gradients then take the bytes of the largest layer's instead
+  // of all of them. The weights, state and losses are bit for bit those of
+  // the default. Refused with global_clipnorm.
+  bool update_in_backward = false;
 
   static OptimizerConfig Sgd(const SgdOptions& options);
   static OptimizerConfig Adam(const AdamOptions& options);
@@ -207,7 +254,8 @@ struct OptimizerConfig {
 
 // InvalidArgument naming the first option out of range, as torch.optim
 // refuses them: learning rate, momentum, weight decay and epsilon finite and
-// >= 0, betas in [0, 1), Nesterov only with momentum. An optimizer made with
+// >= 0, betas in [0, 1), Nesterov only with momentum; and update_in_backward
+// with global_clipnorm. An optimizer made with
 // such options refuses every step with this Status; Compile refuses them.
 Status CheckOptions(const SgdOptions& options);
 Status CheckOptions(const AdamOptions& options);

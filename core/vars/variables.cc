@@ -56,7 +56,10 @@ Status Variable::set_trainable(bool trainable) const {
 }
 
 TensorView Variable::gradient() const {
-  if (!set_->trainable(index_) || !set_->planned_trainable(index_)) return {};
+  if (!set_->trainable(index_) || !set_->planned_trainable(index_) ||
+      !set_->planned_gradient_buffers()) {
+    return {};
+  }
   return TensorView(set_->gradient_data(index_), shape());
 }
 
@@ -167,7 +170,7 @@ Status VariableSet::Add(const std::string& name, const Shape& shape,
   if (arena_ == nullptr) return Status::Ok();  // sizing only
   // Places the new value after the others and moves any planned state up
   // past it; it fits (checked above).
-  Status moved = Relayout(planned_, planned_slots_);
+  Status moved = Relayout(planned_, planned_slots_, planned_gradient_buffers_);
   THAW_CHECK(moved.ok());
   if (in_place == nullptr) std::memset(arena_->data() + records_.back().value_offset, 0, bytes);
   return Status::Ok();
@@ -318,15 +321,18 @@ Status VariableSet::SetTrainable(Variable variable, bool trainable) {
 
 bool VariableSet::plan_stale() const {
   return trainable_ != planned_ || slots_ != planned_slots_ ||
-         optimizer_id_ != planned_optimizer_;
+         gradient_buffers_ != planned_gradient_buffers_ || optimizer_id_ != planned_optimizer_;
 }
 
 Status VariableSet::Prepare() {
   if (!plan_stale()) return Status::Ok();
-  return Relayout(trainable_, slots_);
+  return Relayout(trainable_, slots_, gradient_buffers_);
 }
 
-void VariableSet::BuildPlan(const Bitmap& trainable, int slots, MemoryPlan* plan) const {
+// Without gradient buffers, each trainable parameter's gradient is a zero-byte
+// entry: it still marks where the variable's state block starts.
+void VariableSet::BuildPlan(const Bitmap& trainable, int slots, bool gradients,
+                            MemoryPlan* plan) const {
   THAW_CHECK(trainable.size() == records_.size() && slots <= kMaxOptimizerSlots);
   plan->Clear();
   for (int i = 0; i < size(); ++i) {
@@ -334,7 +340,7 @@ void VariableSet::BuildPlan(const Bitmap& trainable, int slots, MemoryPlan* plan
   }
   for (int i = 0; i < size(); ++i) {
     if (!trainable.Test(i) || records_[i].role != VariableRole::kParameter) continue;
-    plan->Add(BufferBytes(i), Region::kGradients, 0, 0, "gradient", i);
+    plan->Add(gradients ? BufferBytes(i) : 0, Region::kGradients, 0, 0, "gradient", i);
     for (int s = 0; s < slots; ++s) {
       plan->Add(BufferBytes(i), Region::kOptimizerState, 0, 0, "slot", i);
     }
@@ -343,7 +349,7 @@ void VariableSet::BuildPlan(const Bitmap& trainable, int slots, MemoryPlan* plan
 }
 
 const MemoryPlan& VariableSet::PersistentPlan(const Bitmap& trainable) const {
-  BuildPlan(trainable, slots_, &plan_);
+  BuildPlan(trainable, slots_, gradient_buffers_, &plan_);
   return plan_;
 }
 
@@ -360,24 +366,27 @@ MemoryReport VariableSet::PlannedBytes(const Bitmap& trainable) const {
   return report;
 }
 
-uint64_t VariableSet::AttachOptimizer(int slots) {
+uint64_t VariableSet::AttachOptimizer(int slots, bool gradient_buffers) {
   THAW_CHECK(slots >= 0);
   slots_ = slots;
+  gradient_buffers_ = gradient_buffers;
   return ++optimizer_id_;
 }
 
 float* VariableSet::gradient_data(int index) const {
-  THAW_CHECK(planned_.Test(index));
+  THAW_CHECK(planned_.Test(index) && planned_gradient_buffers_);
   return reinterpret_cast<float*>(arena_->data() + records_[index].state_offset);
 }
 
 float* VariableSet::slot_data(int index, int slot) const {
   THAW_CHECK(planned_.Test(index) && slot >= 0 && slot < planned_slots_);
+  const int gradient = planned_gradient_buffers_ ? 1 : 0;
   return reinterpret_cast<float*>(arena_->data() + records_[index].state_offset +
-                                  (1 + slot) * BufferBytes(index));
+                                  (gradient + slot) * BufferBytes(index));
 }
 
-// The state of each trainable variable is one block, [gradient | slot 0 | ...],
+// The state of each trainable variable is one block, [gradient | slot 0 | ...]
+// (without the gradient when the optimizer updates in the backward pass),
 // laid out in variable order right after the values (BuildPlan). Re-planning
 // computes the new offsets, checks the fit, then moves what survives: values
 // (which move when a variable read in place before them is thawed into the
@@ -386,9 +395,9 @@ float* VariableSet::slot_data(int index, int slot) const {
 // down in that order and then those that go up in reverse order never
 // overwrites a block before it has moved. Values thawed out of place are
 // copied in, and new state blocks zeroed, last.
-Status VariableSet::Relayout(const Bitmap& trainable, int slots) {
+Status VariableSet::Relayout(const Bitmap& trainable, int slots, bool gradients) {
   THAW_CHECK(arena_ != nullptr);  // a sizing set places nothing
-  BuildPlan(trainable, slots, &plan_);
+  BuildPlan(trainable, slots, gradients, &plan_);
   const size_t top = plan_.total();
   if (top > arena_->capacity()) {
     return ResourceExhausted(
@@ -413,7 +422,9 @@ Status VariableSet::Relayout(const Bitmap& trainable, int slots) {
   unsigned char* base = arena_->data();
   // A newly attached optimizer starts from zero state, even with as many
   // slots as the last one.
-  const bool keep_state = slots == planned_slots_ && optimizer_id_ == planned_optimizer_;
+  const bool keep_state = slots == planned_slots_ && gradients == planned_gradient_buffers_ &&
+                          optimizer_id_ == planned_optimizer_;
+  const size_t block_buffers = (gradients ? 1 : 0) + static_cast<size_t>(slots);
   auto survives = [&](const Record& r) {
     return keep_state && r.state_offset != kNone && r.new_state_offset != kNone;
   };
@@ -426,7 +437,7 @@ Status VariableSet::Relayout(const Bitmap& trainable, int slots) {
       if (!survives(r)) return;
       from = r.state_offset;
       to = r.new_state_offset;
-      bytes *= 1 + slots;
+      bytes *= block_buffers;
     }
     if (from == kNone || to == kNone || (down ? to >= from : to <= from)) return;
     std::memmove(base + to, base + from, bytes);
@@ -442,13 +453,14 @@ Status VariableSet::Relayout(const Bitmap& trainable, int slots) {
     }
     r.value_offset = r.new_value_offset;
     if (r.new_state_offset != kNone && !survives(r)) {
-      std::memset(base + r.new_state_offset, 0, (1 + slots) * BufferBytes(i));
+      std::memset(base + r.new_state_offset, 0, block_buffers * BufferBytes(i));
       r.steps = 0;
     }
     r.state_offset = r.new_state_offset;
   }
   for (int i = 0; i < size(); ++i) planned_.Set(i, records_[i].state_offset != kNone);
   planned_slots_ = slots;
+  planned_gradient_buffers_ = gradients;
   planned_optimizer_ = optimizer_id_;
   size_t bytes[kNumPersistentRegions];
   for (int r = 0; r < kNumPersistentRegions; ++r) {

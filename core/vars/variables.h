@@ -22,8 +22,10 @@
 //
 // One bit per variable says trainable or frozen. The planner reads the bitmap
 // and lists, for the arena's persistent part, every value (weights region)
-// and, for trainable parameters only, one gradient buffer (gradients region)
-// and the optimizer's state buffers (optimizer state region): one MemoryPlan
+// and, for trainable parameters only, one gradient buffer (gradients region;
+// none when the attached optimizer updates in the backward pass, whose step
+// plans its gradients: core/exec/program.h) and the optimizer's state
+// buffers (optimizer state region): one MemoryPlan
 // (core/memory/plan.h) that sizes, checks, places and reports them. Buffers
 // are 64-byte aligned, so a variable of n floats takes AlignUp(4 n, 64) bytes
 // per buffer.
@@ -100,7 +102,9 @@ class Variable {
   // Takes effect at the next step; see VariableSet::SetTrainable.
   Status set_trainable(bool trainable) const;
   // The gradient buffer, which exists only while the variable is trainable in
-  // the current plan; absent (empty view) for a frozen variable.
+  // the current plan; absent (empty view) for a frozen variable, and for
+  // every variable while the attached optimizer updates in the backward pass
+  // (its gradients live in the step's plan and are gone after the step).
   TensorView gradient() const;
 
   bool operator==(const Variable& o) const { return set_ == o.set_ && index_ == o.index_; }
@@ -226,18 +230,25 @@ class VariableSet {
   // ---- For optimizers and the tape ----
 
   // Attaches an optimizer that keeps `slots` state buffers per trainable
-  // variable; the next Prepare re-plans, with zero state. Returns an id the optimizer keeps to
-  // learn whether it is still the attached one.
-  uint64_t AttachOptimizer(int slots);
+  // variable and, unless it updates in the backward pass (gradient_buffers
+  // false), a gradient buffer; the next Prepare re-plans, with zero state.
+  // Returns an id the optimizer keeps to learn whether it is still the
+  // attached one.
+  uint64_t AttachOptimizer(int slots, bool gradient_buffers = true);
   uint64_t attached_optimizer() const { return optimizer_id_; }
   int optimizer_slots() const { return slots_; }
+  // Whether trainable parameters get persistent gradient buffers with the
+  // attached optimizer, and in the current plan.
+  bool gradient_buffers() const { return gradient_buffers_; }
+  bool planned_gradient_buffers() const { return planned_gradient_buffers_; }
   // The slots the current plan holds (differs until the next Prepare).
   int planned_slots() const { return planned_slots_; }
   // The optimizer (AttachOptimizer id) whose state the current plan holds.
   uint64_t planned_optimizer() const { return planned_optimizer_; }
-  // Whether variable `index` has gradient and state buffers in the current plan.
+  // Whether variable `index` has state buffers (and a gradient buffer, with
+  // planned_gradient_buffers()) in the current plan.
   bool planned_trainable(int index) const { return planned_.Test(index); }
-  float* gradient_data(int index) const;
+  float* gradient_data(int index) const;  // with planned_gradient_buffers() only
   float* slot_data(int index, int slot) const;
   // Optimizer steps taken by the variable since it was last thawed.
   uint64_t& steps(int index) { return records_[index].steps; }
@@ -254,7 +265,7 @@ class VariableSet {
     size_t value_offset = kNone;  // in the weights region; kNone: not in the arena
     size_t new_value_offset = kNone;  // used while re-planning
     const float* in_place = nullptr;  // the caller's read-only value (CreateInPlace)
-    size_t state_offset = kNone;  // gradient then the optimizer's slots
+    size_t state_offset = kNone;  // gradient (when kept) then the optimizer's slots
     size_t new_state_offset = kNone;  // used while re-planning
     uint64_t steps = 0;
     uint64_t edits = 0;  // see edits()
@@ -267,10 +278,12 @@ class VariableSet {
   size_t ValueBytes(int index, const Bitmap& trainable) const;
   size_t BufferBytes(int index) const;
   size_t WeightsEnd() const;
-  // Lists the persistent buffers for (trainable, slots) into *plan, placed.
-  void BuildPlan(const Bitmap& trainable, int slots, MemoryPlan* plan) const;
-  // Moves to the layout for (trainable, slots), or fails changing nothing.
-  Status Relayout(const Bitmap& trainable, int slots);
+  // Lists the persistent buffers for (trainable, slots, gradient buffers)
+  // into *plan, placed.
+  void BuildPlan(const Bitmap& trainable, int slots, bool gradients, MemoryPlan* plan) const;
+  // Moves to the layout for (trainable, slots, gradient buffers), or fails
+  // changing nothing.
+  Status Relayout(const Bitmap& trainable, int slots, bool gradients);
 
   Arena* arena_;
   uint64_t token_;  // this set's claim on the arena's persistent part
@@ -280,6 +293,8 @@ class VariableSet {
   Bitmap planned_;    // what the arena holds
   int slots_ = 0;
   int planned_slots_ = 0;
+  bool gradient_buffers_ = true;
+  bool planned_gradient_buffers_ = true;
   uint64_t optimizer_id_ = 0;
   uint64_t planned_optimizer_ = 0;  // the optimizer whose state the arena holds
 };
