@@ -623,6 +623,49 @@ void Replay(const std::string& label, Symbol (*describe)(Model&), const Optimize
   }
 }
 
+// A trainable layer whose output the loss never reads (a branch left out of
+// the model's output) gets no gradient: as TensorFlow drops a None gradient
+// and PyTorch skips a parameter whose grad is None, no step touches it: no
+// weight decay, no moments, no step count; and both update modes agree.
+TEST(FunctionalTest, ATrainableLayerTheLossDoesNotReachIsNotStepped) {
+  for (bool in_backward : {false, true}) {
+    SCOPED_TRACE(in_backward ? "update in the backward pass" : "update after it");
+    Arena arena;
+    ASSERT_TRUE(Arena::Create(1 << 16, &arena).ok());
+    Model model;
+    Symbol x = model.Input(Shape{6});
+    Symbol h = model.Call(Dense::Make(4, Activation::kRelu), x);
+    model.Call(Dense::Make(5), x, "unused");
+    Symbol y = model.Call(Dense::Make(3), h, "head");
+    ASSERT_TRUE(model.Build(y, 4, &arena).ok());
+    AdamOptions adam;
+    adam.learning_rate = 0.01f;
+    adam.weight_decay = 0.1f;
+    OptimizerConfig config = OptimizerConfig::AdamW(adam);
+    config.update_in_backward = in_backward;
+    ASSERT_TRUE(model.Compile(config, Loss::kSparseCategoricalCrossentropyFromLogits).ok());
+    const Layer& unused = model.layer(1);
+    ASSERT_EQ(unused.name(), "unused");
+    std::vector<std::vector<float>> before;
+    for (const Variable& v : unused.variables()) {
+      before.emplace_back(v.value().data(), v.value().data() + v.value().num_elements());
+    }
+    const std::vector<float> inputs = Inputs(4 * 6);
+    const int32_t labels[4] = {0, 2, 1, 2};
+    for (int step = 0; step < 3; ++step) {
+      ASSERT_TRUE(model.TrainOnBatch(Examples{inputs.data(), 4, labels, nullptr}).ok());
+    }
+    for (size_t k = 0; k < before.size(); ++k) {
+      const Variable& v = unused.variables()[k];
+      EXPECT_EQ(std::memcmp(v.value().data(), before[k].data(), before[k].size() * sizeof(float)),
+                0)
+          << v.name();
+      EXPECT_EQ(model.variables().steps(v.index()), 0u) << v.name();
+    }
+    EXPECT_EQ(model.variables().steps(model.layer(2).variables()[0].index()), 3u);
+  }
+}
+
 OptimizerConfig Sgd() {
   SgdOptions o;
   o.learning_rate = 0.1f;

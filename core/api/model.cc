@@ -900,8 +900,10 @@ Status Model::Step(const Examples& examples, const size_t* index, size_t batch, 
   ++steps_;
   if (program.update_in_backward()) {
     if (!updates.status.ok()) return StoppedInBackward(program, *updates.failed, updates.status);
-  } else if (!program.backward().empty()) {  // something is trainable
-    THAW_RETURN_IF_ERROR(optimizer_->ApplyOwnGradients());
+  } else if (!program.stepped().empty()) {  // the loss reaches something trainable
+    const std::vector<int>& stepped = program.stepped();
+    THAW_RETURN_IF_ERROR(
+        optimizer_->ApplyOwnGradients(Span<const int>(stepped.data(), stepped.size())));
   }
   // Only an accepted step moves statistics (BatchNormalization's).
   const Node* failed = nullptr;

@@ -20,6 +20,7 @@ void Program::Reserve(const Graph& graph) {
   }
   backward_time_.reserve(nodes);
   updates_.reserve(values);
+  stepped_.reserve(values);
   // A buffer per value (data and gradient), per node its saved state, its
   // two scratch calls and a term per input, and the gathered labels/targets.
   plan_.Reserve(2 * values + nodes * (3 + kMaxNodeInputs) + 2);
@@ -59,6 +60,7 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
   readers_.assign(nv, 0);
   backward_time_.assign(nn, -1);
   updates_.clear();
+  stepped_.clear();
   update_in_backward_ = training && !vars.gradient_buffers();
   gradient_bytes_ = 0;
   labels_buffer_ = targets_buffer_ = -1;
@@ -292,6 +294,11 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
                             n.in[i]->index);
     }
   }
+  for (int v = 0; v < nv; ++v) {
+    const int variable = graph.value(v)->variable;
+    if (variable >= 0 && written_[v]) stepped_.push_back(variable);
+  }
+  std::sort(stepped_.begin(), stepped_.end());
   for (int v = 0; v < nv; ++v) {
     if (grad_root_[v] != v || grad_first_[v] < 0) continue;
     const int variable = graph.value(v)->variable;

@@ -141,6 +141,10 @@ class Program {
   // (their gradients are planned here), and those updates, by time.
   bool update_in_backward() const { return update_in_backward_; }
   const std::vector<Update>& updates() const { return updates_; }
+  // The trainable parameters whose gradients the backward pass computes
+  // (variable indices, increasing): the ones a step updates. A trainable
+  // parameter the loss does not reach is not among them.
+  const std::vector<int>& stepped() const { return stepped_; }
   int loss_time() const { return static_cast<int>(forward_.size()) + 1; }
   int commit_time() const { return loss_time() + 1 + static_cast<int>(backward_.size()); }
   // Bytes of the plan's activations (they never share bytes with each other:
@@ -176,6 +180,7 @@ class Program {
   std::vector<int> grad_root_, grad_first_, grad_last_, grad_buffer_, writers_, readers_;
   std::vector<int> backward_time_;  // per node, -1 when it has no backward
   std::vector<Update> updates_;
+  std::vector<int> stepped_;
   bool update_in_backward_ = false;
   size_t gradient_bytes_ = 0;
   int labels_buffer_ = -1, targets_buffer_ = -1;

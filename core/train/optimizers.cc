@@ -171,6 +171,31 @@ Status Optimizer::ApplyEach(const char* what, const char* unchanged,
 }
 
 Status Optimizer::ApplyOwnGradients() {
+  return ApplyOwn([&](auto&& f) {
+    for (int i = 0; i < vars_->size(); ++i) {
+      if (vars_->planned_trainable(i)) f(i, vars_->gradient_data(i));
+    }
+  });
+}
+
+Status Optimizer::ApplyOwnGradients(Span<const int> variables) {
+  for (size_t k = 0; k < variables.size(); ++k) {
+    const int index = variables[k];
+    if (index < 0 || index >= vars_->size() || !vars_->planned_trainable(index) ||
+        (k > 0 && index <= variables[k - 1])) {
+      return FailedPrecondition(
+          "ApplyOwnGradients: variable %d is not trainable in the current plan, or the indices "
+          "do not increase",
+          index);
+    }
+  }
+  return ApplyOwn([&](auto&& f) {
+    for (int index : variables) f(index, vars_->gradient_data(index));
+  });
+}
+
+template <class EachGradient>
+Status Optimizer::ApplyOwn(EachGradient&& each_gradient) {
   THAW_RETURN_IF_ERROR(refused_);
   THAW_RETURN_IF_ERROR(CheckAttached("ApplyOwnGradients"));
   if (vars_->plan_stale()) {
@@ -183,11 +208,7 @@ Status Optimizer::ApplyOwnGradients() {
         "ApplyOwnGradients: this optimizer updates in the backward pass, so the variables keep "
         "no gradient buffers; the backward pass applies each gradient (ApplyGradientsOf)");
   }
-  return ApplyEach("ApplyOwnGradients", "nothing was updated", [&](auto&& f) {
-    for (int i = 0; i < vars_->size(); ++i) {
-      if (vars_->planned_trainable(i)) f(i, vars_->gradient_data(i));
-    }
-  });
+  return ApplyEach("ApplyOwnGradients", "nothing was updated", each_gradient);
 }
 
 Status Optimizer::ApplyGradientsOf(const int* variables, float* const* grads, size_t count) {

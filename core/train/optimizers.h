@@ -94,6 +94,12 @@ class Optimizer {
   // FailedPrecondition when the optimizer updates in the backward pass (the
   // variables keep no gradient buffers).
   Status ApplyOwnGradients();
+  // The same for `variables` alone (increasing indices, each trainable in the
+  // current plan, else FailedPrecondition and nothing changes): those a
+  // backward pass reached. A trainable variable it did not reach (a layer the
+  // loss does not read) has no gradient this step, and no step touches it, as
+  // TensorFlow drops a None gradient.
+  Status ApplyOwnGradients(Span<const int> variables);
   // Applies one step to `count` trainable variables of the current plan
   // (variable indices; no duplicates) from `grads` (each its variable's
   // size, contiguous; clipping rewrites them in place): what a backward pass
@@ -164,6 +170,9 @@ class Optimizer {
   // them and steps their variables: ApplyOwnGradients and ApplyGradientsOf.
   template <class EachGradient>
   Status ApplyEach(const char* what, const char* unchanged, EachGradient&& each_gradient);
+  // ApplyOwnGradients' checks of the plan, then ApplyEach.
+  template <class EachGradient>
+  Status ApplyOwn(EachGradient&& each_gradient);
 
   VariableSet* vars_;
   ThreadPool* pool_;
