@@ -18,22 +18,11 @@
 #include "core/thaw.h"
 #include "gtest/gtest.h"
 #include "tests/plan_util.h"
+#include "tests/sample_data.h"
 #include "tests/status_text.h"
 
 namespace thaw {
 namespace {
-
-std::vector<float> Wave(size_t n, float phase) {
-  std::vector<float> x(n);
-  for (size_t i = 0; i < n; ++i) x[i] = std::sin(0.37f * static_cast<float>(i) + phase);
-  return x;
-}
-
-std::vector<int32_t> Labels(size_t n, int classes) {
-  std::vector<int32_t> y(n);
-  for (size_t i = 0; i < n; ++i) y[i] = static_cast<int32_t>((i * 7 + i / 3) % classes);
-  return y;
-}
 
 OptimizerConfig InBackward(OptimizerConfig config) {
   config.update_in_backward = true;
