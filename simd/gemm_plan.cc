@@ -99,9 +99,10 @@ Decision Decide(const Tile& tile, size_t m, size_t n, size_t k, bool trans_a, bo
     // Columns (each task packs its own R panels and reads or packs all of
     // L, and no task reads what another wrote) when there are at least two
     // panels per task; else rows when there are several MC blocks (R is
-    // packed once, shared). Measured on a 2-core Zen 5 (AVX3): splitting
+    // packed once, shared). Measured on a 2-vCPU AVX-512 EPYC: splitting
     // 512^3 and 1024^3 by rows, with a shared R block per k block and a wait
-    // for it, ran 1.55x one thread; by columns 1.87x and 1.97x.
+    // for it, ran 1.55x one thread; by columns 1.93x and 1.89x
+    // (bench/results/avx3/gemm.md).
     plan.split = o.M > kMC && DivCeil(o.N, nr) < 2 * plan.tasks ? Split::kRows : Split::kCols;
     const size_t units =
         plan.split == Split::kRows ? DivCeil(o.M, tile.rows) : DivCeil(o.N, nr);
@@ -115,7 +116,7 @@ Decision Decide(const Tile& tile, size_t m, size_t n, size_t k, bool trans_a, bo
   // and small: a late worker (10-60 us to join) then delays the end by its
   // lateness, where with the queue it takes fewer items. Otherwise the
   // queue costs a wait between k blocks, and items of one task each read
-  // (or pack) all of L again. On the 2-core Zen 5: 256^3 ran 1.4x one
+  // (or pack) all of L again. On that machine: 256^3 ran 1.4x one
   // thread split by rows, 1.57x with fixed shares; 256x784x64 (L packed)
   // 0.8x with the queue, 1.45x with fixed shares; 32x784x256 and 64x784x256
   // 1.7-1.8x with the queue either way, and 1.5x with fixed shares.
