@@ -1101,7 +1101,9 @@ HWY_INLINE void RunPlan(const Plan& plan, bool accumulate,
     sched.panels_per_pack = DivCeil(panels, 2 * tasks);
     sched.panels_per_item = DivCeil(panels, 2 * tasks);
   }
-  if (plan.decision.fixed_shares) {
+  // (num_threads() is the constant 1 in the serial firmware profile, which
+  // then compiles none of this.)
+  if (pool.num_threads() > 1 && plan.decision.fixed_shares) {
     // Each task owns a fixed, contiguous share of every block's panels and
     // runs the blocks in order: no task waits for another, none reads what
     // another wrote (L is read in place or packed by each task for itself),
