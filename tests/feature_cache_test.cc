@@ -75,24 +75,12 @@ Status Mlp(Model* model, Arena* arena) {
   return Status::Ok();
 }
 
-// A small CNN with BatchNorm: conv 3x3 (4) - BN - ReLU6 - depthwise 3x3 - BN
-// - ReLU6 - conv 1x1 (6) - BN - ReLU6 - max pool - global average pool -
-// dense 3. Trained whole for a few steps first (moving statistics away from
-// 0 and 1), then frozen up to (not including) `first_trainable`.
-Status SmallCnn(Model* model, Arena* arena, const std::string& first_trainable,
-                bool warm = true) {
-  Symbol x = model->Input(Shape{8, 8, 1}, Layout::kNHWC);
-  auto conv_bn = [&](Symbol in, std::unique_ptr<Layer> conv, const std::string& name) {
-    Symbol c = model->Call(std::move(conv), in, name);
-    return model->Call(ReLU6(), model->Call(BatchNormalization::Make(0.9f), c, name + "_bn"));
-  };
-  Symbol a = conv_bn(x, Conv2D::Make(4, 3, 1, Padding::kSame, Activation::kLinear, false), "stem");
-  Symbol b = conv_bn(a, DepthwiseConv2D::Make(3, 1, Padding::kSame, Activation::kLinear, false),
-                     "dw");
-  Symbol c = conv_bn(b, Conv2D::Make(6, 1, 1, Padding::kValid, Activation::kLinear, false), "pw");
-  Symbol p = model->Call(MaxPool2D::Make(2, 2, Padding::kValid), c, "pool");
-  Symbol y = model->Call(Dense::Make(3), model->Call(GlobalAveragePooling2D::Make(), p), "head");
-  THAW_RETURN_IF_ERROR(model->Build(y, 8, arena, /*seed=*/9));
+// tests/sample_data.h's small CNN with BatchNorm, trained whole for a few
+// steps first (moving statistics away from 0 and 1), then frozen up to (not
+// including) `first_trainable`.
+Status FrozenCnn(Model* model, Arena* arena, const std::string& first_trainable,
+                 bool warm = true) {
+  THAW_RETURN_IF_ERROR(model->Build(SmallCnn(model), 8, arena, /*seed=*/9));
   THAW_RETURN_IF_ERROR(model->Compile(OptimizerConfig::Adam(AdamOptions()),
                                       Loss::kSparseCategoricalCrossentropyFromLogits));
   const std::vector<float> xs = Wave(24 * 64, 0.3f);
@@ -112,8 +100,8 @@ Status SmallCnn(Model* model, Arena* arena, const std::string& first_trainable,
   return Status::Ok();
 }
 
-Status HeadOnlyCnn(Model* model, Arena* arena) { return SmallCnn(model, arena, "head"); }
-Status LastBlockCnn(Model* model, Arena* arena) { return SmallCnn(model, arena, "dw"); }
+Status HeadOnlyCnn(Model* model, Arena* arena) { return FrozenCnn(model, arena, "head"); }
+Status LastBlockCnn(Model* model, Arena* arena) { return FrozenCnn(model, arena, "dw"); }
 
 // Makes the twins, runs `fits` Fits on both (with the cache kRequired and
 // kOff) and compares every loss and weight bit.
@@ -602,7 +590,7 @@ TEST(FeatureCachePlanTest, TheCacheIsComputedInSmallerChunksWhenThatFits) {
           .ok());
   for (Twin* t : {&small, &plain}) {
     t->model = std::make_unique<Model>(t->pool);
-    ASSERT_TRUE(SmallCnn(t->model.get(), &t->arena, "head", /*warm=*/false).ok());
+    ASSERT_TRUE(FrozenCnn(t->model.get(), &t->arena, "head", /*warm=*/false).ok());
     ASSERT_TRUE(LoadCheckpointFromMemory(Span<const unsigned char>(values.data(), size),
                                          &t->model->variables())
                     .ok());

@@ -71,21 +71,9 @@ Status Mlp(Model* model, Arena* arena) {
   return model->Build(y, 8, arena, /*seed=*/5);
 }
 
-// A small CNN with BatchNorm: conv 3x3 (4) - BN - ReLU6 - depthwise 3x3 - BN
-// - ReLU6 - conv 1x1 (6) - BN - ReLU6 - max pool - global average pool -
-// dense 3.
+// tests/sample_data.h's small CNN with BatchNorm.
 Status Cnn(Model* model, Arena* arena) {
-  Symbol x = model->Input(Shape{8, 8, 1}, Layout::kNHWC);
-  auto conv_bn = [&](Symbol in, std::unique_ptr<Layer> conv, const std::string& name) {
-    Symbol c = model->Call(std::move(conv), in, name);
-    return model->Call(ReLU6(), model->Call(BatchNormalization::Make(0.9f), c, name + "_bn"));
-  };
-  Symbol a = conv_bn(x, Conv2D::Make(4, 3, 1, Padding::kSame, Activation::kLinear, false), "stem");
-  Symbol b = conv_bn(a, DepthwiseConv2D::Make(3, 1, Padding::kSame, Activation::kLinear, false),
-                     "dw");
-  Symbol c = conv_bn(b, Conv2D::Make(6, 1, 1, Padding::kValid, Activation::kLinear, false), "pw");
-  Symbol p = model->Call(MaxPool2D::Make(2, 2, Padding::kValid), c, "pool");
-  Symbol y = model->Call(Dense::Make(3), model->Call(GlobalAveragePooling2D::Make(), p), "head");
+  Symbol y = SmallCnn(model);
   THAW_RETURN_IF_ERROR(Arena::Create(4 << 20, arena));
   return model->Build(y, 8, arena, /*seed=*/9);
 }
@@ -486,6 +474,16 @@ struct Overflowing {
   const int32_t labels_[4] = {0, 1, 2, 1};
 };
 
+// Variable i's value (bit for bit), momentum and step count are as before.
+void ExpectUnchanged(const Overflowing::Snapshot& before, const Overflowing::Snapshot& after,
+                     int i, const std::string& name) {
+  EXPECT_EQ(0, std::memcmp(after.values[i].data(), before.values[i].data(),
+                           after.values[i].size() * sizeof(float)))
+      << name;
+  EXPECT_EQ(after.slots[i], before.slots[i]) << name;
+  EXPECT_EQ(after.steps[i], before.steps[i]) << name;
+}
+
 // d1's gradient overflows: bn and head are updated (they keep it), d1 and
 // d0 are not, nor bn's moving statistics; the Status names d1 and the
 // updated layers. The model trains on afterwards.
@@ -516,11 +514,7 @@ TEST(UpdateInBackwardNonFiniteTest, AGradientOverflowingAtAMiddleLayerStopsTheSt
       EXPECT_NE(after.slots[i], before.slots[i]) << name;
       EXPECT_EQ(after.steps[i], before.steps[i] + 1) << name;
     } else {  // d0, d1 and bn's moving statistics, bit for bit
-      EXPECT_EQ(0, std::memcmp(after.values[i].data(), before.values[i].data(),
-                               after.values[i].size() * sizeof(float)))
-          << name;
-      EXPECT_EQ(after.slots[i], before.slots[i]) << name;
-      EXPECT_EQ(after.steps[i], before.steps[i]) << name;
+      ExpectUnchanged(before, after, i, name);
     }
   }
   EXPECT_EQ(o.model.step_count(), model_steps + 1);  // as the default counts a refused update
@@ -542,11 +536,7 @@ TEST(UpdateInBackwardNonFiniteTest, TheDefaultModeChangesNothingOnTheSameInput) 
   EXPECT_TRUE(MessageContains(s, "nothing was updated")) << s.message();
   const Overflowing::Snapshot after = o.Take();
   for (int i = 0; i < o.model.variables().size(); ++i) {
-    EXPECT_EQ(0, std::memcmp(after.values[i].data(), before.values[i].data(),
-                             after.values[i].size() * sizeof(float)))
-        << o.model.variables().name(i);
-    EXPECT_EQ(after.slots[i], before.slots[i]) << o.model.variables().name(i);
-    EXPECT_EQ(after.steps[i], before.steps[i]) << o.model.variables().name(i);
+    ExpectUnchanged(before, after, i, o.model.variables().name(i));
   }
 }
 
@@ -562,11 +552,7 @@ TEST(UpdateInBackwardNonFiniteTest, ANanLossChangesNothing) {
   EXPECT_TRUE(MessageContains(s, "the loss is nan; nothing was updated")) << s.message();
   const Overflowing::Snapshot after = o.Take();
   for (int i = 0; i < o.model.variables().size(); ++i) {
-    EXPECT_EQ(0, std::memcmp(after.values[i].data(), before.values[i].data(),
-                             after.values[i].size() * sizeof(float)))
-        << o.model.variables().name(i);
-    EXPECT_EQ(after.slots[i], before.slots[i]) << o.model.variables().name(i);
-    EXPECT_EQ(after.steps[i], before.steps[i]) << o.model.variables().name(i);
+    ExpectUnchanged(before, after, i, o.model.variables().name(i));
   }
   EXPECT_EQ(o.model.step_count(), model_steps);
 }

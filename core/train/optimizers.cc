@@ -181,8 +181,7 @@ Status Optimizer::ApplyOwnGradients() {
 Status Optimizer::ApplyOwnGradients(Span<const int> variables) {
   for (size_t k = 0; k < variables.size(); ++k) {
     const int index = variables[k];
-    if (index < 0 || index >= vars_->size() || !vars_->planned_trainable(index) ||
-        (k > 0 && index <= variables[k - 1])) {
+    if (!PlannedTrainable(index) || (k > 0 && index <= variables[k - 1])) {
       return FailedPrecondition(
           "ApplyOwnGradients: variable %d is not trainable in the current plan, or the indices "
           "do not increase",
@@ -222,7 +221,7 @@ Status Optimizer::ApplyGradientsOf(const int* variables, float* const* grads, si
   }
   for (size_t k = 0; k < count; ++k) {
     const int index = variables[k];
-    if (index < 0 || index >= vars_->size() || !vars_->planned_trainable(index)) {
+    if (!PlannedTrainable(index)) {
       return FailedPrecondition(
           "ApplyGradientsOf: variable %d has no optimizer state in the current plan (it is "
           "frozen, unknown, or was thawed since the last step began)",

@@ -170,6 +170,10 @@ class Optimizer {
   // them and steps their variables: ApplyOwnGradients and ApplyGradientsOf.
   template <class EachGradient>
   Status ApplyEach(const char* what, const char* unchanged, EachGradient&& each_gradient);
+  // Whether `index` names a variable trainable in the current plan.
+  bool PlannedTrainable(int index) const {
+    return index >= 0 && index < vars_->size() && vars_->planned_trainable(index);
+  }
   // ApplyOwnGradients' checks of the plan, then ApplyEach.
   template <class EachGradient>
   Status ApplyOwn(EachGradient&& each_gradient);
