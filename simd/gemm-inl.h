@@ -926,9 +926,13 @@ HWY_INLINE void RunTask(const Run& run, size_t task, TaskState* state,
   float* const left = TaskArea(run, task);
   float* const edge_left = left + run.layout.left;
   float* const edge_right = edge_left + run.layout.edge_left;
-  if (pack_own_right) {
-    PackRight(o, k0, kc, j_begin, j_end, right + (j_begin - jc) * kc);
-  }
+  // This task's own R panels start at a place that does not move with kc:
+  // with k blocks of unequal length (K = 257: 129 + 128), a start of
+  // (j_begin - jc) * kc would let a task packing the shorter block write
+  // over the end of another task's panels of the longer one, which the
+  // other task may still be reading (fixed shares do not wait).
+  float* const own_right = right + (j_begin - jc) * simd::gemm_plan::KBlock(o.K);
+  if (pack_own_right) PackRight(o, k0, kc, j_begin, j_end, own_right);
   // In-place operands: the last partial panel / tile is copied, padded.
   const size_t last_panel = o.N / nr * nr;
   const size_t last_tile = o.M / kMR * kMR;
@@ -950,7 +954,7 @@ HWY_INLINE void RunTask(const Run& run, size_t task, TaskState* state,
       const float* r_tile;
       bool r_packed = true;
       if (plan.decision.pack_right) {
-        r_tile = right + (jr - jc) * kc;
+        r_tile = pack_own_right ? own_right + (jr - j_begin) * kc : right + (jr - jc) * kc;
       } else if (cols < nr) {
         r_tile = edge_right;
       } else {

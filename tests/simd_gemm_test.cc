@@ -284,7 +284,8 @@ TEST_P(GemmTest, KnownValues) {
 // Tiles and k blocks are fixed by the shape, never by the pool, so 1 and 2
 // threads give the same bits. Shapes big enough to be split, in all four
 // transposes: by rows (M > MC, few panels), by columns from the queue (one
-// block) and in fixed shares (two k blocks at k = 300, or L packed), a
+// block) and in fixed shares (two k blocks of unequal length at k = 257,
+// 129 + 128, or L packed), a
 // skinny training product, and (as A B^T) the dot-product path split by
 // columns and by rows. The test checks that the packed shapes meet all
 // three splits on the target at hand (simd/gemm_plan.h decides them).
@@ -295,7 +296,7 @@ TEST_P(GemmTest, SameBitsForOneAndTwoThreads) {
   const gemm_plan::Tile tile{target.shape->gemm_rows, target.shape->gemm_vectors, target.lanes};
   bool by_rows = false, from_queue = false, fixed_shares = false;
   for (const Shape& shape :
-       {Shape{300, 65, 63}, Shape{300, 33, 129}, Shape{65, 300, 129}, Shape{129, 129, 300},
+       {Shape{300, 65, 63}, Shape{300, 33, 129}, Shape{65, 300, 129}, Shape{129, 129, 257},
         Shape{64, 256, 784}, Shape{1200, 7, 129}}) {
     const auto& [m, n, k] = shape;
     // Smaller products run on one thread (kSerialMacs in simd/gemm_plan.h).
