@@ -61,6 +61,15 @@ HWY_INLINE void BatchNormStatisticsColumns(const float* HWY_RESTRICT x, size_t r
 }
 
 // Rows [0, rows) of `cols` columns: y = (x - mean) * scale + shift.
+// One vector of columns [j, j + lanes): (x - mean) * scale + shift.
+template <class D, class V>
+HWY_INLINE V BatchNormApplyVector(D d, V x, const float* HWY_RESTRICT mean,
+                                  const float* HWY_RESTRICT scale,
+                                  const float* HWY_RESTRICT shift) {
+  const V centred = hn::Sub(x, hn::LoadU(d, mean));
+  return hn::Add(hn::Mul(centred, hn::LoadU(d, scale)), hn::LoadU(d, shift));
+}
+
 HWY_INLINE void BatchNormApplyRows(const float* x, size_t rows, size_t cols,
                                    const float* HWY_RESTRICT mean,
                                    const float* HWY_RESTRICT scale,
@@ -72,8 +81,7 @@ HWY_INLINE void BatchNormApplyRows(const float* x, size_t rows, size_t cols,
     float* yr = y + r * cols;
     size_t j = 0;
     for (; j + N <= cols; j += N) {
-      const auto centred = hn::Sub(hn::LoadU(d, xr + j), hn::LoadU(d, mean + j));
-      hn::StoreU(hn::Add(hn::Mul(centred, hn::LoadU(d, scale + j)), hn::LoadU(d, shift + j)),
+      hn::StoreU(BatchNormApplyVector(d, hn::LoadU(d, xr + j), mean + j, scale + j, shift + j),
                  d, yr + j);
     }
     for (; j < cols; ++j) yr[j] = (xr[j] - mean[j]) * scale[j] + shift[j];

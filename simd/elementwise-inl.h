@@ -139,11 +139,13 @@ HWY_INLINE void MulAccChunk(const float* a, const float* b, float* out,
 // comparison is false for it on every target; Max's NaN handling differs
 // between targets) and -0 maps to +0. The backward pass is threshold's: dy
 // where x is not <= 0 (NaN included), else 0.
+template <class D, class V>
+HWY_INLINE V ReluVector(D d, V vx) {
+  return hn::IfThenZeroElse(hn::Le(vx, hn::Zero(d)), vx);
+}
+
 HWY_INLINE void ReluForwardChunk(const float* x, float* y, size_t n) {
-  MapVectors(
-      [](auto d, auto vx)
-          HWY_ATTR { return hn::IfThenZeroElse(hn::Le(vx, hn::Zero(d)), vx); },
-      n, y, x);
+  MapVectors([](auto d, auto vx) HWY_ATTR { return ReluVector(d, vx); }, n, y, x);
 }
 
 HWY_INLINE void ReluBackwardChunk(const float* x, const float* dy, float* dx,
@@ -156,14 +158,15 @@ HWY_INLINE void ReluBackwardChunk(const float* x, const float* dy, float* dx,
 
 // ReLU6 = min(max(x, 0), 6) as PyTorch's hardtanh(x, 0, 6): ReLU as above,
 // then 6 where that is above 6; NaN stays NaN.
+template <class D, class V>
+HWY_INLINE V Relu6Vector(D d, V vx) {
+  const V six = hn::Set(d, 6.0f);
+  const V relu = ReluVector(d, vx);
+  return hn::IfThenElse(hn::Gt(relu, six), six, relu);
+}
+
 HWY_INLINE void Relu6ForwardChunk(const float* x, float* y, size_t n) {
-  MapVectors(
-      [](auto d, auto vx) HWY_ATTR {
-        const auto six = hn::Set(d, 6.0f);
-        const auto relu = hn::IfThenZeroElse(hn::Le(vx, hn::Zero(d)), vx);
-        return hn::IfThenElse(hn::Gt(relu, six), six, relu);
-      },
-      n, y, x);
+  MapVectors([](auto d, auto vx) HWY_ATTR { return Relu6Vector(d, vx); }, n, y, x);
 }
 
 // dx = dy where 0 < y < 6 (y the forward output, or the input), else 0 (NaN

@@ -27,14 +27,37 @@ namespace HWY_NAMESPACE {
 // the convolutions' call sites, ~42 KB of the firmware profile's
 // c_finetune. A call per finished block is nothing next to the block's
 // work.
+// With no activation, ReLU or ReLU6, whole vectors of a row take every step
+// at once, in registers: one pass, where a pass per step over rows of a few
+// channels (a convolution's 16) cost a call and a loop per step and row.
+// The steps are the same operations in the same order (bits unchanged);
+// the other activations and the last columns short of a vector take a pass
+// per step.
 inline HWY_NOINLINE void ApplyEpilogueRows(const simd::GemmEpilogue& e, float* c, size_t ldc,
                                            size_t i0, size_t i1, size_t j0, size_t j1) {
-  const size_t n = j1 - j0;
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  const bool in_registers = e.activation == simd::GemmActivation::kNone ||
+                            e.activation == simd::GemmActivation::kRelu ||
+                            e.activation == simd::GemmActivation::kRelu6;
+  const size_t vectors_end = in_registers ? j0 + (j1 - j0) / N * N : j0;
   for (size_t i = i0; i < i1; ++i) {
-    float* row = c + i * ldc + j0;
-    if (e.bias != nullptr) AddChunk(row, e.bias + j0, row, n);
+    float* base = c + i * ldc;
+    for (size_t j = j0; j < vectors_end; j += N) {
+      auto v = hn::LoadU(d, base + j);
+      if (e.bias != nullptr) v = hn::Add(v, hn::LoadU(d, e.bias + j));
+      if (e.scale != nullptr) v = BatchNormApplyVector(d, v, e.mean + j, e.scale + j, e.shift + j);
+      if (e.activation == simd::GemmActivation::kRelu) v = ReluVector(d, v);
+      if (e.activation == simd::GemmActivation::kRelu6) v = Relu6Vector(d, v);
+      hn::StoreU(v, d, base + j);
+    }
+    if (vectors_end == j1) continue;
+    const size_t n = j1 - vectors_end;
+    float* row = base + vectors_end;
+    if (e.bias != nullptr) AddChunk(row, e.bias + vectors_end, row, n);
     if (e.scale != nullptr) {
-      BatchNormApplyRows(row, 1, n, e.mean + j0, e.scale + j0, e.shift + j0, row);
+      BatchNormApplyRows(row, 1, n, e.mean + vectors_end, e.scale + vectors_end,
+                         e.shift + vectors_end, row);
     }
     switch (e.activation) {
       case simd::GemmActivation::kNone: break;
@@ -47,9 +70,9 @@ inline HWY_NOINLINE void ApplyEpilogueRows(const simd::GemmEpilogue& e, float* c
 }
 
 // C[i, j] = f(((C[i, j] + bias[j]) - mean[j]) * scale[j] + shift[j]) on
-// rows [i0, i1), columns [j0, j1) of C: the chunk kernels of simd::Add,
-// simd::BatchNormApply and the activation, row by row (a row is in L1 for
-// the later passes), so the bits are theirs. The default epilogue touches
+// rows [i0, i1), columns [j0, j1) of C: the operations of simd::Add,
+// simd::BatchNormApply and the activation, row by row, so the bits are
+// theirs. The default epilogue touches
 // nothing (and costs no call).
 HWY_INLINE void ApplyEpilogue(const simd::GemmEpilogue& e, float* c, size_t ldc, size_t i0,
                               size_t i1, size_t j0, size_t j1) {

@@ -297,11 +297,18 @@ inline HWY_NOINLINE void PackRight(const Operands& o, size_t k0, size_t kc,
         }
       }
       if (tail != 0) {
+        // Whole vectors, then the last few columns; zeros to NR. Per row,
+        // not memcpy and fill: those calls cost more than the copy (a
+        // 16-column tail of a 32-column panel is a convolution's 16
+        // channels on AVX3).
         const float* src = src0 + full * nr;
         float* out = out0 + full * panel;
+        const size_t vectors = tail / N, rest = tail - vectors * N;
         for (size_t p = p0; p < p1; ++p, src += o.r_ks, out += nr) {
-          std::memcpy(out, src, tail * sizeof(float));
-          std::fill(out + tail, out + nr, 0.0f);
+          size_t j = 0;
+          for (size_t v = 0; v < vectors; ++v, j += N) hn::Store(hn::LoadU(d, src + j), d, out + j);
+          for (; j < vectors * N + rest; ++j) out[j] = src[j];
+          for (; j < nr; ++j) out[j] = 0.0f;
         }
       }
     }
@@ -401,38 +408,67 @@ inline HWY_NOINLINE void PackLeft(const Operands& o, size_t k0, size_t kc,
 
 // ---- Microkernel ----
 
-// One row of the tile: c_v += broadcast(a) * b_v for the kNV vectors.
-template <class D, class V>
+// One row of the tile: c_v += broadcast(a) * b_v for the kV vectors.
+template <size_t kV, class D, class V>
 HWY_INLINE void FmaRow(D d, float a, V b0, V b1, V b2, V& c0, V& c1, V& c2) {
   const V va = hn::Set(d, a);
   c0 = hn::MulAdd(va, b0, c0);
-  if constexpr (kNV > 1) c1 = hn::MulAdd(va, b1, c1);
-  if constexpr (kNV > 2) c2 = hn::MulAdd(va, b2, c2);
+  if constexpr (kV > 1) c1 = hn::MulAdd(va, b1, c1);
+  if constexpr (kV > 2) c2 = hn::MulAdd(va, b2, c2);
 }
 
-// Writes one row of accumulators to a row of C' with unit column stride:
+// Writes one row of kV accumulators to a row of C' with unit column stride:
 // full vectors, c = acc or c += acc.
-template <class D, class V>
+template <size_t kV, class D, class V>
 HWY_INLINE void StoreRow(D d, V c0, V c1, V c2, float* HWY_RESTRICT out,
                          bool add) {
   const size_t N = hn::Lanes(d);
   if (add) {
     c0 = hn::Add(hn::LoadU(d, out), c0);
-    if constexpr (kNV > 1) c1 = hn::Add(hn::LoadU(d, out + N), c1);
-    if constexpr (kNV > 2) c2 = hn::Add(hn::LoadU(d, out + 2 * N), c2);
+    if constexpr (kV > 1) c1 = hn::Add(hn::LoadU(d, out + N), c1);
+    if constexpr (kV > 2) c2 = hn::Add(hn::LoadU(d, out + 2 * N), c2);
   }
   hn::StoreU(c0, d, out);
-  if constexpr (kNV > 1) hn::StoreU(c1, d, out + N);
-  if constexpr (kNV > 2) hn::StoreU(c2, d, out + 2 * N);
+  if constexpr (kV > 1) hn::StoreU(c1, d, out + N);
+  if constexpr (kV > 2) hn::StoreU(c2, d, out + 2 * N);
 }
 
-// Stores one row into the stack tile (row stride NR).
-template <class D, class V>
+// Stores one row of kV accumulators into the stack tile (row stride NR).
+template <size_t kV, class D, class V>
 HWY_INLINE void SpillRow(D d, V c0, V c1, V c2, float* HWY_RESTRICT out) {
   const size_t N = hn::Lanes(d);
   hn::Store(c0, d, out);
-  if constexpr (kNV > 1) hn::Store(c1, d, out + N);
-  if constexpr (kNV > 2) hn::Store(c2, d, out + 2 * N);
+  if constexpr (kV > 1) hn::Store(c1, d, out + N);
+  if constexpr (kV > 2) hn::Store(c2, d, out + 2 * N);
+}
+
+// The rows x cols corner of the stack tile (row stride nr) to C' (c = tile
+// or c += tile), element by element. Out of line, once for every Tile
+// instantiation: it is the edge tiles' path, and its loops (vectorised by
+// the compiler) were about half of each instantiation's code.
+inline HWY_NOINLINE void WriteSpilled(const float* HWY_RESTRICT tile, size_t nr, float* HWY_RESTRICT c,
+                               size_t c_rs, size_t c_cs, size_t rows, size_t cols, bool add) {
+  if (c_cs == 1) {
+    for (size_t i = 0; i < rows; ++i) {
+      float* out = c + i * c_rs;
+      const float* in = tile + i * nr;
+      if (add) {
+        for (size_t j = 0; j < cols; ++j) out[j] += in[j];
+      } else {
+        for (size_t j = 0; j < cols; ++j) out[j] = in[j];
+      }
+    }
+  } else {
+    // Transposed C' (c_rs == 1 in practice): C' columns are rows of C.
+    for (size_t j = 0; j < cols; ++j) {
+      float* out = c + j * c_cs;
+      if (add) {
+        for (size_t i = 0; i < rows; ++i) out[i * c_rs] += tile[i * nr + j];
+      } else {
+        for (size_t i = 0; i < rows; ++i) out[i * c_rs] = tile[i * nr + j];
+      }
+    }
+  }
 }
 
 // C'[rows x cols tile at c] (+)= L-tile * R-panel over kc steps of k.
@@ -442,8 +478,11 @@ HWY_INLINE void SpillRow(D d, V c0, V c1, V c2, float* HWY_RESTRICT out) {
 // r_ks = NR, kRightPacked). Full tiles of a unit-column-stride C' are
 // written from registers; others go through a stack tile. add == false
 // never reads C.
+// kV: the vectors of the tile that hold columns, kNV or, for a panel of at
+// most one vector of columns (a 16-channel convolution on AVX3), 1: the
+// FMAs on the padding columns are not done.
 // Not inlined, so that its registers are allocated for the k loop alone.
-template <bool kLeftPacked, bool kRightPacked>
+template <bool kLeftPacked, bool kRightPacked, size_t kV = kNV>
 HWY_NOINLINE void Tile(size_t kc, const float* HWY_RESTRICT l, size_t l_rs,
                      size_t l_ks, const float* HWY_RESTRICT r, size_t r_ks,
                      float* HWY_RESTRICT c, size_t c_rs, size_t c_cs,
@@ -478,63 +517,43 @@ HWY_NOINLINE void Tile(size_t kc, const float* HWY_RESTRICT l, size_t l_rs,
   for (size_t p = 0; p < kc; ++p) {
     const V b0 = hn::LoadU(d, r);
     V b1 = b0, b2 = b0;
-    if constexpr (kNV > 1) b1 = hn::LoadU(d, r + N);
-    if constexpr (kNV > 2) b2 = hn::LoadU(d, r + 2 * N);
-    FmaRow(d, l[0], b0, b1, b2, c00, c01, c02);
-    if constexpr (kMR > 1) FmaRow(d, l[l_rs], b0, b1, b2, c10, c11, c12);
-    if constexpr (kMR > 2) FmaRow(d, l[2 * l_rs], b0, b1, b2, c20, c21, c22);
-    if constexpr (kMR > 3) FmaRow(d, l[3 * l_rs], b0, b1, b2, c30, c31, c32);
-    if constexpr (kMR > 4) FmaRow(d, l[4 * l_rs], b0, b1, b2, c40, c41, c42);
-    if constexpr (kMR > 5) FmaRow(d, l[5 * l_rs], b0, b1, b2, c50, c51, c52);
-    if constexpr (kMR > 6) FmaRow(d, l[6 * l_rs], b0, b1, b2, c60, c61, c62);
-    if constexpr (kMR > 7) FmaRow(d, l[7 * l_rs], b0, b1, b2, c70, c71, c72);
+    if constexpr (kV > 1) b1 = hn::LoadU(d, r + N);
+    if constexpr (kV > 2) b2 = hn::LoadU(d, r + 2 * N);
+    FmaRow<kV>(d, l[0], b0, b1, b2, c00, c01, c02);
+    if constexpr (kMR > 1) FmaRow<kV>(d, l[l_rs], b0, b1, b2, c10, c11, c12);
+    if constexpr (kMR > 2) FmaRow<kV>(d, l[2 * l_rs], b0, b1, b2, c20, c21, c22);
+    if constexpr (kMR > 3) FmaRow<kV>(d, l[3 * l_rs], b0, b1, b2, c30, c31, c32);
+    if constexpr (kMR > 4) FmaRow<kV>(d, l[4 * l_rs], b0, b1, b2, c40, c41, c42);
+    if constexpr (kMR > 5) FmaRow<kV>(d, l[5 * l_rs], b0, b1, b2, c50, c51, c52);
+    if constexpr (kMR > 6) FmaRow<kV>(d, l[6 * l_rs], b0, b1, b2, c60, c61, c62);
+    if constexpr (kMR > 7) FmaRow<kV>(d, l[7 * l_rs], b0, b1, b2, c70, c71, c72);
     l += l_ks;
     r += r_ks;
   }
-  if (cols == nr && c_cs == 1) {
+  if (cols == kV * N && c_cs == 1) {
     // Straight from registers; rows past `rows` are padding.
-    StoreRow(d, c00, c01, c02, c, add);
-    if (kMR > 1 && rows > 1) StoreRow(d, c10, c11, c12, c + c_rs, add);
-    if (kMR > 2 && rows > 2) StoreRow(d, c20, c21, c22, c + 2 * c_rs, add);
-    if (kMR > 3 && rows > 3) StoreRow(d, c30, c31, c32, c + 3 * c_rs, add);
-    if (kMR > 4 && rows > 4) StoreRow(d, c40, c41, c42, c + 4 * c_rs, add);
-    if (kMR > 5 && rows > 5) StoreRow(d, c50, c51, c52, c + 5 * c_rs, add);
-    if (kMR > 6 && rows > 6) StoreRow(d, c60, c61, c62, c + 6 * c_rs, add);
-    if (kMR > 7 && rows > 7) StoreRow(d, c70, c71, c72, c + 7 * c_rs, add);
+    StoreRow<kV>(d, c00, c01, c02, c, add);
+    if (kMR > 1 && rows > 1) StoreRow<kV>(d, c10, c11, c12, c + c_rs, add);
+    if (kMR > 2 && rows > 2) StoreRow<kV>(d, c20, c21, c22, c + 2 * c_rs, add);
+    if (kMR > 3 && rows > 3) StoreRow<kV>(d, c30, c31, c32, c + 3 * c_rs, add);
+    if (kMR > 4 && rows > 4) StoreRow<kV>(d, c40, c41, c42, c + 4 * c_rs, add);
+    if (kMR > 5 && rows > 5) StoreRow<kV>(d, c50, c51, c52, c + 5 * c_rs, add);
+    if (kMR > 6 && rows > 6) StoreRow<kV>(d, c60, c61, c62, c + 6 * c_rs, add);
+    if (kMR > 7 && rows > 7) StoreRow<kV>(d, c70, c71, c72, c + 7 * c_rs, add);
     return;
   }
   // Partial columns or a transposed C': through a stack tile (row stride
   // NR), then element by element.
   HWY_ALIGN float tile[kMR * kNV * HWY_LANES(float)];
-  SpillRow(d, c00, c01, c02, tile);
-  if constexpr (kMR > 1) SpillRow(d, c10, c11, c12, tile + nr);
-  if constexpr (kMR > 2) SpillRow(d, c20, c21, c22, tile + 2 * nr);
-  if constexpr (kMR > 3) SpillRow(d, c30, c31, c32, tile + 3 * nr);
-  if constexpr (kMR > 4) SpillRow(d, c40, c41, c42, tile + 4 * nr);
-  if constexpr (kMR > 5) SpillRow(d, c50, c51, c52, tile + 5 * nr);
-  if constexpr (kMR > 6) SpillRow(d, c60, c61, c62, tile + 6 * nr);
-  if constexpr (kMR > 7) SpillRow(d, c70, c71, c72, tile + 7 * nr);
-  if (c_cs == 1) {
-    for (size_t i = 0; i < rows; ++i) {
-      float* out = c + i * c_rs;
-      const float* in = tile + i * nr;
-      if (add) {
-        for (size_t j = 0; j < cols; ++j) out[j] += in[j];
-      } else {
-        for (size_t j = 0; j < cols; ++j) out[j] = in[j];
-      }
-    }
-  } else {
-    // Transposed C' (c_rs == 1 in practice): C' columns are rows of C.
-    for (size_t j = 0; j < cols; ++j) {
-      float* out = c + j * c_cs;
-      if (add) {
-        for (size_t i = 0; i < rows; ++i) out[i * c_rs] += tile[i * nr + j];
-      } else {
-        for (size_t i = 0; i < rows; ++i) out[i * c_rs] = tile[i * nr + j];
-      }
-    }
-  }
+  SpillRow<kV>(d, c00, c01, c02, tile);
+  if constexpr (kMR > 1) SpillRow<kV>(d, c10, c11, c12, tile + nr);
+  if constexpr (kMR > 2) SpillRow<kV>(d, c20, c21, c22, tile + 2 * nr);
+  if constexpr (kMR > 3) SpillRow<kV>(d, c30, c31, c32, tile + 3 * nr);
+  if constexpr (kMR > 4) SpillRow<kV>(d, c40, c41, c42, tile + 4 * nr);
+  if constexpr (kMR > 5) SpillRow<kV>(d, c50, c51, c52, tile + 5 * nr);
+  if constexpr (kMR > 6) SpillRow<kV>(d, c60, c61, c62, tile + 6 * nr);
+  if constexpr (kMR > 7) SpillRow<kV>(d, c70, c71, c72, tile + 7 * nr);
+  WriteSpilled(tile, nr, c, c_rs, c_cs, rows, cols, add);
 }
 
 // ---- Threads: ordered work items ----
@@ -909,6 +928,28 @@ struct TaskState {
   size_t k0 = kNone, i0 = 0, i1 = 0;
 };
 
+// The microkernel for one tile, with kV vectors of columns, each operand
+// packed or read in place.
+template <size_t kV>
+HWY_INLINE void TileOf(bool l_packed, bool r_packed, size_t kc, const float* l, size_t l_rs,
+                       size_t l_ks, const float* r, size_t r_ks, float* c, size_t c_rs,
+                       size_t c_cs, size_t rows, size_t cols, bool add) {
+  if (l_packed) {
+    // Both packed: never with one vector (RunTask), so not compiled for it.
+    if constexpr (kV == kNV) {
+      if (r_packed) {
+        Tile<true, true, kV>(kc, l, 0, 0, r, 0, c, c_rs, c_cs, rows, cols, add);
+        return;
+      }
+    }
+    Tile<true, false, kV>(kc, l, 0, 0, r, r_ks, c, c_rs, c_cs, rows, cols, add);
+  } else if (r_packed) {
+    Tile<false, true, kV>(kc, l, l_rs, l_ks, r, 0, c, c_rs, c_cs, rows, cols, add);
+  } else {
+    Tile<false, false, kV>(kc, l, l_rs, l_ks, r, r_ks, c, c_rs, c_cs, rows, cols, add);
+  }
+}
+
 // One task's share of one (jc, pc) block: rows [i_begin, i_end) and columns
 // [j_begin, j_end) of C' (multiples of MR / NR, or the matrix end), k rows
 // [k0, k0 + kc). R is packed at run.scratch (panel 0 = column jc) when
@@ -933,10 +974,13 @@ HWY_INLINE void RunTask(const Run& run, size_t task, TaskState* state,
   // other task may still be reading (fixed shares do not wait).
   float* const own_right = right + (j_begin - jc) * simd::gemm_plan::KBlock(o.K);
   if (pack_own_right) PackRight(o, k0, kc, j_begin, j_end, own_right);
-  // In-place operands: the last partial panel / tile is copied, padded.
+  // In-place operands: the last partial panel / tile is copied, padded
+  // (not a last panel of exactly one vector: the one-vector tile reads it
+  // in place).
   const size_t last_panel = o.N / nr * nr;
   const size_t last_tile = o.M / kMR * kMR;
-  if (!plan.decision.pack_right && j_end == o.N && last_panel < o.N) {
+  if (!plan.decision.pack_right && j_end == o.N &&
+      simd::gemm_plan::EdgePanel(PlanTile(), o.N)) {
     PackRight(o, k0, kc, last_panel, o.N, edge_right);
   }
   for (size_t ic = i_begin; ic < i_end; ic += kMC) {
@@ -955,7 +999,7 @@ HWY_INLINE void RunTask(const Run& run, size_t task, TaskState* state,
       bool r_packed = true;
       if (plan.decision.pack_right) {
         r_tile = pack_own_right ? own_right + (jr - j_begin) * kc : right + (jr - jc) * kc;
-      } else if (cols < nr) {
+      } else if (simd::gemm_plan::EdgePanel(PlanTile(), cols)) {
         r_tile = edge_right;
       } else {
         r_tile = o.r + k0 * o.r_ks + jr;
@@ -975,22 +1019,16 @@ HWY_INLINE void RunTask(const Run& run, size_t task, TaskState* state,
           l_packed = false;
         }
         float* c_tile = c_col + ir * o.c_rs;
-        if (l_packed) {
-          if (r_packed) {
-            Tile<true, true>(kc, l_tile, 0, 0, r_tile, 0, c_tile, o.c_rs,
-                             o.c_cs, rows, cols, add);
-          } else {
-            Tile<true, false>(kc, l_tile, 0, 0, r_tile, o.r_ks, c_tile,
-                              o.c_rs, o.c_cs, rows, cols, add);
-          }
+        // A panel of one vector: the one-vector tile (which a panel read in
+        // place needs), except with both operands packed (L's last tile
+        // and a packed R's last panel: few FMAs to save, and a fourth
+        // copy of the kernel in every binary).
+        if (kNV > 1 && cols <= VecLanes() && !(l_packed && r_packed)) {
+          TileOf<1>(l_packed, r_packed, kc, l_tile, o.l_rs, o.l_ks, r_tile, o.r_ks, c_tile,
+                    o.c_rs, o.c_cs, rows, cols, add);
         } else {
-          if (r_packed) {
-            Tile<false, true>(kc, l_tile, o.l_rs, o.l_ks, r_tile, 0, c_tile,
-                              o.c_rs, o.c_cs, rows, cols, add);
-          } else {
-            Tile<false, false>(kc, l_tile, o.l_rs, o.l_ks, r_tile, o.r_ks,
-                               c_tile, o.c_rs, o.c_cs, rows, cols, add);
-          }
+          TileOf<kNV>(l_packed, r_packed, kc, l_tile, o.l_rs, o.l_ks, r_tile, o.r_ks, c_tile,
+                      o.c_rs, o.c_cs, rows, cols, add);
         }
       }
     }

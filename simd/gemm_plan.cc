@@ -126,6 +126,11 @@ Decision Decide(const Tile& tile, size_t m, size_t n, size_t k, bool trans_a, bo
   return plan;
 }
 
+bool EdgePanel(const Tile& tile, size_t n) {
+  const size_t rest = n % tile.cols();
+  return rest != 0 && !(tile.vectors > 1 && rest == tile.lanes);
+}
+
 namespace {
 size_t Align16(size_t floats) { return RoundUp(floats, 16); }
 }  // namespace
@@ -139,7 +144,7 @@ Layout LayoutOf(const Tile& tile, const Decision& plan) {
   Layout s;
   if (plan.pack_right) {
     s.right = Align16(kc * RoundUp(std::min(o.N, NBlock(tile)), nr));
-  } else if (o.N % nr != 0) {
+  } else if (EdgePanel(tile, o.N)) {
     s.edge_right = Align16(kc * nr);
   }
   if (plan.pack_left) {

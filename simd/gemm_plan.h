@@ -92,6 +92,11 @@ struct Decision {
 Decision Decide(const Tile& tile, size_t m, size_t n, size_t k, bool trans_a, bool trans_b,
                 int threads);
 
+// Whether an R read in place needs its last, partial panel copied and
+// padded: not when it is exactly one vector of columns, which the kernel's
+// one-vector tile reads in place.
+bool EdgePanel(const Tile& tile, size_t n);
+
 // Where things live in the caller's scratch, in floats. Areas start at
 // multiples of 16 floats (64 bytes) from the 64-byte-aligned scratch.
 struct Layout {

@@ -195,7 +195,9 @@ HWY_NOINLINE void TestAvx3TileShapes() {
                           {17, 65, 300}, {300, 17, 65},  {65, 129, 63},
                           {129, 63, 65}, {3, 2100, 5},   {2100, 3, 5},
                           {64, 10, 128}, {33, 17, 65},   {63, 129, 257},
-                          {1200, 7, 129}, {300, 129, 33}};
+                          {1200, 7, 129}, {300, 129, 33},
+                          // a last panel of one vector (8 lanes, NR = 16)
+                          {37, 24, 65},  {300, 40, 300}};
   for (const Shape& s : shapes) {
     for (int t = 0; t < 4; ++t) {
       const bool trans_a = (t & 1) != 0, trans_b = (t & 2) != 0;
