@@ -151,54 +151,120 @@ HWY_INLINE void DirectConvForwardRows(const float* x, const float* w, float* y,
   }
 }
 
+// Rows [t0, t0 + count) (count <= 8) of dw[K, Cout], channels [j, j +
+// lanes): each row's sum over output pixels [p0, p1), in pixel order, of x
+// at that row's tap times the pixel's dy, in registers from the first
+// pixel to the last (a tap outside the input adds nothing).
+template <class D>
+HWY_INLINE void DirectConvWeightRows(D d, const float* x, const float* dy, float* dw,
+                                     const simd::ConvShape& s, size_t p0, size_t p1,
+                                     size_t t0, size_t count, size_t j) {
+  const size_t cin = s.in_c, cout = s.out_c;
+  // Each row's tap (kh, kw) and its offset in x from the window's corner.
+  size_t kh[8] = {}, kw[8] = {};
+  long offset[8] = {};
+  for (size_t i = 0; i < count; ++i) {
+    const size_t t = t0 + i;
+    kh[i] = t / (s.kernel_w * cin);
+    kw[i] = t / cin % s.kernel_w;
+    offset[i] = static_cast<long>((kh[i] * s.in_w + kw[i]) * cin + t % cin);
+  }
+  using V = hn::Vec<D>;
+  V a0 = hn::LoadU(d, dw + t0 * cout + j), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0,
+    a6 = a0, a7 = a0;
+  if (count > 1) a1 = hn::LoadU(d, dw + (t0 + 1) * cout + j);
+  if (count > 2) a2 = hn::LoadU(d, dw + (t0 + 2) * cout + j);
+  if (count > 3) a3 = hn::LoadU(d, dw + (t0 + 3) * cout + j);
+  if (count > 4) a4 = hn::LoadU(d, dw + (t0 + 4) * cout + j);
+  if (count > 5) a5 = hn::LoadU(d, dw + (t0 + 5) * cout + j);
+  if (count > 6) a6 = hn::LoadU(d, dw + (t0 + 6) * cout + j);
+  if (count > 7) a7 = hn::LoadU(d, dw + (t0 + 7) * cout + j);
+  const long in_h = static_cast<long>(s.in_h), in_w = static_cast<long>(s.in_w);
+  const size_t plane = s.out_h * s.out_w, step = s.stride_w * cin;
+  // Outputs [lo, hi) of a row have every kw tap inside (FullWidth).
+  size_t lo = 0;
+  while (lo < s.out_w && lo * s.stride_w < s.pad_left) ++lo;
+  size_t hi = lo;
+  while (hi < s.out_w && FullWidth(s, hi, 1)) ++hi;
+  for (size_t p = p0; p < p1;) {
+    // The rest of output row (n, oh) from ow, within [p0, p1).
+    const size_t n = p / plane, oh = p % plane / s.out_w, ow = p % s.out_w;
+    const size_t end = std::min(p1, p - ow + s.out_w);
+    const long ih = static_cast<long>(oh * s.stride_h) - static_cast<long>(s.pad_top);
+    const long row = (static_cast<long>(n) * in_h + ih) * in_w;  // pixel index of (n, ih, 0)
+    // Outputs of the row with a tap outside the input: each tap checked.
+    auto edges = [&](size_t o, size_t stop) HWY_ATTR {
+      for (size_t q = p + (o - ow); o < stop; ++o, ++q) {
+        const long iw = static_cast<long>(o * s.stride_w) - static_cast<long>(s.pad_left);
+        const V g = hn::LoadU(d, dy + q * cout + j);
+        auto tap = [&](V a, size_t i) HWY_ATTR {
+          const long h = ih + static_cast<long>(kh[i]), w = iw + static_cast<long>(kw[i]);
+          if (h < 0 || w < 0 || h >= in_h || w >= in_w) return a;
+          return hn::MulAdd(hn::Set(d, x[(row + iw) * static_cast<long>(cin) + offset[i]]), g, a);
+        };
+        a0 = tap(a0, 0);
+        if (count > 1) a1 = tap(a1, 1);
+        if (count > 2) a2 = tap(a2, 2);
+        if (count > 3) a3 = tap(a3, 3);
+        if (count > 4) a4 = tap(a4, 4);
+        if (count > 5) a5 = tap(a5, 5);
+        if (count > 6) a6 = tap(a6, 6);
+        if (count > 7) a7 = tap(a7, 7);
+      }
+    };
+    // Outputs [inside_lo, inside_hi) of the segment have every tap inside.
+    const size_t stop = ow + (end - p);
+    size_t inside_lo = stop, inside_hi = stop;
+    if (ih >= 0 && ih + static_cast<long>(s.kernel_h) <= in_h) {
+      inside_lo = std::min(std::max(ow, lo), stop);
+      inside_hi = std::min(std::max(inside_lo, hi), stop);
+    }
+    edges(ow, inside_lo);
+    if (inside_lo < inside_hi) {  // the window's corner steps along the row
+      const float* px = x + (row + static_cast<long>(inside_lo * s.stride_w) -
+                             static_cast<long>(s.pad_left)) * static_cast<long>(cin);
+      const float* g_row = dy + (p + (inside_lo - ow)) * cout + j;
+      for (size_t o = inside_lo; o < inside_hi; ++o, px += step, g_row += cout) {
+        const V g = hn::LoadU(d, g_row);
+        a0 = hn::MulAdd(hn::Set(d, px[offset[0]]), g, a0);
+        if (count > 1) a1 = hn::MulAdd(hn::Set(d, px[offset[1]]), g, a1);
+        if (count > 2) a2 = hn::MulAdd(hn::Set(d, px[offset[2]]), g, a2);
+        if (count > 3) a3 = hn::MulAdd(hn::Set(d, px[offset[3]]), g, a3);
+        if (count > 4) a4 = hn::MulAdd(hn::Set(d, px[offset[4]]), g, a4);
+        if (count > 5) a5 = hn::MulAdd(hn::Set(d, px[offset[5]]), g, a5);
+        if (count > 6) a6 = hn::MulAdd(hn::Set(d, px[offset[6]]), g, a6);
+        if (count > 7) a7 = hn::MulAdd(hn::Set(d, px[offset[7]]), g, a7);
+      }
+    }
+    edges(inside_hi, stop);
+    p = end;
+  }
+  hn::StoreU(a0, d, dw + t0 * cout + j);
+  if (count > 1) hn::StoreU(a1, d, dw + (t0 + 1) * cout + j);
+  if (count > 2) hn::StoreU(a2, d, dw + (t0 + 2) * cout + j);
+  if (count > 3) hn::StoreU(a3, d, dw + (t0 + 3) * cout + j);
+  if (count > 4) hn::StoreU(a4, d, dw + (t0 + 4) * cout + j);
+  if (count > 5) hn::StoreU(a5, d, dw + (t0 + 5) * cout + j);
+  if (count > 6) hn::StoreU(a6, d, dw + (t0 + 6) * cout + j);
+  if (count > 7) hn::StoreU(a7, d, dw + (t0 + 7) * cout + j);
+}
+
 // Output pixels [p0, p1) of the same convolution, in order: dw[K, Cout] +=
-// x at each tap inside times the pixel's dy row. Four pixels of a row whose
-// taps are all inside update each dw row once, with their four products in
-// pixel order (the same bits as one at a time).
+// x at each tap inside times the pixel's dy row. The rows of dw in blocks of
+// at most 8 (K = 9 as 5 + 4), each block's sums held in registers over all
+// the pixels, the same additions in the same order as one pixel at a time.
+// Added into memory four pixels at a time instead, each sum waited on its
+// own store: the reference CNN's first layer (28x28x1 -> 16, batch 32) took
+// 290 us on one AVX3 core, 170 us now.
 HWY_INLINE void DirectConvWeightPixels(const float* x, const float* dy, float* dw,
                                        const simd::ConvShape& s, size_t p0, size_t p1) {
-  const size_t cin = s.in_c, cout = s.out_c, plane = s.out_h * s.out_w;
-  const size_t step = s.stride_w * cin;
-  for (size_t p = p0; p < p1;) {
-    const size_t n = p / plane, oh = p % plane / s.out_w, ow = p % s.out_w;
-    size_t kh0, kh1;
-    spatial::TapRange(oh, s.stride_h, s.pad_top, s.kernel_h, s.in_h, &kh0, &kh1);
-    const size_t ih0 = oh * s.stride_h - s.pad_top, iw0 = ow * s.stride_w - s.pad_left;
-    const float* g = dy + p * cout;
-    if (p + 4 <= p1 && ow + 4 <= s.out_w && FullWidth(s, ow, 4)) {
-      for (size_t kh = kh0; kh < kh1; ++kh) {
-        const float* px = x + ((n * s.in_h + ih0 + kh) * s.in_w + iw0) * cin;
-        float* row = dw + kh * s.kernel_w * cin * cout;
-        for (size_t t = 0; t < s.kernel_w * cin; ++t) {
-          float* to = row + t * cout;
-          spatial::ForChannels(0, cout, [&](auto d, size_t j) HWY_ATTR {
-            auto acc = hn::LoadU(d, to + j);
-            acc = hn::MulAdd(hn::Set(d, px[t]), hn::LoadU(d, g + j), acc);
-            acc = hn::MulAdd(hn::Set(d, px[t + step]), hn::LoadU(d, g + cout + j), acc);
-            acc = hn::MulAdd(hn::Set(d, px[t + 2 * step]), hn::LoadU(d, g + 2 * cout + j), acc);
-            acc = hn::MulAdd(hn::Set(d, px[t + 3 * step]), hn::LoadU(d, g + 3 * cout + j), acc);
-            hn::StoreU(acc, d, to + j);
-          });
-        }
-      }
-      p += 4;
-      continue;
+  const size_t k = s.patch(), blocks = (k + 7) / 8;
+  spatial::ForChannels(0, s.out_c, [&](auto d, size_t j) HWY_ATTR {
+    for (size_t b = 0; b < blocks; ++b) {
+      const size_t t0 = b * k / blocks, t1 = (b + 1) * k / blocks;
+      DirectConvWeightRows(d, x, dy, dw, s, p0, p1, t0, t1 - t0, j);
     }
-    size_t kw0, kw1;
-    spatial::TapRange(ow, s.stride_w, s.pad_left, s.kernel_w, s.in_w, &kw0, &kw1);
-    for (size_t kh = kh0; kh < kh1; ++kh) {
-      const float* px = x + ((n * s.in_h + ih0 + kh) * s.in_w + iw0 + kw0) * cin;
-      float* row = dw + ((kh * s.kernel_w + kw0) * cin) * cout;
-      for (size_t t = 0; t < (kw1 - kw0) * cin; ++t) {
-        float* to = row + t * cout;
-        spatial::ForChannels(0, cout, [&](auto d, size_t j) HWY_ATTR {
-          hn::StoreU(hn::MulAdd(hn::Set(d, px[t]), hn::LoadU(d, g + j), hn::LoadU(d, to + j)), d,
-                     to + j);
-        });
-      }
-    }
-    ++p;
-  }
+  });
 }
 
 // Output rows [q0, q1) (a row is one (n, oh)): y = sum over taps x * w.
