@@ -170,8 +170,53 @@ void ForUnits(size_t units, size_t tasks, float* scratch, size_t area_floats, Th
   });
 }
 
+// Stride 1: image by image, read straight from a zero-padded copy of the
+// image (internal::ConvImage), no patches gathered: each input pixel is
+// copied once instead of once per tap. Tasks take whole images, each in
+// its own padded copy, after W is packed once into the shared panels.
+bool FromImage(const ConvShape& s) { return s.stride_h == 1 && s.stride_w == 1; }
+
+size_t PaddedH(const ConvShape& s) { return s.out_h + s.kernel_h - 1; }
+size_t PaddedW(const ConvShape& s) { return s.out_w + s.kernel_w - 1; }
+size_t PaddedFloats(const ConvShape& s) {
+  return Lines((PaddedH(s) * PaddedW(s) + internal::kConvImageSlackPixels) * s.in_c);
+}
+
+size_t ImageFloats(const ConvShape& s, int threads) {
+  return Lines(internal::ConvWeightPanelsFloats(s.patch(), s.out_c)) +
+         Tasks(s.batch, threads) * PaddedFloats(s);
+}
+
+// The padded copy of image n: zeros, then the input rows and columns the
+// outputs read (a "valid" convolution's reads stop short of the input's
+// bottom and right edges only when the input has rows or columns to spare).
+void PadImage(const float* x, const ConvShape& s, size_t n, float* padded) {
+  const size_t cin = s.in_c, padded_w = PaddedW(s);
+  std::fill(padded, padded + PaddedFloats(s), 0.0f);
+  const size_t rows = std::min(s.in_h, PaddedH(s) - s.pad_top);
+  const size_t cols = std::min(s.in_w, padded_w - s.pad_left);
+  for (size_t ih = 0; ih < rows; ++ih) {
+    std::memcpy(padded + ((ih + s.pad_top) * padded_w + s.pad_left) * cin,
+                x + ((n * s.in_h + ih) * s.in_w) * cin, cols * cin * sizeof(float));
+  }
+}
+
+void ForwardFromImage(const float* x, const float* w, float* y, const ConvShape& s,
+                      float* scratch, ThreadPool& pool, const GemmEpilogue& epilogue) {
+  internal::PackConvWeights(w, s.patch(), s.out_c, scratch);
+  float* const areas = scratch + Lines(internal::ConvWeightPanelsFloats(s.patch(), s.out_c));
+  const size_t image = s.out_h * s.out_w * s.out_c;
+  ForUnits(s.batch, Tasks(s.batch, pool.num_threads()), areas, PaddedFloats(s), pool,
+           [&](float* padded, size_t n, ThreadPool&) {
+             PadImage(x, s, n, padded);
+             internal::ConvImage(padded, PaddedW(s), s.in_c, s.kernel_h, s.kernel_w, scratch,
+                                 s.out_c, y + n * image, s.out_h, s.out_w, epilogue);
+           });
+}
+
 // Forward tiles: y rows [r0, r0 + rows) = patches w, then the epilogue.
 size_t ForwardFloats(const ConvShape& s, int threads) {
+  if (FromImage(s)) return ImageFloats(s, threads);
   const size_t tasks = Tasks(Tiles(s), threads);
   const int gemm_threads = tasks > 1 ? 1 : threads;
   return tasks * TaskFloats(s, AnyTile(s, [&](size_t rows) {
@@ -181,6 +226,10 @@ size_t ForwardFloats(const ConvShape& s, int threads) {
 
 void Forward(const float* x, const float* w, float* y, const ConvShape& s, float* scratch,
              ThreadPool& pool, const GemmEpilogue& epilogue) {
+  if (FromImage(s)) {
+    ForwardFromImage(x, w, y, s, scratch, pool, epilogue);
+    return;
+  }
   const size_t m = s.pixels(), k = s.patch(), cout = s.out_c, tile_rows = ConvTileRows(s);
   const size_t tiles = Tiles(s), tasks = Tasks(tiles, pool.num_threads());
   const size_t area = ForwardFloats(s, pool.num_threads()) / tasks;

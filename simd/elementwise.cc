@@ -4,6 +4,7 @@
 // it); everything outside HWY_NAMESPACE and HWY_ONCE must stay declarations.
 #include "simd/elementwise.h"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 
@@ -56,11 +57,41 @@ static void Relu6ForwardImpl(const float* x, float* y, size_t n) {
 static void Relu6BackwardImpl(const float* y, const float* dy, float* dx, size_t n) {
   Relu6BackwardChunk(y, dy, dx, n);
 }
-// Columns [0, n) of rows of `stride` floats; rows > 0.
+// Columns [0, n) of rows of `stride` floats; rows > 0. Four vectors of
+// columns at a time keep their sums in registers down all the rows (added
+// into `out` row by row instead, each add waited on the previous row's
+// store: a convolution's 16-channel bias gradient over 25,088 pixels took
+// ~0.1 ms on AVX3); the last columns short of a vector one at a time.
 static void ColumnSumsImpl(const float* x, size_t rows, size_t stride,
                            float* out, size_t n) {
-  std::memcpy(out, x, n * sizeof(float));
-  for (size_t r = 1; r < rows; ++r) AddChunk(out, x + r * stride, out, n);
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  size_t j = 0;
+  while (j + N <= n) {
+    const size_t vectors = std::min<size_t>(4, (n - j) / N);
+    const float* col = x + j;
+    auto s0 = hn::LoadU(d, col), s1 = s0, s2 = s0, s3 = s0;
+    if (vectors > 1) s1 = hn::LoadU(d, col + N);
+    if (vectors > 2) s2 = hn::LoadU(d, col + 2 * N);
+    if (vectors > 3) s3 = hn::LoadU(d, col + 3 * N);
+    for (size_t r = 1; r < rows; ++r) {
+      col += stride;
+      s0 = hn::Add(s0, hn::LoadU(d, col));
+      if (vectors > 1) s1 = hn::Add(s1, hn::LoadU(d, col + N));
+      if (vectors > 2) s2 = hn::Add(s2, hn::LoadU(d, col + 2 * N));
+      if (vectors > 3) s3 = hn::Add(s3, hn::LoadU(d, col + 3 * N));
+    }
+    hn::StoreU(s0, d, out + j);
+    if (vectors > 1) hn::StoreU(s1, d, out + j + N);
+    if (vectors > 2) hn::StoreU(s2, d, out + j + 2 * N);
+    if (vectors > 3) hn::StoreU(s3, d, out + j + 3 * N);
+    j += vectors * N;
+  }
+  for (; j < n; ++j) {
+    float sum = x[j];
+    for (size_t r = 1; r < rows; ++r) sum += x[r * stride + j];
+    out[j] = sum;
+  }
 }
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)

@@ -97,7 +97,9 @@ constexpr size_t kNV = THAW_GEMM_TEST_NV;
 constexpr size_t kMR = kShape.gemm_rows;
 constexpr size_t kNV = kShape.gemm_vectors;
 #endif
-static_assert(kMR >= 1 && kMR <= 8 && kNV >= 1 && kNV <= 3, "tile shape");
+static_assert(kMR >= 1 && kMR <= simd::internal::kConvImageSlackPixels && kNV >= 1 &&
+                  kNV <= 3,
+              "tile shape");
 
 // Cache blocking and the serial threshold: simd/gemm_plan.h.
 constexpr size_t kKC = simd::gemm_plan::kKC;
@@ -1236,6 +1238,62 @@ HWY_INLINE void GemmT(const float* a, size_t lda, bool trans_a, const float* b,
   const Plan plan = MakePlan(a, lda, trans_a, b, ldb, trans_b, c, ldc, m, n,
                              k, threads);
   RunPlan(plan, accumulate, epilogue, scratch, PlanLayout(plan), pool);
+}
+
+// ---- Convolution straight from the image (simd/conv.cc) ----
+
+// W[K x cout] as PackRight's panels of NR columns over the whole K (panel q
+// at q * K * NR), zero past cout.
+HWY_INLINE void PackConvWeightsT(const float* w, size_t k, size_t cout, float* panels) {
+  Operands o{};
+  o.r = w;
+  o.r_ks = cout;
+  o.r_js = 1;
+  o.r_rows = true;
+  o.K = k;
+  o.N = cout;
+  PackRight(o, 0, k, 0, cout, panels);
+}
+
+// One image of a stride-1 convolution: y[oh, ow, :] = the sum over (kh, kw,
+// ci) of padded[oh + kh, ow + kw, ci] * W[kh, kw, ci, :], then the
+// epilogue. `padded` is the input with its padding written out as zeros
+// (padded_w pixels a row, cin floats a pixel), readable for kMR pixels past
+// its end; `panels` is W packed by PackConvWeightsT. The patch matrix is
+// never gathered: a kernel row's taps for kMR consecutive outputs of a row
+// are kMR runs of kernel_w * cin floats, cin apart in `padded`, which the
+// microkernel reads in place (a tile does not cross output rows; the rows
+// of a short last tile compute from whatever follows and are not stored).
+// Each tile sums kernel_h runs (split at kKC) into C in order.
+HWY_INLINE void ConvImageT(const float* padded, size_t padded_w, size_t cin, size_t kernel_h,
+                           size_t kernel_w, const float* panels, size_t cout, float* y,
+                           size_t out_h, size_t out_w, const simd::GemmEpilogue& epilogue) {
+  const size_t nr = TileCols(), run = kernel_w * cin, k = kernel_h * run;
+  const size_t pieces = DivCeil(run, kKC);
+  for (size_t jr = 0; jr < cout; jr += nr) {  // a panel stays in L1 for the image
+    const size_t cols = std::min(nr, cout - jr);
+    const float* panel = panels + jr / nr * k * nr;
+    for (size_t oh = 0; oh < out_h; ++oh) {
+      for (size_t ow = 0; ow < out_w; ow += kMR) {
+        const size_t rows = std::min(kMR, out_w - ow);
+        float* c = y + (oh * out_w + ow) * cout + jr;
+        for (size_t kh = 0; kh < kernel_h; ++kh) {
+          const float* l = padded + ((oh + kh) * padded_w + ow) * cin;
+          for (size_t piece = 0; piece < pieces; ++piece) {
+            const size_t p0 = piece * run / pieces, p1 = (piece + 1) * run / pieces;
+            const float* r = panel + (kh * run + p0) * nr;
+            const bool add = kh > 0 || piece > 0;
+            if (kNV > 1 && cols <= VecLanes()) {
+              Tile<false, true, 1>(p1 - p0, l + p0, cin, 1, r, 0, c, cout, 1, rows, cols, add);
+            } else {
+              Tile<false, true>(p1 - p0, l + p0, cin, 1, r, 0, c, cout, 1, rows, cols, add);
+            }
+          }
+        }
+      }
+    }
+  }
+  ApplyEpilogue(epilogue, y, cout, 0, out_h * out_w, 0, cout);
 }
 
 }  // namespace THAW_GEMM_NAMESPACE

@@ -28,6 +28,17 @@ static void GemmImpl(const float* a, size_t lda, bool trans_a, const float* b,
               scratch, pool, epilogue);
 }
 
+static void PackConvWeightsImpl(const float* w, size_t k, size_t cout, float* panels) {
+  gemm::PackConvWeightsT(w, k, cout, panels);
+}
+
+static void ConvImageImpl(const float* padded, size_t padded_w, size_t cin, size_t kernel_h,
+                          size_t kernel_w, const float* panels, size_t cout, float* y,
+                          size_t out_h, size_t out_w, const simd::GemmEpilogue& epilogue) {
+  gemm::ConvImageT(padded, padded_w, cin, kernel_h, kernel_w, panels, cout, y, out_h, out_w,
+                   epilogue);
+}
+
 // NOLINTNEXTLINE(google-readability-namespace-comments)
 }  // namespace HWY_NAMESPACE
 }  // namespace thaw
@@ -41,6 +52,8 @@ HWY_AFTER_NAMESPACE();
 namespace thaw {
 
 HWY_EXPORT(GemmImpl);
+HWY_EXPORT(PackConvWeightsImpl);
+HWY_EXPORT(ConvImageImpl);
 
 namespace simd {
 namespace {
@@ -81,6 +94,25 @@ void Gemm(const float* a, size_t lda, bool trans_a, const float* b, size_t ldb,
    pool, epilogue);
 }
 
+namespace internal {
+
+size_t ConvWeightPanelsFloats(size_t k, size_t cout) {
+  const gemm_plan::Tile tile = QueryTile();
+  return k * gemm_plan::RoundUp(cout, tile.cols());
+}
+
+void PackConvWeights(const float* w, size_t k, size_t cout, float* panels) {
+  HWY_DYNAMIC_DISPATCH(PackConvWeightsImpl)(w, k, cout, panels);
+}
+
+void ConvImage(const float* padded, size_t padded_w, size_t cin, size_t kernel_h,
+               size_t kernel_w, const float* panels, size_t cout, float* y, size_t out_h,
+               size_t out_w, const GemmEpilogue& epilogue) {
+  HWY_DYNAMIC_DISPATCH(ConvImageImpl)
+  (padded, padded_w, cin, kernel_h, kernel_w, panels, cout, y, out_h, out_w, epilogue);
+}
+
+}  // namespace internal
 }  // namespace simd
 }  // namespace thaw
 #endif  // HWY_ONCE

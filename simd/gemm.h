@@ -73,6 +73,24 @@ void Gemm(const float* a, size_t lda, bool trans_a, const float* b, size_t ldb,
           bool accumulate, float* scratch, ThreadPool& pool,
           const GemmEpilogue& epilogue = GemmEpilogue());
 
+namespace internal {
+// For simd/conv.cc: a stride-1 convolution read straight from a zero-padded
+// image (simd/gemm-inl.h's ConvImageT). The weights W[K x cout] packed into
+// the microkernel's column panels: ConvWeightPanelsFloats floats (for the
+// dispatched or planning target), 64-byte aligned.
+size_t ConvWeightPanelsFloats(size_t k, size_t cout);
+void PackConvWeights(const float* w, size_t k, size_t cout, float* panels);
+// Pixels the image must stay readable past its end (a short tile's rows):
+// register tiles have at most 8 rows on every target.
+constexpr size_t kConvImageSlackPixels = 8;
+// y[out_h x out_w x cout] of one image: `padded` holds (out_h + kernel_h - 1)
+// rows of padded_w = out_w + kernel_w - 1 pixels of cin floats, then
+// kConvImageSlackPixels readable pixels.
+void ConvImage(const float* padded, size_t padded_w, size_t cin, size_t kernel_h,
+               size_t kernel_w, const float* panels, size_t cout, float* y, size_t out_h,
+               size_t out_w, const GemmEpilogue& epilogue);
+}  // namespace internal
+
 }  // namespace simd
 }  // namespace thaw
 

@@ -98,8 +98,8 @@ HWY_INLINE bool FullWidth(const simd::ConvShape& s, size_t ow, size_t count) {
 // Output rows [q0, q1) (a row is one (n, oh)) of a convolution with few
 // input channels (w [KH, KW, Cin, Cout]): per output pixel and vector of
 // output channels, x broadcast against the weight rows of the taps inside,
-// in (kh, kw, ci) order. Four pixels whose taps are all inside go together,
-// four independent sums (the same order per pixel, so the same bits).
+// in (kh, kw, ci) order. Eight or four pixels whose taps are all inside go
+// together, independent sums (the same order per pixel, so the same bits).
 HWY_INLINE void DirectConvForwardRows(const float* x, const float* w, float* y,
                                       const simd::ConvShape& s, size_t q0, size_t q1) {
   const size_t cin = s.in_c, cout = s.out_c, step = s.stride_w * cin;
@@ -111,9 +111,14 @@ HWY_INLINE void DirectConvForwardRows(const float* x, const float* w, float* y,
     for (size_t ow = 0; ow < s.out_w;) {
       float* out = y + ((n * s.out_h + oh) * s.out_w + ow) * cout;
       const size_t iw0 = ow * s.stride_w - s.pad_left;
-      if (ow + 4 <= s.out_w && FullWidth(s, ow, 4)) {
+      // 8 (else 4) pixels: 8 independent sums keep both FMA pipes busy
+      // (4 left half of an AVX3 core idle on the first layer's 3x3x1 taps).
+      const size_t group = ow + 8 <= s.out_w && FullWidth(s, ow, 8)   ? 8
+                           : ow + 4 <= s.out_w && FullWidth(s, ow, 4) ? 4
+                                                                       : 1;
+      if (group > 1) {
         spatial::ForChannels(0, cout, [&](auto d, size_t j) HWY_ATTR {
-          auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+          auto a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
           for (size_t kh = kh0; kh < kh1; ++kh) {
             const float* px = x + ((n * s.in_h + ih0 + kh) * s.in_w + iw0) * cin;
             const float* wk = w + kh * s.kernel_w * cin * cout + j;
@@ -123,14 +128,26 @@ HWY_INLINE void DirectConvForwardRows(const float* x, const float* w, float* y,
               a1 = hn::MulAdd(hn::Set(d, px[t + step]), wv, a1);
               a2 = hn::MulAdd(hn::Set(d, px[t + 2 * step]), wv, a2);
               a3 = hn::MulAdd(hn::Set(d, px[t + 3 * step]), wv, a3);
+              if (group == 8) {
+                a4 = hn::MulAdd(hn::Set(d, px[t + 4 * step]), wv, a4);
+                a5 = hn::MulAdd(hn::Set(d, px[t + 5 * step]), wv, a5);
+                a6 = hn::MulAdd(hn::Set(d, px[t + 6 * step]), wv, a6);
+                a7 = hn::MulAdd(hn::Set(d, px[t + 7 * step]), wv, a7);
+              }
             }
           }
           hn::StoreU(a0, d, out + j);
           hn::StoreU(a1, d, out + cout + j);
           hn::StoreU(a2, d, out + 2 * cout + j);
           hn::StoreU(a3, d, out + 3 * cout + j);
+          if (group == 8) {
+            hn::StoreU(a4, d, out + 4 * cout + j);
+            hn::StoreU(a5, d, out + 5 * cout + j);
+            hn::StoreU(a6, d, out + 6 * cout + j);
+            hn::StoreU(a7, d, out + 7 * cout + j);
+          }
         });
-        ow += 4;
+        ow += group;
         continue;
       }
       size_t kw0, kw1;
@@ -362,10 +379,25 @@ HWY_INLINE void MaxPoolForwardRows(const float* x, float* y, const simd::ConvSha
     const size_t n = q / s.out_h, oh = q % s.out_h;
     size_t kh0, kh1;
     spatial::TapRange(oh, s.stride_h, s.pad_top, s.kernel_h, s.in_h, &kh0, &kh1);
+    const bool two_rows = s.kernel_h == 2 && kh0 == 0 && kh1 == 2;
     for (size_t ow = 0; ow < s.out_w; ++ow) {
+      float* out = y + spatial::OutOffset(s, n, oh, ow);
+      if (two_rows && s.kernel_w == 2 && FullWidth(s, ow, 1)) {  // 2 x 2, all inside
+        const float* p = x + spatial::InOffset(s, n, oh * s.stride_h - s.pad_top,
+                                               ow * s.stride_w - s.pad_left);
+        const size_t row = s.in_w * c;
+        spatial::ForChannels(0, c, [&](auto d, size_t j) HWY_ATTR {
+          auto best = hn::LoadU(d, p + j);
+          for (const float* tap : {p + c + j, p + row + j, p + row + c + j}) {
+            const auto v = hn::LoadU(d, tap);
+            best = hn::IfThenElse(hn::Or(hn::Gt(v, best), hn::IsNaN(v)), v, best);
+          }
+          hn::StoreU(best, d, out + j);
+        });
+        continue;
+      }
       size_t kw0, kw1;
       spatial::TapRange(ow, s.stride_w, s.pad_left, s.kernel_w, s.in_w, &kw0, &kw1);
-      float* out = y + spatial::OutOffset(s, n, oh, ow);
       // The first tap inside, (kh0, kw0), starts the maximum (a window always
       // has one); the others follow in (kh, kw) order.
       const float* first = x + spatial::InOffset(s, n, oh * s.stride_h + kh0 - s.pad_top,
@@ -452,10 +484,26 @@ HWY_INLINE void MaxPoolBackwardDisjointRows(const float* x, const float* y, cons
     }
     size_t kh0, kh1;
     spatial::TapRange(oh, s.stride_h, s.pad_top, s.kernel_h, s.in_h, &kh0, &kh1);
+    const bool two_rows = s.kernel_h == 2 && kh0 == 0 && kh1 == 2;
     for (size_t ow = 0; ow < s.out_w; ++ow) {
+      const size_t o = spatial::OutOffset(s, n, oh, ow);
+      if (two_rows && s.kernel_w == 2 && FullWidth(s, ow, 1)) {  // 2 x 2, all inside
+        const size_t first = spatial::InOffset(s, n, oh * s.stride_h - s.pad_top,
+                                               ow * s.stride_w - s.pad_left);
+        spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
+          const auto top = hn::LoadU(d, y + o + j);
+          const auto g = hn::Add(hn::Zero(d), hn::LoadU(d, dy + o + j));
+          auto taken = hn::FirstN(d, 0);  // all false
+          for (size_t i : {first, first + s.in_c, first + row, first + row + s.in_c}) {
+            const auto wins = hn::AndNot(taken, hn::Eq(hn::LoadU(d, x + i + j), top));
+            taken = hn::Or(taken, wins);
+            hn::StoreU(hn::IfThenElseZero(wins, g), d, dx + i + j);
+          }
+        });
+        continue;
+      }
       size_t kw0, kw1;
       spatial::TapRange(ow, s.stride_w, s.pad_left, s.kernel_w, s.in_w, &kw0, &kw1);
-      const size_t o = spatial::OutOffset(s, n, oh, ow);
       const size_t first = spatial::InOffset(s, n, oh * s.stride_h + kh0 - s.pad_top,
                                              ow * s.stride_w + kw0 - s.pad_left);
       spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
