@@ -170,47 +170,72 @@ void ForUnits(size_t units, size_t tasks, float* scratch, size_t area_floats, Th
   });
 }
 
-// Stride 1: image by image, read straight from a zero-padded copy of the
-// image (internal::ConvImage), no patches gathered: each input pixel is
-// copied once instead of once per tap. Tasks take whole images, each in
-// its own padded copy, after W is packed once into the shared panels.
+// Stride 1: band by band of output rows, read straight from a zero-padded
+// copy of the band's input rows (internal::ConvImage), no patches gathered:
+// an input pixel is copied once per band it falls in (a band and the
+// kernel_h - 1 rows below it), not once per tap. A band's copy is about
+// 128 KiB (kBandFloats; at least one output row), so the scratch stays
+// small for any image and batch. Tasks take bands, each in its own copy,
+// after W is packed once into the shared panels.
+constexpr size_t kBandFloats = 32768;
+
 bool FromImage(const ConvShape& s) { return s.stride_h == 1 && s.stride_w == 1; }
 
-size_t PaddedH(const ConvShape& s) { return s.out_h + s.kernel_h - 1; }
 size_t PaddedW(const ConvShape& s) { return s.out_w + s.kernel_w - 1; }
-size_t PaddedFloats(const ConvShape& s) {
-  return Lines((PaddedH(s) * PaddedW(s) + internal::kConvImageSlackPixels) * s.in_c);
+
+// Output rows per band.
+size_t BandRows(const ConvShape& s) {
+  const size_t row = PaddedW(s) * s.in_c, halo = s.kernel_h - 1;
+  const size_t rows = kBandFloats / row > halo ? kBandFloats / row - halo : 1;
+  return std::min(rows, s.out_h);
+}
+
+size_t Bands(const ConvShape& s) { return DivCeil(s.out_h, BandRows(s)); }
+
+size_t BandFloats(const ConvShape& s) {
+  return Lines(((BandRows(s) + s.kernel_h - 1) * PaddedW(s) + internal::kConvImageSlackPixels) *
+               s.in_c);
 }
 
 size_t ImageFloats(const ConvShape& s, int threads) {
   return Lines(internal::ConvWeightPanelsFloats(s.patch(), s.out_c)) +
-         Tasks(s.batch, threads) * PaddedFloats(s);
+         Tasks(s.batch * Bands(s), threads) * BandFloats(s);
 }
 
-// The padded copy of image n: zeros, then the input rows and columns the
-// outputs read (a "valid" convolution's reads stop short of the input's
-// bottom and right edges only when the input has rows or columns to spare).
-void PadImage(const float* x, const ConvShape& s, size_t n, float* padded) {
-  const size_t cin = s.in_c, padded_w = PaddedW(s);
-  std::fill(padded, padded + PaddedFloats(s), 0.0f);
-  const size_t rows = std::min(s.in_h, PaddedH(s) - s.pad_top);
-  const size_t cols = std::min(s.in_w, padded_w - s.pad_left);
-  for (size_t ih = 0; ih < rows; ++ih) {
-    std::memcpy(padded + ((ih + s.pad_top) * padded_w + s.pad_left) * cin,
-                x + ((n * s.in_h + ih) * s.in_w) * cin, cols * cin * sizeof(float));
+// The input that output rows [oh0, oh0 + rows) of image n read: rows +
+// kernel_h - 1 rows of PaddedW pixels, zeros where they fall outside the
+// input (the padding), then the slack pixels, zeros too.
+void PadBand(const float* x, const ConvShape& s, size_t n, size_t oh0, size_t rows,
+             float* padded) {
+  const size_t cin = s.in_c, row = PaddedW(s) * cin;
+  const size_t left = s.pad_left * cin, cols = std::min(s.in_w, PaddedW(s) - s.pad_left) * cin;
+  for (size_t r = 0; r < rows + s.kernel_h - 1; ++r, padded += row) {
+    const size_t h = oh0 + r;  // + pad_top - pad_top: the input row h - pad_top
+    if (h < s.pad_top || h - s.pad_top >= s.in_h) {
+      std::fill(padded, padded + row, 0.0f);
+      continue;
+    }
+    std::fill(padded, padded + left, 0.0f);
+    std::memcpy(padded + left, x + (n * s.in_h + h - s.pad_top) * s.in_w * cin,
+                cols * sizeof(float));
+    std::fill(padded + left + cols, padded + row, 0.0f);
   }
+  std::fill(padded, padded + internal::kConvImageSlackPixels * cin, 0.0f);
 }
 
 void ForwardFromImage(const float* x, const float* w, float* y, const ConvShape& s,
                       float* scratch, ThreadPool& pool, const GemmEpilogue& epilogue) {
   internal::PackConvWeights(w, s.patch(), s.out_c, scratch);
   float* const areas = scratch + Lines(internal::ConvWeightPanelsFloats(s.patch(), s.out_c));
-  const size_t image = s.out_h * s.out_w * s.out_c;
-  ForUnits(s.batch, Tasks(s.batch, pool.num_threads()), areas, PaddedFloats(s), pool,
-           [&](float* padded, size_t n, ThreadPool&) {
-             PadImage(x, s, n, padded);
+  const size_t bands = Bands(s), band_rows = BandRows(s), units = s.batch * bands;
+  ForUnits(units, Tasks(units, pool.num_threads()), areas, BandFloats(s), pool,
+           [&](float* padded, size_t unit, ThreadPool&) {
+             const size_t n = unit / bands, oh0 = unit % bands * band_rows;
+             const size_t rows = std::min(band_rows, s.out_h - oh0);
+             PadBand(x, s, n, oh0, rows, padded);
              internal::ConvImage(padded, PaddedW(s), s.in_c, s.kernel_h, s.kernel_w, scratch,
-                                 s.out_c, y + n * image, s.out_h, s.out_w, epilogue);
+                                 s.out_c, y + ((n * s.out_h + oh0) * s.out_w) * s.out_c, rows,
+                                 s.out_w, epilogue);
            });
 }
 

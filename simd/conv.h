@@ -10,24 +10,29 @@
 // The convolution is a product: y[M, Cout] = patches[M, K] w[K, Cout], one
 // row per output pixel (M = N * OH * OW) and one column per (kh, kw, ci)
 // (K = KH * KW * Cin), the weight stored [KH, KW, Cin, Cout] (Keras' kernel
-// layout, HWIO). The patch matrix is never built whole: it is gathered from
-// the NHWC input a tile of rows at a time (ConvTileRows, about 128 KiB) into
-// scratch and multiplied there, so scratch stays small for any batch. A 1x1
-// convolution with stride 1 and no padding is the plain product on x itself.
-// With at most 4 input channels (an image network's first layer) patches of
-// a few floats would starve the GEMM: the forward pass and the weight
-// gradient run simd/spatial.h's direct kernels instead (no scratch forward).
+// layout, HWIO). The patch matrix is never built whole. With stride 1 it is
+// not built at all: bands of output rows (about 128 KiB of input each) are
+// copied with their padding written out as zeros, and the GEMM's
+// microkernel reads each kernel row's taps of consecutive outputs in place
+// there. With a larger stride (and for the weight gradient) it is gathered
+// from the NHWC input a tile of rows at a time (ConvTileRows, about 128 KiB)
+// into scratch and multiplied there. Either way scratch stays small for any
+// batch. A 1x1 convolution with stride 1 and no padding is the plain
+// product on x itself. With at most 4 input channels (an image network's
+// first layer) patches of a few floats would starve the GEMM: the forward
+// pass and the weight gradient run simd/spatial.h's direct kernels instead
+// (no scratch forward).
 //
-// Threads: with two or more tiles, tiles run concurrently, each task in its
-// own part of the scratch with single-threaded products; a single tile runs
-// its product threaded. Backward: dw = patches^T dy summed over a fixed
-// number of groups of consecutive tiles (tile order inside a group; the
-// groups' sums added in order); with stride 1, dx is the forward
-// convolution of dy with the kernel turned half a turn (channels swapped,
-// padding K - 1 - pad), threaded like the forward pass; with a larger
-// stride, dx = col2im(dy w^T), tile by tile in order. Tiles and groups
-// depend only on the shape, and GEMM never splits K across threads, so the
-// bits are the same for any thread count. All scratch comes from the
+// Threads: with two or more bands or tiles, they run concurrently, each
+// task in its own part of the scratch with single-threaded products; a
+// single tile runs its product threaded. Backward: dw = patches^T dy summed
+// over a fixed number of groups of consecutive tiles (tile order inside a
+// group; the groups' sums added in order); with stride 1, dx is the
+// forward convolution of dy with the kernel turned half a turn (channels
+// swapped, padding K - 1 - pad), threaded like the forward pass; with a
+// larger stride, dx = col2im(dy w^T), tile by tile in order. Bands, tiles
+// and groups depend only on the shape, and no output element's sum is split
+// across threads, so the bits are the same for any thread count. All scratch comes from the
 // caller, 64-byte aligned, of the size the *ScratchFloats query gives for
 // the same shape and thread count (more threads, more scratch); contents
 // need no initialisation. Out-of-range taps (padding) read zeros. Bottom

@@ -165,13 +165,16 @@ TEST_P(ConvTest, BackwardMatchesTheReference) {
 // must still be those of one thread. Shapes: "same" with 3 tiles, 10 tiles
 // (groups of uneven length), "valid" (the turned kernel padded by 2),
 // stride 2 (col2im), an even kernel, and three input channels (the direct
-// kernels, the weight gradient in two groups of pixels).
+// kernels, the weight gradient in two groups of pixels); then images of
+// several bands of output rows (stride 1, about 128 KiB of padded input a
+// band): 40 x 40 x 32 "same" in 2 bands, 45 x 30 x 48 "valid" in 3.
 TEST_P(ConvTest, ManyTilesMatchTheReferenceAndOneThread) {
   std::mt19937 rng(3);
   for (const ConvShape& s :
        {Make(3, 20, 20, 8, 4, 3, 1, true), Make(2, 25, 23, 16, 5, 3, 1, true),
         Make(3, 22, 22, 8, 6, 3, 1, false), Make(3, 31, 29, 16, 7, 3, 2, true),
-        Make(3, 20, 21, 24, 3, 2, 1, true), Make(3, 30, 30, 3, 8, 3, 1, true)}) {
+        Make(3, 20, 21, 24, 3, 2, 1, true), Make(3, 30, 30, 3, 8, 3, 1, true),
+        Make(1, 40, 40, 32, 8, 3, 1, true), Make(1, 45, 30, 48, 4, 3, 1, false)}) {
     SCOPED_TRACE(Describe(s));
     ASSERT_GE(s.pixels(), 2 * ConvTileRows(s));
     const std::vector<float> x = RandomFloats(s.batch * s.in_h * s.in_w * s.in_c, rng);
