@@ -275,7 +275,51 @@ constexpr size_t kWeightGroups = 4;
 
 size_t WeightGroups(const ConvShape& s) { return std::min(Tiles(s), kWeightGroups); }
 
+// Stride 1: the groups take bands (internal::ConvWeightBand), each band's
+// input padded as for the forward pass and its dy copied with a row per
+// padded column (zeros on the columns past the output's width).
+size_t WeightBandGroups(const ConvShape& s) {
+  return std::min(s.batch * Bands(s), kWeightGroups);
+}
+
+size_t VirtualDyFloats(const ConvShape& s) {
+  return Lines(BandRows(s) * PaddedW(s) * s.out_c + internal::ConvWeightSlackFloats());
+}
+
+void WeightFromImage(const float* x, const float* dy, float* dw, const ConvShape& s,
+                     float* scratch, ThreadPool& pool) {
+  const size_t k = s.patch(), cout = s.out_c, padded_w = PaddedW(s);
+  const size_t bands = Bands(s), band_rows = BandRows(s), units = s.batch * bands;
+  const size_t groups = WeightBandGroups(s), partial = Lines(k * cout);
+  float* const areas = scratch + (groups - 1) * partial;
+  ForUnits(groups, Tasks(groups, pool.num_threads()), areas, BandFloats(s) + VirtualDyFloats(s),
+           pool, [&](float* padded, size_t g, ThreadPool&) {
+             float* const sum = g == 0 ? dw : scratch + (g - 1) * partial;
+             float* const dyv = padded + BandFloats(s);
+             std::fill(dyv, dyv + VirtualDyFloats(s), 0.0f);
+             for (size_t u = g * units / groups; u < (g + 1) * units / groups; ++u) {
+               const size_t n = u / bands, oh0 = u % bands * band_rows;
+               const size_t rows = std::min(band_rows, s.out_h - oh0);
+               PadBand(x, s, n, oh0, rows, padded);
+               for (size_t r = 0; r < rows; ++r) {
+                 std::memcpy(dyv + r * padded_w * cout,
+                             dy + ((n * s.out_h + oh0 + r) * s.out_w) * cout,
+                             s.out_w * cout * sizeof(float));
+               }
+               internal::ConvWeightBand(padded, padded_w, s.in_c, s.kernel_h, s.kernel_w, dyv,
+                                        cout, rows * padded_w, sum,
+                                        /*add=*/u > g * units / groups);
+             }
+           });
+  for (size_t g = 1; g < groups; ++g) Add(dw, scratch + (g - 1) * partial, dw, k * cout, pool);
+}
+
 size_t WeightFloats(const ConvShape& s, int threads) {
+  if (FromImage(s)) {
+    const size_t groups = WeightBandGroups(s);
+    return (groups - 1) * Lines(s.patch() * s.out_c) +
+           Tasks(groups, threads) * (BandFloats(s) + VirtualDyFloats(s));
+  }
   const size_t groups = WeightGroups(s), tasks = Tasks(groups, threads);
   const int gemm_threads = tasks > 1 ? 1 : threads;
   const size_t k = s.patch(), cout = s.out_c;
@@ -286,6 +330,10 @@ size_t WeightFloats(const ConvShape& s, int threads) {
 
 void WeightGradient(const float* x, const float* dy, float* dw, const ConvShape& s,
                     float* scratch, ThreadPool& pool) {
+  if (FromImage(s)) {
+    WeightFromImage(x, dy, dw, s, scratch, pool);
+    return;
+  }
   const size_t m = s.pixels(), k = s.patch(), cout = s.out_c, tile_rows = ConvTileRows(s);
   const size_t tiles = Tiles(s), groups = WeightGroups(s), tasks = Tasks(groups, pool.num_threads());
   const size_t partial = Lines(k * cout);

@@ -1296,6 +1296,47 @@ HWY_INLINE void ConvImageT(const float* padded, size_t padded_w, size_t cin, siz
   ApplyEpilogue(epilogue, y, cout, 0, out_h * out_w, 0, cout);
 }
 
+// The weight gradient of the same convolution over a band: for each kernel
+// row kh, dw[kh, :, :, :] ((kernel_w * cin) x cout) (+)= the sum over the
+// band's `pixels` virtual outputs p (padded_w a row: the columns past the
+// true width are "virtual", their dy rows zero) of padded[p + kh * padded_w
+// + kw, ci] * dy[p, :], in pixel order. The run of a pixel's taps of one
+// kernel row is contiguous in `padded`, and consecutive virtual pixels are
+// cin apart: the microkernel reads both operands in place (k = pixels, in
+// pieces of at most kKC). add == false overwrites dw on the first piece.
+// Both are read past what is used (the rows of a short tile, the columns of
+// a short panel, up to NR floats past dy's last row; discarded): `padded`
+// has its slack pixels, dy must have NR readable floats after its end.
+HWY_INLINE void ConvWeightBandT(const float* padded, size_t padded_w, size_t cin,
+                                size_t kernel_h, size_t kernel_w, const float* dy, size_t cout,
+                                size_t pixels, float* dw, bool add) {
+  const size_t nr = TileCols(), run = kernel_w * cin;
+  const size_t pieces = DivCeil(pixels, kKC);
+  for (size_t kh = 0; kh < kernel_h; ++kh) {
+    const float* l = padded + kh * padded_w * cin;
+    float* c = dw + kh * run * cout;
+    for (size_t piece = 0; piece < pieces; ++piece) {
+      const size_t p0 = piece * pixels / pieces, p1 = (piece + 1) * pixels / pieces;
+      const bool accumulate = add || piece > 0;
+      for (size_t jr = 0; jr < cout; jr += nr) {
+        const size_t cols = std::min(nr, cout - jr);
+        const float* r = dy + p0 * cout + jr;
+        for (size_t i = 0; i < run; i += kMR) {
+          const size_t rows = std::min(kMR, run - i);
+          const float* li = l + p0 * cin + i;
+          float* ci = c + i * cout + jr;
+          if (kNV > 1 && cols <= VecLanes()) {
+            Tile<false, false, 1>(p1 - p0, li, 1, cin, r, cout, ci, cout, 1, rows, cols,
+                                  accumulate);
+          } else {
+            Tile<false, false>(p1 - p0, li, 1, cin, r, cout, ci, cout, 1, rows, cols, accumulate);
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace THAW_GEMM_NAMESPACE
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)

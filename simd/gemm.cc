@@ -39,6 +39,12 @@ static void ConvImageImpl(const float* padded, size_t padded_w, size_t cin, size
                    epilogue);
 }
 
+static void ConvWeightBandImpl(const float* padded, size_t padded_w, size_t cin,
+                               size_t kernel_h, size_t kernel_w, const float* dy, size_t cout,
+                               size_t pixels, float* dw, bool add) {
+  gemm::ConvWeightBandT(padded, padded_w, cin, kernel_h, kernel_w, dy, cout, pixels, dw, add);
+}
+
 // NOLINTNEXTLINE(google-readability-namespace-comments)
 }  // namespace HWY_NAMESPACE
 }  // namespace thaw
@@ -54,6 +60,7 @@ namespace thaw {
 HWY_EXPORT(GemmImpl);
 HWY_EXPORT(PackConvWeightsImpl);
 HWY_EXPORT(ConvImageImpl);
+HWY_EXPORT(ConvWeightBandImpl);
 
 namespace simd {
 namespace {
@@ -110,6 +117,15 @@ void ConvImage(const float* padded, size_t padded_w, size_t cin, size_t kernel_h
                size_t out_w, const GemmEpilogue& epilogue) {
   HWY_DYNAMIC_DISPATCH(ConvImageImpl)
   (padded, padded_w, cin, kernel_h, kernel_w, panels, cout, y, out_h, out_w, epilogue);
+}
+
+size_t ConvWeightSlackFloats() { return QueryTile().cols(); }
+
+void ConvWeightBand(const float* padded, size_t padded_w, size_t cin, size_t kernel_h,
+                    size_t kernel_w, const float* dy, size_t cout, size_t pixels, float* dw,
+                    bool add) {
+  HWY_DYNAMIC_DISPATCH(ConvWeightBandImpl)
+  (padded, padded_w, cin, kernel_h, kernel_w, dy, cout, pixels, dw, add);
 }
 
 }  // namespace internal

@@ -89,6 +89,15 @@ constexpr size_t kConvImageSlackPixels = 8;
 void ConvImage(const float* padded, size_t padded_w, size_t cin, size_t kernel_h,
                size_t kernel_w, const float* panels, size_t cout, float* y, size_t out_h,
                size_t out_w, const GemmEpilogue& epilogue);
+// Its weight gradient over a band of `pixels` virtual outputs (padded_w a
+// row; dy zero on the columns past the true width): dw[KH, KW, cin, cout]
+// (+)= per kernel row, the taps' runs in `padded` times dy, in pixel order.
+// dy must be readable for ConvWeightSlackFloats() past its end (NR of the
+// dispatched or planning target).
+size_t ConvWeightSlackFloats();
+void ConvWeightBand(const float* padded, size_t padded_w, size_t cin, size_t kernel_h,
+                    size_t kernel_w, const float* dy, size_t cout, size_t pixels, float* dw,
+                    bool add);
 }  // namespace internal
 
 }  // namespace simd
