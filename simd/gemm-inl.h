@@ -1202,6 +1202,87 @@ HWY_INLINE void RunPlan(const Plan& plan, bool accumulate,
   }
 }
 
+// C[1 x n] (+)= a[1 x k] B[k x n] with B's rows contiguous and n at most 4
+// vectors: a batch of one through a dense layer. The packed path would copy
+// a padded last panel of B (k x NR floats) and an 8-row panel of a per call
+// for a tile that is 1/8 used: at batch 1 the reference CNN's 1568 -> 10
+// head spent most of its time packing. Here B's rows are read in place,
+// one vector of columns per accumulator, in the packed path's k blocks and
+// order (a sum from zero per block, then added to C): the same bits.
+HWY_INLINE void RunRow(const float* a, size_t a_step, const float* b, size_t ldb, float* c,
+                       size_t n, size_t k, bool add) {
+  const hn::ScalableTag<float> d;
+  using V = hn::Vec<decltype(d)>;
+  const size_t N = hn::Lanes(d);
+  const size_t vectors = DivCeil(n, N), last = (vectors - 1) * N, rem = n - last;
+  // A full vector at the last columns of row p reads up to N - 1 floats
+  // past the row: inside B while at least N floats of B follow the row.
+  const size_t rows_readable = k - std::min(k, DivCeil(N, ldb));
+  HWY_ALIGN float buffer[HWY_LANES(float)] = {};
+  auto load = [&](size_t p, size_t v) HWY_ATTR {
+    const float* from = b + p * ldb + v * N;
+    if (v + 1 < vectors || rem == N || p < rows_readable) return hn::LoadU(d, from);
+    std::copy(from, from + rem, buffer);  // the lanes past rem are not stored
+    return hn::Load(d, buffer);
+  };
+  const size_t kc = simd::gemm_plan::KBlock(k);
+  for (size_t k0 = 0; k0 < k; k0 += kc) {
+    const size_t k1 = std::min(k, k0 + kc);
+    V a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t p = k0; p < k1; ++p) {
+      const V x = hn::Set(d, a[p * a_step]);
+      a0 = hn::MulAdd(x, load(p, 0), a0);
+      if (vectors > 1) a1 = hn::MulAdd(x, load(p, 1), a1);
+      if (vectors > 2) a2 = hn::MulAdd(x, load(p, 2), a2);
+      if (vectors > 3) a3 = hn::MulAdd(x, load(p, 3), a3);
+    }
+    const bool plus = add || k0 > 0;
+    auto store = [&](V sum, size_t v) HWY_ATTR {
+      float* to = c + v * N;
+      if (v + 1 < vectors || rem == N) {
+        hn::StoreU(plus ? hn::Add(hn::LoadU(d, to), sum) : sum, d, to);
+        return;
+      }
+      hn::Store(sum, d, buffer);
+      for (size_t j = 0; j < rem; ++j) to[j] = plus ? to[j] + buffer[j] : buffer[j];
+    };
+    store(a0, 0);
+    if (vectors > 1) store(a1, 1);
+    if (vectors > 2) store(a2, 2);
+    if (vectors > 3) store(a3, 3);
+  }
+}
+
+// C[1 x n] (+)= a[1 x k] B^T, B [n x k] with rows contiguous: each output's
+// sum in its own chain of single-lane multiply-adds, four outputs at a
+// time, in the packed path's k blocks and order (the same bits); B's rows
+// are read once, in place, where the packed path would first copy all of
+// B transposed.
+HWY_INLINE void RunRowTransposed(const float* a, size_t a_step, const float* b, size_t ldb,
+                                 float* c, size_t n, size_t k, bool add) {
+  const hn::CappedTag<float, 1> d;
+  using V = hn::Vec<decltype(d)>;
+  const size_t kc = simd::gemm_plan::KBlock(k);
+  for (size_t j = 0; j < n; j += 4) {
+    const size_t outputs = std::min<size_t>(4, n - j);
+    const float* b0 = b + j * ldb;
+    for (size_t k0 = 0; k0 < k; k0 += kc) {
+      const size_t k1 = std::min(k, k0 + kc);
+      V s0 = hn::Zero(d), s1 = s0, s2 = s0, s3 = s0;
+      for (size_t p = k0; p < k1; ++p) {
+        const V x = hn::Set(d, a[p * a_step]);
+        s0 = hn::MulAdd(x, hn::Set(d, b0[p]), s0);
+        if (outputs > 1) s1 = hn::MulAdd(x, hn::Set(d, b0[ldb + p]), s1);
+        if (outputs > 2) s2 = hn::MulAdd(x, hn::Set(d, b0[2 * ldb + p]), s2);
+        if (outputs > 3) s3 = hn::MulAdd(x, hn::Set(d, b0[3 * ldb + p]), s3);
+      }
+      const bool plus = add || k0 > 0;
+      const float sums[4] = {hn::GetLane(s0), hn::GetLane(s1), hn::GetLane(s2), hn::GetLane(s3)};
+      for (size_t i = 0; i < outputs; ++i) c[j + i] = plus ? c[j + i] + sums[i] : sums[i];
+    }
+  }
+}
+
 // Floats of scratch GemmT needs for one product: the plan's packing
 // buffers (the dot path needs none); simd::GemmScratchFloats gives the same
 // from simd/target_shapes.h's row for this target.
@@ -1233,6 +1314,15 @@ HWY_INLINE void GemmT(const float* a, size_t lda, bool trans_a, const float* b,
   const int threads = pool.num_threads();
   if (!trans_a && trans_b && UseDot(m, n, k)) {
     RunDot(a, lda, b, ldb, c, ldc, m, n, k, accumulate, epilogue, pool);
+    return;
+  }
+  if (simd::gemm_plan::UseRow(PlanTile(), m, n, k, trans_a, trans_b)) {
+    if (trans_b) {
+      RunRowTransposed(a, trans_a ? lda : 1, b, ldb, c, n, k, accumulate);
+    } else {
+      RunRow(a, trans_a ? lda : 1, b, ldb, c, n, k, accumulate);
+    }
+    ApplyEpilogue(epilogue, c, ldc, 0, m, 0, n);
     return;
   }
   const Plan plan = MakePlan(a, lda, trans_a, b, ldb, trans_b, c, ldc, m, n,

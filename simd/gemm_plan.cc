@@ -35,6 +35,12 @@ bool UseDot(size_t m, size_t n, size_t k) {
   return (m <= 64 && a_in_l2) || few_columns;
 }
 
+bool UseRow(const Tile& tile, size_t m, size_t n, size_t k, bool trans_a, bool trans_b) {
+  if (m != 1) return false;
+  if (trans_b) return !(!trans_a && UseDot(m, n, k));
+  return n <= kRowVectors * tile.lanes;
+}
+
 Oriented Orient(bool transpose_c, bool trans_a, bool trans_b, size_t m, size_t n, size_t k) {
   Oriented o;
   o.K = k;
@@ -161,6 +167,7 @@ size_t ScratchFloats(const Tile& tile, size_t m, size_t n, size_t k, bool trans_
                      int threads) {
   if (m == 0 || n == 0 || k == 0) return 0;
   if (!trans_a && trans_b && UseDot(m, n, k)) return 0;
+  if (UseRow(tile, m, n, k, trans_a, trans_b)) return 0;
   return LayoutOf(tile, Decide(tile, m, n, k, trans_a, trans_b, threads)).total;
 }
 

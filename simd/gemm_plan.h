@@ -64,6 +64,12 @@ size_t TaskCount(size_t m, size_t n, size_t k, int threads);
 // the dot-product path (no scratch) rather than the packed one.
 bool UseDot(size_t m, size_t n, size_t k);
 
+// Whether a product of one row of A takes the one-row paths (no scratch):
+// B's rows contiguous and at most kRowVectors vectors of columns, or B
+// transposed, unless the dot-product path takes it.
+constexpr size_t kRowVectors = 4;
+bool UseRow(const Tile& tile, size_t m, size_t n, size_t k, bool trans_a, bool trans_b);
+
 // C' = L R with L M x K, R K x N: C' is C (L = op(A), R = op(B)) or C^T
 // (L = op(B)^T, R = op(A)^T). The layout flags follow from the transposes
 // alone, never from stride values, so the plan is known before any pointer.

@@ -90,6 +90,11 @@ std::vector<Shape> Shapes() {
     shapes.emplace_back(v, 300, 33);
   }
   shapes.emplace_back(300, 48, 300);
+  // One row times a matrix of at most 4 vectors of columns (the one-row
+  // path): a batch of one through a classifier, several k blocks, a last
+  // vector partial or whole.
+  for (size_t n : {2, 10, 16, 33, 64}) shapes.emplace_back(1, n, 1568);
+  shapes.emplace_back(1, 24, 7);
   return shapes;
 }
 
@@ -266,6 +271,36 @@ TEST_P(GemmTest, MatchesReferenceOneThread) {
 TEST_P(GemmTest, MatchesReferenceLargeA) {
   std::mt19937 rng(7);
   CheckGemm(2100, 70, 500, false, false, false, 0, rng, Pool());
+}
+
+// One row of A (the one-row paths, for B as stored and transposed) gives
+// the bits of the same row inside a product of 9 rows (the packed path):
+// a batch of one predicts what a larger batch does (130 columns as stored
+// are more than the one-row path takes: the packed path, one row). Not
+// where the dot-product path takes one row (A B^T with 64 <= k <= 1024).
+TEST_P(GemmTest, OneRowHasTheBitsOfTheSameRowInAMatrix) {
+  std::mt19937 rng(8);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (const Shape& shape : {Shape{9, 10, 1568}, Shape{9, 64, 300}, Shape{9, 33, 7},
+                             Shape{9, 130, 40}}) {
+    const auto& [m, n, k] = shape;
+    for (bool trans_b : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "n=" << n << " k=" << k << " trans_b=" << trans_b);
+      std::vector<float> a(m * k), b(k * n), all(m * n), one(n);
+      for (float& x : a) x = dist(rng);
+      for (float& x : b) x = dist(rng);
+      const size_t ldb = trans_b ? k : n;
+      Scratch many(m, n, k, false, trans_b, Pool().num_threads());
+      Gemm(a.data(), k, false, b.data(), ldb, trans_b, all.data(), n, m, n, k, false,
+           many.data(), Pool());
+      for (size_t r = 0; r < m; ++r) {
+        Scratch single(1, n, k, false, trans_b, Pool().num_threads());
+        Gemm(a.data() + r * k, k, false, b.data(), ldb, trans_b, one.data(), n, 1, n, k, false,
+             single.data(), Pool());
+        for (size_t j = 0; j < n; ++j) ASSERT_EQ(Bits(one[j]), Bits(all[r * n + j])) << r << ", " << j;
+      }
+    }
+  }
 }
 
 // [1 2 3; 4 5 6] * [1 0; 0 1; 1 1] = [4 5; 10 11], then += the same again.
