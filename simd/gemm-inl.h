@@ -936,16 +936,17 @@ template <size_t kV>
 HWY_INLINE void TileOf(bool l_packed, bool r_packed, size_t kc, const float* l, size_t l_rs,
                        size_t l_ks, const float* r, size_t r_ks, float* c, size_t c_rs,
                        size_t c_cs, size_t rows, size_t cols, bool add) {
-  if (l_packed) {
-    // Both packed: never with one vector (RunTask), so not compiled for it.
-    if constexpr (kV == kNV) {
+  if constexpr (kV == kNV) {  // (L packed: never with one vector, see RunTask)
+    if (l_packed) {
       if (r_packed) {
-        Tile<true, true, kV>(kc, l, 0, 0, r, 0, c, c_rs, c_cs, rows, cols, add);
-        return;
+        Tile<true, true>(kc, l, 0, 0, r, 0, c, c_rs, c_cs, rows, cols, add);
+      } else {
+        Tile<true, false>(kc, l, 0, 0, r, r_ks, c, c_rs, c_cs, rows, cols, add);
       }
+      return;
     }
-    Tile<true, false, kV>(kc, l, 0, 0, r, r_ks, c, c_rs, c_cs, rows, cols, add);
-  } else if (r_packed) {
+  }
+  if (r_packed) {
     Tile<false, true, kV>(kc, l, l_rs, l_ks, r, 0, c, c_rs, c_cs, rows, cols, add);
   } else {
     Tile<false, false, kV>(kc, l, l_rs, l_ks, r, r_ks, c, c_rs, c_cs, rows, cols, add);
@@ -981,8 +982,8 @@ HWY_INLINE void RunTask(const Run& run, size_t task, TaskState* state,
   // in place).
   const size_t last_panel = o.N / nr * nr;
   const size_t last_tile = o.M / kMR * kMR;
-  if (!plan.decision.pack_right && j_end == o.N &&
-      simd::gemm_plan::EdgePanel(PlanTile(), o.N)) {
+  const bool narrow_in_place = simd::gemm_plan::NarrowPanelInPlace(PlanTile(), plan.decision);
+  if (!plan.decision.pack_right && j_end == o.N && last_panel < o.N && !narrow_in_place) {
     PackRight(o, k0, kc, last_panel, o.N, edge_right);
   }
   for (size_t ic = i_begin; ic < i_end; ic += kMC) {
@@ -1001,7 +1002,7 @@ HWY_INLINE void RunTask(const Run& run, size_t task, TaskState* state,
       bool r_packed = true;
       if (plan.decision.pack_right) {
         r_tile = pack_own_right ? own_right + (jr - j_begin) * kc : right + (jr - jc) * kc;
-      } else if (simd::gemm_plan::EdgePanel(PlanTile(), cols)) {
+      } else if (cols < nr && !narrow_in_place) {
         r_tile = edge_right;
       } else {
         r_tile = o.r + k0 * o.r_ks + jr;
@@ -1022,10 +1023,10 @@ HWY_INLINE void RunTask(const Run& run, size_t task, TaskState* state,
         }
         float* c_tile = c_col + ir * o.c_rs;
         // A panel of one vector: the one-vector tile (which a panel read in
-        // place needs), except with both operands packed (L's last tile
-        // and a packed R's last panel: few FMAs to save, and a fourth
-        // copy of the kernel in every binary).
-        if (kNV > 1 && cols <= VecLanes() && !(l_packed && r_packed)) {
+        // place needs), except with L packed (L's last tile or a packed L
+        // block, and then R is packed too: few FMAs to save, and more
+        // copies of the kernel in every binary).
+        if (kNV > 1 && cols <= VecLanes() && !l_packed) {
           TileOf<1>(l_packed, r_packed, kc, l_tile, o.l_rs, o.l_ks, r_tile, o.r_ks, c_tile,
                     o.c_rs, o.c_cs, rows, cols, add);
         } else {
@@ -1202,83 +1203,38 @@ HWY_INLINE void RunPlan(const Plan& plan, bool accumulate,
   }
 }
 
-// C[1 x n] (+)= a[1 x k] B[k x n] with B's rows contiguous and n at most 4
-// vectors: a batch of one through a dense layer. The packed path would copy
-// a padded last panel of B (k x NR floats) and an 8-row panel of a per call
-// for a tile that is 1/8 used: at batch 1 the reference CNN's 1568 -> 10
-// head spent most of its time packing. Here B's rows are read in place,
-// one vector of columns per accumulator, in the packed path's k blocks and
-// order (a sum from zero per block, then added to C): the same bits.
-HWY_INLINE void RunRow(const float* a, size_t a_step, const float* b, size_t ldb, float* c,
-                       size_t n, size_t k, bool add) {
-  const hn::ScalableTag<float> d;
-  using V = hn::Vec<decltype(d)>;
-  const size_t N = hn::Lanes(d);
-  const size_t vectors = DivCeil(n, N), last = (vectors - 1) * N, rem = n - last;
-  // A full vector at the last columns of row p reads up to N - 1 floats
-  // past the row: inside B while at least N floats of B follow the row.
-  const size_t rows_readable = k - std::min(k, DivCeil(N, ldb));
-  HWY_ALIGN float buffer[HWY_LANES(float)] = {};
-  auto load = [&](size_t p, size_t v) HWY_ATTR {
-    const float* from = b + p * ldb + v * N;
-    if (v + 1 < vectors || rem == N || p < rows_readable) return hn::LoadU(d, from);
-    std::copy(from, from + rem, buffer);  // the lanes past rem are not stored
-    return hn::Load(d, buffer);
-  };
-  const size_t kc = simd::gemm_plan::KBlock(k);
-  for (size_t k0 = 0; k0 < k; k0 += kc) {
-    const size_t k1 = std::min(k, k0 + kc);
-    V a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t p = k0; p < k1; ++p) {
-      const V x = hn::Set(d, a[p * a_step]);
-      a0 = hn::MulAdd(x, load(p, 0), a0);
-      if (vectors > 1) a1 = hn::MulAdd(x, load(p, 1), a1);
-      if (vectors > 2) a2 = hn::MulAdd(x, load(p, 2), a2);
-      if (vectors > 3) a3 = hn::MulAdd(x, load(p, 3), a3);
-    }
-    const bool plus = add || k0 > 0;
-    auto store = [&](V sum, size_t v) HWY_ATTR {
-      float* to = c + v * N;
-      if (v + 1 < vectors || rem == N) {
-        hn::StoreU(plus ? hn::Add(hn::LoadU(d, to), sum) : sum, d, to);
-        return;
-      }
-      hn::Store(sum, d, buffer);
-      for (size_t j = 0; j < rem; ++j) to[j] = plus ? to[j] + buffer[j] : buffer[j];
-    };
-    store(a0, 0);
-    if (vectors > 1) store(a1, 1);
-    if (vectors > 2) store(a2, 2);
-    if (vectors > 3) store(a3, 3);
-  }
-}
-
-// C[1 x n] (+)= a[1 x k] B^T, B [n x k] with rows contiguous: each output's
-// sum in its own chain of single-lane multiply-adds, four outputs at a
-// time, in the packed path's k blocks and order (the same bits); B's rows
-// are read once, in place, where the packed path would first copy all of
-// B transposed.
-HWY_INLINE void RunRowTransposed(const float* a, size_t a_step, const float* b, size_t ldb,
-                                 float* c, size_t n, size_t k, bool add) {
+// C[1 x n] (+)= a[1 x k] B^T, both with rows contiguous (a batch of one
+// through a dense layer, where the dot-product path does not take it): each
+// output's sum in its own chain of single-lane multiply-adds, four outputs
+// at a time, in the packed path's k blocks and order, so the bits of that
+// row in a larger product. B's rows are read once, in place; the packed
+// path would copy all of B transposed and run 8-row tiles for one row (at
+// batch 1 the reference CNN's 1568 -> 10 head was half of its time).
+inline HWY_NOINLINE void RunRow(const float* a, const float* b, size_t ldb, float* c, size_t n,
+                               size_t k, bool add) {
   const hn::CappedTag<float, 1> d;
   using V = hn::Vec<decltype(d)>;
   const size_t kc = simd::gemm_plan::KBlock(k);
-  for (size_t j = 0; j < n; j += 4) {
-    const size_t outputs = std::min<size_t>(4, n - j);
-    const float* b0 = b + j * ldb;
-    for (size_t k0 = 0; k0 < k; k0 += kc) {
-      const size_t k1 = std::min(k, k0 + kc);
+  for (size_t k0 = 0; k0 < k; k0 += kc) {
+    const size_t k1 = std::min(k, k0 + kc);
+    for (size_t j = 0; j < n; j += 4) {
+      // Outputs past n (the last group) repeat output j and are not stored.
+      const float* r0 = b + j * ldb;
+      const float* r1 = j + 1 < n ? r0 + ldb : r0;
+      const float* r2 = j + 2 < n ? r0 + 2 * ldb : r0;
+      const float* r3 = j + 3 < n ? r0 + 3 * ldb : r0;
       V s0 = hn::Zero(d), s1 = s0, s2 = s0, s3 = s0;
       for (size_t p = k0; p < k1; ++p) {
-        const V x = hn::Set(d, a[p * a_step]);
-        s0 = hn::MulAdd(x, hn::Set(d, b0[p]), s0);
-        if (outputs > 1) s1 = hn::MulAdd(x, hn::Set(d, b0[ldb + p]), s1);
-        if (outputs > 2) s2 = hn::MulAdd(x, hn::Set(d, b0[2 * ldb + p]), s2);
-        if (outputs > 3) s3 = hn::MulAdd(x, hn::Set(d, b0[3 * ldb + p]), s3);
+        const V x = hn::Set(d, a[p]);
+        s0 = hn::MulAdd(x, hn::Set(d, r0[p]), s0);
+        s1 = hn::MulAdd(x, hn::Set(d, r1[p]), s1);
+        s2 = hn::MulAdd(x, hn::Set(d, r2[p]), s2);
+        s3 = hn::MulAdd(x, hn::Set(d, r3[p]), s3);
       }
-      const bool plus = add || k0 > 0;
       const float sums[4] = {hn::GetLane(s0), hn::GetLane(s1), hn::GetLane(s2), hn::GetLane(s3)};
-      for (size_t i = 0; i < outputs; ++i) c[j + i] = plus ? c[j + i] + sums[i] : sums[i];
+      for (size_t i = 0; i < 4 && j + i < n; ++i) {
+        c[j + i] = add || k0 > 0 ? c[j + i] + sums[i] : sums[i];
+      }
     }
   }
 }
@@ -1316,12 +1272,8 @@ HWY_INLINE void GemmT(const float* a, size_t lda, bool trans_a, const float* b,
     RunDot(a, lda, b, ldb, c, ldc, m, n, k, accumulate, epilogue, pool);
     return;
   }
-  if (simd::gemm_plan::UseRow(PlanTile(), m, n, k, trans_a, trans_b)) {
-    if (trans_b) {
-      RunRowTransposed(a, trans_a ? lda : 1, b, ldb, c, n, k, accumulate);
-    } else {
-      RunRow(a, trans_a ? lda : 1, b, ldb, c, n, k, accumulate);
-    }
+  if (simd::gemm_plan::UseRow(m, n, k, trans_a, trans_b)) {
+    RunRow(a, b, ldb, c, n, k, accumulate);
     ApplyEpilogue(epilogue, c, ldc, 0, m, 0, n);
     return;
   }

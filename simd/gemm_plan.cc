@@ -35,10 +35,8 @@ bool UseDot(size_t m, size_t n, size_t k) {
   return (m <= 64 && a_in_l2) || few_columns;
 }
 
-bool UseRow(const Tile& tile, size_t m, size_t n, size_t k, bool trans_a, bool trans_b) {
-  if (m != 1) return false;
-  if (trans_b) return !(!trans_a && UseDot(m, n, k));
-  return n <= kRowVectors * tile.lanes;
+bool UseRow(size_t m, size_t n, size_t k, bool trans_a, bool trans_b) {
+  return m == 1 && !trans_a && trans_b && !UseDot(m, n, k);
 }
 
 Oriented Orient(bool transpose_c, bool trans_a, bool trans_b, size_t m, size_t n, size_t k) {
@@ -132,9 +130,10 @@ Decision Decide(const Tile& tile, size_t m, size_t n, size_t k, bool trans_a, bo
   return plan;
 }
 
-bool EdgePanel(const Tile& tile, size_t n) {
-  const size_t rest = n % tile.cols();
-  return rest != 0 && !(tile.vectors > 1 && rest == tile.lanes);
+bool NarrowPanelInPlace(const Tile& tile, const Decision& plan) {
+  const Oriented& o = plan.o;
+  return !plan.pack_right && tile.vectors > 1 && o.N % tile.cols() == tile.lanes &&
+         !plan.pack_left && o.M % tile.rows == 0;
 }
 
 namespace {
@@ -150,7 +149,7 @@ Layout LayoutOf(const Tile& tile, const Decision& plan) {
   Layout s;
   if (plan.pack_right) {
     s.right = Align16(kc * RoundUp(std::min(o.N, NBlock(tile)), nr));
-  } else if (EdgePanel(tile, o.N)) {
+  } else if (o.N % nr != 0 && !NarrowPanelInPlace(tile, plan)) {
     s.edge_right = Align16(kc * nr);
   }
   if (plan.pack_left) {
@@ -167,7 +166,7 @@ size_t ScratchFloats(const Tile& tile, size_t m, size_t n, size_t k, bool trans_
                      int threads) {
   if (m == 0 || n == 0 || k == 0) return 0;
   if (!trans_a && trans_b && UseDot(m, n, k)) return 0;
-  if (UseRow(tile, m, n, k, trans_a, trans_b)) return 0;
+  if (UseRow(m, n, k, trans_a, trans_b)) return 0;
   return LayoutOf(tile, Decide(tile, m, n, k, trans_a, trans_b, threads)).total;
 }
 

@@ -64,11 +64,9 @@ size_t TaskCount(size_t m, size_t n, size_t k, int threads);
 // the dot-product path (no scratch) rather than the packed one.
 bool UseDot(size_t m, size_t n, size_t k);
 
-// Whether a product of one row of A takes the one-row paths (no scratch):
-// B's rows contiguous and at most kRowVectors vectors of columns, or B
-// transposed, unless the dot-product path takes it.
-constexpr size_t kRowVectors = 4;
-bool UseRow(const Tile& tile, size_t m, size_t n, size_t k, bool trans_a, bool trans_b);
+// Whether C = A B^T takes the one-row path (no scratch): one row of A,
+// where the dot-product path does not take it.
+bool UseRow(size_t m, size_t n, size_t k, bool trans_a, bool trans_b);
 
 // C' = L R with L M x K, R K x N: C' is C (L = op(A), R = op(B)) or C^T
 // (L = op(B)^T, R = op(A)^T). The layout flags follow from the transposes
@@ -98,10 +96,6 @@ struct Decision {
 Decision Decide(const Tile& tile, size_t m, size_t n, size_t k, bool trans_a, bool trans_b,
                 int threads);
 
-// Whether an R read in place needs its last, partial panel copied and
-// padded: not when it is exactly one vector of columns, which the kernel's
-// one-vector tile reads in place.
-bool EdgePanel(const Tile& tile, size_t n);
 
 // Where things live in the caller's scratch, in floats. Areas start at
 // multiples of 16 floats (64 bytes) from the 64-byte-aligned scratch.
@@ -114,6 +108,11 @@ struct Layout {
   size_t total = 0;       // right + tasks * per_task
 };
 Layout LayoutOf(const Tile& tile, const Decision& plan);
+
+// Whether R, read in place, has a last panel of exactly one vector that the
+// one-vector tile reads in place, not copied and padded: only when every L
+// tile is read in place too (the one-vector tile has no packed-L form).
+bool NarrowPanelInPlace(const Tile& tile, const Decision& plan);
 
 // Floats of scratch one product needs: the plan's packing buffers, 0 on the
 // dot path and when m, n or k is 0.
