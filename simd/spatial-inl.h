@@ -555,19 +555,35 @@ HWY_INLINE void AvgPoolForwardRows(const float* x, float* y, const simd::ConvSha
   }
 }
 
-// Input rows [q0, q1): dx = sum over windows reading the pixel of dy / taps.
+// The outputs [*lo, *hi) along one axis whose windows read input i:
+// o * stride <= i + pad < o * stride + kernel, o < out.
+HWY_INLINE void WindowsOf(size_t i, size_t stride, size_t pad, size_t kernel, size_t out,
+                          size_t* lo, size_t* hi) {
+  const size_t h = i + pad;
+  *hi = std::min(out, h / stride + 1);
+  *lo = h + 1 > kernel ? (h + 1 - kernel + stride - 1) / stride : 0;
+  if (*lo > *hi) *lo = *hi;
+}
+
+// Input rows [q0, q1): dx = sum over windows reading the pixel of dy / taps,
+// added in tap order (kh, then kw, ascending: output rows, then columns,
+// descending). The windows come from the pixel's coordinates, not from a
+// test of every tap: a global average pooling of 7 x 7 tested 49 taps per
+// pixel and channel vector (13% of the MobileNet-style step on AVX3).
 HWY_INLINE void AvgPoolBackwardInputRows(const float* dy, float* dx, const simd::ConvShape& s,
                                          size_t q0, size_t q1) {
   for (size_t q = q0; q < q1; ++q) {
     const size_t n = q / s.in_h, ih = q % s.in_h;
+    size_t oh0, oh1;
+    WindowsOf(ih, s.stride_h, s.pad_top, s.kernel_h, s.out_h, &oh0, &oh1);
     for (size_t iw = 0; iw < s.in_w; ++iw) {
+      size_t ow0, ow1;
+      WindowsOf(iw, s.stride_w, s.pad_left, s.kernel_w, s.out_w, &ow0, &ow1);
       float* out = dx + spatial::InOffset(s, n, ih, iw);
       spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
         auto acc = hn::Zero(d);
-        for (size_t kh = 0; kh < s.kernel_h; ++kh) {
-          for (size_t kw = 0; kw < s.kernel_w; ++kw) {
-            size_t oh, ow;
-            if (!spatial::Window(s, ih, iw, kh, kw, &oh, &ow)) continue;
+        for (size_t oh = oh1; oh-- > oh0;) {
+          for (size_t ow = ow1; ow-- > ow0;) {
             const float count = static_cast<float>(Taps(s, oh, ow));
             acc = hn::Add(acc, IeeeDiv(d, hn::LoadU(d, dy + spatial::OutOffset(s, n, oh, ow) + j),
                                        hn::Set(d, count)));
