@@ -87,6 +87,16 @@ HWY_INLINE void OutputRange(size_t k, size_t stride, size_t pad, size_t extent, 
   if (*hi < *lo) *hi = *lo;
 }
 
+// The outputs [*lo, *hi) along one axis whose windows read input i:
+// o * stride <= i + pad < o * stride + kernel, o < out.
+HWY_INLINE void WindowsOf(size_t i, size_t stride, size_t pad, size_t kernel, size_t out,
+                          size_t* lo, size_t* hi) {
+  const size_t h = i + pad;
+  *hi = std::min(out, h / stride + 1);
+  *lo = h + 1 > kernel ? (h + 1 - kernel + stride - 1) / stride : 0;
+  if (*lo > *hi) *lo = *hi;
+}
+
 }  // namespace spatial
 
 // Whether outputs [ow, ow + count) of a row all have every kw tap inside.
@@ -313,30 +323,34 @@ HWY_INLINE void DepthwiseForwardRows(const float* x, const float* w, float* y,
 }
 
 // Input rows [q0, q1) (one (n, ih) each): dx = sum over the windows that
-// read the pixel, in (kh, kw) order, of dy * w.
+// read the pixel, in (kh, kw) order, of dy * w, in registers per channel
+// vector. The windows come from the pixel's coordinates (WindowsOf: output
+// rows and columns descending is taps ascending), not from a test of every
+// tap, and are summed in registers, not into dx tap by tap (each add then
+// waited on the previous tap's store): 20% of the MobileNet-style step on
+// AVX3 before.
 HWY_INLINE void DepthwiseBackwardInputRows(const float* w, const float* dy, float* dx,
                                            const simd::ConvShape& s, size_t q0, size_t q1) {
   for (size_t q = q0; q < q1; ++q) {
     const size_t n = q / s.in_h, ih = q % s.in_h;
+    size_t oh0, oh1;
+    spatial::WindowsOf(ih, s.stride_h, s.pad_top, s.kernel_h, s.out_h, &oh0, &oh1);
     for (size_t iw = 0; iw < s.in_w; ++iw) {
-      // The windows are found once per pixel, then each is added into dx
-      // (the same order and bits as summing them in registers).
+      size_t ow0, ow1;
+      spatial::WindowsOf(iw, s.stride_w, s.pad_left, s.kernel_w, s.out_w, &ow0, &ow1);
       float* out = dx + spatial::InOffset(s, n, ih, iw);
       spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
-        hn::StoreU(hn::Zero(d), d, out + j);
-      });
-      for (size_t kh = 0; kh < s.kernel_h; ++kh) {
-        for (size_t kw = 0; kw < s.kernel_w; ++kw) {
-          size_t oh, ow;
-          if (!spatial::Window(s, ih, iw, kh, kw, &oh, &ow)) continue;
-          const float* g = dy + spatial::OutOffset(s, n, oh, ow);
-          const float* wk = w + (kh * s.kernel_w + kw) * s.in_c;
-          spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
-            hn::StoreU(hn::MulAdd(hn::LoadU(d, g + j), hn::LoadU(d, wk + j), hn::LoadU(d, out + j)),
-                       d, out + j);
-          });
+        auto acc = hn::Zero(d);
+        for (size_t oh = oh1; oh-- > oh0;) {
+          const size_t kh = ih + s.pad_top - oh * s.stride_h;
+          for (size_t ow = ow1; ow-- > ow0;) {
+            const size_t kw = iw + s.pad_left - ow * s.stride_w;
+            acc = hn::MulAdd(hn::LoadU(d, dy + spatial::OutOffset(s, n, oh, ow) + j),
+                             hn::LoadU(d, w + (kh * s.kernel_w + kw) * s.in_c + j), acc);
+          }
         }
-      }
+        hn::StoreU(acc, d, out + j);
+      });
     }
   }
 }
@@ -555,16 +569,6 @@ HWY_INLINE void AvgPoolForwardRows(const float* x, float* y, const simd::ConvSha
   }
 }
 
-// The outputs [*lo, *hi) along one axis whose windows read input i:
-// o * stride <= i + pad < o * stride + kernel, o < out.
-HWY_INLINE void WindowsOf(size_t i, size_t stride, size_t pad, size_t kernel, size_t out,
-                          size_t* lo, size_t* hi) {
-  const size_t h = i + pad;
-  *hi = std::min(out, h / stride + 1);
-  *lo = h + 1 > kernel ? (h + 1 - kernel + stride - 1) / stride : 0;
-  if (*lo > *hi) *lo = *hi;
-}
-
 // Input rows [q0, q1): dx = sum over windows reading the pixel of dy / taps,
 // added in tap order (kh, then kw, ascending: output rows, then columns,
 // descending). The windows come from the pixel's coordinates, not from a
@@ -575,10 +579,10 @@ HWY_INLINE void AvgPoolBackwardInputRows(const float* dy, float* dx, const simd:
   for (size_t q = q0; q < q1; ++q) {
     const size_t n = q / s.in_h, ih = q % s.in_h;
     size_t oh0, oh1;
-    WindowsOf(ih, s.stride_h, s.pad_top, s.kernel_h, s.out_h, &oh0, &oh1);
+    spatial::WindowsOf(ih, s.stride_h, s.pad_top, s.kernel_h, s.out_h, &oh0, &oh1);
     for (size_t iw = 0; iw < s.in_w; ++iw) {
       size_t ow0, ow1;
-      WindowsOf(iw, s.stride_w, s.pad_left, s.kernel_w, s.out_w, &ow0, &ow1);
+      spatial::WindowsOf(iw, s.stride_w, s.pad_left, s.kernel_w, s.out_w, &ow0, &ow1);
       float* out = dx + spatial::InOffset(s, n, ih, iw);
       spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
         auto acc = hn::Zero(d);
