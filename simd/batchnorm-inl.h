@@ -33,17 +33,35 @@ HWY_INLINE void BatchNormStatisticsColumns(const float* HWY_RESTRICT x, size_t r
   const size_t N = hn::Lanes(d);
   const auto count = hn::Set(d, static_cast<float>(rows));
   size_t j = 0;
-  for (; j + N <= len; j += N) {
-    auto sum = hn::Zero(d);
-    for (size_t r = 0; r < rows; ++r) sum = hn::Add(sum, hn::LoadU(d, x + r * stride + j));
-    const auto m = IeeeDiv(d, sum, count);
-    auto squares = hn::Zero(d);
-    for (size_t r = 0; r < rows; ++r) {
-      const auto delta = hn::Sub(hn::LoadU(d, x + r * stride + j), m);
-      squares = hn::Add(squares, hn::Mul(delta, delta));
+  // Two vectors of columns per pass over the rows: two sums in flight (one
+  // waited on its own add, row after row) and whole 128-byte rows read.
+  for (; j + N <= len; j += 2 * N) {
+    const bool two = j + 2 * N <= len;
+    const float* col = x + j;
+    auto sum0 = hn::Zero(d), sum1 = sum0;
+    for (size_t r = 0; r < rows; ++r, col += stride) {
+      sum0 = hn::Add(sum0, hn::LoadU(d, col));
+      if (two) sum1 = hn::Add(sum1, hn::LoadU(d, col + N));
     }
-    hn::StoreU(m, d, mean + j);
-    hn::StoreU(IeeeDiv(d, squares, count), d, var + j);
+    const auto m0 = IeeeDiv(d, sum0, count), m1 = IeeeDiv(d, sum1, count);
+    auto squares0 = hn::Zero(d), squares1 = squares0;
+    col = x + j;
+    for (size_t r = 0; r < rows; ++r, col += stride) {
+      const auto delta0 = hn::Sub(hn::LoadU(d, col), m0);
+      squares0 = hn::Add(squares0, hn::Mul(delta0, delta0));
+      if (two) {
+        const auto delta1 = hn::Sub(hn::LoadU(d, col + N), m1);
+        squares1 = hn::Add(squares1, hn::Mul(delta1, delta1));
+      }
+    }
+    hn::StoreU(m0, d, mean + j);
+    hn::StoreU(IeeeDiv(d, squares0, count), d, var + j);
+    if (!two) {
+      j += N;
+      break;
+    }
+    hn::StoreU(m1, d, mean + j + N);
+    hn::StoreU(IeeeDiv(d, squares1, count), d, var + j + N);
   }
   const float n = static_cast<float>(rows);
   for (; j < len; ++j) {
@@ -103,27 +121,48 @@ HWY_INLINE void BatchNormBackwardColumns(const float* x, const float* dy, size_t
   const size_t N = hn::Lanes(d);
   const auto count = hn::Set(d, static_cast<float>(rows));
   size_t j = 0;
-  for (; j + N <= len; j += N) {
-    const auto m = hn::LoadU(d, mean + j);
-    const auto s = hn::LoadU(d, invstd + j);
-    auto sum_dy = hn::Zero(d), sum_dy_xhat = hn::Zero(d);
+  // Two vectors of columns per pass over the rows, as in the statistics.
+  for (; j + N <= len; j += 2 * N) {
+    const bool two = j + 2 * N <= len;
+    const size_t j1 = two ? j + N : j;  // (one vector: the second repeats the first)
+    const auto m0 = hn::LoadU(d, mean + j), m1 = hn::LoadU(d, mean + j1);
+    const auto s0 = hn::LoadU(d, invstd + j), s1 = hn::LoadU(d, invstd + j1);
+    auto sum_dy0 = hn::Zero(d), sum_dy_xhat0 = sum_dy0, sum_dy1 = sum_dy0, sum_dy_xhat1 = sum_dy0;
     for (size_t r = 0; r < rows; ++r) {
-      const auto g = hn::LoadU(d, dy + r * stride + j);
-      const auto xhat = hn::Mul(hn::Sub(hn::LoadU(d, x + r * stride + j), m), s);
-      sum_dy = hn::Add(sum_dy, g);
-      sum_dy_xhat = hn::Add(sum_dy_xhat, hn::Mul(g, xhat));
+      const float* xr = x + r * stride;
+      const float* gr = dy + r * stride;
+      const auto g0 = hn::LoadU(d, gr + j), g1 = hn::LoadU(d, gr + j1);
+      const auto xhat0 = hn::Mul(hn::Sub(hn::LoadU(d, xr + j), m0), s0);
+      const auto xhat1 = hn::Mul(hn::Sub(hn::LoadU(d, xr + j1), m1), s1);
+      sum_dy0 = hn::Add(sum_dy0, g0);
+      sum_dy_xhat0 = hn::Add(sum_dy_xhat0, hn::Mul(g0, xhat0));
+      sum_dy1 = hn::Add(sum_dy1, g1);
+      sum_dy_xhat1 = hn::Add(sum_dy_xhat1, hn::Mul(g1, xhat1));
     }
-    hn::StoreU(sum_dy, d, dbeta + j);
-    hn::StoreU(sum_dy_xhat, d, dgamma + j);
-    if (dx == nullptr) continue;
-    const auto a = IeeeDiv(d, sum_dy, count);
-    const auto b = IeeeDiv(d, sum_dy_xhat, count);
-    const auto k = hn::Mul(hn::LoadU(d, gamma + j), s);
-    for (size_t r = 0; r < rows; ++r) {
-      const auto xhat = hn::Mul(hn::Sub(hn::LoadU(d, x + r * stride + j), m), s);
-      auto t = hn::Sub(hn::LoadU(d, dy + r * stride + j), a);
-      t = hn::Sub(t, hn::Mul(xhat, b));
-      hn::StoreU(hn::Mul(t, k), d, dx + r * stride + j);
+    hn::StoreU(sum_dy0, d, dbeta + j);
+    hn::StoreU(sum_dy_xhat0, d, dgamma + j);
+    hn::StoreU(sum_dy1, d, dbeta + j1);
+    hn::StoreU(sum_dy_xhat1, d, dgamma + j1);
+    if (dx != nullptr) {
+      const auto a0 = IeeeDiv(d, sum_dy0, count), a1 = IeeeDiv(d, sum_dy1, count);
+      const auto b0 = IeeeDiv(d, sum_dy_xhat0, count), b1 = IeeeDiv(d, sum_dy_xhat1, count);
+      const auto k0 = hn::Mul(hn::LoadU(d, gamma + j), s0);
+      const auto k1 = hn::Mul(hn::LoadU(d, gamma + j1), s1);
+      for (size_t r = 0; r < rows; ++r) {
+        const float* xr = x + r * stride;
+        const float* gr = dy + r * stride;
+        const auto xhat0 = hn::Mul(hn::Sub(hn::LoadU(d, xr + j), m0), s0);
+        const auto xhat1 = hn::Mul(hn::Sub(hn::LoadU(d, xr + j1), m1), s1);
+        // Both computed before either is stored: dx may be dy.
+        const auto t0 = hn::Mul(hn::Sub(hn::Sub(hn::LoadU(d, gr + j), a0), hn::Mul(xhat0, b0)), k0);
+        const auto t1 = hn::Mul(hn::Sub(hn::Sub(hn::LoadU(d, gr + j1), a1), hn::Mul(xhat1, b1)), k1);
+        hn::StoreU(t0, d, dx + r * stride + j);
+        hn::StoreU(t1, d, dx + r * stride + j1);
+      }
+    }
+    if (!two) {
+      j += N;
+      break;
     }
   }
   const float n = static_cast<float>(rows);
