@@ -277,7 +277,11 @@ size_t WeightGroups(const ConvShape& s) { return std::min(Tiles(s), kWeightGroup
 
 // Stride 1: the groups take bands (internal::ConvWeightBand), each band's
 // input padded as for the forward pass and its dy copied with a row per
-// padded column (zeros on the columns past the output's width).
+// padded column (zeros on the columns past the output's width). Those
+// virtual outputs add input * 0 to dw: nothing, unless the input holds an
+// infinity or NaN. Then dw is NaN where the true patches give infinity or
+// NaN anyway, or a finite sum (only when every dy that reads that input is
+// zero), and a training step's check of the gradients refuses it.
 size_t WeightBandGroups(const ConvShape& s) {
   return std::min(s.batch * Bands(s), kWeightGroups);
 }

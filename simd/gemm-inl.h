@@ -978,8 +978,8 @@ HWY_INLINE void RunTask(const Run& run, size_t task, TaskState* state,
   float* const own_right = right + (j_begin - jc) * simd::gemm_plan::KBlock(o.K);
   if (pack_own_right) PackRight(o, k0, kc, j_begin, j_end, own_right);
   // In-place operands: the last partial panel / tile is copied, padded
-  // (not a last panel of exactly one vector: the one-vector tile reads it
-  // in place).
+  // (not a last panel of exactly one vector when every L tile is read in
+  // place: the one-vector tile reads it in place too).
   const size_t last_panel = o.N / nr * nr;
   const size_t last_tile = o.M / kMR * kMR;
   const bool narrow_in_place = simd::gemm_plan::NarrowPanelInPlace(PlanTile(), plan.decision);
@@ -1297,11 +1297,12 @@ HWY_INLINE void PackConvWeightsT(const float* w, size_t k, size_t cout, float* p
   PackRight(o, 0, k, 0, cout, panels);
 }
 
-// One image of a stride-1 convolution: y[oh, ow, :] = the sum over (kh, kw,
-// ci) of padded[oh + kh, ow + kw, ci] * W[kh, kw, ci, :], then the
-// epilogue. `padded` is the input with its padding written out as zeros
-// (padded_w pixels a row, cin floats a pixel), readable for kMR pixels past
-// its end; `panels` is W packed by PackConvWeightsT. The patch matrix is
+// Output rows [0, out_h) of a stride-1 convolution (one image, or a band of
+// its rows): y[oh, ow, :] = the sum over (kh, kw, ci) of padded[oh + kh,
+// ow + kw, ci] * W[kh, kw, ci, :], then the epilogue. `padded` is the input
+// those rows read with its padding written out as zeros (padded_w pixels a
+// row, cin floats a pixel), readable for kMR pixels past its end; `panels`
+// is W packed by PackConvWeightsT. The patch matrix is
 // never gathered: a kernel row's taps for kMR consecutive outputs of a row
 // are kMR runs of kernel_w * cin floats, cin apart in `padded`, which the
 // microkernel reads in place (a tile does not cross output rows; the rows

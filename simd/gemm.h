@@ -83,9 +83,9 @@ void PackConvWeights(const float* w, size_t k, size_t cout, float* panels);
 // Pixels the image must stay readable past its end (a short tile's rows):
 // register tiles have at most 8 rows on every target.
 constexpr size_t kConvImageSlackPixels = 8;
-// y[out_h x out_w x cout] of one image: `padded` holds (out_h + kernel_h - 1)
-// rows of padded_w = out_w + kernel_w - 1 pixels of cin floats, then
-// kConvImageSlackPixels readable pixels.
+// y[out_h x out_w x cout] of one image or band of rows: `padded` holds
+// (out_h + kernel_h - 1) rows of padded_w = out_w + kernel_w - 1 pixels of
+// cin floats, then kConvImageSlackPixels readable pixels.
 void ConvImage(const float* padded, size_t padded_w, size_t cin, size_t kernel_h,
                size_t kernel_w, const float* panels, size_t cout, float* y, size_t out_h,
                size_t out_w, const GemmEpilogue& epilogue);
