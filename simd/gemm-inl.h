@@ -930,26 +930,27 @@ struct TaskState {
   size_t k0 = kNone, i0 = 0, i1 = 0;
 };
 
-// The microkernel for one tile, with kV vectors of columns, each operand
-// packed or read in place.
+// The microkernel for one tile: kNV vectors of columns, each operand packed
+// or read in place; or one vector, L read in place and R packed.
 template <size_t kV>
 HWY_INLINE void TileOf(bool l_packed, bool r_packed, size_t kc, const float* l, size_t l_rs,
                        size_t l_ks, const float* r, size_t r_ks, float* c, size_t c_rs,
                        size_t c_cs, size_t rows, size_t cols, bool add) {
-  if constexpr (kV == kNV) {  // (L packed: never with one vector, see RunTask)
-    if (l_packed) {
-      if (r_packed) {
-        Tile<true, true>(kc, l, 0, 0, r, 0, c, c_rs, c_cs, rows, cols, add);
-      } else {
-        Tile<true, false>(kc, l, 0, 0, r, r_ks, c, c_rs, c_cs, rows, cols, add);
-      }
-      return;
+  if constexpr (kV == 1) {  // L read in place, R packed (see RunTask)
+    (void)l_packed;
+    (void)r_packed;
+    (void)r_ks;
+    Tile<false, true, 1>(kc, l, l_rs, l_ks, r, 0, c, c_rs, c_cs, rows, cols, add);
+  } else if (l_packed) {
+    if (r_packed) {
+      Tile<true, true>(kc, l, 0, 0, r, 0, c, c_rs, c_cs, rows, cols, add);
+    } else {
+      Tile<true, false>(kc, l, 0, 0, r, r_ks, c, c_rs, c_cs, rows, cols, add);
     }
-  }
-  if (r_packed) {
-    Tile<false, true, kV>(kc, l, l_rs, l_ks, r, 0, c, c_rs, c_cs, rows, cols, add);
+  } else if (r_packed) {
+    Tile<false, true>(kc, l, l_rs, l_ks, r, 0, c, c_rs, c_cs, rows, cols, add);
   } else {
-    Tile<false, false, kV>(kc, l, l_rs, l_ks, r, r_ks, c, c_rs, c_cs, rows, cols, add);
+    Tile<false, false>(kc, l, l_rs, l_ks, r, r_ks, c, c_rs, c_cs, rows, cols, add);
   }
 }
 
@@ -977,13 +978,10 @@ HWY_INLINE void RunTask(const Run& run, size_t task, TaskState* state,
   // other task may still be reading (fixed shares do not wait).
   float* const own_right = right + (j_begin - jc) * simd::gemm_plan::KBlock(o.K);
   if (pack_own_right) PackRight(o, k0, kc, j_begin, j_end, own_right);
-  // In-place operands: the last partial panel / tile is copied, padded
-  // (not a last panel of exactly one vector when every L tile is read in
-  // place: the one-vector tile reads it in place too).
+  // In-place operands: the last partial panel / tile is copied, padded.
   const size_t last_panel = o.N / nr * nr;
   const size_t last_tile = o.M / kMR * kMR;
-  const bool narrow_in_place = simd::gemm_plan::NarrowPanelInPlace(PlanTile(), plan.decision);
-  if (!plan.decision.pack_right && j_end == o.N && last_panel < o.N && !narrow_in_place) {
+  if (!plan.decision.pack_right && j_end == o.N && last_panel < o.N) {
     PackRight(o, k0, kc, last_panel, o.N, edge_right);
   }
   for (size_t ic = i_begin; ic < i_end; ic += kMC) {
@@ -1002,7 +1000,7 @@ HWY_INLINE void RunTask(const Run& run, size_t task, TaskState* state,
       bool r_packed = true;
       if (plan.decision.pack_right) {
         r_tile = pack_own_right ? own_right + (jr - j_begin) * kc : right + (jr - jc) * kc;
-      } else if (cols < nr && !narrow_in_place) {
+      } else if (cols < nr) {
         r_tile = edge_right;
       } else {
         r_tile = o.r + k0 * o.r_ks + jr;
@@ -1022,10 +1020,10 @@ HWY_INLINE void RunTask(const Run& run, size_t task, TaskState* state,
           l_packed = false;
         }
         float* c_tile = c_col + ir * o.c_rs;
-        // A panel of one vector: the one-vector tile (which a panel read in
-        // place needs), except with L packed (L's last tile or a packed L
-        // block, and then R is packed too: few FMAs to save, and more
-        // copies of the kernel in every binary).
+        // A panel of at most one vector (always a packed or copied one):
+        // the one-vector tile, except with L packed too (L's last tile or a
+        // packed L block: few FMAs to save, and one more copy of the kernel
+        // in every binary).
         if (kNV > 1 && cols <= VecLanes() && !l_packed) {
           TileOf<1>(l_packed, r_packed, kc, l_tile, o.l_rs, o.l_ks, r_tile, o.r_ks, c_tile,
                     o.c_rs, o.c_cs, rows, cols, add);

@@ -130,11 +130,6 @@ Decision Decide(const Tile& tile, size_t m, size_t n, size_t k, bool trans_a, bo
   return plan;
 }
 
-bool NarrowPanelInPlace(const Tile& tile, const Decision& plan) {
-  const Oriented& o = plan.o;
-  return !plan.pack_right && tile.vectors > 1 && o.N % tile.cols() == tile.lanes &&
-         !plan.pack_left && o.M % tile.rows == 0;
-}
 
 namespace {
 size_t Align16(size_t floats) { return RoundUp(floats, 16); }
@@ -149,7 +144,7 @@ Layout LayoutOf(const Tile& tile, const Decision& plan) {
   Layout s;
   if (plan.pack_right) {
     s.right = Align16(kc * RoundUp(std::min(o.N, NBlock(tile)), nr));
-  } else if (o.N % nr != 0 && !NarrowPanelInPlace(tile, plan)) {
+  } else if (o.N % nr != 0) {
     s.edge_right = Align16(kc * nr);
   }
   if (plan.pack_left) {

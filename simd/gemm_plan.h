@@ -109,11 +109,6 @@ struct Layout {
 };
 Layout LayoutOf(const Tile& tile, const Decision& plan);
 
-// Whether R, read in place, has a last panel of exactly one vector that the
-// one-vector tile reads in place, not copied and padded: only when every L
-// tile is read in place too (the one-vector tile has no packed-L form).
-bool NarrowPanelInPlace(const Tile& tile, const Decision& plan);
-
 // Floats of scratch one product needs: the plan's packing buffers, 0 on the
 // dot path and when m, n or k is 0.
 size_t ScratchFloats(const Tile& tile, size_t m, size_t n, size_t k, bool trans_a, bool trans_b,

@@ -83,8 +83,8 @@ std::vector<Shape> Shapes() {
   shapes.emplace_back(3, 2100, 5);
   shapes.emplace_back(2100, 3, 5);
   // A last panel of exactly one vector (4, 8 or 16 lanes, panels of 2 or 3
-  // vectors), which the one-vector tile reads in place: a 16- or
-  // 48-channel convolution on AVX3, 8 or 24 on AVX2.
+  // vectors), which the one-vector tile computes: a 16- or 48-channel
+  // convolution on AVX3, 8 or 24 on AVX2.
   for (size_t v : {8, 16, 24, 48}) {
     shapes.emplace_back(37, v, 65);
     shapes.emplace_back(v, 300, 33);
