@@ -78,7 +78,6 @@ HWY_INLINE void BatchNormStatisticsColumns(const float* HWY_RESTRICT x, size_t r
   }
 }
 
-// Rows [0, rows) of `cols` columns: y = (x - mean) * scale + shift.
 // One vector of columns [j, j + lanes): (x - mean) * scale + shift.
 template <class D, class V>
 HWY_INLINE V BatchNormApplyVector(D d, V x, const float* HWY_RESTRICT mean,
@@ -88,6 +87,7 @@ HWY_INLINE V BatchNormApplyVector(D d, V x, const float* HWY_RESTRICT mean,
   return hn::Add(hn::Mul(centred, hn::LoadU(d, scale)), hn::LoadU(d, shift));
 }
 
+// Rows [0, rows) of `cols` columns: y = (x - mean) * scale + shift.
 HWY_INLINE void BatchNormApplyRows(const float* x, size_t rows, size_t cols,
                                    const float* HWY_RESTRICT mean,
                                    const float* HWY_RESTRICT scale,

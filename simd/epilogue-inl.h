@@ -72,8 +72,7 @@ inline HWY_NOINLINE void ApplyEpilogueRows(const simd::GemmEpilogue& e, float* c
 // C[i, j] = f(((C[i, j] + bias[j]) - mean[j]) * scale[j] + shift[j]) on
 // rows [i0, i1), columns [j0, j1) of C: the operations of simd::Add,
 // simd::BatchNormApply and the activation, row by row, so the bits are
-// theirs. The default epilogue touches
-// nothing (and costs no call).
+// theirs. The default epilogue touches nothing (and costs no call).
 HWY_INLINE void ApplyEpilogue(const simd::GemmEpilogue& e, float* c, size_t ldc, size_t i0,
                               size_t i1, size_t j0, size_t j1) {
   if (e.bias == nullptr && e.scale == nullptr && e.activation == simd::GemmActivation::kNone) {

@@ -305,11 +305,11 @@ inline HWY_NOINLINE void PackRight(const Operands& o, size_t k0, size_t kc,
         // channels on AVX3).
         const float* src = src0 + full * nr;
         float* out = out0 + full * panel;
-        const size_t vectors = tail / N, rest = tail - vectors * N;
+        const size_t vectors = tail / N;
         for (size_t p = p0; p < p1; ++p, src += o.r_ks, out += nr) {
           size_t j = 0;
           for (size_t v = 0; v < vectors; ++v, j += N) hn::Store(hn::LoadU(d, src + j), d, out + j);
-          for (; j < vectors * N + rest; ++j) out[j] = src[j];
+          for (; j < tail; ++j) out[j] = src[j];
           for (; j < nr; ++j) out[j] = 0.0f;
         }
       }
@@ -930,16 +930,16 @@ struct TaskState {
   size_t k0 = kNone, i0 = 0, i1 = 0;
 };
 
-// The microkernel for one tile: kNV vectors of columns, each operand packed
-// or read in place; or one vector, L read in place and R packed.
-template <size_t kV>
+// The microkernel for one tile of `cols` columns: kNV vectors of columns,
+// each operand packed or read in place; or, for a panel of at most one
+// vector with L read in place (R is then packed or copied), one vector:
+// no FMAs on padding columns. Not with L packed too (L's last tile or a
+// packed L block: few FMAs to save, and one more copy of the kernel in
+// every binary).
 HWY_INLINE void TileOf(bool l_packed, bool r_packed, size_t kc, const float* l, size_t l_rs,
                        size_t l_ks, const float* r, size_t r_ks, float* c, size_t c_rs,
                        size_t c_cs, size_t rows, size_t cols, bool add) {
-  if constexpr (kV == 1) {  // L read in place, R packed (see RunTask)
-    (void)l_packed;
-    (void)r_packed;
-    (void)r_ks;
+  if (kNV > 1 && cols <= VecLanes() && !l_packed) {
     Tile<false, true, 1>(kc, l, l_rs, l_ks, r, 0, c, c_rs, c_cs, rows, cols, add);
   } else if (l_packed) {
     if (r_packed) {
@@ -1020,17 +1020,8 @@ HWY_INLINE void RunTask(const Run& run, size_t task, TaskState* state,
           l_packed = false;
         }
         float* c_tile = c_col + ir * o.c_rs;
-        // A panel of at most one vector (always a packed or copied one):
-        // the one-vector tile, except with L packed too (L's last tile or a
-        // packed L block: few FMAs to save, and one more copy of the kernel
-        // in every binary).
-        if (kNV > 1 && cols <= VecLanes() && !l_packed) {
-          TileOf<1>(l_packed, r_packed, kc, l_tile, o.l_rs, o.l_ks, r_tile, o.r_ks, c_tile,
-                    o.c_rs, o.c_cs, rows, cols, add);
-        } else {
-          TileOf<kNV>(l_packed, r_packed, kc, l_tile, o.l_rs, o.l_ks, r_tile, o.r_ks, c_tile,
-                      o.c_rs, o.c_cs, rows, cols, add);
-        }
+        TileOf(l_packed, r_packed, kc, l_tile, o.l_rs, o.l_ks, r_tile, o.r_ks, c_tile, o.c_rs,
+               o.c_cs, rows, cols, add);
       }
     }
   }
@@ -1324,11 +1315,7 @@ HWY_INLINE void ConvImageT(const float* padded, size_t padded_w, size_t cin, siz
             const size_t p0 = piece * run / pieces, p1 = (piece + 1) * run / pieces;
             const float* r = panel + (kh * run + p0) * nr;
             const bool add = kh > 0 || piece > 0;
-            if (kNV > 1 && cols <= VecLanes()) {
-              Tile<false, true, 1>(p1 - p0, l + p0, cin, 1, r, 0, c, cout, 1, rows, cols, add);
-            } else {
-              Tile<false, true>(p1 - p0, l + p0, cin, 1, r, 0, c, cout, 1, rows, cols, add);
-            }
+            TileOf(false, true, p1 - p0, l + p0, cin, 1, r, 0, c, cout, 1, rows, cols, add);
           }
         }
       }

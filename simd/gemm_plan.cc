@@ -130,7 +130,6 @@ Decision Decide(const Tile& tile, size_t m, size_t n, size_t k, bool trans_a, bo
   return plan;
 }
 
-
 namespace {
 size_t Align16(size_t floats) { return RoundUp(floats, 16); }
 }  // namespace

@@ -96,7 +96,6 @@ struct Decision {
 Decision Decide(const Tile& tile, size_t m, size_t n, size_t k, bool trans_a, bool trans_b,
                 int threads);
 
-
 // Where things live in the caller's scratch, in floats. Areas start at
 // multiples of 16 floats (64 bytes) from the 64-byte-aligned scratch.
 struct Layout {

@@ -208,11 +208,11 @@ HWY_INLINE void DirectConvWeightRows(D d, const float* x, const float* dy, float
   if (count > 7) a7 = hn::LoadU(d, dw + (t0 + 7) * cout + j);
   const long in_h = static_cast<long>(s.in_h), in_w = static_cast<long>(s.in_w);
   const size_t plane = s.out_h * s.out_w, step = s.stride_w * cin;
-  // Outputs [lo, hi) of a row have every kw tap inside (FullWidth).
-  size_t lo = 0;
-  while (lo < s.out_w && lo * s.stride_w < s.pad_left) ++lo;
-  size_t hi = lo;
-  while (hi < s.out_w && FullWidth(s, hi, 1)) ++hi;
+  // Outputs [lo, hi) of a row have every kw tap inside: the first tap from
+  // lo on, the last before hi (hi < lo: none).
+  size_t lo, hi, unused;
+  spatial::OutputRange(0, s.stride_w, s.pad_left, s.in_w, s.out_w, &lo, &unused);
+  spatial::OutputRange(s.kernel_w - 1, s.stride_w, s.pad_left, s.in_w, s.out_w, &unused, &hi);
   for (size_t p = p0; p < p1;) {
     // The rest of output row (n, oh) from ow, within [p0, p1).
     const size_t n = p / plane, oh = p % plane / s.out_w, ow = p % s.out_w;
