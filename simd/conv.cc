@@ -267,69 +267,89 @@ void Forward(const float* x, const float* w, float* y, const ConvShape& s, float
   });
 }
 
-// The weight gradient sums tile products in a fixed number of groups of
-// consecutive tiles (each in tile order, group 0 into dw, the others into
-// partial buffers), then adds the partials to dw in group order: the groups
-// depend on the shape only, so the bits do not depend on the thread count.
+// The weight gradient sums `units` (tiles, or bands with stride 1) in a
+// fixed number of groups of consecutive units (each in unit order, group 0
+// into dw, the others into partial buffers), then adds the partials to dw
+// in group order: the groups depend on the shape only, so the bits do not
+// depend on the thread count. Scratch: the partials, then `area` floats per
+// task.
 constexpr size_t kWeightGroups = 4;
 
-size_t WeightGroups(const ConvShape& s) { return std::min(Tiles(s), kWeightGroups); }
+size_t GroupedFloats(size_t units, size_t weights, size_t area, int threads) {
+  const size_t groups = std::min(units, kWeightGroups);
+  return (groups - 1) * Lines(weights) + Tasks(groups, threads) * area;
+}
 
-// Stride 1: the groups take bands (internal::ConvWeightBand), each band's
+// The GEMM pool of a group's products: the caller's when one task runs them.
+int GroupGemmThreads(size_t units, int threads) {
+  return Tasks(std::min(units, kWeightGroups), threads) > 1 ? 1 : threads;
+}
+
+// Calls f(area, sum, unit, first, gemm_pool) for every unit, `first` for
+// the first of its group (then f overwrites `sum`, else adds to it).
+template <class F>
+void SumInGroups(size_t units, size_t weights, size_t area, float* dw, float* scratch,
+                 ThreadPool& pool, const F& f) {
+  const size_t groups = std::min(units, kWeightGroups), partial = Lines(weights);
+  ForUnits(groups, Tasks(groups, pool.num_threads()), scratch + (groups - 1) * partial, area,
+           pool, [&](float* mine, size_t g, ThreadPool& gemm_pool) {
+             float* const sum = g == 0 ? dw : scratch + (g - 1) * partial;
+             const size_t first = g * units / groups;
+             for (size_t u = first; u < (g + 1) * units / groups; ++u) {
+               f(mine, sum, u, u == first, gemm_pool);
+             }
+           });
+  for (size_t g = 1; g < groups; ++g) Add(dw, scratch + (g - 1) * partial, dw, weights, pool);
+}
+
+// Stride 1: the units are bands (internal::ConvWeightBand), each band's
 // input padded as for the forward pass and its dy copied with a row per
 // padded column (zeros on the columns past the output's width). Those
 // virtual outputs add input * 0 to dw: nothing, unless the input holds an
 // infinity or NaN. Then dw is NaN where the true patches give infinity or
 // NaN anyway, or a finite sum (only when every dy that reads that input is
 // zero), and a training step's check of the gradients refuses it.
-size_t WeightBandGroups(const ConvShape& s) {
-  return std::min(s.batch * Bands(s), kWeightGroups);
-}
-
 size_t VirtualDyFloats(const ConvShape& s) {
   return Lines(BandRows(s) * PaddedW(s) * s.out_c + internal::ConvWeightSlackFloats());
 }
 
+size_t BandAreaFloats(const ConvShape& s) { return BandFloats(s) + VirtualDyFloats(s); }
+
 void WeightFromImage(const float* x, const float* dy, float* dw, const ConvShape& s,
                      float* scratch, ThreadPool& pool) {
-  const size_t k = s.patch(), cout = s.out_c, padded_w = PaddedW(s);
-  const size_t bands = Bands(s), band_rows = BandRows(s), units = s.batch * bands;
-  const size_t groups = WeightBandGroups(s), partial = Lines(k * cout);
-  float* const areas = scratch + (groups - 1) * partial;
-  ForUnits(groups, Tasks(groups, pool.num_threads()), areas, BandFloats(s) + VirtualDyFloats(s),
-           pool, [&](float* padded, size_t g, ThreadPool&) {
-             float* const sum = g == 0 ? dw : scratch + (g - 1) * partial;
-             float* const dyv = padded + BandFloats(s);
-             std::fill(dyv, dyv + VirtualDyFloats(s), 0.0f);
-             for (size_t u = g * units / groups; u < (g + 1) * units / groups; ++u) {
-               const size_t n = u / bands, oh0 = u % bands * band_rows;
-               const size_t rows = std::min(band_rows, s.out_h - oh0);
-               PadBand(x, s, n, oh0, rows, padded);
-               for (size_t r = 0; r < rows; ++r) {
-                 std::memcpy(dyv + r * padded_w * cout,
-                             dy + ((n * s.out_h + oh0 + r) * s.out_w) * cout,
-                             s.out_w * cout * sizeof(float));
-               }
-               internal::ConvWeightBand(padded, padded_w, s.in_c, s.kernel_h, s.kernel_w, dyv,
-                                        cout, rows * padded_w, sum,
-                                        /*add=*/u > g * units / groups);
-             }
-           });
-  for (size_t g = 1; g < groups; ++g) Add(dw, scratch + (g - 1) * partial, dw, k * cout, pool);
+  const size_t cout = s.out_c, padded_w = PaddedW(s);
+  const size_t bands = Bands(s), band_rows = BandRows(s);
+  SumInGroups(s.batch * bands, s.patch() * cout, BandAreaFloats(s), dw, scratch, pool,
+              [&](float* padded, float* sum, size_t u, bool first, ThreadPool&) {
+                float* const dyv = padded + BandFloats(s);
+                // The virtual columns stay zero: each band writes the others.
+                if (first) std::fill(dyv, dyv + VirtualDyFloats(s), 0.0f);
+                const size_t n = u / bands, oh0 = u % bands * band_rows;
+                const size_t rows = std::min(band_rows, s.out_h - oh0);
+                PadBand(x, s, n, oh0, rows, padded);
+                for (size_t r = 0; r < rows; ++r) {
+                  std::memcpy(dyv + r * padded_w * cout,
+                              dy + ((n * s.out_h + oh0 + r) * s.out_w) * cout,
+                              s.out_w * cout * sizeof(float));
+                }
+                internal::ConvWeightBand(padded, padded_w, s.in_c, s.kernel_h, s.kernel_w, dyv,
+                                         cout, rows * padded_w, sum, /*add=*/!first);
+              });
+}
+
+// Otherwise the units are tiles: patches gathered, then patches^T dy.
+size_t TileAreaFloats(const ConvShape& s, int threads) {
+  const int gemm_threads = GroupGemmThreads(Tiles(s), threads);
+  return TaskFloats(s, AnyTile(s, [&](size_t rows) {
+    return GemmScratchFloats(s.patch(), s.out_c, rows, true, false, gemm_threads);
+  }));
 }
 
 size_t WeightFloats(const ConvShape& s, int threads) {
   if (FromImage(s)) {
-    const size_t groups = WeightBandGroups(s);
-    return (groups - 1) * Lines(s.patch() * s.out_c) +
-           Tasks(groups, threads) * (BandFloats(s) + VirtualDyFloats(s));
+    return GroupedFloats(s.batch * Bands(s), s.patch() * s.out_c, BandAreaFloats(s), threads);
   }
-  const size_t groups = WeightGroups(s), tasks = Tasks(groups, threads);
-  const int gemm_threads = tasks > 1 ? 1 : threads;
-  const size_t k = s.patch(), cout = s.out_c;
-  return (groups - 1) * Lines(k * cout) + tasks * TaskFloats(s, AnyTile(s, [&](size_t rows) {
-           return GemmScratchFloats(k, cout, rows, true, false, gemm_threads);
-         }));
+  return GroupedFloats(Tiles(s), s.patch() * s.out_c, TileAreaFloats(s, threads), threads);
 }
 
 void WeightGradient(const float* x, const float* dy, float* dw, const ConvShape& s,
@@ -339,20 +359,13 @@ void WeightGradient(const float* x, const float* dy, float* dw, const ConvShape&
     return;
   }
   const size_t m = s.pixels(), k = s.patch(), cout = s.out_c, tile_rows = ConvTileRows(s);
-  const size_t tiles = Tiles(s), groups = WeightGroups(s), tasks = Tasks(groups, pool.num_threads());
-  const size_t partial = Lines(k * cout);
-  float* areas = scratch + (groups - 1) * partial;
-  const size_t area = (WeightFloats(s, pool.num_threads()) - (groups - 1) * partial) / tasks;
-  ForUnits(groups, tasks, areas, area, pool, [&](float* mine, size_t g, ThreadPool& gemm_pool) {
-    float* sum = g == 0 ? dw : scratch + (g - 1) * partial;
-    for (size_t t = g * tiles / groups; t < (g + 1) * tiles / groups; ++t) {
-      const size_t r0 = t * tile_rows, rows = std::min(tile_rows, m - r0);
-      GatherPatches(x, s, r0, rows, mine);
-      Gemm(mine, k, true, dy + r0 * cout, cout, false, sum, cout, k, cout, rows,
-           /*accumulate=*/t > g * tiles / groups, mine + Lines(tile_rows * k), gemm_pool);
-    }
-  });
-  for (size_t g = 1; g < groups; ++g) Add(dw, scratch + (g - 1) * partial, dw, k * cout, pool);
+  SumInGroups(Tiles(s), k * cout, TileAreaFloats(s, pool.num_threads()), dw, scratch, pool,
+              [&](float* mine, float* sum, size_t t, bool first, ThreadPool& gemm_pool) {
+                const size_t r0 = t * tile_rows, rows = std::min(tile_rows, m - r0);
+                GatherPatches(x, s, r0, rows, mine);
+                Gemm(mine, k, true, dy + r0 * cout, cout, false, sum, cout, k, cout, rows,
+                     /*accumulate=*/!first, mine + Lines(tile_rows * k), gemm_pool);
+              });
 }
 
 // With stride 1, the input gradient is a forward convolution of dy with the
