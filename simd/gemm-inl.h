@@ -483,12 +483,19 @@ inline HWY_NOINLINE void WriteSpilled(const float* HWY_RESTRICT tile, size_t nr,
 // kV: the vectors of the tile that hold columns, kNV or, for a panel of at
 // most one vector of columns (a 16-channel convolution on AVX3), 1: the
 // FMAs on the padding columns are not done.
+// kRows: the tile's rows, kMR or fewer (a convolution's output row of 14 is
+// two tiles of 7, not 8 + 8 with 2 rows of padding).
+// runs > 1: the k steps are `runs` runs of kc, the L of run u starting at
+// l + u * l_run, R continuing from one run to the next (a convolution's
+// kernel rows, rows of the padded image apart, all summed in registers).
 // Not inlined, so that its registers are allocated for the k loop alone.
-template <bool kLeftPacked, bool kRightPacked, size_t kV = kNV>
+template <bool kLeftPacked, bool kRightPacked, size_t kV = kNV, size_t kRows = kMR>
 HWY_NOINLINE void Tile(size_t kc, const float* HWY_RESTRICT l, size_t l_rs,
                      size_t l_ks, const float* HWY_RESTRICT r, size_t r_ks,
                      float* HWY_RESTRICT c, size_t c_rs, size_t c_cs,
-                     size_t rows, size_t cols, bool add) {
+                     size_t rows, size_t cols, bool add, size_t runs = 1,
+                     size_t l_run = 0) {
+  static_assert(kRows >= 1 && kRows <= kMR, "tile rows");
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   const size_t nr = kNV * N;
@@ -516,45 +523,48 @@ HWY_NOINLINE void Tile(size_t kc, const float* HWY_RESTRICT l, size_t l_rs,
   V c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
   V c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
   V c60 = c00, c61 = c00, c62 = c00, c70 = c00, c71 = c00, c72 = c00;
-  for (size_t p = 0; p < kc; ++p) {
-    const V b0 = hn::LoadU(d, r);
-    V b1 = b0, b2 = b0;
-    if constexpr (kV > 1) b1 = hn::LoadU(d, r + N);
-    if constexpr (kV > 2) b2 = hn::LoadU(d, r + 2 * N);
-    FmaRow<kV>(d, l[0], b0, b1, b2, c00, c01, c02);
-    if constexpr (kMR > 1) FmaRow<kV>(d, l[l_rs], b0, b1, b2, c10, c11, c12);
-    if constexpr (kMR > 2) FmaRow<kV>(d, l[2 * l_rs], b0, b1, b2, c20, c21, c22);
-    if constexpr (kMR > 3) FmaRow<kV>(d, l[3 * l_rs], b0, b1, b2, c30, c31, c32);
-    if constexpr (kMR > 4) FmaRow<kV>(d, l[4 * l_rs], b0, b1, b2, c40, c41, c42);
-    if constexpr (kMR > 5) FmaRow<kV>(d, l[5 * l_rs], b0, b1, b2, c50, c51, c52);
-    if constexpr (kMR > 6) FmaRow<kV>(d, l[6 * l_rs], b0, b1, b2, c60, c61, c62);
-    if constexpr (kMR > 7) FmaRow<kV>(d, l[7 * l_rs], b0, b1, b2, c70, c71, c72);
-    l += l_ks;
-    r += r_ks;
+  for (size_t run = 0; run < runs; ++run) {
+    const float* HWY_RESTRICT lp = l + run * l_run;
+    for (size_t p = 0; p < kc; ++p) {
+      const V b0 = hn::LoadU(d, r);
+      V b1 = b0, b2 = b0;
+      if constexpr (kV > 1) b1 = hn::LoadU(d, r + N);
+      if constexpr (kV > 2) b2 = hn::LoadU(d, r + 2 * N);
+      FmaRow<kV>(d, lp[0], b0, b1, b2, c00, c01, c02);
+      if constexpr (kRows > 1) FmaRow<kV>(d, lp[l_rs], b0, b1, b2, c10, c11, c12);
+      if constexpr (kRows > 2) FmaRow<kV>(d, lp[2 * l_rs], b0, b1, b2, c20, c21, c22);
+      if constexpr (kRows > 3) FmaRow<kV>(d, lp[3 * l_rs], b0, b1, b2, c30, c31, c32);
+      if constexpr (kRows > 4) FmaRow<kV>(d, lp[4 * l_rs], b0, b1, b2, c40, c41, c42);
+      if constexpr (kRows > 5) FmaRow<kV>(d, lp[5 * l_rs], b0, b1, b2, c50, c51, c52);
+      if constexpr (kRows > 6) FmaRow<kV>(d, lp[6 * l_rs], b0, b1, b2, c60, c61, c62);
+      if constexpr (kRows > 7) FmaRow<kV>(d, lp[7 * l_rs], b0, b1, b2, c70, c71, c72);
+      lp += l_ks;
+      r += r_ks;
+    }
   }
   if (cols == kV * N && c_cs == 1) {
     // Straight from registers; rows past `rows` are padding.
     StoreRow<kV>(d, c00, c01, c02, c, add);
-    if (kMR > 1 && rows > 1) StoreRow<kV>(d, c10, c11, c12, c + c_rs, add);
-    if (kMR > 2 && rows > 2) StoreRow<kV>(d, c20, c21, c22, c + 2 * c_rs, add);
-    if (kMR > 3 && rows > 3) StoreRow<kV>(d, c30, c31, c32, c + 3 * c_rs, add);
-    if (kMR > 4 && rows > 4) StoreRow<kV>(d, c40, c41, c42, c + 4 * c_rs, add);
-    if (kMR > 5 && rows > 5) StoreRow<kV>(d, c50, c51, c52, c + 5 * c_rs, add);
-    if (kMR > 6 && rows > 6) StoreRow<kV>(d, c60, c61, c62, c + 6 * c_rs, add);
-    if (kMR > 7 && rows > 7) StoreRow<kV>(d, c70, c71, c72, c + 7 * c_rs, add);
+    if (kRows > 1 && rows > 1) StoreRow<kV>(d, c10, c11, c12, c + c_rs, add);
+    if (kRows > 2 && rows > 2) StoreRow<kV>(d, c20, c21, c22, c + 2 * c_rs, add);
+    if (kRows > 3 && rows > 3) StoreRow<kV>(d, c30, c31, c32, c + 3 * c_rs, add);
+    if (kRows > 4 && rows > 4) StoreRow<kV>(d, c40, c41, c42, c + 4 * c_rs, add);
+    if (kRows > 5 && rows > 5) StoreRow<kV>(d, c50, c51, c52, c + 5 * c_rs, add);
+    if (kRows > 6 && rows > 6) StoreRow<kV>(d, c60, c61, c62, c + 6 * c_rs, add);
+    if (kRows > 7 && rows > 7) StoreRow<kV>(d, c70, c71, c72, c + 7 * c_rs, add);
     return;
   }
   // Partial columns or a transposed C': through a stack tile (row stride
   // NR), then element by element.
   HWY_ALIGN float tile[kMR * kNV * HWY_LANES(float)];
   SpillRow<kV>(d, c00, c01, c02, tile);
-  if constexpr (kMR > 1) SpillRow<kV>(d, c10, c11, c12, tile + nr);
-  if constexpr (kMR > 2) SpillRow<kV>(d, c20, c21, c22, tile + 2 * nr);
-  if constexpr (kMR > 3) SpillRow<kV>(d, c30, c31, c32, tile + 3 * nr);
-  if constexpr (kMR > 4) SpillRow<kV>(d, c40, c41, c42, tile + 4 * nr);
-  if constexpr (kMR > 5) SpillRow<kV>(d, c50, c51, c52, tile + 5 * nr);
-  if constexpr (kMR > 6) SpillRow<kV>(d, c60, c61, c62, tile + 6 * nr);
-  if constexpr (kMR > 7) SpillRow<kV>(d, c70, c71, c72, tile + 7 * nr);
+  if constexpr (kRows > 1) SpillRow<kV>(d, c10, c11, c12, tile + nr);
+  if constexpr (kRows > 2) SpillRow<kV>(d, c20, c21, c22, tile + 2 * nr);
+  if constexpr (kRows > 3) SpillRow<kV>(d, c30, c31, c32, tile + 3 * nr);
+  if constexpr (kRows > 4) SpillRow<kV>(d, c40, c41, c42, tile + 4 * nr);
+  if constexpr (kRows > 5) SpillRow<kV>(d, c50, c51, c52, tile + 5 * nr);
+  if constexpr (kRows > 6) SpillRow<kV>(d, c60, c61, c62, tile + 6 * nr);
+  if constexpr (kRows > 7) SpillRow<kV>(d, c70, c71, c72, tile + 7 * nr);
   WriteSpilled(tile, nr, c, c_rs, c_cs, rows, cols, add);
 }
 
@@ -1286,37 +1296,57 @@ HWY_INLINE void PackConvWeightsT(const float* w, size_t k, size_t cout, float* p
   PackRight(o, 0, k, 0, cout, panels);
 }
 
+// The rows of ConvImageT's tiles for outputs rows of out_w pixels: kMR, or
+// kMR - 1 when that computes fewer padding rows (14 = 7 + 7, not 8 + 8).
+HWY_INLINE size_t ImageTileRows(size_t out_w) {
+  return DivCeil(out_w, kMR - 1) * (kMR - 1) < DivCeil(out_w, kMR) * kMR ? kMR - 1 : kMR;
+}
+
+// One tile of ConvImageT: kernel_h runs of `run` k steps, `row` floats
+// apart in the padded image, all in registers; one vector of columns when
+// the panel has no more.
+template <size_t kRows>
+HWY_INLINE void ConvTile(bool one_vector, size_t run, size_t kernel_h, const float* l, size_t cin,
+                         size_t row, const float* panel, float* c, size_t cout, size_t rows,
+                         size_t cols) {
+  if (one_vector) {
+    Tile<false, true, 1, kRows>(run, l, cin, 1, panel, 0, c, cout, 1, rows, cols, false,
+                                kernel_h, row);
+  } else {
+    Tile<false, true, kNV, kRows>(run, l, cin, 1, panel, 0, c, cout, 1, rows, cols, false,
+                                  kernel_h, row);
+  }
+}
+
 // Output rows [0, out_h) of a stride-1 convolution (one image, or a band of
 // its rows): y[oh, ow, :] = the sum over (kh, kw, ci) of padded[oh + kh,
 // ow + kw, ci] * W[kh, kw, ci, :], then the epilogue. `padded` is the input
 // those rows read with its padding written out as zeros (padded_w pixels a
 // row, cin floats a pixel), readable for kMR pixels past its end; `panels`
-// is W packed by PackConvWeightsT. The patch matrix is
-// never gathered: a kernel row's taps for kMR consecutive outputs of a row
-// are kMR runs of kernel_w * cin floats, cin apart in `padded`, which the
-// microkernel reads in place (a tile does not cross output rows; the rows
-// of a short last tile compute from whatever follows and are not stored).
-// Each tile sums kernel_h runs (split at kKC) into C in order.
+// is W packed by PackConvWeightsT. The patch matrix is never gathered: a
+// kernel row's taps for the consecutive outputs of a tile are runs of
+// kernel_w * cin floats, cin apart in `padded`, which the microkernel reads
+// in place, kernel row after kernel row, summing all of them in registers
+// (a tile does not cross output rows; the rows of a short last tile compute
+// from whatever follows and are not stored).
 HWY_INLINE void ConvImageT(const float* padded, size_t padded_w, size_t cin, size_t kernel_h,
                            size_t kernel_w, const float* panels, size_t cout, float* y,
                            size_t out_h, size_t out_w, const simd::GemmEpilogue& epilogue) {
   const size_t nr = TileCols(), run = kernel_w * cin, k = kernel_h * run;
-  const size_t pieces = DivCeil(run, kKC);
+  const size_t tile_rows = ImageTileRows(out_w), row = padded_w * cin;
   for (size_t jr = 0; jr < cout; jr += nr) {  // a panel stays in L1 for the image
     const size_t cols = std::min(nr, cout - jr);
     const float* panel = panels + jr / nr * k * nr;
+    const bool one_vector = kNV > 1 && cols <= VecLanes();
     for (size_t oh = 0; oh < out_h; ++oh) {
-      for (size_t ow = 0; ow < out_w; ow += kMR) {
-        const size_t rows = std::min(kMR, out_w - ow);
+      for (size_t ow = 0; ow < out_w; ow += tile_rows) {
+        const size_t rows = std::min(tile_rows, out_w - ow);
+        const float* l = padded + (oh * padded_w + ow) * cin;
         float* c = y + (oh * out_w + ow) * cout + jr;
-        for (size_t kh = 0; kh < kernel_h; ++kh) {
-          const float* l = padded + ((oh + kh) * padded_w + ow) * cin;
-          for (size_t piece = 0; piece < pieces; ++piece) {
-            const size_t p0 = piece * run / pieces, p1 = (piece + 1) * run / pieces;
-            const float* r = panel + (kh * run + p0) * nr;
-            const bool add = kh > 0 || piece > 0;
-            TileOf(false, true, p1 - p0, l + p0, cin, 1, r, 0, c, cout, 1, rows, cols, add);
-          }
+        if (tile_rows == kMR) {
+          ConvTile<kMR>(one_vector, run, kernel_h, l, cin, row, panel, c, cout, rows, cols);
+        } else {
+          ConvTile<kMR - 1>(one_vector, run, kernel_h, l, cin, row, panel, c, cout, rows, cols);
         }
       }
     }
