@@ -148,12 +148,15 @@ HWY_INLINE void ReluForwardChunk(const float* x, float* y, size_t n) {
   MapVectors([](auto d, auto vx) HWY_ATTR { return ReluVector(d, vx); }, n, y, x);
 }
 
+template <class D, class V>
+HWY_INLINE V ReluGradient(D d, V vx, V vdy) {
+  return hn::IfThenZeroElse(hn::Le(vx, hn::Zero(d)), vdy);
+}
+
 HWY_INLINE void ReluBackwardChunk(const float* x, const float* dy, float* dx,
                                   size_t n) {
-  MapVectors(
-      [](auto d, auto vx, auto vdy)
-          HWY_ATTR { return hn::IfThenZeroElse(hn::Le(vx, hn::Zero(d)), vdy); },
-      n, dx, x, dy);
+  MapVectors([](auto d, auto vx, auto vdy) HWY_ATTR { return ReluGradient(d, vx, vdy); }, n,
+             dx, x, dy);
 }
 
 // ReLU6 = min(max(x, 0), 6) as PyTorch's hardtanh(x, 0, 6): ReLU as above,
@@ -171,13 +174,14 @@ HWY_INLINE void Relu6ForwardChunk(const float* x, float* y, size_t n) {
 
 // dx = dy where 0 < y < 6 (y the forward output, or the input), else 0 (NaN
 // included, as hardtanh's backward).
+template <class D, class V>
+HWY_INLINE V Relu6Gradient(D d, V vy, V vdy) {
+  return hn::IfThenElseZero(hn::And(hn::Gt(vy, hn::Zero(d)), hn::Lt(vy, hn::Set(d, 6.0f))), vdy);
+}
+
 HWY_INLINE void Relu6BackwardChunk(const float* y, const float* dy, float* dx, size_t n) {
-  MapVectors(
-      [](auto d, auto vy, auto vdy) HWY_ATTR {
-        const auto inside = hn::And(hn::Gt(vy, hn::Zero(d)), hn::Lt(vy, hn::Set(d, 6.0f)));
-        return hn::IfThenElseZero(inside, vdy);
-      },
-      n, dx, y, dy);
+  MapVectors([](auto d, auto vy, auto vdy) HWY_ATTR { return Relu6Gradient(d, vy, vdy); }, n,
+             dx, y, dy);
 }
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)

@@ -17,7 +17,9 @@
 
 #include "hwy/highway.h"
 #include "simd/conv.h"
+#include "simd/elementwise-inl.h"
 #include "simd/ieee-inl.h"
+#include "simd/spatial.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace thaw {
@@ -432,13 +434,25 @@ HWY_INLINE void MaxPoolForwardRows(const float* x, float* y, const simd::ConvSha
   }
 }
 
+// A window's dy, times the derivative of the activation that produced the
+// pooled input (simd::PoolMask) at the window's maximum `top`.
+template <class D, class V>
+HWY_INLINE V MaskedDy(D d, simd::PoolMask mask, V top, V dy) {
+  switch (mask) {
+    case simd::PoolMask::kRelu: return ReluGradient(d, top, dy);
+    case simd::PoolMask::kRelu6: return Relu6Gradient(d, top, dy);
+    case simd::PoolMask::kNone: break;
+  }
+  return dy;
+}
+
 // Input rows [q0, q1): dx = the sum, over windows that read the pixel, of
 // dy where the pixel is the window's first tap equal to its maximum. Windows
 // are added in (kh, kw) order, each into dx, so the integer work of finding
 // them is done once per pixel rather than once per channel vector.
 HWY_INLINE void MaxPoolBackwardInputRows(const float* x, const float* y, const float* dy,
-                                         float* dx, const simd::ConvShape& s, size_t q0,
-                                         size_t q1) {
+                                         float* dx, const simd::ConvShape& s,
+                                         simd::PoolMask mask, size_t q0, size_t q1) {
   for (size_t q = q0; q < q1; ++q) {
     const size_t n = q / s.in_h, ih = q % s.in_h;
     for (size_t iw = 0; iw < s.in_w; ++iw) {
@@ -463,8 +477,8 @@ HWY_INLINE void MaxPoolBackwardInputRows(const float* x, const float* y, const f
                                hn::Eq(hn::LoadU(d, x + spatial::InOffset(s, n, eh, ew) + j), top));
             }
             const auto wins = hn::AndNot(earlier, hn::Eq(hn::LoadU(d, mine + j), top));
-            hn::StoreU(hn::Add(hn::LoadU(d, out + j), hn::IfThenElseZero(wins, hn::LoadU(d, dy + o + j))),
-                       d, out + j);
+            const auto g = MaskedDy(d, mask, top, hn::LoadU(d, dy + o + j));
+            hn::StoreU(hn::Add(hn::LoadU(d, out + j), hn::IfThenElseZero(wins, g)), d, out + j);
           });
         }
       }
@@ -478,8 +492,8 @@ HWY_INLINE void MaxPoolBackwardInputRows(const float* x, const float* y, const f
 // input exactly) and scatters each window's dy to its first largest tap. Every input pixel is in at most one window, so
 // the bits equal MaxPoolBackwardInputRows' (0 + dy or 0 + 0).
 HWY_INLINE void MaxPoolBackwardDisjointRows(const float* x, const float* y, const float* dy,
-                                            float* dx, const simd::ConvShape& s, size_t q0,
-                                            size_t q1) {
+                                            float* dx, const simd::ConvShape& s,
+                                            simd::PoolMask mask, size_t q0, size_t q1) {
   const size_t row = s.in_w * s.in_c;
   // Windows that tile the input exactly write every pixel of dx: no zeroing.
   const bool covered = s.stride_h == s.kernel_h && s.stride_w == s.kernel_w && s.pad_top == 0 &&
@@ -506,7 +520,7 @@ HWY_INLINE void MaxPoolBackwardDisjointRows(const float* x, const float* y, cons
                                                ow * s.stride_w - s.pad_left);
         spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
           const auto top = hn::LoadU(d, y + o + j);
-          const auto g = hn::Add(hn::Zero(d), hn::LoadU(d, dy + o + j));
+          const auto g = MaskedDy(d, mask, top, hn::Add(hn::Zero(d), hn::LoadU(d, dy + o + j)));
           auto taken = hn::FirstN(d, 0);  // all false
           for (size_t i : {first, first + s.in_c, first + row, first + row + s.in_c}) {
             const auto wins = hn::AndNot(taken, hn::Eq(hn::LoadU(d, x + i + j), top));
@@ -522,7 +536,7 @@ HWY_INLINE void MaxPoolBackwardDisjointRows(const float* x, const float* y, cons
                                              ow * s.stride_w + kw0 - s.pad_left);
       spatial::ForChannels(0, s.in_c, [&](auto d, size_t j) HWY_ATTR {
         const auto top = hn::LoadU(d, y + o + j);
-        const auto g = hn::Add(hn::Zero(d), hn::LoadU(d, dy + o + j));
+        const auto g = MaskedDy(d, mask, top, hn::Add(hn::Zero(d), hn::LoadU(d, dy + o + j)));
         auto taken = hn::FirstN(d, 0);  // all false
         for (size_t kh = kh0; kh < kh1; ++kh) {
           for (size_t kw = kw0; kw < kw1; ++kw) {

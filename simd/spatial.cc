@@ -44,12 +44,12 @@ static void MaxPoolForwardImpl(const float* x, float* y, const simd::ConvShape& 
   MaxPoolForwardRows(x, y, s, q0, q1);
 }
 static void MaxPoolInputImpl(const float* x, const float* y, const float* dy, float* dx,
-                             const simd::ConvShape& s, size_t q0, size_t q1) {
-  MaxPoolBackwardInputRows(x, y, dy, dx, s, q0, q1);
+                             const simd::ConvShape& s, simd::PoolMask mask, size_t q0, size_t q1) {
+  MaxPoolBackwardInputRows(x, y, dy, dx, s, mask, q0, q1);
 }
 static void MaxPoolDisjointImpl(const float* x, const float* y, const float* dy, float* dx,
-                                const simd::ConvShape& s, size_t q0, size_t q1) {
-  MaxPoolBackwardDisjointRows(x, y, dy, dx, s, q0, q1);
+                                const simd::ConvShape& s, simd::PoolMask mask, size_t q0, size_t q1) {
+  MaxPoolBackwardDisjointRows(x, y, dy, dx, s, mask, q0, q1);
 }
 static void AvgPoolForwardImpl(const float* x, float* y, const simd::ConvShape& s, size_t q0,
                                size_t q1) {
@@ -160,15 +160,15 @@ void MaxPoolForward(const float* x, float* y, const ConvShape& s, ThreadPool& po
 }
 
 void MaxPoolBackward(const float* x, const float* y, const float* dy, float* dx,
-                     const ConvShape& s, ThreadPool& pool) {
+                     const ConvShape& s, ThreadPool& pool, PoolMask mask) {
   if (s.stride_h >= s.kernel_h && s.stride_w >= s.kernel_w) {
     ForRows(s.batch * s.out_h, s.out_w * s.in_c * Taps(s), pool, [&](size_t q0, size_t q1) {
-      HWY_DYNAMIC_DISPATCH(MaxPoolDisjointImpl)(x, y, dy, dx, s, q0, q1);
+      HWY_DYNAMIC_DISPATCH(MaxPoolDisjointImpl)(x, y, dy, dx, s, mask, q0, q1);
     });
     return;
   }
   ForRows(s.batch * s.in_h, s.in_w * s.in_c * Taps(s) * Taps(s), pool, [&](size_t q0, size_t q1) {
-    HWY_DYNAMIC_DISPATCH(MaxPoolInputImpl)(x, y, dy, dx, s, q0, q1);
+    HWY_DYNAMIC_DISPATCH(MaxPoolInputImpl)(x, y, dy, dx, s, mask, q0, q1);
   });
 }
 

@@ -53,10 +53,16 @@ void DepthwiseBackward(const float* x, const float* w, const float* dy, float* d
 
 // y = the largest tap of each window.
 void MaxPoolForward(const float* x, float* y, const ConvShape& s, ThreadPool& pool);
+// The activation that produced a max pooling's input x, when MaxPoolBackward
+// is to apply its derivative too (ReLU and ReLU6: a function of x, the same
+// for every tap that holds a window's maximum).
+enum class PoolMask { kNone, kRelu, kRelu6 };
 // dx (overwritten): each window's dy goes to its first largest tap (the
-// first in (kh, kw) order equal to y).
+// first in (kh, kw) order equal to y); with a mask, times the activation's
+// derivative there: the gradient at the activation's input, with the bits
+// of ReluBackward / Relu6Backward applied to dx afterwards.
 void MaxPoolBackward(const float* x, const float* y, const float* dy, float* dx,
-                     const ConvShape& s, ThreadPool& pool);
+                     const ConvShape& s, ThreadPool& pool, PoolMask mask = PoolMask::kNone);
 // y = the mean of each window's taps inside the input.
 void AvgPoolForward(const float* x, float* y, const ConvShape& s, ThreadPool& pool);
 // dx (overwritten): each window's dy / taps to each of its taps.

@@ -829,6 +829,60 @@ TEST(FunctionalGradientTest, ConvolutionalGradientsMatchFiniteDifferences) {
   ExpectGradientsMatchFiniteDifferences(model, Examples{xs.data(), 3, nullptr, targets.data()});
 }
 
+// Max pooling applies the derivative of the ReLU or ReLU6 before it when it
+// is that output's only reader, and the convolution skips its own pass
+// (core/exec/program.cc, 3c). Two poolings of one output turn that off:
+// pool(r) + pool(r) must train exactly as p + p with p = pool(r) (routing a
+// window's dy is a selection, so the sums have the same bits either way).
+// A 2x2 pooling (windows apart) after a conv, a 3x3 stride-1 one
+// (overlapping) after a depthwise conv and after a ReLU6 layer.
+Symbol PooledTwice(Model& model, Activation f, bool apart) {
+  auto pooled = [&](Symbol r, Extent2D size, Extent2D stride) {
+    auto pool = [&] { return model.Call(MaxPool2D::Make(size, stride, Padding::kSame), r); };
+    if (apart) return model.Call(Add::Make(), {pool(), pool()});
+    const Symbol p = pool();
+    return model.Call(Add::Make(), {p, p});
+  };
+  Symbol x = model.Input(Shape{8, 8, 2}, Layout::kNHWC);
+  Symbol a = pooled(model.Call(Conv2D::Make(4, 3, 1, Padding::kSame, f), x), 2, 2);
+  Symbol b = pooled(model.Call(DepthwiseConv2D::Make(3, 1, Padding::kSame, f), a), 3, 1);
+  Symbol c = pooled(model.Call(ReLU6(), model.Call(Conv2D::Make(4, 1), b)), 3, 1);
+  return model.Call(Dense::Make(3), model.Call(GlobalAveragePooling2D::Make(), c));
+}
+
+TEST(FunctionalGradientTest, PoolingThatMasksTheGradientTrainsWithTheSameBits) {
+  const size_t n = 4;
+  std::vector<float> xs = Inputs(n * 8 * 8 * 2);
+  for (float& v : xs) v *= 6.0f;  // ReLU6 clips at both ends
+  const int32_t labels[n] = {0, 2, 1, 2};
+  for (Activation f : {Activation::kRelu, Activation::kRelu6}) {
+    std::vector<std::vector<float>> weights[2];
+    for (bool apart : {false, true}) {
+      Arena arena;
+      ASSERT_TRUE(Arena::Create(1 << 20, &arena).ok());
+      Model model;
+      ASSERT_TRUE(model.Build(PooledTwice(model, f, apart), n, &arena, /*seed=*/5).ok());
+      SgdOptions sgd;
+      sgd.learning_rate = 0.2f;
+      sgd.momentum = 0.9f;
+      ASSERT_TRUE(model.Compile(OptimizerConfig::Sgd(sgd),
+                                Loss::kSparseCategoricalCrossentropyFromLogits).ok());
+      for (int step = 0; step < 4; ++step) {
+        ASSERT_TRUE(model.TrainOnBatch(Examples{xs.data(), n, labels, nullptr}).ok());
+      }
+      VariableSet& vars = model.variables();
+      for (int i = 0; i < vars.size(); ++i) {
+        const TensorView v = vars[i].value();
+        weights[apart].emplace_back(v.data(), v.data() + v.num_elements());
+      }
+    }
+    ASSERT_EQ(weights[0].size(), weights[1].size());
+    for (size_t i = 0; i < weights[0].size(); ++i) {
+      EXPECT_EQ(weights[0][i], weights[1][i]) << ActivationName(f) << " variable " << i;
+    }
+  }
+}
+
 // ---- The sanitizer build checks lifetimes ----
 
 // An op that reads its input in the backward pass but does not declare it:
@@ -849,7 +903,7 @@ void Backward(const OpCall& c) {
   for (size_t i = 0; i < c.out_elements(); ++i) c.din[0][i] = 2 * c.dout()[i] + 0 * sum;
 }
 const OpDef kOp = {"lying", 1, 1, Infer, Forward, Backward, nullptr, nullptr, nullptr, false,
-                   nullptr, nullptr, nullptr, nullptr, false, false};
+                   nullptr, nullptr, nullptr, nullptr, false, false, false};
 class Layer final : public thaw::Layer {
  public:
   const char* kind() const override { return "lying"; }

@@ -169,6 +169,47 @@ TEST_P(SpatialTest, PoolingEqualsTheReference) {
   }
 }
 
+// With a mask, max pooling's backward gives the bits of pooling's backward
+// then the activation's (the ReLU or ReLU6 that produced x): windows whose
+// maximum is 0 (all taps clipped) or 6 send nothing back.
+TEST_P(SpatialTest, MaskedMaxPoolBackwardIsPoolingThenTheActivation) {
+  std::mt19937 rng(3);
+  std::vector<ConvShape> shapes = Shapes();
+  shapes.push_back(Window(2, 7, 7, 9, 2, 2, true));   // disjoint, padded
+  shapes.push_back(Window(1, 8, 8, 5, 2, 3, false));  // disjoint, gaps
+  size_t windows = 0, clipped = 0;  // clipped: windows whose dy the mask stops
+  for (const ConvShape& s : shapes) {
+    SCOPED_TRACE(Describe(s));
+    for (PoolMask mask : {PoolMask::kRelu, PoolMask::kRelu6}) {
+      std::vector<float> x = RandomFloats(InSize(s), rng);
+      for (float& v : x) v *= 8.0f;  // some above 6
+      if (mask == PoolMask::kRelu) {
+        ScalarReluForward(x.data(), x.data(), x.size());
+      } else {
+        ScalarRelu6Forward(x.data(), x.data(), x.size());
+      }
+      const std::vector<float> dy = RandomFloats(OutSize(s), rng);
+      std::vector<float> y(OutSize(s)), ref(InSize(s));
+      ScalarMaxPoolForward(x.data(), y.data(), s);
+      ScalarMaxPoolBackward(x.data(), y.data(), dy.data(), ref.data(), s);
+      if (mask == PoolMask::kRelu) {
+        ScalarReluBackward(x.data(), ref.data(), ref.data(), ref.size());
+      } else {
+        ScalarRelu6Backward(x.data(), ref.data(), ref.data(), ref.size());
+      }
+      windows += y.size();
+      for (float top : y) clipped += top <= 0.0f || (mask == PoolMask::kRelu6 && top >= 6.0f);
+      for (ThreadPool* pool : {&ThreadPool::Serial(), &Pool()}) {
+        std::vector<float> dx(InSize(s), std::nanf(""));
+        MaxPoolBackward(x.data(), y.data(), dy.data(), dx.data(), s, *pool, mask);
+        EXPECT_TRUE(SameBits(ref, dx.data())) << (mask == PoolMask::kRelu ? "relu" : "relu6");
+      }
+    }
+  }
+  EXPECT_GT(clipped, windows / 20);
+  EXPECT_LT(clipped, windows / 2);
+}
+
 }  // namespace
 }  // namespace simd
 }  // namespace thaw

@@ -201,6 +201,8 @@ LossResult RunProgram(const Program& program, Graph* graph, VariableSet* vars,
     call.training = forward[b.forward].training;
     call.saved = reinterpret_cast<float*>(at(forward[b.forward].saved));
     call.scratch = reinterpret_cast<float*>(at(b.scratch));
+    call.mask = b.mask;
+    call.dout_masked = b.dout_masked;
     for (int i = 0; i < kMaxNodeInputs; ++i) {
       const uint32_t bit = 1u << i;
       call.din[i] = !(b.wanted & bit)      ? nullptr

@@ -177,6 +177,23 @@ void Program::Compile(const Graph& graph, const VariableSet& vars, const Bitmap&
     }
   }
 
+  // 3c. Masks: a ReLU or ReLU6 output read by one node alone, which can
+  // apply that activation's derivative to the gradient it writes (max
+  // pooling), has it applied there, not in a pass of its producer's own
+  // over dy. Not for the target or a cut value (read by others too).
+  for (BackwardStep& b : backward_) {
+    const Value& u = *b.node->in[0];
+    if (!b.node->op->masks_input || (b.wanted & 1u) == 0 || readers_[u.index] != 1 ||
+        &u == target || cut_slot_[u.index] >= 0 || u.producer == nullptr ||
+        backward_time_[u.producer->index] < 0) {
+      continue;
+    }
+    const Activation f = FinalActivationOf(*u.producer);
+    if (f != Activation::kRelu && f != Activation::kRelu6) continue;
+    b.mask = f;
+    backward_[backward_time_[u.producer->index] - loss_at - 1].dout_masked = true;
+  }
+
   // 4. Values: who holds the bytes (a view holds its input's), first written,
   // last read, forward or backward.
   for (int v = 0; v < nv; ++v) data_root_[v] = v;

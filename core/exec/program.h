@@ -70,6 +70,7 @@
 #include <vector>
 
 #include "core/graph/graph.h"
+#include "core/graph/op.h"
 #include "core/memory/plan.h"
 #include "core/vars/variables.h"
 #include "platform/span.h"
@@ -126,6 +127,8 @@ class Program {
     uint32_t accumulate = 0;  // bit i: added to a gradient another node wrote first
     int temp[kMaxNodeInputs] = {};  // plan buffer of such a term
     int scratch = -1;
+    Activation mask = Activation::kLinear;  // OpCall::mask and dout_masked
+    bool dout_masked = false;
   };
 
   // Setup: room for any program of `graph`.

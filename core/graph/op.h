@@ -6,7 +6,8 @@
 //                       /*saved_floats=*/nullptr, /*aliases_input=*/false,
 //                       /*final_activation=*/nullptr, /*check=*/nullptr,
 //                       /*commit=*/nullptr, /*channel_affine=*/nullptr,
-//                       /*takes_affine=*/false, /*training_differs=*/false};
+//                       /*takes_affine=*/false, /*training_differs=*/false,
+//                       /*masks_input=*/false};
 //
 // An OpDef is a table of plain functions: shape inference, forward, backward
 // (every wanted input's gradient), what the backward pass reads, and the
@@ -35,7 +36,9 @@
 //    forward; backward copies dy to din[0] unless they are the same buffer.
 //  - final_activation: what the op applies last (Dense's fused activation,
 //    an activation op's), so that a model can check a loss against it.
-//    Null: none (kLinear).
+//    Null: none (kLinear). An op that has one applies its derivative to dy
+//    in backward unless call.dout_masked says a reader of its output did
+//    (OpCall::ToUndo).
 //  - check: refuses a step the op cannot run (BatchNormalization in training
 //    mode on one value per channel), with a sentence. Null: any step.
 //  - commit: runs after a training step was accepted (the optimizer took
@@ -58,6 +61,12 @@
 //    core/exec/feature_cut.h); in inference mode it may be. False (the
 //    default of a table that leaves it out): the same function of each
 //    example in both modes.
+//  - masks_input: backward can multiply din[0] by the derivative of
+//    call.mask (ReLU or ReLU6), the activation that produced input 0, at
+//    input 0's values (max pooling: its gradient goes to taps that hold a
+//    window's maximum, so the derivative is the maximum's). A runner asks it
+//    of the only reader of a ReLU or ReLU6 output and tells the producer
+//    (OpCall::dout_masked), which saves a pass over the gradient.
 //
 // A node's mode: OpCall::training is true in a training step for a node
 // that has no parameters or has a trainable one; a node whose parameters
@@ -104,6 +113,10 @@ struct OpCall {
   float* scratch = nullptr;   // scratch_floats floats, this call only
   float* din[kMaxNodeInputs] = {};  // backward: where input i's gradient goes
   const ChannelAffine* affine = nullptr;  // forward: a folded consumer's map
+  // Backward: the derivative din[0] takes (OpDef::masks_input), and whether
+  // dy already has the node's final activation's derivative applied.
+  Activation mask = Activation::kLinear;
+  bool dout_masked = false;
 
   template <class A>
   A attrs() const { return node->attrs.As<A>(); }
@@ -114,6 +127,11 @@ struct OpCall {
   size_t in_elements(int i) const { return node->in[i]->ElementsAt(batch); }
   size_t out_elements() const { return node->out->ElementsAt(batch); }
   float* dout() const { return node->out->grad; }
+  // The activation whose derivative backward applies to dy: the op's final
+  // one, or none when dy comes masked.
+  Activation ToUndo(Activation final) const {
+    return dout_masked ? Activation::kLinear : final;
+  }
 };
 
 struct OpDef {
@@ -134,6 +152,7 @@ struct OpDef {
   bool (*channel_affine)(const OpCall& call, ChannelAffine* affine);
   bool takes_affine;
   bool training_differs;
+  bool masks_input;
 };
 
 // The op-table lookups with their defaults for null entries.

@@ -59,7 +59,7 @@ void Forward(const OpCall& c) {
 
 void Backward(const OpCall& c) {
   const size_t cols = Columns(*c.node->in[0]);
-  ActivationBackward(c.attrs<ActivationAttrs>().activation, c.node->out->data, c.dout(),
+  ActivationBackward(c.ToUndo(c.attrs<ActivationAttrs>().activation), c.node->out->data, c.dout(),
                      c.din[0], c.out_elements() / cols, cols, *c.pool);
 }
 
@@ -77,7 +77,7 @@ const OpDef kActivation = {
     "activation", 1, 1, Infer, Forward, Backward, Reads,
     /*scratch_floats=*/nullptr, /*saved_floats=*/nullptr, /*aliases_input=*/false, Final,
     /*check=*/nullptr, /*commit=*/nullptr, /*channel_affine=*/nullptr, /*takes_affine=*/false,
-    /*training_differs=*/false,
+    /*training_differs=*/false, /*masks_input=*/false,
 };
 
 }  // namespace ops

@@ -168,13 +168,13 @@ BackwardReads SquareReads(const Node&, uint32_t, bool) {
 // scratch_floats, saved_floats, aliases_input, final_activation, check, commit,
 // channel_affine, takes_affine, training_differs.
 const OpDef kAdd = {"add", 2, 2, InferBinary, AddForward, AddBackward, nullptr, nullptr,
-                    nullptr, false, nullptr, nullptr, nullptr, nullptr, false, false};
+                    nullptr, false, nullptr, nullptr, nullptr, nullptr, false, false, false};
 const OpDef kSub = {"sub", 2, 2, InferBinary, SubForward, SubBackward, nullptr, nullptr,
-                    nullptr, false, nullptr, nullptr, nullptr, nullptr, false, false};
+                    nullptr, false, nullptr, nullptr, nullptr, nullptr, false, false, false};
 const OpDef kMul = {"mul", 2, 2, InferBinary, MulForward, MulBackward, MulReads, nullptr,
-                    nullptr, false, nullptr, nullptr, nullptr, nullptr, false, false};
+                    nullptr, false, nullptr, nullptr, nullptr, nullptr, false, false, false};
 const OpDef kSquare = {"square", 1, 1, InferUnary, SquareForward, SquareBackward, SquareReads,
-                       nullptr, nullptr, false, nullptr, nullptr, nullptr, nullptr, false, false};
+                       nullptr, nullptr, false, nullptr, nullptr, nullptr, nullptr, false, false, false};
 
 }  // namespace ops
 

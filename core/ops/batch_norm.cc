@@ -182,7 +182,7 @@ const OpDef kBatchNorm = {
     "batch_normalization", kFirstParameter, kFirstParameter + 2, Infer, Forward, Backward, Reads,
     ScratchFloats, SavedFloats, /*aliases_input=*/false, /*final_activation=*/nullptr, Check,
     Commit, InferenceAffine, /*takes_affine=*/false,
-    /*training_differs=*/true,
+    /*training_differs=*/true, /*masks_input=*/false,
 };
 
 }  // namespace ops

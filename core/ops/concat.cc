@@ -65,7 +65,7 @@ const OpDef kConcat = {
     /*scratch_floats=*/nullptr, /*saved_floats=*/nullptr, /*aliases_input=*/false,
     /*final_activation=*/nullptr, /*check=*/nullptr, /*commit=*/nullptr,
     /*channel_affine=*/nullptr, /*takes_affine=*/false,
-    /*training_differs=*/false,
+    /*training_differs=*/false, /*masks_input=*/false,
 };
 
 }  // namespace ops

@@ -95,7 +95,7 @@ simd::GemmEpilogue WindowEpilogue(const OpCall& c) {
 float* ActivationAndBias(const OpCall& c, const simd::ConvShape& s) {
   const WindowAttrs a = c.attrs<WindowAttrs>();
   float* dz = c.dout();
-  ActivationBackward(a.activation, c.node->out->data, dz, dz, s.pixels(), s.out_c, *c.pool);
+  ActivationBackward(c.ToUndo(a.activation), c.node->out->data, dz, dz, s.pixels(), s.out_c, *c.pool);
   if (a.has_bias && c.din[2] != nullptr) {
     simd::ColumnSums(dz, s.pixels(), s.out_c, c.din[2], *c.pool);
   }
@@ -176,14 +176,14 @@ const OpDef kConv2D = {
     "conv2d", 2, 3, InferConv, ConvForward, ConvBackward, Reads, ConvScratch,
     /*saved_floats=*/nullptr, /*aliases_input=*/false, Final, /*check=*/nullptr,
     /*commit=*/nullptr, /*channel_affine=*/nullptr, /*takes_affine=*/true,
-    /*training_differs=*/false,
+    /*training_differs=*/false, /*masks_input=*/false,
 };
 
 const OpDef kDepthwiseConv2D = {
     "depthwise_conv2d", 2, 3, InferDepthwise, DepthwiseForward, DepthwiseBackward, Reads,
     /*scratch_floats=*/nullptr, /*saved_floats=*/nullptr, /*aliases_input=*/false, Final,
     /*check=*/nullptr, /*commit=*/nullptr, /*channel_affine=*/nullptr, /*takes_affine=*/true,
-    /*training_differs=*/false,
+    /*training_differs=*/false, /*masks_input=*/false,
 };
 
 }  // namespace ops

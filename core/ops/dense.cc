@@ -68,7 +68,7 @@ void Backward(const OpCall& c) {
   const Dims d = DimsOf(n, c.batch);
   // dz = dy * f'(z), in place over dy.
   float* dz = c.dout();
-  ActivationBackward(c.attrs<DenseAttrs>().activation, n.out->data, dz, dz, d.rows, d.units,
+  ActivationBackward(c.ToUndo(c.attrs<DenseAttrs>().activation), n.out->data, dz, dz, d.rows, d.units,
                      *c.pool);
   if (c.din[1] != nullptr) {  // dW[units, in] = dz^T[units, rows] x[rows, in]
     simd::Gemm(dz, d.units, true, n.in[0]->data, d.in, false, c.din[1], d.in, d.units, d.in,
@@ -116,7 +116,7 @@ const OpDef kDense = {
     "dense", 2, 3, Infer, Forward, Backward, Reads, ScratchFloats,
     /*saved_floats=*/nullptr, /*aliases_input=*/false, Final, /*check=*/nullptr,
     /*commit=*/nullptr, /*channel_affine=*/nullptr, /*takes_affine=*/true,
-    /*training_differs=*/false,
+    /*training_differs=*/false, /*masks_input=*/false,
 };
 
 }  // namespace ops

@@ -59,7 +59,7 @@ const OpDef kDropout = {
     "dropout", 1, 1, Infer, Forward, Backward, /*reads=*/nullptr, /*scratch_floats=*/nullptr,
     SavedFloats, /*aliases_input=*/false, /*final_activation=*/nullptr, /*check=*/nullptr,
     /*commit=*/nullptr, /*channel_affine=*/nullptr, /*takes_affine=*/false,
-    /*training_differs=*/true,
+    /*training_differs=*/true, /*masks_input=*/false,
 };
 
 }  // namespace ops

@@ -77,7 +77,7 @@ const OpDef kMatMul = {
     "matmul", 2, 2, Infer, Forward, Backward, Reads, ScratchFloats,
     /*saved_floats=*/nullptr, /*aliases_input=*/false, /*final_activation=*/nullptr,
     /*check=*/nullptr, /*commit=*/nullptr, /*channel_affine=*/nullptr, /*takes_affine=*/false,
-    /*training_differs=*/false,
+    /*training_differs=*/false, /*masks_input=*/false,
 };
 
 }  // namespace ops

@@ -27,8 +27,11 @@ void MaxForward(const OpCall& c) {
                        *c.pool);
 }
 void MaxBackward(const OpCall& c) {
+  const simd::PoolMask mask = c.mask == Activation::kRelu    ? simd::PoolMask::kRelu
+                              : c.mask == Activation::kRelu6 ? simd::PoolMask::kRelu6
+                                                             : simd::PoolMask::kNone;
   simd::MaxPoolBackward(c.node->in[0]->data, c.node->out->data, c.dout(), c.din[0],
-                        ConvShapeOf(*c.node, c.batch), *c.pool);
+                        ConvShapeOf(*c.node, c.batch), *c.pool, mask);
 }
 BackwardReads MaxReads(const Node&, uint32_t, bool) {
   BackwardReads r;  // where the maximum was: the input against the output
@@ -52,7 +55,7 @@ const OpDef kMaxPool2D = {
     /*scratch_floats=*/nullptr, /*saved_floats=*/nullptr, /*aliases_input=*/false,
     /*final_activation=*/nullptr, /*check=*/nullptr, /*commit=*/nullptr,
     /*channel_affine=*/nullptr, /*takes_affine=*/false,
-    /*training_differs=*/false,
+    /*training_differs=*/false, /*masks_input=*/true,
 };
 
 const OpDef kAvgPool2D = {
@@ -60,7 +63,7 @@ const OpDef kAvgPool2D = {
     /*scratch_floats=*/nullptr, /*saved_floats=*/nullptr, /*aliases_input=*/false,
     /*final_activation=*/nullptr, /*check=*/nullptr, /*commit=*/nullptr,
     /*channel_affine=*/nullptr, /*takes_affine=*/false,
-    /*training_differs=*/false,
+    /*training_differs=*/false, /*masks_input=*/false,
 };
 
 }  // namespace ops

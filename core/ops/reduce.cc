@@ -36,9 +36,9 @@ void MeanBackward(const OpCall& c) {
 
 // Fields as in core/ops/arithmetic.cc.
 const OpDef kSum = {"sum", 1, 1, Infer, SumForward, SumBackward,
-                    nullptr, nullptr, nullptr, false, nullptr, nullptr, nullptr, nullptr, false, false};
+                    nullptr, nullptr, nullptr, false, nullptr, nullptr, nullptr, nullptr, false, false, false};
 const OpDef kMean = {"mean", 1, 1, Infer, MeanForward, MeanBackward,
-                     nullptr, nullptr, nullptr, false, nullptr, nullptr, nullptr, nullptr, false, false};
+                     nullptr, nullptr, nullptr, false, nullptr, nullptr, nullptr, nullptr, false, false, false};
 
 }  // namespace ops
 }  // namespace thaw

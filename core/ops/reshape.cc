@@ -38,7 +38,7 @@ const OpDef kReshape = {
     "reshape", 1, 1, Infer, Forward, Backward, /*reads=*/nullptr, /*scratch_floats=*/nullptr,
     /*saved_floats=*/nullptr, /*aliases_input=*/true, /*final_activation=*/nullptr,
     /*check=*/nullptr, /*commit=*/nullptr, /*channel_affine=*/nullptr, /*takes_affine=*/false,
-    /*training_differs=*/false,
+    /*training_differs=*/false, /*masks_input=*/false,
 };
 
 }  // namespace ops
