@@ -21,6 +21,32 @@ HWY_BEFORE_NAMESPACE();
 namespace thaw {
 namespace HWY_NAMESPACE {
 
+// Whether EpilogueVector can apply e (no activation, ReLU or ReLU6): a
+// kernel then applies it to its sums in registers before it stores them.
+HWY_INLINE bool EpilogueInRegisters(const simd::GemmEpilogue& e) {
+  return e.activation == simd::GemmActivation::kNone ||
+         e.activation == simd::GemmActivation::kRelu ||
+         e.activation == simd::GemmActivation::kRelu6;
+}
+
+// Columns [j, j + Lanes(d)) of a row through e (EpilogueInRegisters(e)),
+// with the operations of ApplyEpilogue below, so its bits.
+template <class D, class V>
+HWY_INLINE V EpilogueVector(D d, const simd::GemmEpilogue& e, V v, size_t j) {
+  if (e.bias != nullptr) v = hn::Add(v, hn::LoadU(d, e.bias + j));
+  if (e.scale != nullptr) v = BatchNormApplyVector(d, v, e.mean + j, e.scale + j, e.shift + j);
+  if (e.activation == simd::GemmActivation::kRelu) v = ReluVector(d, v);
+  if (e.activation == simd::GemmActivation::kRelu6) v = Relu6Vector(d, v);
+  return v;
+}
+
+// Stores v, columns [j, j + Lanes(d)) of a row, at `out`: through e first
+// unless e is null.
+template <class D, class V>
+HWY_INLINE void StoreThrough(D d, const simd::GemmEpilogue* e, V v, size_t j, float* out) {
+  hn::StoreU(e != nullptr ? EpilogueVector(d, *e, v, j) : v, d, out);
+}
+
 // The rows of ApplyEpilogue below, for an epilogue that does something.
 // One out-of-line copy per target: inlined, its body (~7 KB on AVX2, the
 // sigmoid and tanh kernels included) was repeated at each of the GEMM's and
@@ -37,19 +63,11 @@ inline HWY_NOINLINE void ApplyEpilogueRows(const simd::GemmEpilogue& e, float* c
                                            size_t i0, size_t i1, size_t j0, size_t j1) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
-  const bool in_registers = e.activation == simd::GemmActivation::kNone ||
-                            e.activation == simd::GemmActivation::kRelu ||
-                            e.activation == simd::GemmActivation::kRelu6;
-  const size_t vectors_end = in_registers ? j0 + (j1 - j0) / N * N : j0;
+  const size_t vectors_end = EpilogueInRegisters(e) ? j0 + (j1 - j0) / N * N : j0;
   for (size_t i = i0; i < i1; ++i) {
     float* base = c + i * ldc;
     for (size_t j = j0; j < vectors_end; j += N) {
-      auto v = hn::LoadU(d, base + j);
-      if (e.bias != nullptr) v = hn::Add(v, hn::LoadU(d, e.bias + j));
-      if (e.scale != nullptr) v = BatchNormApplyVector(d, v, e.mean + j, e.scale + j, e.shift + j);
-      if (e.activation == simd::GemmActivation::kRelu) v = ReluVector(d, v);
-      if (e.activation == simd::GemmActivation::kRelu6) v = Relu6Vector(d, v);
-      hn::StoreU(v, d, base + j);
+      hn::StoreU(EpilogueVector(d, e, hn::LoadU(d, base + j), j), d, base + j);
     }
     if (vectors_end == j1) continue;
     const size_t n = j1 - vectors_end;

@@ -18,6 +18,7 @@
 #include "hwy/highway.h"
 #include "simd/conv.h"
 #include "simd/elementwise-inl.h"
+#include "simd/epilogue-inl.h"
 #include "simd/ieee-inl.h"
 #include "simd/spatial.h"
 
@@ -112,8 +113,10 @@ HWY_INLINE bool FullWidth(const simd::ConvShape& s, size_t ow, size_t count) {
 // output channels, x broadcast against the weight rows of the taps inside,
 // in (kh, kw, ci) order. Eight or four pixels whose taps are all inside go
 // together, independent sums (the same order per pixel, so the same bits).
+// Each sum goes through the epilogue e (null: none) as it is stored.
 HWY_INLINE void DirectConvForwardRows(const float* x, const float* w, float* y,
-                                      const simd::ConvShape& s, size_t q0, size_t q1) {
+                                      const simd::ConvShape& s, size_t q0, size_t q1,
+                                      const simd::GemmEpilogue* e) {
   const size_t cin = s.in_c, cout = s.out_c, step = s.stride_w * cin;
   for (size_t q = q0; q < q1; ++q) {
     const size_t n = q / s.out_h, oh = q % s.out_h;
@@ -148,15 +151,15 @@ HWY_INLINE void DirectConvForwardRows(const float* x, const float* w, float* y,
               }
             }
           }
-          hn::StoreU(a0, d, out + j);
-          hn::StoreU(a1, d, out + cout + j);
-          hn::StoreU(a2, d, out + 2 * cout + j);
-          hn::StoreU(a3, d, out + 3 * cout + j);
+          StoreThrough(d, e, a0, j, out + j);
+          StoreThrough(d, e, a1, j, out + cout + j);
+          StoreThrough(d, e, a2, j, out + 2 * cout + j);
+          StoreThrough(d, e, a3, j, out + 3 * cout + j);
           if (group == 8) {
-            hn::StoreU(a4, d, out + 4 * cout + j);
-            hn::StoreU(a5, d, out + 5 * cout + j);
-            hn::StoreU(a6, d, out + 6 * cout + j);
-            hn::StoreU(a7, d, out + 7 * cout + j);
+            StoreThrough(d, e, a4, j, out + 4 * cout + j);
+            StoreThrough(d, e, a5, j, out + 5 * cout + j);
+            StoreThrough(d, e, a6, j, out + 6 * cout + j);
+            StoreThrough(d, e, a7, j, out + 7 * cout + j);
           }
         });
         ow += group;
@@ -173,7 +176,7 @@ HWY_INLINE void DirectConvForwardRows(const float* x, const float* w, float* y,
             acc = hn::MulAdd(hn::Set(d, px[t]), hn::LoadU(d, wk + t * cout), acc);
           }
         }
-        hn::StoreU(acc, d, out + j);
+        StoreThrough(d, e, acc, j, out + j);
       });
       ++ow;
     }
@@ -296,9 +299,11 @@ HWY_INLINE void DirectConvWeightPixels(const float* x, const float* dy, float* d
   });
 }
 
-// Output rows [q0, q1) (a row is one (n, oh)): y = sum over taps x * w.
+// Output rows [q0, q1) (a row is one (n, oh)): y = sum over taps x * w,
+// through the epilogue e (null: none) as it is stored.
 HWY_INLINE void DepthwiseForwardRows(const float* x, const float* w, float* y,
-                                     const simd::ConvShape& s, size_t q0, size_t q1) {
+                                     const simd::ConvShape& s, size_t q0, size_t q1,
+                                     const simd::GemmEpilogue* e) {
   for (size_t q = q0; q < q1; ++q) {
     const size_t n = q / s.out_h, oh = q % s.out_h;
     size_t kh0, kh1;
@@ -318,7 +323,7 @@ HWY_INLINE void DepthwiseForwardRows(const float* x, const float* w, float* y,
             acc = hn::MulAdd(hn::LoadU(d, px), hn::LoadU(d, wk), acc);
           }
         }
-        hn::StoreU(acc, d, out + j);
+        StoreThrough(d, e, acc, j, out + j);
       });
     }
   }

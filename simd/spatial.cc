@@ -18,8 +18,9 @@ namespace HWY_NAMESPACE {
 static void DirectConvForwardImpl(const float* x, const float* w, float* y,
                                   const simd::ConvShape& s, size_t q0, size_t q1,
                                   const simd::GemmEpilogue& epilogue) {
-  DirectConvForwardRows(x, w, y, s, q0, q1);
-  ApplyEpilogue(epilogue, y, s.out_c, q0 * s.out_w, q1 * s.out_w, 0, s.out_c);
+  const bool fused = EpilogueInRegisters(epilogue);
+  DirectConvForwardRows(x, w, y, s, q0, q1, fused ? &epilogue : nullptr);
+  if (!fused) ApplyEpilogue(epilogue, y, s.out_c, q0 * s.out_w, q1 * s.out_w, 0, s.out_c);
 }
 static void DirectConvWeightImpl(const float* x, const float* dy, float* dw,
                                  const simd::ConvShape& s, size_t p0, size_t p1) {
@@ -28,8 +29,9 @@ static void DirectConvWeightImpl(const float* x, const float* dy, float* dw,
 static void DepthwiseForwardImpl(const float* x, const float* w, float* y,
                                  const simd::ConvShape& s, size_t q0, size_t q1,
                                  const simd::GemmEpilogue& epilogue) {
-  DepthwiseForwardRows(x, w, y, s, q0, q1);
-  ApplyEpilogue(epilogue, y, s.in_c, q0 * s.out_w, q1 * s.out_w, 0, s.in_c);
+  const bool fused = EpilogueInRegisters(epilogue);
+  DepthwiseForwardRows(x, w, y, s, q0, q1, fused ? &epilogue : nullptr);
+  if (!fused) ApplyEpilogue(epilogue, y, s.in_c, q0 * s.out_w, q1 * s.out_w, 0, s.in_c);
 }
 static void DepthwiseInputImpl(const float* w, const float* dy, float* dx,
                                const simd::ConvShape& s, size_t q0, size_t q1) {
