@@ -423,16 +423,18 @@ void InputGradient(const float* w, const float* dy, float* dx, const ConvShape& 
   }
 }
 
-// Few input channels: the direct kernels of simd/spatial.h (forward and
-// weight gradient; the input gradient, rarely wanted of a first layer, stays
-// the GEMM's).
+// Few input channels: the direct kernels of simd/spatial.h for the weight
+// gradient, and for the forward pass with a stride (with stride 1 the bands
+// are faster: 3x3 1->16 at 28x28, AMD EPYC AVX3, 114 -> 81 us, where the
+// direct kernel's pixels at the edges go one at a time); the input
+// gradient, rarely wanted of a first layer, stays the GEMM's.
 bool Narrow(const ConvShape& s) { return s.in_c <= 4; }
 
 }  // namespace
 
 size_t ConvForwardScratchFloats(const ConvShape& s, int threads) {
   if (s.pointwise()) return GemmScratchFloats(s.pixels(), s.out_c, s.in_c, false, false, threads);
-  if (Narrow(s)) return 0;
+  if (Narrow(s) && !FromImage(s)) return 0;
   return ForwardFloats(s, threads);
 }
 
@@ -443,7 +445,7 @@ void ConvForward(const float* x, const float* w, float* y, const ConvShape& s, f
          /*accumulate=*/false, scratch, pool, epilogue);
     return;
   }
-  if (Narrow(s)) {
+  if (Narrow(s) && !FromImage(s)) {
     DirectConvForward(x, w, y, s, pool, epilogue);
     return;
   }
