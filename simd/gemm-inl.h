@@ -444,6 +444,49 @@ HWY_INLINE void SpillRow(D d, V c0, V c1, V c2, float* HWY_RESTRICT out) {
   if constexpr (kV > 2) hn::Store(c2, d, out + 2 * N);
 }
 
+// Row r of a tile's accumulators: with kBlocks == 1, kV vectors of row r
+// (a = L(r, p)); with kBlocks > 1 (one vector of columns), row r of each
+// of kBlocks blocks of rows, kRows rows apart (c_b: row b * kRows + r, L's
+// at a[b * block]).
+template <size_t kV, size_t kBlocks, class D, class V>
+HWY_INLINE void FmaTileRow(D d, const float* HWY_RESTRICT a, size_t block, V b0, V b1, V b2,
+                           V& c0, V& c1, V& c2) {
+  if constexpr (kBlocks == 1) {
+    FmaRow<kV>(d, a[0], b0, b1, b2, c0, c1, c2);
+  } else {
+    c0 = hn::MulAdd(hn::Set(d, a[0]), b0, c0);
+    c1 = hn::MulAdd(hn::Set(d, a[block]), b0, c1);
+    if constexpr (kBlocks > 2) c2 = hn::MulAdd(hn::Set(d, a[2 * block]), b0, c2);
+  }
+}
+
+// Row r's accumulators (as FmaTileRow's) to C' rows of unit column stride,
+// those below `rows`.
+template <size_t kV, size_t kBlocks, size_t kRows, class D, class V>
+HWY_INLINE void StoreTileRow(D d, V c0, V c1, V c2, size_t r, float* HWY_RESTRICT c, size_t c_rs,
+                             size_t rows, bool add) {
+  if constexpr (kBlocks == 1) {
+    if (r < rows) StoreRow<kV>(d, c0, c1, c2, c + r * c_rs, add);
+  } else {
+    if (r < rows) StoreRow<1>(d, c0, c0, c0, c + r * c_rs, add);
+    if (kRows + r < rows) StoreRow<1>(d, c1, c1, c1, c + (kRows + r) * c_rs, add);
+    if (kBlocks > 2 && 2 * kRows + r < rows) StoreRow<1>(d, c2, c2, c2, c + (2 * kRows + r) * c_rs, add);
+  }
+}
+
+// Row r's accumulators into the stack tile, rows `stride` floats apart.
+template <size_t kV, size_t kBlocks, size_t kRows, class D, class V>
+HWY_INLINE void SpillTileRow(D d, V c0, V c1, V c2, size_t r, float* HWY_RESTRICT tile,
+                             size_t stride) {
+  if constexpr (kBlocks == 1) {
+    SpillRow<kV>(d, c0, c1, c2, tile + r * stride);
+  } else {
+    SpillRow<1>(d, c0, c0, c0, tile + r * stride);
+    SpillRow<1>(d, c1, c1, c1, tile + (kRows + r) * stride);
+    if constexpr (kBlocks > 2) SpillRow<1>(d, c2, c2, c2, tile + (2 * kRows + r) * stride);
+  }
+}
+
 // The rows x cols corner of the stack tile (row stride nr) to C' (c = tile
 // or c += tile), element by element. Out of line, once for every Tile
 // instantiation: it is the edge tiles' path, and its loops (vectorised by
@@ -484,18 +527,24 @@ inline HWY_NOINLINE void WriteSpilled(const float* HWY_RESTRICT tile, size_t nr,
 // most one vector of columns (a 16-channel convolution on AVX3), 1: the
 // FMAs on the padding columns are not done.
 // kRows: the tile's rows, kMR or fewer (a convolution's output row of 14 is
-// two tiles of 7, not 8 + 8 with 2 rows of padding).
+// two tiles of 7, not 8 + 8 with 2 rows of padding). kBlocks > 1 (with
+// kV == 1): kBlocks blocks of kRows rows, each in the registers another
+// vector of columns would take (a convolution with 16 output channels on
+// AVX3: 14 rows of one vector, twice the FMAs per load of R, and 14 sums
+// in flight where 7 wait on the FMA latency).
 // runs > 1: the k steps are `runs` runs of kc, the L of run u starting at
 // l + u * l_run, R continuing from one run to the next (a convolution's
 // kernel rows, rows of the padded image apart, all summed in registers).
 // Not inlined, so that its registers are allocated for the k loop alone.
-template <bool kLeftPacked, bool kRightPacked, size_t kV = kNV, size_t kRows = kMR>
+template <bool kLeftPacked, bool kRightPacked, size_t kV = kNV, size_t kRows = kMR,
+          size_t kBlocks = 1>
 HWY_NOINLINE void Tile(size_t kc, const float* HWY_RESTRICT l, size_t l_rs,
                      size_t l_ks, const float* HWY_RESTRICT r, size_t r_ks,
                      float* HWY_RESTRICT c, size_t c_rs, size_t c_cs,
                      size_t rows, size_t cols, bool add, size_t runs = 1,
                      size_t l_run = 0) {
   static_assert(kRows >= 1 && kRows <= kMR, "tile rows");
+  static_assert(kBlocks == 1 || (kV == 1 && kBlocks <= kNV && kBlocks <= 3), "row blocks");
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   const size_t nr = kNV * N;
@@ -525,47 +574,49 @@ HWY_NOINLINE void Tile(size_t kc, const float* HWY_RESTRICT l, size_t l_rs,
   V c60 = c00, c61 = c00, c62 = c00, c70 = c00, c71 = c00, c72 = c00;
   for (size_t run = 0; run < runs; ++run) {
     const float* HWY_RESTRICT lp = l + run * l_run;
+    const size_t block = kRows * l_rs;  // kBlocks > 1: rows of the next block
     for (size_t p = 0; p < kc; ++p) {
       const V b0 = hn::LoadU(d, r);
       V b1 = b0, b2 = b0;
       if constexpr (kV > 1) b1 = hn::LoadU(d, r + N);
       if constexpr (kV > 2) b2 = hn::LoadU(d, r + 2 * N);
-      FmaRow<kV>(d, lp[0], b0, b1, b2, c00, c01, c02);
-      if constexpr (kRows > 1) FmaRow<kV>(d, lp[l_rs], b0, b1, b2, c10, c11, c12);
-      if constexpr (kRows > 2) FmaRow<kV>(d, lp[2 * l_rs], b0, b1, b2, c20, c21, c22);
-      if constexpr (kRows > 3) FmaRow<kV>(d, lp[3 * l_rs], b0, b1, b2, c30, c31, c32);
-      if constexpr (kRows > 4) FmaRow<kV>(d, lp[4 * l_rs], b0, b1, b2, c40, c41, c42);
-      if constexpr (kRows > 5) FmaRow<kV>(d, lp[5 * l_rs], b0, b1, b2, c50, c51, c52);
-      if constexpr (kRows > 6) FmaRow<kV>(d, lp[6 * l_rs], b0, b1, b2, c60, c61, c62);
-      if constexpr (kRows > 7) FmaRow<kV>(d, lp[7 * l_rs], b0, b1, b2, c70, c71, c72);
+      FmaTileRow<kV, kBlocks>(d, lp, block, b0, b1, b2, c00, c01, c02);
+      if constexpr (kRows > 1) FmaTileRow<kV, kBlocks>(d, lp + l_rs, block, b0, b1, b2, c10, c11, c12);
+      if constexpr (kRows > 2) FmaTileRow<kV, kBlocks>(d, lp + 2 * l_rs, block, b0, b1, b2, c20, c21, c22);
+      if constexpr (kRows > 3) FmaTileRow<kV, kBlocks>(d, lp + 3 * l_rs, block, b0, b1, b2, c30, c31, c32);
+      if constexpr (kRows > 4) FmaTileRow<kV, kBlocks>(d, lp + 4 * l_rs, block, b0, b1, b2, c40, c41, c42);
+      if constexpr (kRows > 5) FmaTileRow<kV, kBlocks>(d, lp + 5 * l_rs, block, b0, b1, b2, c50, c51, c52);
+      if constexpr (kRows > 6) FmaTileRow<kV, kBlocks>(d, lp + 6 * l_rs, block, b0, b1, b2, c60, c61, c62);
+      if constexpr (kRows > 7) FmaTileRow<kV, kBlocks>(d, lp + 7 * l_rs, block, b0, b1, b2, c70, c71, c72);
       lp += l_ks;
       r += r_ks;
     }
   }
   if (cols == kV * N && c_cs == 1) {
     // Straight from registers; rows past `rows` are padding.
-    StoreRow<kV>(d, c00, c01, c02, c, add);
-    if (kRows > 1 && rows > 1) StoreRow<kV>(d, c10, c11, c12, c + c_rs, add);
-    if (kRows > 2 && rows > 2) StoreRow<kV>(d, c20, c21, c22, c + 2 * c_rs, add);
-    if (kRows > 3 && rows > 3) StoreRow<kV>(d, c30, c31, c32, c + 3 * c_rs, add);
-    if (kRows > 4 && rows > 4) StoreRow<kV>(d, c40, c41, c42, c + 4 * c_rs, add);
-    if (kRows > 5 && rows > 5) StoreRow<kV>(d, c50, c51, c52, c + 5 * c_rs, add);
-    if (kRows > 6 && rows > 6) StoreRow<kV>(d, c60, c61, c62, c + 6 * c_rs, add);
-    if (kRows > 7 && rows > 7) StoreRow<kV>(d, c70, c71, c72, c + 7 * c_rs, add);
+    StoreTileRow<kV, kBlocks, kRows>(d, c00, c01, c02, 0, c, c_rs, rows, add);
+    if constexpr (kRows > 1) StoreTileRow<kV, kBlocks, kRows>(d, c10, c11, c12, 1, c, c_rs, rows, add);
+    if constexpr (kRows > 2) StoreTileRow<kV, kBlocks, kRows>(d, c20, c21, c22, 2, c, c_rs, rows, add);
+    if constexpr (kRows > 3) StoreTileRow<kV, kBlocks, kRows>(d, c30, c31, c32, 3, c, c_rs, rows, add);
+    if constexpr (kRows > 4) StoreTileRow<kV, kBlocks, kRows>(d, c40, c41, c42, 4, c, c_rs, rows, add);
+    if constexpr (kRows > 5) StoreTileRow<kV, kBlocks, kRows>(d, c50, c51, c52, 5, c, c_rs, rows, add);
+    if constexpr (kRows > 6) StoreTileRow<kV, kBlocks, kRows>(d, c60, c61, c62, 6, c, c_rs, rows, add);
+    if constexpr (kRows > 7) StoreTileRow<kV, kBlocks, kRows>(d, c70, c71, c72, 7, c, c_rs, rows, add);
     return;
   }
-  // Partial columns or a transposed C': through a stack tile (row stride
-  // NR), then element by element.
+  // Partial columns or a transposed C': through a stack tile (rows NR
+  // floats apart; N for blocks of rows), then element by element.
   HWY_ALIGN float tile[kMR * kNV * HWY_LANES(float)];
-  SpillRow<kV>(d, c00, c01, c02, tile);
-  if constexpr (kRows > 1) SpillRow<kV>(d, c10, c11, c12, tile + nr);
-  if constexpr (kRows > 2) SpillRow<kV>(d, c20, c21, c22, tile + 2 * nr);
-  if constexpr (kRows > 3) SpillRow<kV>(d, c30, c31, c32, tile + 3 * nr);
-  if constexpr (kRows > 4) SpillRow<kV>(d, c40, c41, c42, tile + 4 * nr);
-  if constexpr (kRows > 5) SpillRow<kV>(d, c50, c51, c52, tile + 5 * nr);
-  if constexpr (kRows > 6) SpillRow<kV>(d, c60, c61, c62, tile + 6 * nr);
-  if constexpr (kRows > 7) SpillRow<kV>(d, c70, c71, c72, tile + 7 * nr);
-  WriteSpilled(tile, nr, c, c_rs, c_cs, rows, cols, add);
+  const size_t stride = kBlocks > 1 ? N : nr;
+  SpillTileRow<kV, kBlocks, kRows>(d, c00, c01, c02, 0, tile, stride);
+  if constexpr (kRows > 1) SpillTileRow<kV, kBlocks, kRows>(d, c10, c11, c12, 1, tile, stride);
+  if constexpr (kRows > 2) SpillTileRow<kV, kBlocks, kRows>(d, c20, c21, c22, 2, tile, stride);
+  if constexpr (kRows > 3) SpillTileRow<kV, kBlocks, kRows>(d, c30, c31, c32, 3, tile, stride);
+  if constexpr (kRows > 4) SpillTileRow<kV, kBlocks, kRows>(d, c40, c41, c42, 4, tile, stride);
+  if constexpr (kRows > 5) SpillTileRow<kV, kBlocks, kRows>(d, c50, c51, c52, 5, tile, stride);
+  if constexpr (kRows > 6) SpillTileRow<kV, kBlocks, kRows>(d, c60, c61, c62, 6, tile, stride);
+  if constexpr (kRows > 7) SpillTileRow<kV, kBlocks, kRows>(d, c70, c71, c72, 7, tile, stride);
+  WriteSpilled(tile, stride, c, c_rs, c_cs, rows, cols, add);
 }
 
 // ---- Threads: ordered work items ----
@@ -1296,23 +1347,44 @@ HWY_INLINE void PackConvWeightsT(const float* w, size_t k, size_t cout, float* p
   PackRight(o, 0, k, 0, cout, panels);
 }
 
-// The rows of ConvImageT's tiles for outputs rows of out_w pixels: kMR, or
-// kMR - 1 when that computes fewer padding rows (14 = 7 + 7, not 8 + 8).
-HWY_INLINE size_t ImageTileRows(size_t out_w) {
-  return DivCeil(out_w, kMR - 1) * (kMR - 1) < DivCeil(out_w, kMR) * kMR ? kMR - 1 : kMR;
+// ConvImageT's tile for output rows of out_w pixels: kRows of kMR or
+// kMR - 1, and for a panel of one vector, blocks of them (kNV: the
+// registers of the other vectors). The shape that computes the fewest
+// padding rows (14 = 7 + 7 on AVX3, or one tile of 2 x 7 for one vector),
+// the larger on a tie. Its padding rows are fewer than kMR: a short tile
+// reads at most kMR - 1 pixels past an image row's end, in the slack.
+struct ImageTile {
+  size_t rows_per_block;
+  size_t blocks;
+  size_t rows() const { return rows_per_block * blocks; }
+};
+
+HWY_INLINE ImageTile ImageTileOf(size_t out_w, bool one_vector) {
+  ImageTile best{kMR, 1};
+  for (size_t blocks : {size_t{1}, one_vector ? kNV : size_t{1}}) {
+    for (size_t per_block : {kMR, kMR - 1}) {
+      const ImageTile t{per_block, blocks};
+      const size_t computed = DivCeil(out_w, t.rows()) * t.rows();
+      const size_t best_computed = DivCeil(out_w, best.rows()) * best.rows();
+      if (computed < best_computed || (computed == best_computed && t.rows() > best.rows())) {
+        best = t;
+      }
+    }
+  }
+  return best;
 }
 
 // One tile of ConvImageT: kernel_h runs of `run` k steps, `row` floats
-// apart in the padded image, all in registers; one vector of columns when
-// the panel has no more.
-template <size_t kRows>
+// apart in the padded image, all in registers; one vector of columns (in
+// kBlocks blocks of rows) when the panel has no more.
+template <size_t kRows, size_t kBlocks>
 HWY_INLINE void ConvTile(bool one_vector, size_t run, size_t kernel_h, const float* l, size_t cin,
                          size_t row, const float* panel, float* c, size_t cout, size_t rows,
                          size_t cols) {
   if (one_vector) {
-    Tile<false, true, 1, kRows>(run, l, cin, 1, panel, 0, c, cout, 1, rows, cols, false,
-                                kernel_h, row);
-  } else {
+    Tile<false, true, 1, kRows, kBlocks>(run, l, cin, 1, panel, 0, c, cout, 1, rows, cols, false,
+                                         kernel_h, row);
+  } else if constexpr (kBlocks == 1) {
     Tile<false, true, kNV, kRows>(run, l, cin, 1, panel, 0, c, cout, 1, rows, cols, false,
                                   kernel_h, row);
   }
@@ -1333,20 +1405,29 @@ HWY_INLINE void ConvImageT(const float* padded, size_t padded_w, size_t cin, siz
                            size_t kernel_w, const float* panels, size_t cout, float* y,
                            size_t out_h, size_t out_w, const simd::GemmEpilogue& epilogue) {
   const size_t nr = TileCols(), run = kernel_w * cin, k = kernel_h * run;
-  const size_t tile_rows = ImageTileRows(out_w), row = padded_w * cin;
+  const size_t row = padded_w * cin;
   for (size_t jr = 0; jr < cout; jr += nr) {  // a panel stays in L1 for the image
     const size_t cols = std::min(nr, cout - jr);
     const float* panel = panels + jr / nr * k * nr;
     const bool one_vector = kNV > 1 && cols <= VecLanes();
+    const ImageTile tile = ImageTileOf(out_w, one_vector);
     for (size_t oh = 0; oh < out_h; ++oh) {
-      for (size_t ow = 0; ow < out_w; ow += tile_rows) {
-        const size_t rows = std::min(tile_rows, out_w - ow);
+      for (size_t ow = 0; ow < out_w; ow += tile.rows()) {
+        const size_t rows = std::min(tile.rows(), out_w - ow);
         const float* l = padded + (oh * padded_w + ow) * cin;
         float* c = y + (oh * out_w + ow) * cout + jr;
-        if (tile_rows == kMR) {
-          ConvTile<kMR>(one_vector, run, kernel_h, l, cin, row, panel, c, cout, rows, cols);
+        const bool full = tile.rows_per_block == kMR;
+        if (tile.blocks == 1) {
+          if (full) {
+            ConvTile<kMR, 1>(one_vector, run, kernel_h, l, cin, row, panel, c, cout, rows, cols);
+          } else {
+            ConvTile<kMR - 1, 1>(one_vector, run, kernel_h, l, cin, row, panel, c, cout, rows,
+                                 cols);
+          }
+        } else if (full) {
+          ConvTile<kMR, kNV>(true, run, kernel_h, l, cin, row, panel, c, cout, rows, cols);
         } else {
-          ConvTile<kMR - 1>(one_vector, run, kernel_h, l, cin, row, panel, c, cout, rows, cols);
+          ConvTile<kMR - 1, kNV>(true, run, kernel_h, l, cin, row, panel, c, cout, rows, cols);
         }
       }
     }

@@ -53,6 +53,9 @@ std::vector<ConvShape> Shapes() {
           Make(3, 6, 6, 16, 8, 1, 1, false), Make(2, 5, 5, 9, 31, 1, 2, false),
           Make(1, 4, 4, 2, 3, 5, 1, true),   Make(4, 14, 14, 32, 32, 3, 1, true),
           Make(2, 28, 28, 1, 16, 3, 1, true),
+          // One vector of output channels (AVX3's 16 forward, AVX2's 8 for
+          // dx), 13 wide: tiles of two blocks of rows, the last one short.
+          Make(2, 13, 13, 8, 16, 3, 1, true),
           // Windows that are not square: 3x1 stride (2, 1), 1x5, 3x2 stride (1, 2) narrow.
           Wide(Make(2, 9, 8, 6, 5, 3, 2, true), 1, 1, true),
           Wide(Make(1, 6, 11, 8, 4, 1, 1, false), 5, 1, false),
