@@ -183,18 +183,22 @@ HWY_INLINE void DirectConvForwardRows(const float* x, const float* w, float* y,
   }
 }
 
-// Rows [t0, t0 + count) (count <= 8) of dw[K, Cout], channels [j, j +
-// lanes): each row's sum over output pixels [p0, p1), in pixel order, of x
-// at that row's tap times the pixel's dy, in registers from the first
-// pixel to the last (a tap outside the input adds nothing).
+// Rows of dw per pass over the pixels: K = 9 (3x3x1) in one pass, 9 sums
+// in flight (two passes of 4 and 5 waited on the FMA latency).
+constexpr size_t kDirectWeightRows = 12;
+
+// Rows [t0, t0 + count) (count <= kDirectWeightRows) of dw[K, Cout],
+// channels [j, j + lanes): each row's sum over output pixels [p0, p1), in
+// pixel order, of x at that row's tap times the pixel's dy, in registers
+// from the first pixel to the last (a tap outside the input adds nothing).
 template <class D>
 HWY_INLINE void DirectConvWeightRows(D d, const float* x, const float* dy, float* dw,
                                      const simd::ConvShape& s, size_t p0, size_t p1,
                                      size_t t0, size_t count, size_t j) {
   const size_t cin = s.in_c, cout = s.out_c;
   // Each row's tap (kh, kw) and its offset in x from the window's corner.
-  size_t kh[8] = {}, kw[8] = {};
-  long offset[8] = {};
+  size_t kh[kDirectWeightRows] = {}, kw[kDirectWeightRows] = {};
+  long offset[kDirectWeightRows] = {};
   for (size_t i = 0; i < count; ++i) {
     const size_t t = t0 + i;
     kh[i] = t / (s.kernel_w * cin);
@@ -203,7 +207,7 @@ HWY_INLINE void DirectConvWeightRows(D d, const float* x, const float* dy, float
   }
   using V = hn::Vec<D>;
   V a0 = hn::LoadU(d, dw + t0 * cout + j), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0,
-    a6 = a0, a7 = a0;
+    a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
   if (count > 1) a1 = hn::LoadU(d, dw + (t0 + 1) * cout + j);
   if (count > 2) a2 = hn::LoadU(d, dw + (t0 + 2) * cout + j);
   if (count > 3) a3 = hn::LoadU(d, dw + (t0 + 3) * cout + j);
@@ -211,6 +215,10 @@ HWY_INLINE void DirectConvWeightRows(D d, const float* x, const float* dy, float
   if (count > 5) a5 = hn::LoadU(d, dw + (t0 + 5) * cout + j);
   if (count > 6) a6 = hn::LoadU(d, dw + (t0 + 6) * cout + j);
   if (count > 7) a7 = hn::LoadU(d, dw + (t0 + 7) * cout + j);
+  if (count > 8) a8 = hn::LoadU(d, dw + (t0 + 8) * cout + j);
+  if (count > 9) a9 = hn::LoadU(d, dw + (t0 + 9) * cout + j);
+  if (count > 10) a10 = hn::LoadU(d, dw + (t0 + 10) * cout + j);
+  if (count > 11) a11 = hn::LoadU(d, dw + (t0 + 11) * cout + j);
   const long in_h = static_cast<long>(s.in_h), in_w = static_cast<long>(s.in_w);
   const size_t plane = s.out_h * s.out_w, step = s.stride_w * cin;
   // Outputs [lo, hi) of a row have every kw tap inside: the first tap from
@@ -242,6 +250,10 @@ HWY_INLINE void DirectConvWeightRows(D d, const float* x, const float* dy, float
         if (count > 5) a5 = tap(a5, 5);
         if (count > 6) a6 = tap(a6, 6);
         if (count > 7) a7 = tap(a7, 7);
+        if (count > 8) a8 = tap(a8, 8);
+        if (count > 9) a9 = tap(a9, 9);
+        if (count > 10) a10 = tap(a10, 10);
+        if (count > 11) a11 = tap(a11, 11);
       }
     };
     // Outputs [inside_lo, inside_hi) of the segment have every tap inside.
@@ -266,6 +278,10 @@ HWY_INLINE void DirectConvWeightRows(D d, const float* x, const float* dy, float
         if (count > 5) a5 = hn::MulAdd(hn::Set(d, px[offset[5]]), g, a5);
         if (count > 6) a6 = hn::MulAdd(hn::Set(d, px[offset[6]]), g, a6);
         if (count > 7) a7 = hn::MulAdd(hn::Set(d, px[offset[7]]), g, a7);
+        if (count > 8) a8 = hn::MulAdd(hn::Set(d, px[offset[8]]), g, a8);
+        if (count > 9) a9 = hn::MulAdd(hn::Set(d, px[offset[9]]), g, a9);
+        if (count > 10) a10 = hn::MulAdd(hn::Set(d, px[offset[10]]), g, a10);
+        if (count > 11) a11 = hn::MulAdd(hn::Set(d, px[offset[11]]), g, a11);
       }
     }
     edges(inside_hi, stop);
@@ -279,18 +295,23 @@ HWY_INLINE void DirectConvWeightRows(D d, const float* x, const float* dy, float
   if (count > 5) hn::StoreU(a5, d, dw + (t0 + 5) * cout + j);
   if (count > 6) hn::StoreU(a6, d, dw + (t0 + 6) * cout + j);
   if (count > 7) hn::StoreU(a7, d, dw + (t0 + 7) * cout + j);
+  if (count > 8) hn::StoreU(a8, d, dw + (t0 + 8) * cout + j);
+  if (count > 9) hn::StoreU(a9, d, dw + (t0 + 9) * cout + j);
+  if (count > 10) hn::StoreU(a10, d, dw + (t0 + 10) * cout + j);
+  if (count > 11) hn::StoreU(a11, d, dw + (t0 + 11) * cout + j);
 }
 
 // Output pixels [p0, p1) of the same convolution, in order: dw[K, Cout] +=
 // x at each tap inside times the pixel's dy row. The rows of dw in blocks of
-// at most 8 (K = 9 as 5 + 4), each block's sums held in registers over all
-// the pixels, the same additions in the same order as one pixel at a time.
-// Added into memory four pixels at a time instead, each sum waited on its
-// own store: the reference CNN's first layer (28x28x1 -> 16, batch 32) took
-// 290 us on one AVX3 core, 170 us now.
+// at most kDirectWeightRows (K = 9 in one), each block's sums held in
+// registers over all the pixels, the same additions in the same order as
+// one pixel at a time. Added into memory four pixels at a time instead,
+// each sum waited on its own store: the reference CNN's first layer
+// (28x28x1 -> 16, batch 32) took 290 us on one Intel AVX3 core, 170 us in
+// blocks of 8 rows.
 HWY_INLINE void DirectConvWeightPixels(const float* x, const float* dy, float* dw,
                                        const simd::ConvShape& s, size_t p0, size_t p1) {
-  const size_t k = s.patch(), blocks = (k + 7) / 8;
+  const size_t k = s.patch(), blocks = (k + kDirectWeightRows - 1) / kDirectWeightRows;
   spatial::ForChannels(0, s.out_c, [&](auto d, size_t j) HWY_ATTR {
     for (size_t b = 0; b < blocks; ++b) {
       const size_t t0 = b * k / blocks, t1 = (b + 1) * k / blocks;
