@@ -470,7 +470,9 @@ HWY_INLINE void StoreTileRow(D d, V c0, V c1, V c2, size_t r, float* HWY_RESTRIC
   } else {
     if (r < rows) StoreRow<1>(d, c0, c0, c0, c + r * c_rs, add);
     if (kRows + r < rows) StoreRow<1>(d, c1, c1, c1, c + (kRows + r) * c_rs, add);
-    if (kBlocks > 2 && 2 * kRows + r < rows) StoreRow<1>(d, c2, c2, c2, c + (2 * kRows + r) * c_rs, add);
+    if (kBlocks > 2 && 2 * kRows + r < rows) {
+      StoreRow<1>(d, c2, c2, c2, c + (2 * kRows + r) * c_rs, add);
+    }
   }
 }
 
@@ -1375,16 +1377,16 @@ HWY_INLINE ImageTile ImageTileOf(size_t out_w, bool one_vector) {
 }
 
 // One tile of ConvImageT: kernel_h runs of `run` k steps, `row` floats
-// apart in the padded image, all in registers; one vector of columns (in
-// kBlocks blocks of rows) when the panel has no more.
+// apart in the padded image, all in registers; one vector of columns when
+// the panel has no more (always with kBlocks blocks of rows).
 template <size_t kRows, size_t kBlocks>
 HWY_INLINE void ConvTile(bool one_vector, size_t run, size_t kernel_h, const float* l, size_t cin,
                          size_t row, const float* panel, float* c, size_t cout, size_t rows,
                          size_t cols) {
-  if (one_vector) {
+  if (kBlocks > 1 || one_vector) {
     Tile<false, true, 1, kRows, kBlocks>(run, l, cin, 1, panel, 0, c, cout, 1, rows, cols, false,
                                          kernel_h, row);
-  } else if constexpr (kBlocks == 1) {
+  } else {
     Tile<false, true, kNV, kRows>(run, l, cin, 1, panel, 0, c, cout, 1, rows, cols, false,
                                   kernel_h, row);
   }

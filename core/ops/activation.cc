@@ -59,8 +59,8 @@ void Forward(const OpCall& c) {
 
 void Backward(const OpCall& c) {
   const size_t cols = Columns(*c.node->in[0]);
-  ActivationBackward(c.ToUndo(c.attrs<ActivationAttrs>().activation), c.node->out->data, c.dout(),
-                     c.din[0], c.out_elements() / cols, cols, *c.pool);
+  ActivationBackward(c.ToUndo(c.attrs<ActivationAttrs>().activation), c.node->out->data,
+                     c.dout(), c.din[0], c.out_elements() / cols, cols, *c.pool);
 }
 
 BackwardReads Reads(const Node&, uint32_t, bool) {

@@ -95,7 +95,8 @@ simd::GemmEpilogue WindowEpilogue(const OpCall& c) {
 float* ActivationAndBias(const OpCall& c, const simd::ConvShape& s) {
   const WindowAttrs a = c.attrs<WindowAttrs>();
   float* dz = c.dout();
-  ActivationBackward(c.ToUndo(a.activation), c.node->out->data, dz, dz, s.pixels(), s.out_c, *c.pool);
+  ActivationBackward(c.ToUndo(a.activation), c.node->out->data, dz, dz, s.pixels(), s.out_c,
+                     *c.pool);
   if (a.has_bias && c.din[2] != nullptr) {
     simd::ColumnSums(dz, s.pixels(), s.out_c, c.din[2], *c.pool);
   }

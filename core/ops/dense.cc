@@ -68,8 +68,8 @@ void Backward(const OpCall& c) {
   const Dims d = DimsOf(n, c.batch);
   // dz = dy * f'(z), in place over dy.
   float* dz = c.dout();
-  ActivationBackward(c.ToUndo(c.attrs<DenseAttrs>().activation), n.out->data, dz, dz, d.rows, d.units,
-                     *c.pool);
+  ActivationBackward(c.ToUndo(c.attrs<DenseAttrs>().activation), n.out->data, dz, dz, d.rows,
+                     d.units, *c.pool);
   if (c.din[1] != nullptr) {  // dW[units, in] = dz^T[units, rows] x[rows, in]
     simd::Gemm(dz, d.units, true, n.in[0]->data, d.in, false, c.din[1], d.in, d.units, d.in,
                d.rows, /*accumulate=*/false, c.scratch, *c.pool);
