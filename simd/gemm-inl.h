@@ -115,6 +115,9 @@ HWY_INLINE size_t VecLanes() {
 }
 // NR: columns of C' per tile (run time: SVE lanes are a run-time value).
 HWY_INLINE size_t TileCols() { return kNV * VecLanes(); }
+// Whether a panel of `cols` columns fits one vector where the tile has more:
+// then the tiles that read it take one vector (no FMAs on padding columns).
+HWY_INLINE bool OneVector(size_t cols) { return kNV > 1 && cols <= VecLanes(); }
 
 // The tile as plain data, for the decisions of simd/gemm_plan.h (the same
 // ones GemmScratchFloats makes for this target from the table).
@@ -1002,7 +1005,7 @@ struct TaskState {
 HWY_INLINE void TileOf(bool l_packed, bool r_packed, size_t kc, const float* l, size_t l_rs,
                        size_t l_ks, const float* r, size_t r_ks, float* c, size_t c_rs,
                        size_t c_cs, size_t rows, size_t cols, bool add) {
-  if (kNV > 1 && cols <= VecLanes() && !l_packed) {
+  if (OneVector(cols) && !l_packed) {
     Tile<false, true, 1>(kc, l, l_rs, l_ks, r, 0, c, c_rs, c_cs, rows, cols, add);
   } else if (l_packed) {
     if (r_packed) {
@@ -1411,7 +1414,7 @@ HWY_INLINE void ConvImageT(const float* padded, size_t padded_w, size_t cin, siz
   for (size_t jr = 0; jr < cout; jr += nr) {  // a panel stays in L1 for the image
     const size_t cols = std::min(nr, cout - jr);
     const float* panel = panels + jr / nr * k * nr;
-    const bool one_vector = kNV > 1 && cols <= VecLanes();
+    const bool one_vector = OneVector(cols);
     const ImageTile tile = ImageTileOf(out_w, one_vector);
     for (size_t oh = 0; oh < out_h; ++oh) {
       for (size_t ow = 0; ow < out_w; ow += tile.rows()) {
@@ -1466,7 +1469,7 @@ HWY_INLINE void ConvWeightBandT(const float* padded, size_t padded_w, size_t cin
           const size_t rows = std::min(kMR, run - i);
           const float* li = l + p0 * cin + i;
           float* ci = c + i * cout + jr;
-          if (kNV > 1 && cols <= VecLanes()) {
+          if (OneVector(cols)) {
             Tile<false, false, 1>(p1 - p0, li, 1, cin, r, cout, ci, cout, 1, rows, cols,
                                   accumulate);
           } else {
