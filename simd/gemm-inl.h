@@ -464,10 +464,23 @@ HWY_INLINE void FmaTileRow(D d, const float* HWY_RESTRICT a, size_t block, V b0,
 }
 
 // Row r's accumulators (as FmaTileRow's) to C' rows of unit column stride,
-// those below `rows`.
-template <size_t kV, size_t kBlocks, size_t kRows, class D, class V>
+// those below `rows`; through the epilogue e first when kEpilogue (finished
+// sums, add == false; the tile's columns start at C's column e_col).
+template <size_t kV, size_t kBlocks, size_t kRows, bool kEpilogue = false, class D, class V>
 HWY_INLINE void StoreTileRow(D d, V c0, V c1, V c2, size_t r, float* HWY_RESTRICT c, size_t c_rs,
-                             size_t rows, bool add) {
+                             size_t rows, bool add, const simd::GemmEpilogue* e = nullptr,
+                             size_t e_col = 0) {
+  if constexpr (kEpilogue) {
+    const size_t N = hn::Lanes(d);
+    c0 = EpilogueVector(d, *e, c0, e_col);
+    if constexpr (kBlocks > 1) {
+      c1 = EpilogueVector(d, *e, c1, e_col);
+      if constexpr (kBlocks > 2) c2 = EpilogueVector(d, *e, c2, e_col);
+    } else {
+      if constexpr (kV > 1) c1 = EpilogueVector(d, *e, c1, e_col + N);
+      if constexpr (kV > 2) c2 = EpilogueVector(d, *e, c2, e_col + 2 * N);
+    }
+  }
   if constexpr (kBlocks == 1) {
     if (r < rows) StoreRow<kV>(d, c0, c1, c2, c + r * c_rs, add);
   } else {
@@ -540,14 +553,18 @@ inline HWY_NOINLINE void WriteSpilled(const float* HWY_RESTRICT tile, size_t nr,
 // runs > 1: the k steps are `runs` runs of kc, the L of run u starting at
 // l + u * l_run, R continuing from one run to the next (a convolution's
 // kernel rows, rows of the padded image apart, all summed in registers).
+// kEpilogue: the sums are final (add == false) and pass through the
+// epilogue *e (EpilogueInRegisters) on their way out, C's columns from
+// e_col; only for a full tile (cols == kV * N) of unit column stride.
 // Not inlined, so that its registers are allocated for the k loop alone.
 template <bool kLeftPacked, bool kRightPacked, size_t kV = kNV, size_t kRows = kMR,
-          size_t kBlocks = 1>
+          size_t kBlocks = 1, bool kEpilogue = false>
 HWY_NOINLINE void Tile(size_t kc, const float* HWY_RESTRICT l, size_t l_rs,
                      size_t l_ks, const float* HWY_RESTRICT r, size_t r_ks,
                      float* HWY_RESTRICT c, size_t c_rs, size_t c_cs,
                      size_t rows, size_t cols, bool add, size_t runs = 1,
-                     size_t l_run = 0) {
+                     size_t l_run = 0, const simd::GemmEpilogue* e = nullptr,
+                     size_t e_col = 0) {
   static_assert(kRows >= 1 && kRows <= kMR, "tile rows");
   static_assert(kBlocks == 1 || (kV == 1 && kBlocks <= kNV && kBlocks <= 3), "row blocks");
   const hn::ScalableTag<float> d;
@@ -599,18 +616,22 @@ HWY_NOINLINE void Tile(size_t kc, const float* HWY_RESTRICT l, size_t l_rs,
   }
   if (cols == kV * N && c_cs == 1) {
     // Straight from registers; rows past `rows` are padding.
-    StoreTileRow<kV, kBlocks, kRows>(d, c00, c01, c02, 0, c, c_rs, rows, add);
-    if constexpr (kRows > 1) StoreTileRow<kV, kBlocks, kRows>(d, c10, c11, c12, 1, c, c_rs, rows, add);
-    if constexpr (kRows > 2) StoreTileRow<kV, kBlocks, kRows>(d, c20, c21, c22, 2, c, c_rs, rows, add);
-    if constexpr (kRows > 3) StoreTileRow<kV, kBlocks, kRows>(d, c30, c31, c32, 3, c, c_rs, rows, add);
-    if constexpr (kRows > 4) StoreTileRow<kV, kBlocks, kRows>(d, c40, c41, c42, 4, c, c_rs, rows, add);
-    if constexpr (kRows > 5) StoreTileRow<kV, kBlocks, kRows>(d, c50, c51, c52, 5, c, c_rs, rows, add);
-    if constexpr (kRows > 6) StoreTileRow<kV, kBlocks, kRows>(d, c60, c61, c62, 6, c, c_rs, rows, add);
-    if constexpr (kRows > 7) StoreTileRow<kV, kBlocks, kRows>(d, c70, c71, c72, 7, c, c_rs, rows, add);
+    const auto store = [&](V a, V b, V x, size_t row) HWY_ATTR {
+      StoreTileRow<kV, kBlocks, kRows, kEpilogue>(d, a, b, x, row, c, c_rs, rows, add, e, e_col);
+    };
+    store(c00, c01, c02, 0);
+    if constexpr (kRows > 1) store(c10, c11, c12, 1);
+    if constexpr (kRows > 2) store(c20, c21, c22, 2);
+    if constexpr (kRows > 3) store(c30, c31, c32, 3);
+    if constexpr (kRows > 4) store(c40, c41, c42, 4);
+    if constexpr (kRows > 5) store(c50, c51, c52, 5);
+    if constexpr (kRows > 6) store(c60, c61, c62, 6);
+    if constexpr (kRows > 7) store(c70, c71, c72, 7);
     return;
   }
   // Partial columns or a transposed C': through a stack tile (rows NR
   // floats apart; N for blocks of rows), then element by element.
+  static_assert(!kEpilogue || kRightPacked, "an epilogue tile is a convolution's full tile");
   HWY_ALIGN float tile[kMR * kNV * HWY_LANES(float)];
   const size_t stride = kBlocks > 1 ? N : nr;
   SpillTileRow<kV, kBlocks, kRows>(d, c00, c01, c02, 0, tile, stride);
@@ -1381,17 +1402,51 @@ HWY_INLINE ImageTile ImageTileOf(size_t out_w, bool one_vector) {
 
 // One tile of ConvImageT: kernel_h runs of `run` k steps, `row` floats
 // apart in the padded image, all in registers; one vector of columns when
-// the panel has no more (always with kBlocks blocks of rows).
-template <size_t kRows, size_t kBlocks>
+// the panel has no more (always with kBlocks blocks of rows); the epilogue
+// applied in registers when kEpilogue (from column jr).
+template <size_t kRows, size_t kBlocks, bool kEpilogue>
 HWY_INLINE void ConvTile(bool one_vector, size_t run, size_t kernel_h, const float* l, size_t cin,
                          size_t row, const float* panel, float* c, size_t cout, size_t rows,
-                         size_t cols) {
+                         size_t cols, const simd::GemmEpilogue* e, size_t jr) {
   if (kBlocks > 1 || one_vector) {
-    Tile<false, true, 1, kRows, kBlocks>(run, l, cin, 1, panel, 0, c, cout, 1, rows, cols, false,
-                                         kernel_h, row);
+    Tile<false, true, 1, kRows, kBlocks, kEpilogue>(run, l, cin, 1, panel, 0, c, cout, 1, rows,
+                                                    cols, false, kernel_h, row, e, jr);
   } else {
-    Tile<false, true, kNV, kRows>(run, l, cin, 1, panel, 0, c, cout, 1, rows, cols, false,
-                                  kernel_h, row);
+    Tile<false, true, kNV, kRows, 1, kEpilogue>(run, l, cin, 1, panel, 0, c, cout, 1, rows, cols,
+                                                false, kernel_h, row, e, jr);
+  }
+}
+
+// ConvImageT's tiles of one panel with the tile shape of `tile` and the
+// epilogue in registers when kEpilogue.
+template <bool kEpilogue>
+HWY_INLINE void ConvPanel(const float* padded, size_t padded_w, size_t cin, size_t kernel_h,
+                          size_t run, const float* panel, size_t cout, float* y, size_t out_h,
+                          size_t out_w, size_t jr, size_t cols, bool one_vector, ImageTile tile,
+                          const simd::GemmEpilogue* e) {
+  const size_t row = padded_w * cin;
+  const bool full = tile.rows_per_block == kMR;
+  for (size_t oh = 0; oh < out_h; ++oh) {
+    for (size_t ow = 0; ow < out_w; ow += tile.rows()) {
+      const size_t rows = std::min(tile.rows(), out_w - ow);
+      const float* l = padded + (oh * padded_w + ow) * cin;
+      float* c = y + (oh * out_w + ow) * cout + jr;
+      if (tile.blocks == 1) {
+        if (full) {
+          ConvTile<kMR, 1, kEpilogue>(one_vector, run, kernel_h, l, cin, row, panel, c, cout,
+                                      rows, cols, e, jr);
+        } else {
+          ConvTile<kMR - 1, 1, kEpilogue>(one_vector, run, kernel_h, l, cin, row, panel, c, cout,
+                                          rows, cols, e, jr);
+        }
+      } else if (full) {
+        ConvTile<kMR, kNV, kEpilogue>(true, run, kernel_h, l, cin, row, panel, c, cout, rows,
+                                      cols, e, jr);
+      } else {
+        ConvTile<kMR - 1, kNV, kEpilogue>(true, run, kernel_h, l, cin, row, panel, c, cout, rows,
+                                          cols, e, jr);
+      }
+    }
   }
 }
 
@@ -1405,39 +1460,31 @@ HWY_INLINE void ConvTile(bool one_vector, size_t run, size_t kernel_h, const flo
 // kernel_w * cin floats, cin apart in `padded`, which the microkernel reads
 // in place, kernel row after kernel row, summing all of them in registers
 // (a tile does not cross output rows; the rows of a short last tile compute
-// from whatever follows and are not stored).
+// from whatever follows and are not stored). A panel of whole vectors takes
+// an epilogue without activation, or with ReLU or ReLU6, in registers as
+// the tile is stored; a short panel, or another activation, gets it in a
+// pass over the panel's columns after its tiles (the same operations).
 HWY_INLINE void ConvImageT(const float* padded, size_t padded_w, size_t cin, size_t kernel_h,
                            size_t kernel_w, const float* panels, size_t cout, float* y,
                            size_t out_h, size_t out_w, const simd::GemmEpilogue& epilogue) {
-  const size_t nr = TileCols(), run = kernel_w * cin, k = kernel_h * run;
-  const size_t row = padded_w * cin;
+  const size_t N = VecLanes(), nr = TileCols(), run = kernel_w * cin, k = kernel_h * run;
+  const bool none = epilogue.bias == nullptr && epilogue.scale == nullptr &&
+                    epilogue.activation == simd::GemmActivation::kNone;
   for (size_t jr = 0; jr < cout; jr += nr) {  // a panel stays in L1 for the image
     const size_t cols = std::min(nr, cout - jr);
     const float* panel = panels + jr / nr * k * nr;
     const bool one_vector = OneVector(cols);
     const ImageTile tile = ImageTileOf(out_w, one_vector);
-    for (size_t oh = 0; oh < out_h; ++oh) {
-      for (size_t ow = 0; ow < out_w; ow += tile.rows()) {
-        const size_t rows = std::min(tile.rows(), out_w - ow);
-        const float* l = padded + (oh * padded_w + ow) * cin;
-        float* c = y + (oh * out_w + ow) * cout + jr;
-        const bool full = tile.rows_per_block == kMR;
-        if (tile.blocks == 1) {
-          if (full) {
-            ConvTile<kMR, 1>(one_vector, run, kernel_h, l, cin, row, panel, c, cout, rows, cols);
-          } else {
-            ConvTile<kMR - 1, 1>(one_vector, run, kernel_h, l, cin, row, panel, c, cout, rows,
-                                 cols);
-          }
-        } else if (full) {
-          ConvTile<kMR, kNV>(true, run, kernel_h, l, cin, row, panel, c, cout, rows, cols);
-        } else {
-          ConvTile<kMR - 1, kNV>(true, run, kernel_h, l, cin, row, panel, c, cout, rows, cols);
-        }
-      }
+    const size_t tile_cols = tile.blocks > 1 || one_vector ? N : nr;
+    if (!none && EpilogueInRegisters(epilogue) && cols == tile_cols) {
+      ConvPanel<true>(padded, padded_w, cin, kernel_h, run, panel, cout, y, out_h, out_w, jr,
+                      cols, one_vector, tile, &epilogue);
+      continue;
     }
+    ConvPanel<false>(padded, padded_w, cin, kernel_h, run, panel, cout, y, out_h, out_w, jr, cols,
+                     one_vector, tile, nullptr);
+    ApplyEpilogue(epilogue, y, cout, 0, out_h * out_w, jr, jr + cols);
   }
-  ApplyEpilogue(epilogue, y, cout, 0, out_h * out_w, 0, cout);
 }
 
 // The weight gradient of the same convolution over a band: for each kernel

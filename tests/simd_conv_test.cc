@@ -106,14 +106,24 @@ TEST_P(ConvTest, ForwardMatchesTheReferenceWithAnEpilogue) {
       ExpectNear(expected, y.data(), static_cast<double>(s.patch()), "y");
       EXPECT_TRUE(scratch.GuardIntact());
       // With bias, a folded BatchNorm and ReLU: the same as adding,
-      // normalising and clamping afterwards.
+      // normalising and clamping afterwards. Also bias alone with ReLU6 (in
+      // the tiles' registers too) and with tanh (a pass after them).
       GemmEpilogue epilogue;
       epilogue.bias = bias.data();
       epilogue.mean = mean.data();
       epilogue.scale = scale.data();
       epilogue.shift = shift.data();
       epilogue.activation = GemmActivation::kRelu;
+      GemmEpilogue bias_only;
+      bias_only.bias = bias.data();
       std::vector<float> fused(y.size());
+      for (GemmActivation act : {GemmActivation::kRelu6, GemmActivation::kTanh}) {
+        bias_only.activation = act;
+        std::vector<float> by_hand = y;
+        ConvForward(x.data(), w.data(), fused.data(), s, scratch.mem.get(), *pool, bias_only);
+        ApplyEpilogueByHand(bias_only, by_hand.data(), s.pixels(), s.out_c, s.out_c);
+        EXPECT_TRUE(SameBits(by_hand, fused.data())) << "bias, activation " << static_cast<int>(act);
+      }
       ConvForward(x.data(), w.data(), fused.data(), s, scratch.mem.get(), *pool, epilogue);
       ApplyEpilogueByHand(epilogue, y.data(), s.pixels(), s.out_c, s.out_c);
       EXPECT_TRUE(SameBits(y, fused.data()));
