@@ -1017,17 +1017,36 @@ struct TaskState {
   size_t k0 = kNone, i0 = 0, i1 = 0;
 };
 
+// Half-height tiles for short packed L tiles (TileOf), except in the
+// firmware profile (THAW_COMPACT_KERNELS): 4 KB of code for the edges.
+#if THAW_COMPACT_KERNELS
+constexpr bool kHalfTiles = false;
+#else
+constexpr bool kHalfTiles = true;
+#endif
+
 // The microkernel for one tile of `cols` columns: kNV vectors of columns,
 // each operand packed or read in place; or, for a panel of at most one
 // vector with L read in place (R is then packed or copied), one vector:
 // no FMAs on padding columns. Not with L packed too (L's last tile or a
 // packed L block: few FMAs to save, and one more copy of the kernel in
-// every binary).
+// every binary). A packed L tile of at most kMR / 2 rows (the last rows of
+// a 10-row product: 8 + 2) computes kMR / 2 rows, not kMR: half the FMAs,
+// with as many sums in flight as a full tile of one vector (kHalfTiles).
 HWY_INLINE void TileOf(bool l_packed, bool r_packed, size_t kc, const float* l, size_t l_rs,
                        size_t l_ks, const float* r, size_t r_ks, float* c, size_t c_rs,
                        size_t c_cs, size_t rows, size_t cols, bool add) {
+  constexpr size_t kHalf = kMR / 2;
   if (OneVector(cols) && !l_packed) {
     Tile<false, true, 1>(kc, l, l_rs, l_ks, r, 0, c, c_rs, c_cs, rows, cols, add);
+  } else if (kHalfTiles && l_packed && rows <= kHalf) {
+    if constexpr (kHalfTiles) {
+      if (r_packed) {
+        Tile<true, true, kNV, kHalf>(kc, l, 0, 0, r, 0, c, c_rs, c_cs, rows, cols, add);
+      } else {
+        Tile<true, false, kNV, kHalf>(kc, l, 0, 0, r, r_ks, c, c_rs, c_cs, rows, cols, add);
+      }
+    }
   } else if (l_packed) {
     if (r_packed) {
       Tile<true, true>(kc, l, 0, 0, r, 0, c, c_rs, c_cs, rows, cols, add);
