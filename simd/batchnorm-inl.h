@@ -185,6 +185,37 @@ HWY_INLINE void BatchNormBackwardColumns(const float* x, const float* dy, size_t
   }
 }
 
+// Rows [0, rows) of `cols` columns, from the finished sums' terms per
+// column: a = dbeta / n, b = dgamma / n, k = gamma * invstd:
+//   dx = ((dy - a) - xhat * b) * k,  xhat = (x - mean) * invstd,
+// BatchNormBackwardColumns' second pass row by row (the same operations).
+// dx may be dy.
+HWY_INLINE void BatchNormBackwardRows(const float* x, const float* dy, size_t rows, size_t cols,
+                                      const float* HWY_RESTRICT mean,
+                                      const float* HWY_RESTRICT invstd,
+                                      const float* HWY_RESTRICT a, const float* HWY_RESTRICT b,
+                                      const float* HWY_RESTRICT k, float* dx) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  for (size_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * cols;
+    const float* gr = dy + r * cols;
+    float* out = dx + r * cols;
+    size_t j = 0;
+    for (; j + N <= cols; j += N) {
+      const auto xhat = hn::Mul(hn::Sub(hn::LoadU(d, xr + j), hn::LoadU(d, mean + j)),
+                                hn::LoadU(d, invstd + j));
+      const auto t = hn::Sub(hn::Sub(hn::LoadU(d, gr + j), hn::LoadU(d, a + j)),
+                             hn::Mul(xhat, hn::LoadU(d, b + j)));
+      hn::StoreU(hn::Mul(t, hn::LoadU(d, k + j)), d, out + j);
+    }
+    for (; j < cols; ++j) {
+      const float xhat = (xr[j] - mean[j]) * invstd[j];
+      out[j] = ((gr[j] - a[j]) - xhat * b[j]) * k[j];
+    }
+  }
+}
+
 // NOLINTNEXTLINE(google-readability-namespace-comments)
 }  // namespace HWY_NAMESPACE
 }  // namespace thaw

@@ -22,6 +22,11 @@ static void ApplyImpl(const float* x, size_t rows, size_t cols, const float* mea
                       const float* scale, const float* shift, float* y) {
   BatchNormApplyRows(x, rows, cols, mean, scale, shift, y);
 }
+static void BackwardRowsImpl(const float* x, const float* dy, size_t rows, size_t cols,
+                             const float* mean, const float* invstd, const float* a,
+                             const float* b, const float* k, float* dx) {
+  BatchNormBackwardRows(x, dy, rows, cols, mean, invstd, a, b, k, dx);
+}
 static void BackwardImpl(const float* x, const float* dy, size_t rows, size_t stride,
                          const float* mean, const float* invstd, const float* gamma,
                          float* dx, float* dgamma, float* dbeta, size_t len) {
@@ -47,6 +52,7 @@ namespace thaw {
 HWY_EXPORT(StatisticsImpl);
 HWY_EXPORT(ApplyImpl);
 HWY_EXPORT(BackwardImpl);
+HWY_EXPORT(BackwardRowsImpl);
 
 namespace simd {
 
@@ -76,14 +82,61 @@ void BatchNormApply(const float* x, size_t rows, size_t cols, const float* mean,
   });
 }
 
+size_t BatchNormRowGroups(size_t rows, size_t cols) {
+  if (cols > ColumnChunk(rows)) return 1;  // column chunks split the work
+  return std::min(kBatchNormMaxRowGroups, std::max<size_t>(1, rows / kBatchNormRowsPerGroup));
+}
+
+size_t BatchNormBackwardScratchFloats(size_t rows, size_t cols) {
+  const size_t groups = BatchNormRowGroups(rows, cols);
+  return groups == 1 ? 0 : (2 * (groups - 1) + 3) * cols;
+}
+
 void BatchNormBackward(const float* x, const float* dy, size_t rows, size_t cols,
                        const float* mean, const float* invstd, const float* gamma,
-                       float* dx, float* dgamma, float* dbeta, ThreadPool& pool) {
+                       float* dx, float* dgamma, float* dbeta, float* scratch,
+                       ThreadPool& pool) {
   THAW_CHECK(rows > 0);
-  internal::ForEachChunk(cols, ColumnChunk(rows), pool, [&](size_t j, size_t len) {
-    HWY_DYNAMIC_DISPATCH(BackwardImpl)(x + j, dy + j, rows, cols, mean + j, invstd + j,
-                                       gamma + j, dx != nullptr ? dx + j : nullptr,
-                                       dgamma + j, dbeta + j, len);
+  const size_t groups = BatchNormRowGroups(rows, cols);
+  if (groups == 1) {
+    internal::ForEachChunk(cols, ColumnChunk(rows), pool, [&](size_t j, size_t len) {
+      HWY_DYNAMIC_DISPATCH(BackwardImpl)(x + j, dy + j, rows, cols, mean + j, invstd + j,
+                                         gamma + j, dx != nullptr ? dx + j : nullptr,
+                                         dgamma + j, dbeta + j, len);
+    });
+    return;
+  }
+  // Few columns (one chunk) over many rows: the sums in row groups, group 0
+  // into dbeta and dgamma, the others into scratch, added in group order;
+  // then dx row by row, from a, b and k per column.
+  pool.ParallelFor(groups, [&](size_t g) {
+    const size_t r0 = g * rows / groups, r1 = (g + 1) * rows / groups;
+    float* sum_dy = g == 0 ? dbeta : scratch + 2 * (g - 1) * cols;
+    float* sum_dy_xhat = g == 0 ? dgamma : sum_dy + cols;
+    HWY_DYNAMIC_DISPATCH(BackwardImpl)(x + r0 * cols, dy + r0 * cols, r1 - r0, cols, mean,
+                                       invstd, gamma, nullptr, sum_dy_xhat, sum_dy, cols);
+  });
+  for (size_t g = 1; g < groups; ++g) {
+    const float* partial = scratch + 2 * (g - 1) * cols;
+    for (size_t j = 0; j < cols; ++j) {
+      dbeta[j] = dbeta[j] + partial[j];
+      dgamma[j] = dgamma[j] + partial[cols + j];
+    }
+  }
+  if (dx == nullptr) return;
+  float* const a = scratch + 2 * (groups - 1) * cols;
+  float* const b = a + cols;
+  float* const k = b + cols;
+  const float n = static_cast<float>(rows);
+  for (size_t j = 0; j < cols; ++j) {
+    a[j] = dbeta[j] / n;
+    b[j] = dgamma[j] / n;
+    k[j] = gamma[j] * invstd[j];
+  }
+  const size_t rows_per_chunk = std::max<size_t>(1, kElementwiseChunk / cols);
+  internal::ForEachChunk(rows, rows_per_chunk, pool, [&](size_t r, size_t count) {
+    HWY_DYNAMIC_DISPATCH(BackwardRowsImpl)(x + r * cols, dy + r * cols, count, cols, mean,
+                                           invstd, a, b, k, dx + r * cols);
   });
 }
 

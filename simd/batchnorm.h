@@ -44,10 +44,22 @@ void BatchNormApply(const float* x, size_t rows, size_t cols, const float* mean,
 //   dgamma[c] = sum over r of dy[r, c] * xhat[r, c]
 //   dx[r, c]  = (dy[r, c] - dbeta[c] / rows - xhat[r, c] * dgamma[c] / rows)
 //               * (gamma[c] * invstd[c])          (only when dx is not null)
-// dx may be dy. rows > 0.
+// dx may be dy. rows > 0. `scratch` holds BatchNormBackwardScratchFloats
+// floats (none: may be null).
+//
+// The sums run over the rows in order, except for few columns (one column
+// chunk) over many rows: then over BatchNormRowGroups(rows, cols) groups
+// of consecutive rows (group g: rows [g * rows / G, (g + 1) * rows / G)),
+// each in order, and the groups' sums are added in group order, so that
+// both threads have work; the grouping depends on the shape alone.
+inline constexpr size_t kBatchNormRowsPerGroup = 256;
+inline constexpr size_t kBatchNormMaxRowGroups = 4;
+size_t BatchNormRowGroups(size_t rows, size_t cols);
+size_t BatchNormBackwardScratchFloats(size_t rows, size_t cols);
 void BatchNormBackward(const float* x, const float* dy, size_t rows, size_t cols,
                        const float* mean, const float* invstd, const float* gamma,
-                       float* dx, float* dgamma, float* dbeta, ThreadPool& pool);
+                       float* dx, float* dgamma, float* dbeta, float* scratch,
+                       ThreadPool& pool);
 
 }  // namespace simd
 }  // namespace thaw

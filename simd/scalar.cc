@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "simd/batchnorm.h"
 #include "simd/conv.h"
 
 namespace thaw {
@@ -98,12 +99,19 @@ void ScalarBatchNormBackward(const float* x, const float* dy, size_t rows, size_
                              const float* mean, const float* invstd, const float* gamma,
                              float* dx, float* dgamma, float* dbeta) {
   const float n = static_cast<float>(rows);
+  const size_t groups = BatchNormRowGroups(rows, cols);
   for (size_t j = 0; j < cols; ++j) {
+    // Each group of rows in order, the groups' sums added in order.
     float sum_dy = 0.0f, sum_dy_xhat = 0.0f;
-    for (size_t r = 0; r < rows; ++r) {
-      const float xhat = (x[r * cols + j] - mean[j]) * invstd[j];
-      sum_dy = sum_dy + dy[r * cols + j];
-      sum_dy_xhat = sum_dy_xhat + dy[r * cols + j] * xhat;
+    for (size_t g = 0; g < groups; ++g) {
+      float group_dy = 0.0f, group_dy_xhat = 0.0f;
+      for (size_t r = g * rows / groups; r < (g + 1) * rows / groups; ++r) {
+        const float xhat = (x[r * cols + j] - mean[j]) * invstd[j];
+        group_dy = group_dy + dy[r * cols + j];
+        group_dy_xhat = group_dy_xhat + dy[r * cols + j] * xhat;
+      }
+      sum_dy = g == 0 ? group_dy : sum_dy + group_dy;
+      sum_dy_xhat = g == 0 ? group_dy_xhat : sum_dy_xhat + group_dy_xhat;
     }
     dbeta[j] = sum_dy;
     dgamma[j] = sum_dy_xhat;

@@ -24,7 +24,7 @@ struct Case {
 // Columns around lane counts (1, 4, 8, 16) and the 64-column chunks; rows
 // from 1 to several elementwise chunks of work.
 const Case kCases[] = {{1, 1}, {2, 3}, {7, 4}, {9, 15}, {16, 16}, {5, 17}, {33, 31},
-                       {100, 65}, {300, 130}, {2, 200}, {1000, 16}, {4097, 3}};
+                       {100, 65}, {300, 130}, {2, 200}, {1000, 16}, {4097, 3}, {1568, 48}};
 
 void Random(std::vector<float>* v, size_t n, std::mt19937& rng, float lo, float hi) {
   std::uniform_real_distribution<float> dist(lo, hi);
@@ -103,20 +103,26 @@ TEST_P(BatchNormTest, BackwardEqualsTheReferenceInPlaceToo) {
     std::vector<float> ref_dx(n), ref_dgamma(c.cols), ref_dbeta(c.cols);
     ScalarBatchNormBackward(x.data(), dy.data(), c.rows, c.cols, mean.data(), invstd.data(),
                             gamma.data(), ref_dx.data(), ref_dgamma.data(), ref_dbeta.data());
+    // Few columns over many rows sum in groups of rows (the reference too).
+    if (c.rows >= 1000) EXPECT_GT(BatchNormRowGroups(c.rows, c.cols), 1u);
+    Array scratch(BatchNormBackwardScratchFloats(c.rows, c.cols), 4);
     for (ThreadPool* pool : {&ThreadPool::Serial(), &Pool()}) {
       BatchNormBackward(x.data(), dy.data(), c.rows, c.cols, mean.data(), invstd.data(),
-                        gamma.data(), dx.data(), dgamma.data(), dbeta.data(), *pool);
+                        gamma.data(), dx.data(), dgamma.data(), dbeta.data(), scratch.data(),
+                        *pool);
       EXPECT_TRUE(SameBits(ref_dx, dx.data()));
       EXPECT_TRUE(SameBits(ref_dgamma, dgamma.data()));
       EXPECT_TRUE(SameBits(ref_dbeta, dbeta.data()));
-      EXPECT_TRUE(dx.GuardsIntact() && dgamma.GuardsIntact() && dbeta.GuardsIntact());
+      EXPECT_TRUE(dx.GuardsIntact() && dgamma.GuardsIntact() && dbeta.GuardsIntact() &&
+                  scratch.GuardsIntact());
     }
     // Without dx: the sums alone. In place over dy: the same dx.
     BatchNormBackward(x.data(), dy.data(), c.rows, c.cols, mean.data(), invstd.data(),
-                      gamma.data(), nullptr, dgamma.data(), dbeta.data(), Pool());
+                      gamma.data(), nullptr, dgamma.data(), dbeta.data(), scratch.data(), Pool());
     EXPECT_TRUE(SameBits(ref_dgamma, dgamma.data()));
     BatchNormBackward(x.data(), dy.data(), c.rows, c.cols, mean.data(), invstd.data(),
-                      gamma.data(), dy.data(), dgamma.data(), dbeta.data(), Pool());
+                      gamma.data(), dy.data(), dgamma.data(), dbeta.data(), scratch.data(),
+                      Pool());
     EXPECT_TRUE(SameBits(ref_dx, dy.data()));
   }
 }
@@ -154,7 +160,7 @@ TEST_P(BatchNormTest, BackwardMatchesFiniteDifferences) {
   BatchNormStatistics(x.data(), rows, cols, mean.data(), var.data(), Pool());
   for (size_t j = 0; j < cols; ++j) invstd[j] = 1.0f / std::sqrt(var[j] + static_cast<float>(eps));
   BatchNormBackward(x.data(), w.data(), rows, cols, mean.data(), invstd.data(), gamma.data(),
-                    dx.data(), dgamma.data(), dbeta.data(), Pool());
+                    dx.data(), dgamma.data(), dbeta.data(), /*scratch=*/nullptr, Pool());
   std::vector<double> xs(x.begin(), x.end()), g(gamma.begin(), gamma.end()),
       b(beta.begin(), beta.end());
   const double h = 1e-6;
@@ -178,7 +184,7 @@ TEST_P(BatchNormTest, BackwardMatchesFiniteDifferences) {
 // the first target's bits.
 TEST_P(BatchNormTest, SameBitsOnEveryTarget) {
   static std::vector<float>* first = new std::vector<float>();
-  const size_t rows = 37, cols = 21;
+  const size_t rows = 600, cols = 21;  // two groups of rows
   std::mt19937 rng(5);
   std::vector<float> x, dy;
   Random(&x, rows * cols, rng, -2, 2);
@@ -191,8 +197,9 @@ TEST_P(BatchNormTest, SameBitsOnEveryTarget) {
   float* dbeta = dgamma + cols;
   BatchNormStatistics(x.data(), rows, cols, mean, var, Pool());
   std::vector<float> gamma(cols, 1.5f);
+  std::vector<float> scratch(BatchNormBackwardScratchFloats(rows, cols));
   BatchNormBackward(x.data(), dy.data(), rows, cols, mean, var, gamma.data(), dx, dgamma,
-                    dbeta, Pool());
+                    dbeta, scratch.data(), Pool());
   if (first->empty()) *first = out;
   EXPECT_TRUE(SameBits(*first, out.data())) << hwy::TargetName(GetParam());
 }

@@ -114,7 +114,7 @@ void Backward(const OpCall& c) {
     float* dbeta = b >= 0 && c.din[b] != nullptr ? c.din[b] : c.scratch + channels;
     simd::BatchNormBackward(n.in[kX]->data, c.dout(), rows, channels, s + kSavedMean * channels,
                             s + kSavedInvstd * channels, s + kSavedGamma * channels,
-                            c.din[kX], dgamma, dbeta, *c.pool);
+                            c.din[kX], dgamma, dbeta, c.scratch + 2 * channels, *c.pool);
     return;
   }
   // Inference mode (frozen): the layer is x * scale + constant, so
@@ -131,8 +131,11 @@ BackwardReads Reads(const Node&, uint32_t, bool training) {
   return r;
 }
 
-size_t ScratchFloats(const Node& node, size_t, int, Pass pass, uint32_t) {
-  return pass == Pass::kBackward ? 2 * Channels(node) : 0;
+// Backward: dgamma and dbeta when they are not wanted, then the kernel's.
+size_t ScratchFloats(const Node& node, size_t batch, int, Pass pass, uint32_t) {
+  if (pass != Pass::kBackward) return 0;
+  const size_t channels = Channels(node);
+  return 2 * channels + simd::BatchNormBackwardScratchFloats(Rows(node, batch), channels);
 }
 
 size_t SavedFloats(const Node& node, size_t, bool training) {
