@@ -394,19 +394,32 @@ HWY_INLINE void DepthwiseBackwardWeightChannels(const float* x, const float* dy,
       size_t oh0, oh1, ow0, ow1;
       spatial::OutputRange(kh, s.stride_h, s.pad_top, s.in_h, s.out_h, &oh0, &oh1);
       spatial::OutputRange(kw, s.stride_w, s.pad_left, s.in_w, s.out_w, &ow0, &ow1);
+      // Four sums in flight (one waited on its own MulAdd, pixel after
+      // pixel): output column ow0 + i of every row goes to sum i % 4; the
+      // four are added pairwise at the end.
+      const size_t c = s.in_c, step = s.stride_w * c;
       spatial::ForChannels(j0, j1, [&](auto d, size_t j) HWY_ATTR {
-        auto acc = hn::Zero(d);
+        auto acc0 = hn::Zero(d), acc1 = acc0, acc2 = acc0, acc3 = acc0;
         for (size_t n = 0; n < s.batch; ++n) {
           for (size_t oh = oh0; oh < oh1; ++oh) {
             const size_t ih = oh * s.stride_h + kh - s.pad_top;
             const float* g = dy + spatial::OutOffset(s, n, oh, ow0) + j;
             const float* px = x + spatial::InOffset(s, n, ih, ow0 * s.stride_w + kw - s.pad_left) + j;
-            for (size_t ow = ow0; ow < ow1; ++ow, g += s.in_c, px += s.stride_w * s.in_c) {
-              acc = hn::MulAdd(hn::LoadU(d, g), hn::LoadU(d, px), acc);
+            size_t ow = ow0;
+            for (; ow + 4 <= ow1; ow += 4, g += 4 * c, px += 4 * step) {
+              acc0 = hn::MulAdd(hn::LoadU(d, g), hn::LoadU(d, px), acc0);
+              acc1 = hn::MulAdd(hn::LoadU(d, g + c), hn::LoadU(d, px + step), acc1);
+              acc2 = hn::MulAdd(hn::LoadU(d, g + 2 * c), hn::LoadU(d, px + 2 * step), acc2);
+              acc3 = hn::MulAdd(hn::LoadU(d, g + 3 * c), hn::LoadU(d, px + 3 * step), acc3);
+            }
+            if (ow < ow1) acc0 = hn::MulAdd(hn::LoadU(d, g), hn::LoadU(d, px), acc0);
+            if (ow + 1 < ow1) acc1 = hn::MulAdd(hn::LoadU(d, g + c), hn::LoadU(d, px + step), acc1);
+            if (ow + 2 < ow1) {
+              acc2 = hn::MulAdd(hn::LoadU(d, g + 2 * c), hn::LoadU(d, px + 2 * step), acc2);
             }
           }
         }
-        hn::StoreU(acc, d, out + j);
+        hn::StoreU(hn::Add(hn::Add(acc0, acc1), hn::Add(acc2, acc3)), d, out + j);
       });
     }
   }

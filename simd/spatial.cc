@@ -141,18 +141,45 @@ void DepthwiseForward(const float* x, const float* w, float* y, const ConvShape&
 }
 
 void DepthwiseBackward(const float* x, const float* w, const float* dy, float* dx, float* dw,
-                       const ConvShape& s, ThreadPool& pool) {
+                       const ConvShape& s, float* scratch, ThreadPool& pool) {
   if (dx != nullptr) {
     ForRows(s.batch * s.in_h, s.in_w * s.in_c * Taps(s), pool, [&](size_t q0, size_t q1) {
       HWY_DYNAMIC_DISPATCH(DepthwiseInputImpl)(w, dy, dx, s, q0, q1);
     });
   }
-  if (dw != nullptr) {
+  if (dw == nullptr) return;
+  const size_t groups = DepthwiseWeightGroups(s);
+  if (groups == 1) {
     // Channel groups of 64: each channel's sum runs over every pixel in order.
-    internal::ForEachChunk(s.in_c, 64, pool, [&](size_t j, size_t len) {
+    internal::ForEachChunk(s.in_c, kDepthwiseChannelChunk, pool, [&](size_t j, size_t len) {
       HWY_DYNAMIC_DISPATCH(DepthwiseWeightImpl)(x, dy, dw, s, j, j + len);
     });
+    return;
   }
+  // One chunk of channels: groups of images, group 0 into dw, the others
+  // into scratch, added in group order.
+  const size_t weights = s.kernel_h * s.kernel_w * s.in_c;
+  pool.ParallelFor(groups, [&](size_t g) {
+    const size_t n0 = g * s.batch / groups, n1 = (g + 1) * s.batch / groups;
+    ConvShape part = s;
+    part.batch = n1 - n0;
+    HWY_DYNAMIC_DISPATCH(DepthwiseWeightImpl)(x + n0 * s.in_h * s.in_w * s.in_c,
+                                              dy + n0 * s.out_h * s.out_w * s.in_c,
+                                              g == 0 ? dw : scratch + (g - 1) * weights, part, 0,
+                                              s.in_c);
+  });
+  for (size_t g = 1; g < groups; ++g) {
+    const float* partial = scratch + (g - 1) * weights;
+    for (size_t i = 0; i < weights; ++i) dw[i] = dw[i] + partial[i];
+  }
+}
+
+size_t DepthwiseWeightGroups(const ConvShape& s) {
+  return s.in_c > kDepthwiseChannelChunk ? 1 : std::min(kDepthwiseMaxImageGroups, s.batch);
+}
+
+size_t DepthwiseBackwardScratchFloats(const ConvShape& s, bool dw) {
+  return dw ? (DepthwiseWeightGroups(s) - 1) * s.kernel_h * s.kernel_w * s.in_c : 0;
 }
 
 void MaxPoolForward(const float* x, float* y, const ConvShape& s, ThreadPool& pool) {

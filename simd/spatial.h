@@ -47,9 +47,17 @@ void DirectConvWeightGradient(const float* x, const float* dy, float* dw, const 
 void DepthwiseForward(const float* x, const float* w, float* y, const ConvShape& s,
                       ThreadPool& pool, const GemmEpilogue& epilogue = GemmEpilogue());
 // dx (when not null, overwritten) and dw (when not null, overwritten) from
-// dy, for the depthwise convolution above without its epilogue.
+// dy, for the depthwise convolution above without its epilogue. dw sums
+// every image in order, in chunks of kDepthwiseChannelChunk channels; with
+// one chunk (up to 64 channels), in DepthwiseWeightGroups(s) groups of
+// consecutive images, added in group order (fixed by the shape: the bits do
+// not depend on the thread count). Scratch: DepthwiseBackwardScratchFloats.
+inline constexpr size_t kDepthwiseChannelChunk = 64;
+inline constexpr size_t kDepthwiseMaxImageGroups = 4;
+size_t DepthwiseWeightGroups(const ConvShape& s);
+size_t DepthwiseBackwardScratchFloats(const ConvShape& s, bool dw);
 void DepthwiseBackward(const float* x, const float* w, const float* dy, float* dx, float* dw,
-                       const ConvShape& s, ThreadPool& pool);
+                       const ConvShape& s, float* scratch, ThreadPool& pool);
 
 // y = the largest tap of each window.
 void MaxPoolForward(const float* x, float* y, const ConvShape& s, ThreadPool& pool);

@@ -49,6 +49,9 @@ std::vector<ConvShape> Shapes() {
           Window(3, 6, 6, 16, 2, 2, false), Window(2, 5, 5, 33, 3, 2, false),
           Window(1, 7, 7, 5, 7, 1, false),  Window(2, 14, 14, 32, 3, 1, true),
           Window(1, 4, 4, 8, 3, 1, true),
+          // The depthwise weight gradient in 4 uneven groups of images; in
+          // two chunks of channels.
+          Window(5, 6, 6, 16, 3, 1, true),  Window(2, 6, 6, 70, 3, 1, true),
           // Windows that are not square: 3x1 stride (2, 1), 2x3 stride (2, 3).
           Wide(Window(2, 9, 8, 6, 3, 2, true), 1, 1, true),
           Wide(Window(1, 8, 10, 5, 2, 2, false), 3, 3, false)};
@@ -83,7 +86,9 @@ TEST_P(SpatialTest, DepthwiseMatchesTheReference) {
     for (ThreadPool* pool : {&ThreadPool::Serial(), &Pool()}) {
       std::vector<float> y(OutSize(s)), dx(InSize(s)), dw(dw_ref.size());
       DepthwiseForward(x.data(), w.data(), y.data(), s, *pool);
-      DepthwiseBackward(x.data(), w.data(), dy.data(), dx.data(), dw.data(), s, *pool);
+      std::vector<float> scratch(DepthwiseBackwardScratchFloats(s, true));
+      DepthwiseBackward(x.data(), w.data(), dy.data(), dx.data(), dw.data(), s, scratch.data(),
+                        *pool);
       ExpectNear(y_ref, y, 1e-5 * s.kernel_h * s.kernel_w, "y");
       ExpectNear(dx_ref, dx, 1e-5 * s.kernel_h * s.kernel_w, "dx");
       ExpectNear(dw_ref, dw, 1e-5 * s.pixels(), "dw");

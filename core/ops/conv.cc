@@ -168,7 +168,12 @@ void DepthwiseBackward(const OpCall& c) {
   const float* dz = ActivationAndBias(c, s);
   if (c.din[0] == nullptr && c.din[1] == nullptr) return;
   simd::DepthwiseBackward(c.node->in[0]->data, c.node->in[1]->data, dz, c.din[0], c.din[1], s,
-                          *c.pool);
+                          c.scratch, *c.pool);
+}
+
+size_t DepthwiseScratch(const Node& node, size_t batch, int, Pass pass, uint32_t wanted) {
+  if (pass == Pass::kForward) return 0;
+  return simd::DepthwiseBackwardScratchFloats(ConvShapeOf(node, batch), (wanted & kW) != 0);
 }
 
 }  // namespace
@@ -182,7 +187,7 @@ const OpDef kConv2D = {
 
 const OpDef kDepthwiseConv2D = {
     "depthwise_conv2d", 2, 3, InferDepthwise, DepthwiseForward, DepthwiseBackward, Reads,
-    /*scratch_floats=*/nullptr, /*saved_floats=*/nullptr, /*aliases_input=*/false, Final,
+    DepthwiseScratch, /*saved_floats=*/nullptr, /*aliases_input=*/false, Final,
     /*check=*/nullptr, /*commit=*/nullptr, /*channel_affine=*/nullptr, /*takes_affine=*/true,
     /*training_differs=*/false, /*masks_input=*/false,
 };
