@@ -570,6 +570,7 @@ HWY_NOINLINE void Tile(size_t kc, const float* HWY_RESTRICT l, size_t l_rs,
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   const size_t nr = kNV * N;
+  if constexpr (kEpilogue) THAW_CHECK(cols == kV * N && c_cs == 1 && !add);
   if constexpr (kLeftPacked) {
     l_rs = 1;
     l_ks = kMR;
@@ -631,7 +632,7 @@ HWY_NOINLINE void Tile(size_t kc, const float* HWY_RESTRICT l, size_t l_rs,
   }
   // Partial columns or a transposed C': through a stack tile (rows NR
   // floats apart; N for blocks of rows), then element by element.
-  static_assert(!kEpilogue || kRightPacked, "an epilogue tile is a convolution's full tile");
+  if constexpr (kEpilogue) return;  // full tiles only (checked above)
   HWY_ALIGN float tile[kMR * kNV * HWY_LANES(float)];
   const size_t stride = kBlocks > 1 ? N : nr;
   SpillTileRow<kV, kBlocks, kRows>(d, c00, c01, c02, 0, tile, stride);
