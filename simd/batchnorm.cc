@@ -62,6 +62,8 @@ namespace {
 size_t ColumnChunk(size_t rows) {
   return std::max<size_t>(64, kElementwiseChunk / rows / 64 * 64);
 }
+// Row chunks of about kElementwiseChunk floats, for the passes by rows.
+size_t RowChunk(size_t cols) { return std::max<size_t>(1, kElementwiseChunk / cols); }
 }  // namespace
 
 void BatchNormStatistics(const float* x, size_t rows, size_t cols, float* mean,
@@ -75,8 +77,7 @@ void BatchNormStatistics(const float* x, size_t rows, size_t cols, float* mean,
 void BatchNormApply(const float* x, size_t rows, size_t cols, const float* mean,
                     const float* scale, const float* shift, float* y, ThreadPool& pool) {
   if (cols == 0) return;
-  const size_t rows_per_chunk = std::max<size_t>(1, kElementwiseChunk / cols);
-  internal::ForEachChunk(rows, rows_per_chunk, pool, [&](size_t r, size_t count) {
+  internal::ForEachChunk(rows, RowChunk(cols), pool, [&](size_t r, size_t count) {
     HWY_DYNAMIC_DISPATCH(ApplyImpl)(x + r * cols, count, cols, mean, scale, shift,
                                     y + r * cols);
   });
@@ -89,7 +90,8 @@ size_t BatchNormRowGroups(size_t rows, size_t cols) {
 
 size_t BatchNormBackwardScratchFloats(size_t rows, size_t cols) {
   const size_t groups = BatchNormRowGroups(rows, cols);
-  return groups == 1 ? 0 : (2 * (groups - 1) + 3) * cols;
+  // The groups' partial sums, then (over them) a, b and k for dx.
+  return groups == 1 ? 0 : std::max<size_t>(2 * (groups - 1), 3) * cols;
 }
 
 void BatchNormBackward(const float* x, const float* dy, size_t rows, size_t cols,
@@ -118,13 +120,11 @@ void BatchNormBackward(const float* x, const float* dy, size_t rows, size_t cols
   });
   for (size_t g = 1; g < groups; ++g) {
     const float* partial = scratch + 2 * (g - 1) * cols;
-    for (size_t j = 0; j < cols; ++j) {
-      dbeta[j] = dbeta[j] + partial[j];
-      dgamma[j] = dgamma[j] + partial[cols + j];
-    }
+    Add(dbeta, partial, dbeta, cols, pool);
+    Add(dgamma, partial + cols, dgamma, cols, pool);
   }
   if (dx == nullptr) return;
-  float* const a = scratch + 2 * (groups - 1) * cols;
+  float* const a = scratch;  // the partials are added: their floats are free
   float* const b = a + cols;
   float* const k = b + cols;
   const float n = static_cast<float>(rows);
@@ -133,8 +133,7 @@ void BatchNormBackward(const float* x, const float* dy, size_t rows, size_t cols
     b[j] = dgamma[j] / n;
     k[j] = gamma[j] * invstd[j];
   }
-  const size_t rows_per_chunk = std::max<size_t>(1, kElementwiseChunk / cols);
-  internal::ForEachChunk(rows, rows_per_chunk, pool, [&](size_t r, size_t count) {
+  internal::ForEachChunk(rows, RowChunk(cols), pool, [&](size_t r, size_t count) {
     HWY_DYNAMIC_DISPATCH(BackwardRowsImpl)(x + r * cols, dy + r * cols, count, cols, mean,
                                            invstd, a, b, k, dx + r * cols);
   });

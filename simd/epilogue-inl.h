@@ -21,6 +21,11 @@ HWY_BEFORE_NAMESPACE();
 namespace thaw {
 namespace HWY_NAMESPACE {
 
+// Whether e leaves C as it is (the default epilogue).
+HWY_INLINE bool EpilogueDoesNothing(const simd::GemmEpilogue& e) {
+  return e.bias == nullptr && e.scale == nullptr && e.activation == simd::GemmActivation::kNone;
+}
+
 // Whether EpilogueVector can apply e (no activation, ReLU or ReLU6): a
 // kernel then applies it to its sums in registers before it stores them.
 HWY_INLINE bool EpilogueInRegisters(const simd::GemmEpilogue& e) {
@@ -93,9 +98,7 @@ inline HWY_NOINLINE void ApplyEpilogueRows(const simd::GemmEpilogue& e, float* c
 // theirs. The default epilogue touches nothing (and costs no call).
 HWY_INLINE void ApplyEpilogue(const simd::GemmEpilogue& e, float* c, size_t ldc, size_t i0,
                               size_t i1, size_t j0, size_t j1) {
-  if (e.bias == nullptr && e.scale == nullptr && e.activation == simd::GemmActivation::kNone) {
-    return;
-  }
+  if (EpilogueDoesNothing(e)) return;
   ApplyEpilogueRows(e, c, ldc, i0, i1, j0, j1);
 }
 

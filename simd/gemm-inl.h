@@ -1488,15 +1488,14 @@ HWY_INLINE void ConvImageT(const float* padded, size_t padded_w, size_t cin, siz
                            size_t kernel_w, const float* panels, size_t cout, float* y,
                            size_t out_h, size_t out_w, const simd::GemmEpilogue& epilogue) {
   const size_t N = VecLanes(), nr = TileCols(), run = kernel_w * cin, k = kernel_h * run;
-  const bool none = epilogue.bias == nullptr && epilogue.scale == nullptr &&
-                    epilogue.activation == simd::GemmActivation::kNone;
+  const bool in_registers = !EpilogueDoesNothing(epilogue) && EpilogueInRegisters(epilogue);
   for (size_t jr = 0; jr < cout; jr += nr) {  // a panel stays in L1 for the image
     const size_t cols = std::min(nr, cout - jr);
     const float* panel = panels + jr / nr * k * nr;
     const bool one_vector = OneVector(cols);
     const ImageTile tile = ImageTileOf(out_w, one_vector);
     const size_t tile_cols = tile.blocks > 1 || one_vector ? N : nr;
-    if (!none && EpilogueInRegisters(epilogue) && cols == tile_cols) {
+    if (in_registers && cols == tile_cols) {
       ConvPanel<true>(padded, padded_w, cin, kernel_h, run, panel, cout, y, out_h, out_w, jr,
                       cols, one_vector, tile, &epilogue);
       continue;

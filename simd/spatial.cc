@@ -168,10 +168,7 @@ void DepthwiseBackward(const float* x, const float* w, const float* dy, float* d
                                               g == 0 ? dw : scratch + (g - 1) * weights, part, 0,
                                               s.in_c);
   });
-  for (size_t g = 1; g < groups; ++g) {
-    const float* partial = scratch + (g - 1) * weights;
-    for (size_t i = 0; i < weights; ++i) dw[i] = dw[i] + partial[i];
-  }
+  for (size_t g = 1; g < groups; ++g) Add(dw, scratch + (g - 1) * weights, dw, weights, pool);
 }
 
 size_t DepthwiseWeightGroups(const ConvShape& s) {
