@@ -8,7 +8,8 @@
 //   fma_probe/hwy/AVX2/1           12 independent FMA chains on registers
 //
 // Shapes: squares 32..1024, and the three products of each dense layer of a
-// 784-256-128-10 MLP at batch 32 and 64 (suffix says which):
+// 784-256-128-10 MLP at batch 32 and 64 and of the reference CNN's head
+// (1568 -> 10 at batch 32; bench/cnn_bench.cc) (suffix says which):
 //   _fwd  Y[b,out]  = X[b,in] · W[out,in]^T   m=b,   n=out, k=in   (nt)
 //   _dx   dX[b,in]  = dY[b,out] · W[out,in]   m=b,   n=in,  k=out  (nn)
 //   _dw   dW[out,in] += dY^T · X[b,in]        m=out, n=in,  k=b    (tn, accumulating)
@@ -61,6 +62,9 @@ std::vector<GemmShape> Shapes() {
       shapes.push_back({out, in, batch, true, false, true, "_dw"});
     }
   }
+  shapes.push_back({32, 10, 1568, false, true, false, "_fwd"});  // the CNN's head
+  shapes.push_back({32, 1568, 10, false, false, false, "_dx"});
+  shapes.push_back({10, 1568, 32, true, false, true, "_dw"});
   return shapes;
 }
 

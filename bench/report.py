@@ -167,8 +167,8 @@ def markdown(res):
     notes = ["Medians of repetitions; ratio = thaw / OpenBLAS (bench/run_gemm.sh "
              "runs each library's 2-thread cases in a pass of their own); %peak = "
              "thaw 1t / 1-thread FMA probe. Dense-layer products of the MLP "
-             "784-256-128-10 at batch b: forward Y = X·Wᵀ, input grad dX = dY·W, "
-             "weight grad dW += dYᵀ·X."]
+             "784-256-128-10 and of the reference CNN's head 1568→10 at batch b: "
+             "forward Y = X·Wᵀ, input grad dX = dY·W, weight grad dW += dYᵀ·X."]
     if res.context("openblas_config"):
         notes.append("OpenBLAS build: %s." % res.context("openblas_config"))
     loads = [" ".join("%.2f" % x for x in c["load_avg"])
@@ -271,8 +271,8 @@ def plot(res, path):
         bottom.set_xlim(xs[0] - 0.7, xs[-1] + 0.7)
         bottom.set_ylim(0, 1.25 * max(tallest, res.peak or 0))
         bottom.set_ylabel("GFLOP/s")
-        bottom.set_title("dense-layer products of the MLP 784-256-128-10 at "
-                         "batch b, 1 thread (numbers: thaw / OpenBLAS)",
+        bottom.set_title("dense-layer products of the MLP 784-256-128-10 and the "
+                         "CNN's head at batch b, 1 thread (numbers: thaw / OpenBLAS)",
                          fontsize=9)
         bottom.grid(True, axis="y", alpha=0.3)
         bottom.legend(fontsize=8, loc="upper left", ncol=2)

@@ -50,8 +50,8 @@ using Shape = std::tuple<size_t, size_t, size_t>;  // m, n, k
 // register tiles of MR = 4, 6 or 8 rows and NR = 3 to 32 columns; k blocks
 // of at most 256 (300 needs two); row blocks of MC = 144 (300 needs three);
 // R blocks of NC = 2048 columns (2100 needs two, in either orientation).
-// With trans_a == false and trans_b == true, shapes with 64 <= k <= 1024 and
-// m <= 64 or n <= 16 take the dot-product path (tiles of 2-4 x 4 rows, k in
+// With trans_a == false and trans_b == true, shapes with k >= 64 and n <= 16,
+// or 64 <= k <= 1024 and m <= 64, take the dot-product path (tiles of 2-4 x 4 rows, k in
 // vectors plus a tail), the others the packed one.
 // Each of m, n, k takes every value of {1, 3, 7, 17, 63, 65, 129, 300} with
 // the other two fixed at odd sizes, plus all-odd mixed shapes, the skinny
@@ -90,11 +90,13 @@ std::vector<Shape> Shapes() {
     shapes.emplace_back(v, 300, 33);
   }
   shapes.emplace_back(300, 48, 300);
-  // One row (with B transposed, the one-row path): a batch of one through
-  // a classifier, several k blocks, outputs in groups of 4 and a partial
-  // group.
+  // One row: a batch of one through a classifier, several k blocks; with B
+  // transposed, up to 16 outputs take the dot-product path, more the
+  // one-row path (outputs in groups of 4 and a partial group), as does a
+  // short k.
   for (size_t n : {2, 10, 16, 33}) shapes.emplace_back(1, n, 1568);
   shapes.emplace_back(1, 24, 7);
+  shapes.emplace_back(1, 2, 40);
   return shapes;
 }
 
@@ -273,11 +275,11 @@ TEST_P(GemmTest, MatchesReferenceLargeA) {
   CheckGemm(2100, 70, 500, false, false, false, 0, rng, Pool());
 }
 
-// One row of A gives the bits of the same row inside a product of 9 rows
-// (the packed path): a batch of one predicts what a larger batch does. With
-// B transposed one row takes the one-row path (except where the
-// dot-product path takes it: 64 <= k <= 1024, not here), as stored the
-// packed path.
+// One row of A gives the bits of the same row inside a product of 9 rows:
+// a batch of one predicts what a larger batch does. With B transposed, 10
+// outputs take the dot-product path for both; 64 outputs at k = 1100 take
+// the packed path for 9 rows and the one-row path for one, as do k = 7 and
+// k = 40 (the dot path needs k >= 64); as stored, the packed path.
 TEST_P(GemmTest, OneRowHasTheBitsOfTheSameRowInAMatrix) {
   std::mt19937 rng(8);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
