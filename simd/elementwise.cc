@@ -94,6 +94,54 @@ static void ColumnSumsImpl(const float* x, size_t rows, size_t stride,
   }
 }
 
+// Columns [0, n) of rows of `stride` floats over up to four groups of rows
+// [bounds[g], bounds[g + 1]), g < groups (lengths differing by at most one):
+// group g's sums into sums + g * n, each in row order. The groups' chains
+// run side by side (a chain per group and vector of columns), so one thread
+// does not wait on each add; chains past `groups` repeat the last group and
+// are not stored.
+static void ColumnGroupSumsImpl(const float* x, size_t stride, size_t n, const size_t* bounds,
+                                size_t groups, float* sums) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  const float* p[4];
+  size_t shortest = bounds[1] - bounds[0];
+  for (size_t g = 0; g < 4; ++g) {
+    const size_t h = std::min(g, groups - 1);
+    p[g] = x + bounds[h] * stride;
+    shortest = std::min(shortest, bounds[h + 1] - bounds[h]);
+  }
+  auto finish = [&](size_t g, size_t j, auto sum) HWY_ATTR {
+    if (g >= groups) return;
+    if (bounds[g + 1] - bounds[g] > shortest) sum = hn::Add(sum, hn::LoadU(d, p[g] + shortest * stride + j));
+    hn::StoreU(sum, d, sums + g * n + j);
+  };
+  size_t j = 0;
+  for (; j + N <= n; j += N) {
+    auto s0 = hn::LoadU(d, p[0] + j), s1 = hn::LoadU(d, p[1] + j);
+    auto s2 = hn::LoadU(d, p[2] + j), s3 = hn::LoadU(d, p[3] + j);
+    for (size_t r = 1; r < shortest; ++r) {
+      const size_t at = r * stride + j;
+      s0 = hn::Add(s0, hn::LoadU(d, p[0] + at));
+      s1 = hn::Add(s1, hn::LoadU(d, p[1] + at));
+      s2 = hn::Add(s2, hn::LoadU(d, p[2] + at));
+      s3 = hn::Add(s3, hn::LoadU(d, p[3] + at));
+    }
+    finish(0, j, s0);
+    finish(1, j, s1);
+    finish(2, j, s2);
+    finish(3, j, s3);
+  }
+  for (; j < n; ++j) {
+    for (size_t g = 0; g < groups; ++g) {
+      const size_t rows = bounds[g + 1] - bounds[g];
+      float sum = p[g][j];
+      for (size_t r = 1; r < rows; ++r) sum += p[g][r * stride + j];
+      sums[g * n + j] = sum;
+    }
+  }
+}
+
 // NOLINTNEXTLINE(google-readability-namespace-comments)
 }  // namespace HWY_NAMESPACE
 }  // namespace thaw
@@ -102,6 +150,7 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 #include <algorithm>
 
+#include "platform/status.h"
 #include "simd/offered_targets.h"
 #include "simd/parallel_chunks.h"
 
@@ -120,6 +169,7 @@ HWY_EXPORT(ReluBackwardImpl);
 HWY_EXPORT(Relu6ForwardImpl);
 HWY_EXPORT(Relu6BackwardImpl);
 HWY_EXPORT(ColumnSumsImpl);
+HWY_EXPORT(ColumnGroupSumsImpl);
 
 namespace simd {
 
@@ -206,17 +256,52 @@ void Relu6Backward(const float* y, const float* dy, float* dx, size_t n, ThreadP
   });
 }
 
+namespace {
+
+// About kElementwiseChunk floats of x per chunk of columns, whole vectors.
+size_t ColumnChunk(size_t rows) {
+  return std::max<size_t>(64, kElementwiseChunk / std::max<size_t>(rows, 1) / 64 * 64);
+}
+
+// Rows per column-sum group, at least.
+constexpr size_t kColumnSumGroupRows = 256;
+
+}  // namespace
+
+size_t ColumnSumGroups(size_t rows, size_t cols) {
+  if (cols > ColumnChunk(rows)) return 1;  // several chunks of columns share the work
+  return std::min(kColumnSumMaxGroups, std::max<size_t>(1, rows / kColumnSumGroupRows));
+}
+
 void ColumnSums(const float* x, size_t rows, size_t cols, float* out,
                 ThreadPool& pool) {
   if (rows == 0) {
     std::memset(out, 0, cols * sizeof(float));
     return;
   }
-  // About kElementwiseChunk floats of x per chunk, whole vectors of columns.
-  const size_t chunk = std::max<size_t>(64, kElementwiseChunk / rows / 64 * 64);
-  internal::ForEachChunk(cols, chunk, pool, [&](size_t j, size_t len) {
-    HWY_DYNAMIC_DISPATCH(ColumnSumsImpl)(x + j, rows, cols, out + j, len);
+  const size_t groups = ColumnSumGroups(rows, cols);
+  if (groups == 1) {
+    internal::ForEachChunk(cols, ColumnChunk(rows), pool, [&](size_t j, size_t len) {
+      HWY_DYNAMIC_DISPATCH(ColumnSumsImpl)(x + j, rows, cols, out + j, len);
+    });
+    return;
+  }
+  // One chunk of columns (at most 64): the groups' sums, four groups to a
+  // task, into `partial` on the stack, then added in group order.
+  THAW_CHECK(cols <= 64);
+  alignas(64) float partial[kColumnSumMaxGroups * 64];
+  size_t bounds[kColumnSumMaxGroups + 1];
+  for (size_t g = 0; g <= groups; ++g) bounds[g] = g * rows / groups;
+  pool.ParallelFor(internal::DivCeil(groups, 4), [&](size_t task) {
+    const size_t g0 = 4 * task;
+    HWY_DYNAMIC_DISPATCH(ColumnGroupSumsImpl)(x, cols, cols, bounds + g0,
+                                              std::min<size_t>(4, groups - g0),
+                                              partial + g0 * cols);
   });
+  std::memcpy(out, partial, cols * sizeof(float));
+  for (size_t g = 1; g < groups; ++g) {
+    Add(out, partial + g * cols, out, cols, ThreadPool::Serial());
+  }
 }
 
 }  // namespace simd

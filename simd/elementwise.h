@@ -50,10 +50,17 @@ void Relu6Forward(const float* x, float* y, size_t n, ThreadPool& pool);
 // same test).
 void Relu6Backward(const float* y, const float* dy, float* dx, size_t n, ThreadPool& pool);
 
-// out[j] = x[0, j] + x[1, j] + ... + x[rows - 1, j], rows added in order,
-// for the row-major [rows, cols] matrix x (a bias gradient); zeros when rows
-// is 0. out must not overlap x. Columns are split into fixed chunks, so the
-// bits never depend on the thread count.
+// out[j] = the sum of column j of the row-major [rows, cols] matrix x (a bias
+// gradient); zeros when rows is 0. out must not overlap x. The rows are cut
+// into ColumnSumGroups(rows, cols) groups of consecutive rows (group g:
+// rows [g * rows / G, (g + 1) * rows / G)), each summed in row order, and
+// the groups' sums are added in group order; the columns into fixed chunks.
+// Both depend only on the shape, so the bits never depend on the thread
+// count. A few columns over many rows (a convolution's bias over every
+// pixel) take several groups: their sums run side by side, on one thread
+// or on several, where one column chain would wait on each add.
+inline constexpr size_t kColumnSumMaxGroups = 8;
+size_t ColumnSumGroups(size_t rows, size_t cols);
 void ColumnSums(const float* x, size_t rows, size_t cols, float* out,
                 ThreadPool& pool);
 

@@ -11,6 +11,7 @@
 
 #include "simd/batchnorm.h"
 #include "simd/conv.h"
+#include "simd/elementwise.h"
 
 namespace thaw {
 namespace simd {
@@ -59,10 +60,16 @@ size_t ScalarCountNonFinite(const float* x, size_t n) {
 }
 
 void ScalarColumnSums(const float* x, size_t rows, size_t cols, float* out) {
+  const size_t groups = ColumnSumGroups(rows, cols);
   for (size_t j = 0; j < cols; ++j) {
-    float sum = rows > 0 ? x[j] : 0.0f;
-    for (size_t r = 1; r < rows; ++r) sum += x[r * cols + j];
-    out[j] = sum;
+    float total = 0.0f;
+    for (size_t g = 0; g < groups && rows > 0; ++g) {
+      const size_t r0 = g * rows / groups, r1 = (g + 1) * rows / groups;
+      float sum = x[r0 * cols + j];
+      for (size_t r = r0 + 1; r < r1; ++r) sum += x[r * cols + j];
+      total = g == 0 ? sum : total + sum;
+    }
+    out[j] = total;
   }
 }
 

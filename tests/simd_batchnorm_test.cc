@@ -104,7 +104,9 @@ TEST_P(BatchNormTest, BackwardEqualsTheReferenceInPlaceToo) {
     ScalarBatchNormBackward(x.data(), dy.data(), c.rows, c.cols, mean.data(), invstd.data(),
                             gamma.data(), ref_dx.data(), ref_dgamma.data(), ref_dbeta.data());
     // Few columns over many rows sum in groups of rows (the reference too).
-    if (c.rows >= 1000) EXPECT_GT(BatchNormRowGroups(c.rows, c.cols), 1u);
+    if (c.rows >= 1000) {
+      EXPECT_GT(BatchNormRowGroups(c.rows, c.cols), 1u);
+    }
     Array scratch(BatchNormBackwardScratchFloats(c.rows, c.cols), 4);
     for (ThreadPool* pool : {&ThreadPool::Serial(), &Pool()}) {
       BatchNormBackward(x.data(), dy.data(), c.rows, c.cols, mean.data(), invstd.data(),

@@ -290,27 +290,43 @@ TEST_P(ElementwiseTest, Relu6SpecialValues) {
   }
 }
 
-// Rows added in order; a matrix wide enough for several column chunks at
-// 3 rows, one chunk at 1000 rows, and no rows at all (zeros).
+// Against the reference, which sums the same groups of rows: a matrix wide
+// enough for several column chunks at 3 rows, one chunk at 1000 rows (three
+// groups), no rows at all (zeros), and a convolution's bias gradients over
+// many pixels: 25,088 x 16 (eight groups), 6,272 x 32, 4,097 x 3 and
+// 600 x 64 (two groups, a partial vector of columns nowhere), 1 and 2
+// threads bit for bit.
 TEST_P(ElementwiseTest, ColumnSums) {
   std::mt19937 rng(8);
   ThreadPool one(1);
+  std::vector<std::pair<size_t, size_t>> shapes;
   for (size_t rows : {0, 1, 2, 3, 7, 64, 1000}) {
     for (size_t cols : {1, 3, 8, 17, 70, 256, 6000}) {
-      if (rows * cols > 400000) continue;
-      SCOPED_TRACE(Where("ColumnSums", cols, 0) + " rows=" + std::to_string(rows));
-      Array x(rows * cols, 1), out(cols, 1), out1(cols, 1);
-      x.FillRandom(rng, -3.0f, 3.0f);
-      out.FillRandom(rng, -1.0f, 1.0f);  // overwritten, never read
-      std::vector<float> expected(cols);
-      ScalarColumnSums(x.data(), rows, cols, expected.data());
-      ColumnSums(x.data(), rows, cols, out.data(), Pool());
-      EXPECT_TRUE(SameBits(expected, out.data()));
-      EXPECT_TRUE(out.GuardsIntact());
-      ColumnSums(x.data(), rows, cols, out1.data(), one);
-      EXPECT_TRUE(SameBits(expected, out1.data()));
+      if (rows * cols <= 400000) shapes.emplace_back(rows, cols);
     }
   }
+  for (auto shape : {std::make_pair(25088, 16), std::make_pair(6272, 32),
+                     std::make_pair(4097, 3), std::make_pair(600, 64), std::make_pair(511, 65)}) {
+    shapes.emplace_back(shape);
+  }
+  for (const auto& [rows, cols] : shapes) {
+    SCOPED_TRACE(Where("ColumnSums", cols, 0) + " rows=" + std::to_string(rows));
+    Array x(rows * cols, 1), out(cols, 1), out1(cols, 1);
+    x.FillRandom(rng, -3.0f, 3.0f);
+    out.FillRandom(rng, -1.0f, 1.0f);  // overwritten, never read
+    std::vector<float> expected(cols);
+    ScalarColumnSums(x.data(), rows, cols, expected.data());
+    ColumnSums(x.data(), rows, cols, out.data(), Pool());
+    EXPECT_TRUE(SameBits(expected, out.data()));
+    EXPECT_TRUE(out.GuardsIntact());
+    ColumnSums(x.data(), rows, cols, out1.data(), one);
+    EXPECT_TRUE(SameBits(expected, out1.data()));
+  }
+  EXPECT_EQ(ColumnSumGroups(1000, 17), 3u);
+  EXPECT_EQ(ColumnSumGroups(25088, 16), kColumnSumMaxGroups);
+  EXPECT_EQ(ColumnSumGroups(600, 64), 2u);
+  EXPECT_EQ(ColumnSumGroups(1000, 70), 1u);  // two chunks of columns
+  EXPECT_EQ(ColumnSumGroups(64, 8), 1u);     // a dense layer's batch
 }
 
 // Chunks are fixed, so one thread and two threads give the same bits, and a
