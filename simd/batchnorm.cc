@@ -69,6 +69,15 @@ size_t RowChunk(size_t cols) { return std::max<size_t>(1, kElementwiseChunk / co
 void BatchNormStatistics(const float* x, size_t rows, size_t cols, float* mean,
                          float* var, ThreadPool& pool) {
   THAW_CHECK(rows > 0);
+  if (ColumnSumGroups(rows, cols) > 1) {
+    // Few columns over many rows: both sums in ColumnSums' groups of rows.
+    const float n = static_cast<float>(rows);
+    ColumnSums(x, rows, cols, mean, pool);
+    for (size_t j = 0; j < cols; ++j) mean[j] = mean[j] / n;
+    ColumnSquareSums(x, rows, cols, mean, var, pool);
+    for (size_t j = 0; j < cols; ++j) var[j] = var[j] / n;
+    return;
+  }
   internal::ForEachChunk(cols, ColumnChunk(rows), pool, [&](size_t j, size_t len) {
     HWY_DYNAMIC_DISPATCH(StatisticsImpl)(x + j, rows, cols, mean + j, var + j, len);
   });

@@ -27,7 +27,9 @@ namespace simd {
 
 // mean[c] = (sum over r of x[r, c]) / rows;
 // var[c] = (sum over r of (x[r, c] - mean[c])^2) / rows (the biased variance).
-// rows > 0.
+// rows > 0. The sums run over the rows in order, except where ColumnSums
+// would group the rows (few columns over many rows, ColumnSumGroups in
+// simd/elementwise.h): then both sums are ColumnSums' and ColumnSquareSums'.
 void BatchNormStatistics(const float* x, size_t rows, size_t cols, float* mean,
                          float* var, ThreadPool& pool);
 

@@ -96,12 +96,13 @@ static void ColumnSumsImpl(const float* x, size_t rows, size_t stride,
 
 // Columns [0, n) of rows of `stride` floats over up to four groups of rows
 // [bounds[g], bounds[g + 1]), g < groups (lengths differing by at most one):
-// group g's sums into sums + g * n, each in row order. The groups' chains
-// run side by side (a chain per group and vector of columns), so one thread
-// does not wait on each add; chains past `groups` repeat the last group and
-// are not stored.
-static void ColumnGroupSumsImpl(const float* x, size_t stride, size_t n, const size_t* bounds,
-                                size_t groups, float* sums) {
+// group g's sums into sums + g * n, each in row order, of x (kSquares
+// false) or of (x - centre)^2 (true). The groups' chains run side by side (a
+// chain per group and vector of columns), so one thread does not wait on
+// each add; chains past `groups` repeat the last group and are not stored.
+template <bool kSquares>
+HWY_INLINE void ColumnGroupSums(const float* x, size_t stride, size_t n, const size_t* bounds,
+                                size_t groups, const float* centre, float* sums) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   const float* p[4];
@@ -111,35 +112,56 @@ static void ColumnGroupSumsImpl(const float* x, size_t stride, size_t n, const s
     p[g] = x + bounds[h] * stride;
     shortest = std::min(shortest, bounds[h + 1] - bounds[h]);
   }
-  auto finish = [&](size_t g, size_t j, auto sum) HWY_ATTR {
-    if (g >= groups) return;
-    if (bounds[g + 1] - bounds[g] > shortest) sum = hn::Add(sum, hn::LoadU(d, p[g] + shortest * stride + j));
-    hn::StoreU(sum, d, sums + g * n + j);
-  };
   size_t j = 0;
   for (; j + N <= n; j += N) {
-    auto s0 = hn::LoadU(d, p[0] + j), s1 = hn::LoadU(d, p[1] + j);
-    auto s2 = hn::LoadU(d, p[2] + j), s3 = hn::LoadU(d, p[3] + j);
+    const auto c = kSquares ? hn::LoadU(d, centre + j) : hn::Zero(d);
+    auto term = [&](const float* at) HWY_ATTR {
+      const auto v = hn::LoadU(d, at);
+      if (!kSquares) return v;
+      const auto delta = hn::Sub(v, c);
+      return hn::Mul(delta, delta);
+    };
+    auto s0 = term(p[0] + j), s1 = term(p[1] + j), s2 = term(p[2] + j), s3 = term(p[3] + j);
     for (size_t r = 1; r < shortest; ++r) {
       const size_t at = r * stride + j;
-      s0 = hn::Add(s0, hn::LoadU(d, p[0] + at));
-      s1 = hn::Add(s1, hn::LoadU(d, p[1] + at));
-      s2 = hn::Add(s2, hn::LoadU(d, p[2] + at));
-      s3 = hn::Add(s3, hn::LoadU(d, p[3] + at));
+      s0 = hn::Add(s0, term(p[0] + at));
+      s1 = hn::Add(s1, term(p[1] + at));
+      s2 = hn::Add(s2, term(p[2] + at));
+      s3 = hn::Add(s3, term(p[3] + at));
     }
-    finish(0, j, s0);
-    finish(1, j, s1);
-    finish(2, j, s2);
-    finish(3, j, s3);
+    auto finish = [&](size_t g, decltype(s0) sum) HWY_ATTR {
+      if (g >= groups) return;
+      if (bounds[g + 1] - bounds[g] > shortest) {
+        sum = hn::Add(sum, term(p[g] + shortest * stride + j));
+      }
+      hn::StoreU(sum, d, sums + g * n + j);
+    };
+    finish(0, s0);
+    finish(1, s1);
+    finish(2, s2);
+    finish(3, s3);
   }
   for (; j < n; ++j) {
+    auto term = [&](float v) {
+      const float delta = kSquares ? v - centre[j] : v;
+      return kSquares ? delta * delta : v;
+    };
     for (size_t g = 0; g < groups; ++g) {
       const size_t rows = bounds[g + 1] - bounds[g];
-      float sum = p[g][j];
-      for (size_t r = 1; r < rows; ++r) sum += p[g][r * stride + j];
+      float sum = term(p[g][j]);
+      for (size_t r = 1; r < rows; ++r) sum += term(p[g][r * stride + j]);
       sums[g * n + j] = sum;
     }
   }
+}
+static void ColumnGroupSumsImpl(const float* x, size_t stride, size_t n, const size_t* bounds,
+                                size_t groups, float* sums) {
+  ColumnGroupSums<false>(x, stride, n, bounds, groups, nullptr, sums);
+}
+static void ColumnGroupSquaresImpl(const float* x, size_t stride, size_t n,
+                                   const size_t* bounds, size_t groups, const float* centre,
+                                   float* sums) {
+  ColumnGroupSums<true>(x, stride, n, bounds, groups, centre, sums);
 }
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)
@@ -170,6 +192,7 @@ HWY_EXPORT(Relu6ForwardImpl);
 HWY_EXPORT(Relu6BackwardImpl);
 HWY_EXPORT(ColumnSumsImpl);
 HWY_EXPORT(ColumnGroupSumsImpl);
+HWY_EXPORT(ColumnGroupSquaresImpl);
 
 namespace simd {
 
@@ -273,6 +296,30 @@ size_t ColumnSumGroups(size_t rows, size_t cols) {
   return std::min(kColumnSumMaxGroups, std::max<size_t>(1, rows / kColumnSumGroupRows));
 }
 
+namespace {
+
+// The sums of `groups` (> 1) groups of rows, four groups to a task, with
+// group(bounds, count, sums) writing `count` groups' sums of `cols` (at most
+// 64) columns; into `partial` on the stack, then added in group order.
+template <class Group>
+void SumGroups(size_t rows, size_t cols, size_t groups, float* out, ThreadPool& pool,
+               const Group& group) {
+  THAW_CHECK(cols <= 64 && groups <= kColumnSumMaxGroups);
+  alignas(64) float partial[kColumnSumMaxGroups * 64];
+  size_t bounds[kColumnSumMaxGroups + 1];
+  for (size_t g = 0; g <= groups; ++g) bounds[g] = g * rows / groups;
+  pool.ParallelFor(internal::DivCeil(groups, 4), [&](size_t task) {
+    const size_t g0 = 4 * task;
+    group(bounds + g0, std::min<size_t>(4, groups - g0), partial + g0 * cols);
+  });
+  std::memcpy(out, partial, cols * sizeof(float));
+  for (size_t g = 1; g < groups; ++g) {
+    Add(out, partial + g * cols, out, cols, ThreadPool::Serial());
+  }
+}
+
+}  // namespace
+
 void ColumnSums(const float* x, size_t rows, size_t cols, float* out,
                 ThreadPool& pool) {
   if (rows == 0) {
@@ -286,22 +333,26 @@ void ColumnSums(const float* x, size_t rows, size_t cols, float* out,
     });
     return;
   }
-  // One chunk of columns (at most 64): the groups' sums, four groups to a
-  // task, into `partial` on the stack, then added in group order.
-  THAW_CHECK(cols <= 64);
-  alignas(64) float partial[kColumnSumMaxGroups * 64];
-  size_t bounds[kColumnSumMaxGroups + 1];
-  for (size_t g = 0; g <= groups; ++g) bounds[g] = g * rows / groups;
-  pool.ParallelFor(internal::DivCeil(groups, 4), [&](size_t task) {
-    const size_t g0 = 4 * task;
-    HWY_DYNAMIC_DISPATCH(ColumnGroupSumsImpl)(x, cols, cols, bounds + g0,
-                                              std::min<size_t>(4, groups - g0),
-                                              partial + g0 * cols);
+  SumGroups(rows, cols, groups, out, pool, [&](const size_t* bounds, size_t count, float* sums) {
+    HWY_DYNAMIC_DISPATCH(ColumnGroupSumsImpl)(x, cols, cols, bounds, count, sums);
   });
-  std::memcpy(out, partial, cols * sizeof(float));
-  for (size_t g = 1; g < groups; ++g) {
-    Add(out, partial + g * cols, out, cols, ThreadPool::Serial());
+}
+
+void ColumnSquareSums(const float* x, size_t rows, size_t cols, const float* centre, float* out,
+                      ThreadPool& pool) {
+  if (rows == 0) {
+    std::memset(out, 0, cols * sizeof(float));
+    return;
   }
+  const size_t groups = ColumnSumGroups(rows, cols);
+  if (groups == 1) {  // one chain per column, on the caller
+    const size_t bounds[2] = {0, rows};
+    HWY_DYNAMIC_DISPATCH(ColumnGroupSquaresImpl)(x, cols, cols, bounds, 1, centre, out);
+    return;
+  }
+  SumGroups(rows, cols, groups, out, pool, [&](const size_t* bounds, size_t count, float* sums) {
+    HWY_DYNAMIC_DISPATCH(ColumnGroupSquaresImpl)(x, cols, cols, bounds, count, centre, sums);
+  });
 }
 
 }  // namespace simd

@@ -63,6 +63,11 @@ inline constexpr size_t kColumnSumMaxGroups = 8;
 size_t ColumnSumGroups(size_t rows, size_t cols);
 void ColumnSums(const float* x, size_t rows, size_t cols, float* out,
                 ThreadPool& pool);
+// out[j] = the sum over rows of (x[r, j] - centre[j])^2 (a variance's
+// numerator), in the groups of ColumnSums (one group: one chain per column
+// on the calling thread).
+void ColumnSquareSums(const float* x, size_t rows, size_t cols, const float* centre, float* out,
+                      ThreadPool& pool);
 
 }  // namespace simd
 }  // namespace thaw

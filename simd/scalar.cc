@@ -59,17 +59,38 @@ size_t ScalarCountNonFinite(const float* x, size_t n) {
   return count;
 }
 
-void ScalarColumnSums(const float* x, size_t rows, size_t cols, float* out) {
+namespace {
+
+// Column j's sum of term(x[r, j]) over ColumnSumGroups(rows, cols) groups of
+// rows, each in order, the groups added in order (simd::ColumnSums).
+template <class Term>
+float GroupedColumnSum(const float* x, size_t rows, size_t cols, size_t j, const Term& term) {
   const size_t groups = ColumnSumGroups(rows, cols);
+  float total = 0.0f;
+  for (size_t g = 0; g < groups && rows > 0; ++g) {
+    const size_t r0 = g * rows / groups, r1 = (g + 1) * rows / groups;
+    float sum = term(x[r0 * cols + j]);
+    for (size_t r = r0 + 1; r < r1; ++r) sum += term(x[r * cols + j]);
+    total = g == 0 ? sum : total + sum;
+  }
+  return total;
+}
+
+}  // namespace
+
+void ScalarColumnSums(const float* x, size_t rows, size_t cols, float* out) {
   for (size_t j = 0; j < cols; ++j) {
-    float total = 0.0f;
-    for (size_t g = 0; g < groups && rows > 0; ++g) {
-      const size_t r0 = g * rows / groups, r1 = (g + 1) * rows / groups;
-      float sum = x[r0 * cols + j];
-      for (size_t r = r0 + 1; r < r1; ++r) sum += x[r * cols + j];
-      total = g == 0 ? sum : total + sum;
-    }
-    out[j] = total;
+    out[j] = GroupedColumnSum(x, rows, cols, j, [](float v) { return v; });
+  }
+}
+
+void ScalarColumnSquareSums(const float* x, size_t rows, size_t cols, const float* centre,
+                            float* out) {
+  for (size_t j = 0; j < cols; ++j) {
+    out[j] = GroupedColumnSum(x, rows, cols, j, [&](float v) {
+      const float delta = v - centre[j];
+      return delta * delta;
+    });
   }
 }
 
@@ -80,6 +101,13 @@ void ScalarReluBackward(const float* x, const float* dy, float* dx, size_t n) {
 void ScalarBatchNormStatistics(const float* x, size_t rows, size_t cols, float* mean,
                                float* var) {
   const float n = static_cast<float>(rows);
+  if (ColumnSumGroups(rows, cols) > 1) {  // simd::BatchNormStatistics' grouped sums
+    ScalarColumnSums(x, rows, cols, mean);
+    for (size_t j = 0; j < cols; ++j) mean[j] = mean[j] / n;
+    ScalarColumnSquareSums(x, rows, cols, mean, var);
+    for (size_t j = 0; j < cols; ++j) var[j] = var[j] / n;
+    return;
+  }
   for (size_t j = 0; j < cols; ++j) {
     float sum = 0.0f;
     for (size_t r = 0; r < rows; ++r) sum = sum + x[r * cols + j];

@@ -29,6 +29,8 @@ void ScalarRelu6Forward(const float* x, float* y, size_t n);
 void ScalarRelu6Backward(const float* y, const float* dy, float* dx, size_t n);
 size_t ScalarCountNonFinite(const float* x, size_t n);
 void ScalarColumnSums(const float* x, size_t rows, size_t cols, float* out);
+void ScalarColumnSquareSums(const float* x, size_t rows, size_t cols, const float* centre,
+                            float* out);
 double ScalarSum(const float* x, size_t n);
 double ScalarDot(const float* a, const float* b, size_t n);
 void ScalarSgdStep(const float* grad, float* weight, float* velocity, size_t n,

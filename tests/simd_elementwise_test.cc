@@ -290,7 +290,8 @@ TEST_P(ElementwiseTest, Relu6SpecialValues) {
   }
 }
 
-// Against the reference, which sums the same groups of rows: a matrix wide
+// ColumnSums and ColumnSquareSums against the reference, which sums the
+// same groups of rows: a matrix wide
 // enough for several column chunks at 3 rows, one chunk at 1000 rows (three
 // groups), no rows at all (zeros), and a convolution's bias gradients over
 // many pixels: 25,088 x 16 (eight groups), 6,272 x 32, 4,097 x 3 and
@@ -320,6 +321,15 @@ TEST_P(ElementwiseTest, ColumnSums) {
     EXPECT_TRUE(SameBits(expected, out.data()));
     EXPECT_TRUE(out.GuardsIntact());
     ColumnSums(x.data(), rows, cols, out1.data(), one);
+    EXPECT_TRUE(SameBits(expected, out1.data()));
+    // The squares about a centre, in the same groups.
+    std::vector<float> centre(cols);
+    for (size_t j = 0; j < cols; ++j) centre[j] = 0.25f * static_cast<float>(j % 5) - 0.5f;
+    ScalarColumnSquareSums(x.data(), rows, cols, centre.data(), expected.data());
+    ColumnSquareSums(x.data(), rows, cols, centre.data(), out.data(), Pool());
+    EXPECT_TRUE(SameBits(expected, out.data()));
+    EXPECT_TRUE(out.GuardsIntact());
+    ColumnSquareSums(x.data(), rows, cols, centre.data(), out1.data(), one);
     EXPECT_TRUE(SameBits(expected, out1.data()));
   }
   EXPECT_EQ(ColumnSumGroups(1000, 17), 3u);
