@@ -103,6 +103,26 @@ static void ColumnSumsImpl(const float* x, size_t rows, size_t stride,
 template <bool kSquares>
 HWY_INLINE void ColumnGroupSums(const float* x, size_t stride, size_t n, const size_t* bounds,
                                 size_t groups, const float* centre, float* sums) {
+  auto scalar_term = [&](float v, size_t j) {
+    const float delta = kSquares ? v - centre[j] : v;
+    return kSquares ? delta * delta : v;
+  };
+  // Group g's sums of columns [j0, n), one column at a time.
+  auto scalar_sums = [&](size_t g, size_t j0) {
+    const float* first = x + bounds[g] * stride;
+    for (size_t j = j0; j < n; ++j) {
+      float sum = scalar_term(first[j], j);
+      for (size_t r = 1; r < bounds[g + 1] - bounds[g]; ++r) {
+        sum += scalar_term(first[r * stride + j], j);
+      }
+      sums[g * n + j] = sum;
+    }
+  };
+#if THAW_COMPACT_KERNELS
+  // The firmware profile (size over speed): one group and one column at a
+  // time, the same sums.
+  for (size_t g = 0; g < groups; ++g) scalar_sums(g, 0);
+#else
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   const float* p[4];
@@ -141,18 +161,8 @@ HWY_INLINE void ColumnGroupSums(const float* x, size_t stride, size_t n, const s
     finish(2, s2);
     finish(3, s3);
   }
-  for (; j < n; ++j) {
-    auto term = [&](float v) {
-      const float delta = kSquares ? v - centre[j] : v;
-      return kSquares ? delta * delta : v;
-    };
-    for (size_t g = 0; g < groups; ++g) {
-      const size_t rows = bounds[g + 1] - bounds[g];
-      float sum = term(p[g][j]);
-      for (size_t r = 1; r < rows; ++r) sum += term(p[g][r * stride + j]);
-      sums[g * n + j] = sum;
-    }
-  }
+  for (size_t g = 0; g < groups; ++g) scalar_sums(g, j);  // the last columns short of a vector
+#endif
 }
 static void ColumnGroupSumsImpl(const float* x, size_t stride, size_t n, const size_t* bounds,
                                 size_t groups, float* sums) {
