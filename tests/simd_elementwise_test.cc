@@ -291,12 +291,12 @@ TEST_P(ElementwiseTest, Relu6SpecialValues) {
 }
 
 // ColumnSums and ColumnSquareSums against the reference, which sums the
-// same groups of rows: a matrix wide
-// enough for several column chunks at 3 rows, one chunk at 1000 rows (three
-// groups), no rows at all (zeros), and a convolution's bias gradients over
-// many pixels: 25,088 x 16 (eight groups), 6,272 x 32, 4,097 x 3 and
-// 600 x 64 (two groups, a partial vector of columns nowhere), 1 and 2
-// threads bit for bit.
+// same groups of rows, on 1 and 2 threads bit for bit: a matrix wide enough
+// for several column chunks at 3 rows, one chunk at 1000 rows (three
+// groups), no rows at all (zeros); a convolution's bias gradients over many
+// pixels, 25,088 x 16 and 6,272 x 32 (eight groups); 4,097 x 3 (eight
+// groups of uneven length, columns short of a vector); 600 x 64 (two
+// groups); 511 x 65 (one group, two chunks of columns).
 TEST_P(ElementwiseTest, ColumnSums) {
   std::mt19937 rng(8);
   ThreadPool one(1);
