@@ -79,6 +79,10 @@ std::vector<Shape> Shapes() {
   shapes.emplace_back(32, 128, 10);
   shapes.emplace_back(64, 128, 256);
   shapes.emplace_back(1200, 7, 129);  // as A B^T: dot path, split by rows
+  // As A B^T, few columns over a long k: the dot path beyond k = 1024, on
+  // two tasks (a CNN's classifier at a larger batch).
+  shapes.emplace_back(130, 10, 1100);
+  shapes.emplace_back(65, 16, 2100);
   // More than one R block of columns in either orientation.
   shapes.emplace_back(3, 2100, 5);
   shapes.emplace_back(2100, 3, 5);
