@@ -12,7 +12,7 @@
 // bench/pytorch_cnn.py times the same in PyTorch and bench/run_cnn.sh prints
 // the ratios. Kernels: conv/thaw/<shape>/<threads> and
 // depthwise/thaw/<shape>/<threads> with FLOP/s (compare with
-// fma_probe/thaw in the same run).
+// fma_probe/thaw in the same run), and maxpool/thaw/<shape>/<threads> in bytes/s.
 #include <benchmark/benchmark.h>
 
 #include <memory>
@@ -111,6 +111,28 @@ void BM_Depthwise(benchmark::State& state, thaw::simd::ConvShape s, int threads)
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// The reference CNN's first max pooling, 2 x 2 over 28 x 28 x 16 (its input,
+// 1.6 MB, about fills a 2 MiB L2).
+void BM_MaxPool(benchmark::State& state, int threads) {
+  thaw::ThreadPool pool(threads);
+  thaw::simd::ConvShape s;
+  s.batch = kBatch;
+  s.in_h = s.in_w = 28;
+  s.out_h = s.out_w = 14;
+  s.in_c = s.out_c = 16;
+  s.kernel_h = s.kernel_w = s.stride_h = s.stride_w = 2;
+  const size_t in = s.batch * s.in_h * s.in_w * s.in_c, out = s.pixels() * s.in_c;
+  auto x = hwy::AllocateAligned<float>(in);
+  auto y = hwy::AllocateAligned<float>(out);
+  for (size_t i = 0; i < in; ++i) x[i] = 0.001f * (i * 7919 % 997);
+  for (auto _ : state) {
+    thaw::simd::MaxPoolForward(x.get(), y.get(), s, pool);
+    benchmark::DoNotOptimize(y.get());
+  }
+  state.counters["bytes/s"] = benchmark::Counter(4.0 * (in + out),
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
 const int kRegistered = [] {
   for (int threads : {1, 2}) {
     const std::string t = "/" + std::to_string(threads);
@@ -138,6 +160,8 @@ const int kRegistered = [] {
                                  Same3x3(32, 28, 1, 16), threads)->UseRealTime();
     benchmark::RegisterBenchmark(("depthwise/thaw/3x3_32_14x14_b32" + t).c_str(), BM_Depthwise,
                                  Same3x3(32, 14, 32, 32), threads)->UseRealTime();
+    benchmark::RegisterBenchmark(("maxpool/thaw/2x2_16_28x28_b32" + t).c_str(), BM_MaxPool,
+                                 threads)->UseRealTime();
   }
   return 0;
 }();

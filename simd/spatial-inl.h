@@ -429,35 +429,19 @@ HWY_INLINE void DepthwiseBackwardWeightChannels(const float* x, const float* dy,
 // strictly greater), or NaN when a tap is NaN, as PyTorch's max pooling.
 HWY_INLINE void MaxPoolForwardRows(const float* x, float* y, const simd::ConvShape& s,
                                    size_t q0, size_t q1) {
-  const size_t c = s.in_c;
+  const size_t c = s.in_c, row = s.in_w * c;
   for (size_t q = q0; q < q1; ++q) {
     const size_t n = q / s.out_h, oh = q % s.out_h;
     size_t kh0, kh1;
     spatial::TapRange(oh, s.stride_h, s.pad_top, s.kernel_h, s.in_h, &kh0, &kh1);
-    const bool two_rows = s.kernel_h == 2 && kh0 == 0 && kh1 == 2;
-    for (size_t ow = 0; ow < s.out_w; ++ow) {
-      float* out = y + spatial::OutOffset(s, n, oh, ow);
-      if (two_rows && s.kernel_w == 2 && FullWidth(s, ow, 1)) {  // 2 x 2, all inside
-        const float* p = x + spatial::InOffset(s, n, oh * s.stride_h - s.pad_top,
-                                               ow * s.stride_w - s.pad_left);
-        const size_t row = s.in_w * c;
-        spatial::ForChannels(0, c, [&](auto d, size_t j) HWY_ATTR {
-          auto best = hn::LoadU(d, p + j);
-          for (const float* tap : {p + c + j, p + row + j, p + row + c + j}) {
-            const auto v = hn::LoadU(d, tap);
-            best = hn::IfThenElse(hn::Or(hn::Gt(v, best), hn::IsNaN(v)), v, best);
-          }
-          hn::StoreU(best, d, out + j);
-        });
-        continue;
-      }
+    // Any window: the first tap inside, (kh0, kw0), starts the maximum (a
+    // window always has one); the others follow in (kh, kw) order.
+    auto window = [&](size_t ow) HWY_ATTR {
       size_t kw0, kw1;
       spatial::TapRange(ow, s.stride_w, s.pad_left, s.kernel_w, s.in_w, &kw0, &kw1);
-      // The first tap inside, (kh0, kw0), starts the maximum (a window always
-      // has one); the others follow in (kh, kw) order.
       const float* first = x + spatial::InOffset(s, n, oh * s.stride_h + kh0 - s.pad_top,
                                                  ow * s.stride_w + kw0 - s.pad_left);
-      const size_t row = s.in_w * c;
+      float* out = y + spatial::OutOffset(s, n, oh, ow);
       spatial::ForChannels(0, c, [&](auto d, size_t j) HWY_ATTR {
         auto best = hn::LoadU(d, first + j);
         for (size_t kh = kh0; kh < kh1; ++kh) {
@@ -469,7 +453,34 @@ HWY_INLINE void MaxPoolForwardRows(const float* x, float* y, const simd::ConvSha
         }
         hn::StoreU(best, d, out + j);
       });
+    };
+    // 2 x 2 windows all inside, columns [lo, hi), run with pointers stepped:
+    // the address arithmetic per window cost more than its taps (a
+    // 16-channel pooling 1.5x faster).
+    size_t lo = s.out_w, hi = s.out_w;
+    if (s.kernel_h == 2 && kh0 == 0 && kh1 == 2 && s.kernel_w == 2) {
+      for (lo = 0; lo < s.out_w && !FullWidth(s, lo, 1); ++lo) {
+      }
+      for (hi = lo; hi < s.out_w && FullWidth(s, hi, 1); ++hi) {
+      }
     }
+    for (size_t ow = 0; ow < lo; ++ow) window(ow);
+    if (lo < hi) {
+      const float* p = x + spatial::InOffset(s, n, oh * s.stride_h - s.pad_top,
+                                             lo * s.stride_w - s.pad_left);
+      float* out = y + spatial::OutOffset(s, n, oh, lo);
+      for (size_t ow = lo; ow < hi; ++ow, p += s.stride_w * c, out += c) {
+        spatial::ForChannels(0, c, [&](auto d, size_t j) HWY_ATTR {
+          auto best = hn::LoadU(d, p + j);
+          for (const float* tap : {p + c + j, p + row + j, p + row + c + j}) {
+            const auto v = hn::LoadU(d, tap);
+            best = hn::IfThenElse(hn::Or(hn::Gt(v, best), hn::IsNaN(v)), v, best);
+          }
+          hn::StoreU(best, d, out + j);
+        });
+      }
+    }
+    for (size_t ow = hi; ow < s.out_w; ++ow) window(ow);
   }
 }
 
