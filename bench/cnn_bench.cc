@@ -10,9 +10,9 @@
 // (head_only: the backbone frozen, its BatchNorms folded) and
 // mobilenet_infer/thaw/batch<b>/<threads>.
 // bench/pytorch_cnn.py times the same in PyTorch and bench/run_cnn.sh prints
-// the ratios. Kernels: conv/thaw/<shape>/<threads> and
-// depthwise/thaw/<shape>/<threads> with FLOP/s (compare with
-// fma_probe/thaw in the same run), and maxpool/thaw/<shape>/<threads> in bytes/s.
+// the ratios. Kernels: conv/thaw/<shape>/<threads> with FLOP/s (compare with
+// fma_probe/thaw in the same run), depthwise/thaw/<shape>/<threads> and
+// maxpool/thaw/<shape>/<threads> with bytes/s (compare with stream_scale).
 #include <benchmark/benchmark.h>
 
 #include <memory>
