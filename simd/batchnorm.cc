@@ -57,11 +57,6 @@ HWY_EXPORT(BackwardRowsImpl);
 namespace simd {
 
 namespace {
-// Column chunks of whole 64-column groups holding about kElementwiseChunk
-// floats of x: the sums of a column never depend on the thread count.
-size_t ColumnChunk(size_t rows) {
-  return std::max<size_t>(64, kElementwiseChunk / rows / 64 * 64);
-}
 // Row chunks of about kElementwiseChunk floats, for the passes by rows.
 size_t RowChunk(size_t cols) { return std::max<size_t>(1, kElementwiseChunk / cols); }
 }  // namespace
@@ -78,7 +73,7 @@ void BatchNormStatistics(const float* x, size_t rows, size_t cols, float* mean,
     for (size_t j = 0; j < cols; ++j) var[j] = var[j] / n;
     return;
   }
-  internal::ForEachChunk(cols, ColumnChunk(rows), pool, [&](size_t j, size_t len) {
+  internal::ForEachChunk(cols, internal::ColumnChunk(rows), pool, [&](size_t j, size_t len) {
     HWY_DYNAMIC_DISPATCH(StatisticsImpl)(x + j, rows, cols, mean + j, var + j, len);
   });
 }
@@ -93,7 +88,7 @@ void BatchNormApply(const float* x, size_t rows, size_t cols, const float* mean,
 }
 
 size_t BatchNormRowGroups(size_t rows, size_t cols) {
-  if (cols > ColumnChunk(rows)) return 1;  // column chunks split the work
+  if (cols > internal::ColumnChunk(rows)) return 1;  // column chunks split the work
   return std::min(kBatchNormMaxRowGroups, std::max<size_t>(1, rows / kBatchNormRowsPerGroup));
 }
 
@@ -110,7 +105,7 @@ void BatchNormBackward(const float* x, const float* dy, size_t rows, size_t cols
   THAW_CHECK(rows > 0);
   const size_t groups = BatchNormRowGroups(rows, cols);
   if (groups == 1) {
-    internal::ForEachChunk(cols, ColumnChunk(rows), pool, [&](size_t j, size_t len) {
+    internal::ForEachChunk(cols, internal::ColumnChunk(rows), pool, [&](size_t j, size_t len) {
       HWY_DYNAMIC_DISPATCH(BackwardImpl)(x + j, dy + j, rows, cols, mean + j, invstd + j,
                                          gamma + j, dx != nullptr ? dx + j : nullptr,
                                          dgamma + j, dbeta + j, len);

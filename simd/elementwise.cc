@@ -291,18 +291,13 @@ void Relu6Backward(const float* y, const float* dy, float* dx, size_t n, ThreadP
 
 namespace {
 
-// About kElementwiseChunk floats of x per chunk of columns, whole vectors.
-size_t ColumnChunk(size_t rows) {
-  return std::max<size_t>(64, kElementwiseChunk / std::max<size_t>(rows, 1) / 64 * 64);
-}
-
 // Rows per column-sum group, at least.
 constexpr size_t kColumnSumGroupRows = 256;
 
 }  // namespace
 
 size_t ColumnSumGroups(size_t rows, size_t cols) {
-  if (cols > ColumnChunk(rows)) return 1;  // several chunks of columns share the work
+  if (cols > internal::ColumnChunk(rows)) return 1;  // several chunks of columns share the work
   return std::min(kColumnSumMaxGroups, std::max<size_t>(1, rows / kColumnSumGroupRows));
 }
 
@@ -338,7 +333,7 @@ void ColumnSums(const float* x, size_t rows, size_t cols, float* out,
   }
   const size_t groups = ColumnSumGroups(rows, cols);
   if (groups == 1) {
-    internal::ForEachChunk(cols, ColumnChunk(rows), pool, [&](size_t j, size_t len) {
+    internal::ForEachChunk(cols, internal::ColumnChunk(rows), pool, [&](size_t j, size_t len) {
       HWY_DYNAMIC_DISPATCH(ColumnSumsImpl)(x + j, rows, cols, out + j, len);
     });
     return;

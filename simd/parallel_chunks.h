@@ -13,6 +13,7 @@
 #include <cstddef>
 
 #include "platform/threads.h"
+#include "simd/elementwise.h"  // kElementwiseChunk
 
 namespace thaw {
 namespace simd {
@@ -35,6 +36,14 @@ void ForEachChunk(size_t n, size_t chunk, ThreadPool& pool, const Fn& fn) {
     const size_t begin = index * chunk;
     fn(begin, std::min(chunk, n - begin));
   });
+}
+
+// Columns per chunk of a reduction down `rows` rows (column sums,
+// BatchNorm): about kElementwiseChunk floats of x, whole 64-column groups,
+// at least one. It depends only on the shape, so a column's sum never
+// depends on the thread count.
+inline size_t ColumnChunk(size_t rows) {
+  return std::max<size_t>(64, kElementwiseChunk / std::max<size_t>(rows, 1) / 64 * 64);
 }
 
 }  // namespace internal
