@@ -425,6 +425,13 @@ HWY_INLINE void DepthwiseBackwardWeightChannels(const float* x, const float* dy,
   }
 }
 
+// The maximum so far after the next tap v: v when it is greater or NaN,
+// else best (PyTorch's max pooling rule).
+template <class V>
+HWY_INLINE V PoolMax(V best, V v) {
+  return hn::IfThenElse(hn::Or(hn::Gt(v, best), hn::IsNaN(v)), v, best);
+}
+
 // Output rows [q0, q1): y = the largest tap (later taps win only when
 // strictly greater), or NaN when a tap is NaN, as PyTorch's max pooling.
 HWY_INLINE void MaxPoolForwardRows(const float* x, float* y, const simd::ConvShape& s,
@@ -447,8 +454,7 @@ HWY_INLINE void MaxPoolForwardRows(const float* x, float* y, const simd::ConvSha
         for (size_t kh = kh0; kh < kh1; ++kh) {
           const float* px = first + (kh - kh0) * row + j;
           for (size_t kw = kh == kh0 ? kw0 + 1 : kw0; kw < kw1; ++kw) {
-            const auto v = hn::LoadU(d, px + (kw - kw0) * c);
-            best = hn::IfThenElse(hn::Or(hn::Gt(v, best), hn::IsNaN(v)), v, best);
+            best = PoolMax(best, hn::LoadU(d, px + (kw - kw0) * c));
           }
         }
         hn::StoreU(best, d, out + j);
@@ -473,8 +479,7 @@ HWY_INLINE void MaxPoolForwardRows(const float* x, float* y, const simd::ConvSha
         spatial::ForChannels(0, c, [&](auto d, size_t j) HWY_ATTR {
           auto best = hn::LoadU(d, p + j);
           for (const float* tap : {p + c + j, p + row + j, p + row + c + j}) {
-            const auto v = hn::LoadU(d, tap);
-            best = hn::IfThenElse(hn::Or(hn::Gt(v, best), hn::IsNaN(v)), v, best);
+            best = PoolMax(best, hn::LoadU(d, tap));
           }
           hn::StoreU(best, d, out + j);
         });
